@@ -1,0 +1,52 @@
+"""Latency and throughput of the router on this machine.
+
+Tickets are built from the lists' own example phrasings padded to realistic length (median ~200
+characters), so the benchmark runs anywhere; ``texts`` may be given to use real messages instead.
+"""
+from __future__ import annotations
+
+import random
+import resource
+import time
+
+import numpy as np
+
+
+def sample_texts(router, n: int = 200, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    phr = [p for r in router.lists.items for p in r.item.phrasings]
+    out = []
+    for _ in range(n):
+        parts = rng.sample(phr, 4)
+        out.append(("市民来电反映：" + "，".join(parts) + "。希望相关部门尽快处理。")[:400])
+    return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_router(router, texts: list[str] | None = None, single: int = 100, batch: int = 256, batch_size: int = 32) -> dict:
+    from model.suggestion import Ticket
+
+    texts = texts or sample_texts(router, max(single, batch))
+    tickets = [Ticket(id=str(i), content=t) for i, t in enumerate(texts)]
+    for t in tickets[:5]:  # warm-up
+        router.route(t)
+    lat = []
+    for t in tickets[:single]:
+        t0 = time.perf_counter()
+        router.route(t)
+        lat.append((time.perf_counter() - t0) * 1000)
+    b = tickets[:batch]
+    t0 = time.perf_counter()
+    for i in range(0, len(b), batch_size):
+        router.route_many(b[i : i + batch_size], batch_size=batch_size)
+    dt = time.perf_counter() - t0
+    return {
+        "route_p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "route_p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "batch_tickets_per_s": round(len(b) / dt, 1),
+        "mean_chars": round(float(np.mean([len(t) for t in texts])), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }

@@ -1,0 +1,94 @@
+"""Lead-department accuracy of a router on a labelled file (id, title, content, lead[, co]).
+
+Labels are roster codes, or ``locality`` for any street office / town: a suggestion of kind
+``locality`` counts as ``locality``. Reports top-1 / top-3 over the candidates and the misses.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.suggestion import Suggestion, Ticket
+
+
+def as_label(code: str, kind: str) -> str:
+    return "locality" if kind == "locality" else code
+
+
+@dataclass
+class RoutingReport:
+    n: int
+    top1: float
+    top3: float
+    per_label: dict[str, dict[str, float]]
+    confusions: list[tuple[str, str, int]]
+    misses: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"n": self.n, "top1": round(self.top1, 4), "top3": round(self.top3, 4), "per_label": self.per_label,
+                "confusions": self.confusions[:20]}
+
+
+def read_labelled_csv(path: Path) -> tuple[list[Ticket], list[str]]:
+    tickets, labels = [], []
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        for row in csv.DictReader(f):
+            if not (row.get("content") or "").strip() or not (row.get("lead") or "").strip():
+                continue
+            tickets.append(Ticket(id=row.get("id"), title=row.get("title") or None, content=row["content"][:20000]))
+            labels.append(row["lead"].strip())
+    return tickets, labels
+
+
+def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets: list[Ticket] | None = None) -> RoutingReport:
+    hit1 = hit3 = 0
+    per = defaultdict(Counter)
+    conf = Counter()
+    misses = []
+    for i, (s, gold) in enumerate(zip(suggestions, labels)):
+        pred = as_label(s.lead.code, s.lead.kind)
+        top = []
+        for c in s.candidates:
+            lab = as_label(c.code, c.kind)
+            if lab not in top:
+                top.append(lab)
+        if pred not in top:
+            top.insert(0, pred)
+        ok1 = pred == gold
+        hit1 += ok1
+        hit3 += gold in top[:3]
+        per[gold]["support"] += 1
+        per[gold]["tp"] += ok1
+        per[pred]["predicted"] += 1
+        if not ok1:
+            conf[(gold, pred)] += 1
+            misses.append({"id": s.id, "gold": gold, "pred": pred, "top": top[:3], "confidence": s.confidence,
+                           "evidence": [e.item_id for e in s.evidence[:3]],
+                           "text": (tickets[i].text[:120] if tickets else None)})
+    n = len(labels)
+    per_label = {}
+    for lab, c in sorted(per.items()):
+        p = c["tp"] / c["predicted"] if c["predicted"] else 0.0
+        r = c["tp"] / c["support"] if c["support"] else 0.0
+        per_label[lab] = {"support": c["support"], "precision": round(p, 3), "recall": round(r, 3),
+                          "f1": round(2 * p * r / (p + r), 3) if p + r else 0.0}
+    return RoutingReport(n=n, top1=hit1 / n if n else 0.0, top3=hit3 / n if n else 0.0, per_label=per_label,
+                         confusions=[(a, b, k) for (a, b), k in conf.most_common()], misses=misses)
+
+
+def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size: int = 32) -> RoutingReport:
+    tickets, labels = read_labelled_csv(path)
+    suggestions = []
+    for i in range(0, len(tickets), batch_size):
+        suggestions.extend(router.route_many(tickets[i : i + batch_size], batch_size=batch_size))
+    report = score_suggestions(suggestions, labels, tickets)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.json").write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+        with open(out_dir / "misses.jsonl", "w", encoding="utf-8") as f:
+            for m in report.misses:
+                f.write(json.dumps(m, ensure_ascii=False) + "\n")
+    return report

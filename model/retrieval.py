@@ -1,0 +1,148 @@
+"""Hybrid search over the responsibility items: a faiss index of e5 vectors plus BM25 on char n-grams.
+
+Every item is represented by several vectors: one passage (``passage:`` side: title + duties + keywords)
+and one per example phrasing (``query:`` side, since phrasings are worded like tickets). An item's
+dense score is the best of its vectors. The index is persisted under
+``<index_dir>/<encoder>-<lists version>/`` and rebuilt only when the lists or the encoder change.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from responsibility_lists.loader import ItemRef, ResponsibilityLists
+
+from .lexical import LexicalIndex
+
+INDEX_FORMAT = 2
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-60:]
+
+
+def item_passage(ref: ItemRef) -> str:
+    it = ref.item
+    return f"{it.title}。{it.duties} 关键词：{'、'.join(it.keywords)}"
+
+
+def item_lexical_doc(ref: ItemRef) -> str:
+    it = ref.item
+    # Keywords twice: they are the terms the department's staff chose as decisive.
+    return " ".join([it.title, it.duties, " ".join(it.keywords) * 2, " ".join(it.phrasings)])
+
+
+@dataclass
+class ItemHit:
+    ref: ItemRef
+    score: float  # fused score in [0, 1]-ish
+    dense: float  # best cosine similarity
+    lexical: float  # BM25 normalised by the query's best
+    matched_text: str  # the passage or phrasing that matched best
+
+
+class ListIndex:
+    def __init__(self, lists: ResponsibilityLists, encoder, vectors: faiss.Index, owners: np.ndarray, texts: list[str]):
+        self.lists = lists
+        self.encoder = encoder
+        self.index = vectors
+        self.owners = owners  # row -> item position
+        self.texts = texts  # row -> text that was embedded
+        self.refs = lists.items
+        self.lexical = LexicalIndex([item_lexical_doc(r) for r in self.refs])
+
+    # ------------------------------------------------------------------ build / persist / load
+    @staticmethod
+    def folder_for(index_dir: Path, encoder_name: str, lists_version: str) -> Path:
+        return Path(index_dir) / f"lists-{_slug(encoder_name)}-{lists_version}"
+
+    @classmethod
+    def build_vectors(cls, lists: ResponsibilityLists, encoder, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        passages = [item_passage(r) for r in lists.items]
+        p_vecs = encoder.encode_passages(passages, batch_size=batch_size)
+        phr_texts, phr_owner = [], []
+        for i, r in enumerate(lists.items):
+            for p in r.item.phrasings:
+                phr_texts.append(p)
+                phr_owner.append(i)
+        q_vecs = encoder.encode_queries(phr_texts, batch_size=batch_size)
+        vecs = np.vstack([p_vecs, q_vecs]).astype(np.float32)
+        owners = np.concatenate([np.arange(len(passages)), np.asarray(phr_owner, dtype=np.int64)])
+        return vecs, owners, passages + phr_texts
+
+    @classmethod
+    def load_or_build(cls, lists: ResponsibilityLists, encoder, index_dir: Path) -> "ListIndex":
+        folder = cls.folder_for(index_dir, encoder.name, lists.version)
+        meta_path = folder / "meta.json"
+        if meta_path.exists():
+            try:
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                ids = [r.item.id for r in lists.items]
+                if meta.get("format") == INDEX_FORMAT and meta.get("item_ids") == ids:
+                    vectors = faiss.read_index(str(folder / "vectors.faiss"))
+                    if vectors.ntotal == len(meta["owners"]):
+                        return cls(lists, encoder, vectors, np.asarray(meta["owners"]), meta["texts"])
+            except (OSError, ValueError, RuntimeError, KeyError):
+                pass  # unreadable or partial: rebuild below
+        vecs, owners, texts = cls.build_vectors(lists, encoder)
+        vectors = faiss.IndexFlatIP(vecs.shape[1])
+        vectors.add(vecs)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder.parent))
+        try:
+            faiss.write_index(vectors, str(tmp / "vectors.faiss"))
+            meta = {
+                "format": INDEX_FORMAT,
+                "encoder": encoder.name,
+                "lists_version": lists.version,
+                "item_ids": [r.item.id for r in lists.items],
+                "owners": owners.tolist(),
+                "texts": texts,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return cls(lists, encoder, vectors, owners, texts)
+
+    # ------------------------------------------------------------------------------ search
+    def dense_scores(self, query_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best cosine per item and the row that gave it."""
+        sims, rows = self.index.search(query_vec.reshape(1, -1).astype(np.float32), self.index.ntotal)
+        best = np.full(len(self.refs), -1.0, dtype=np.float32)
+        best_row = np.zeros(len(self.refs), dtype=np.int64)
+        owners = self.owners[rows[0]]
+        # rows come sorted by similarity: the first occurrence of each owner is its best
+        _, first = np.unique(owners, return_index=True)
+        best[owners[first]] = sims[0][first]
+        best_row[owners[first]] = rows[0][first]
+        return best, best_row
+
+    def score_items(self, text: str, query_vec: np.ndarray | None = None, *, lexical_weight: float = 0.35) -> list[ItemHit]:
+        if query_vec is None:
+            query_vec = self.encoder.encode_queries([text])[0]
+        dense, best_row = self.dense_scores(query_vec)
+        lex = self.lexical.scores(text)
+        lex_n = lex / lex.max() if lex.max() > 0 else lex
+        # e5 cosines live in a narrow band: rescale against this query's spread before fusing.
+        top = float(dense.max())
+        dense_n = np.clip((dense - (top - 0.12)) / 0.12, 0.0, 1.0)
+        fused = (1 - lexical_weight) * dense_n + lexical_weight * lex_n
+        order = np.argsort(-fused)
+        return [
+            ItemHit(self.refs[i], float(fused[i]), float(dense[i]), float(lex_n[i]), self.texts[best_row[i]])
+            for i in order
+        ]
+
+    def search(self, text: str, k: int = 10) -> list[ItemHit]:
+        return self.score_items(text)[:k]

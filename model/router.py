@@ -1,0 +1,196 @@
+"""Zero-shot routing: rank departments from the responsibility lists alone and suggest lead + co.
+
+Steps for one ticket:
+1. score every list item (dense e5 + BM25, ``ListIndex.score_items``);
+2. a department's score is its best item plus a little of its second best;
+3. joint-handling rules whose triggers fire fix lead and co (the rule is cited as evidence);
+4. 先属责、后属地: when the winner is the common locality list (no functional department owns the
+   matter) the ticket goes to the locality the address/text resolves to; a rule's ``locality``
+   co-handler is resolved the same way;
+5. a softmax over department scores with a fitted temperature gives ``confidence``; thresholds turn it
+   into ``auto_dispatch`` and arbitration reasons.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from responsibility_lists.loader import ResponsibilityLists
+from responsibility_lists.schema import LOCALITY, BoundaryRule
+
+from .locality import Location, Locator
+from .retrieval import ItemHit, ListIndex
+from .suggestion import Candidate, DepartmentScore, Evidence, Reason, Suggestion, Ticket
+
+ZERO_SHOT_VERSION = "zero-shot"
+
+
+@dataclass
+class RouterConfig:
+    temperature: float = 0.08  # softmax temperature over department scores
+    second_item_weight: float = 0.15
+    lexical_weight: float = 0.35
+    rule_boost: float = 0.25  # added to a matched rule's lead before ranking
+    co_ratio: float = 0.8  # a non-rule co-handler needs prob >= co_ratio * lead prob
+    co_min_prob: float = 0.2
+    auto_dispatch_confidence: float = 0.9
+    low_confidence: float = 0.3
+    ambiguous_margin: float = 0.1  # top-2 probability gap below this = AMBIGUOUS
+    novel_similarity: float = 0.80  # best dense cosine below this = NOVEL_MATTER
+    evidence_items: int = 5
+
+
+@dataclass
+class RuleMatch:
+    rule: BoundaryRule
+    hits: list[str]
+
+    @property
+    def strength(self) -> int:
+        return sum(len(h) for h in self.hits)
+
+
+class ZeroShotRouter:
+    def __init__(self, lists: ResponsibilityLists, index: ListIndex, config: RouterConfig | None = None):
+        self.lists = lists
+        self.index = index
+        self.config = config or RouterConfig()
+        self.locator = Locator(lists.gazetteer)
+        self.codes = sorted({r.department for r in lists.items})  # departments that own items (+ locality)
+        self.model_version = f"{ZERO_SHOT_VERSION}@{lists.version}"
+
+    # ---------------------------------------------------------------------------- pieces
+    def match_rules(self, text: str) -> list[RuleMatch]:
+        out = []
+        for rule in self.lists.rules:
+            ok, hits = rule.triggers.matches(text)
+            if ok:
+                out.append(RuleMatch(rule, hits))
+        return sorted(out, key=lambda m: -m.strength)
+
+    def department_scores(self, hits: list[ItemHit]) -> dict[str, float]:
+        best: dict[str, list[float]] = defaultdict(list)
+        for h in hits:
+            lst = best[h.ref.department]
+            if len(lst) < 2:
+                lst.append(h.score)
+        w = self.config.second_item_weight
+        return {d: s[0] + (w * s[1] if len(s) > 1 else 0.0) for d, s in best.items()}
+
+    def _probs(self, scores: dict[str, float]) -> dict[str, float]:
+        codes = list(scores)
+        x = np.array([scores[c] for c in codes]) / self.config.temperature
+        x = np.exp(x - x.max())
+        p = x / x.sum()
+        return dict(zip(codes, p.tolist()))
+
+    def _dep(self, code: str, score: float, location: Location | None) -> DepartmentScore:
+        if code == LOCALITY and location is not None:
+            code = location.code
+        if code == LOCALITY:
+            return DepartmentScore(code=LOCALITY, name="属地街道（镇）（地址未定位）", kind="locality", score=round(score, 4))
+        d = self.lists.departments[code]
+        return DepartmentScore(code=code, name=d.name, kind=d.kind, score=round(score, 4))
+
+    # ---------------------------------------------------------------------------- route
+    def route(self, ticket: Ticket, query_vec: np.ndarray | None = None) -> Suggestion:
+        cfg = self.config
+        text = ticket.text
+        hits = self.index.score_items(text, query_vec, lexical_weight=cfg.lexical_weight)
+        scores = self.department_scores(hits)
+        rules = self.match_rules(text)
+        rule = rules[0] if rules else None
+        if rule:
+            scores[rule.rule.lead] = scores.get(rule.rule.lead, 0.0) + cfg.rule_boost
+        probs = self._probs(scores)
+        ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+        location = self.locator.locate(" ".join(filter(None, [ticket.address, text])))
+
+        lead_code = rule.rule.lead if rule else ranked[0][0]
+        confidence = probs.get(lead_code, 0.0)
+        lead = self._dep(lead_code, confidence, location)
+
+        co_codes: list[str] = []
+        if rule:
+            co_codes = list(rule.rule.co)
+        else:
+            for code, p in ranked[1:3]:
+                if p >= cfg.co_ratio * confidence and p >= cfg.co_min_prob:
+                    co_codes.append(code)
+        co: list[DepartmentScore] = []
+        seen = {lead.code}
+        for c in co_codes:
+            dep = self._dep(c, probs.get(c, 0.0), location)
+            if dep.code not in seen:
+                seen.add(dep.code)
+                co.append(dep)
+
+        candidates = [
+            Candidate(code=d.code, kind=d.kind, score=round(p, 4))
+            for d, p in ((self._dep(c, p, location), p) for c, p in ranked[:5])
+        ]
+
+        evidence: list[Evidence] = []
+        if rule:
+            evidence.append(Evidence(department=rule.rule.lead, item_id=f"rule:{rule.rule.id}", item=rule.rule.matter,
+                                     score=1.0, type="rule", text=rule.rule.conditions))
+        wanted = {lead_code, *co_codes}
+        for h in hits:
+            if len(evidence) >= cfg.evidence_items:
+                break
+            if h.ref.department in wanted:
+                evidence.append(Evidence(department=h.ref.department, item_id=h.ref.item.id, item=h.ref.item.title,
+                                         score=round(h.score, 4), text=h.matched_text))
+        if location is not None:
+            evidence.append(Evidence(department=location.code, item_id=f"place:{location.code}", item=location.explain(),
+                                     score=round(location.score, 2), type="locality"))
+
+        reasons = self._reasons(ranked, confidence, rule, hits, lead, location)
+        arbitration = any(r.code in ARBITRATION_CODES for r in reasons)
+        auto = (not reasons) and confidence >= cfg.auto_dispatch_confidence
+        return Suggestion(
+            id=ticket.id, lead=lead, co=co, candidates=candidates, confidence=round(confidence, 4),
+            auto_dispatch=auto, needs_arbitration=arbitration, reasons=reasons, evidence=evidence,
+            model_version=self.model_version, locality=location.code if location else None,
+        )
+
+    def _reasons(self, ranked, confidence, rule: RuleMatch | None, hits: list[ItemHit], lead: DepartmentScore,
+                 location: Location | None) -> list[Reason]:
+        cfg = self.config
+        out: list[Reason] = []
+        if confidence < cfg.low_confidence:
+            out.append(Reason(code="LOW_CONFIDENCE", message=f"系统对牵头单位的把握较低（{confidence:.0%}），请人工判断。"))
+        if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < cfg.ambiguous_margin and not rule:
+            a, b = (self.lists.name_of(c) for c, _ in ranked[:2])
+            out.append(Reason(code="AMBIGUOUS", message=f"{a}与{b}均可能负责，权责不够清晰。"))
+        if rule and rule.rule.disputed:
+            out.append(Reason(code="DISPUTED_BOUNDARY",
+                              message=f"涉及存在争议的职责边界「{rule.rule.matter}」：{rule.rule.dispute_note}"))
+        best_dense = max((h.dense for h in hits), default=0.0)
+        if best_dense < cfg.novel_similarity:
+            out.append(Reason(code="NOVEL_MATTER", message="与已知权责事项都不相近，可能是新业态或新问题。"))
+        if lead.code == LOCALITY:
+            out.append(Reason(code="LOCALITY_UNRESOLVED", message="属地事项，但未能从地址中确定所属街道（镇），请派单员确认。"))
+        return out
+
+    def route_many(self, tickets: list[Ticket], batch_size: int = 32) -> list[Suggestion]:
+        vecs = self.index.encoder.encode_queries([t.text for t in tickets], batch_size=batch_size)
+        return [self.route(t, v) for t, v in zip(tickets, vecs)]
+
+
+ARBITRATION_CODES = {"LOW_CONFIDENCE", "AMBIGUOUS", "DISPUTED_BOUNDARY", "NOVEL_MATTER", "MODEL_LIST_DISAGREE",
+                     "REPEATED_RETURN", "REPEAT_COMPLAINT"}
+
+
+def iter_batches(items: Iterable, size: int):
+    batch = []
+    for x in items:
+        batch.append(x)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

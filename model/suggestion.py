@@ -1,0 +1,84 @@
+"""The ticket that comes in and the suggestion that goes out: the contract shared by CLI, API and eval."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_CONTENT_CHARS = 20_000
+
+
+class Ticket(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    id: str | None = Field(None, max_length=128, description="工单编号")
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS, description="诉求内容")
+    title: str | None = Field(None, max_length=500, description="标题")
+    address: str | None = Field(None, max_length=500, description="事发地址")
+    caller: str | None = Field(None, max_length=64, description="来电号码（仅用于重复诉求识别，不会保存明文）")
+    created_at: str | None = Field(None, max_length=64, description="受理时间 ISO 8601")
+    channel: str | None = Field(None, max_length=64, description="来源渠道")
+
+    @field_validator("id", "created_at", "channel", "title", "address", "caller", mode="before")
+    @classmethod
+    def _scalar_to_str(cls, v):
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return str(v)
+        raise ValueError("must be a string")
+
+    @field_validator("content")
+    @classmethod
+    def _no_blank(cls, v: str) -> str:
+        if not any(ch.isalnum() for ch in v):
+            raise ValueError("content has no words: give the citizen's message (诉求内容不能为空)")
+        return v
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}。{self.content}" if self.title else self.content
+
+
+Kind = Literal["functional", "enterprise", "locality"]
+
+
+class DepartmentScore(BaseModel):
+    code: str
+    name: str
+    kind: Kind
+    score: float
+
+
+class Candidate(BaseModel):
+    code: str
+    kind: Kind
+    score: float
+
+
+class Reason(BaseModel):
+    code: str
+    message: str
+
+
+class Evidence(BaseModel):
+    department: str
+    item_id: str
+    item: str
+    score: float
+    type: Literal["item", "rule", "locality"] = "item"
+    text: str | None = None
+
+
+class Suggestion(BaseModel):
+    id: str | None
+    lead: DepartmentScore
+    co: list[DepartmentScore]
+    candidates: list[Candidate]
+    confidence: float
+    auto_dispatch: bool
+    needs_arbitration: bool
+    reasons: list[Reason]
+    evidence: list[Evidence]
+    model_version: str
+    locality: str | None = None

@@ -1,0 +1,145 @@
+"""Typed shapes of the responsibility-list files (see SCHEMA.md).
+
+Pydantic checks the shape of each file; cross-file checks (codes exist, ids unique...) live in
+``loader.py``. The models are frozen so a loaded list can be shared between threads.
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LOCALITY = "locality"  # pseudo-code: the street office / town the ticket resolves to
+
+Kind = Literal["functional", "enterprise", "locality"]
+NonEmpty = Field(min_length=1)
+
+
+def _strip_all(values: list[str]) -> list[str]:
+    out = [v.strip() for v in values]
+    if any(not v for v in out):
+        raise ValueError("contains an empty string")
+    return out
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class RosterDepartment(_Frozen):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: Kind
+    name: str = Field(min_length=1)
+
+
+class Roster(_Frozen):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    district: str = Field(min_length=1)
+    departments: list[RosterDepartment] = Field(min_length=1)
+
+
+class Exclusion(_Frozen):
+    matter: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+
+
+class Item(_Frozen):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*-\d{2,3}$")
+    title: str = Field(min_length=2)
+    duties: str = Field(min_length=4)
+    basis: list[str] = Field(min_length=1)
+    phrasings: list[str] = Field(min_length=1)
+    keywords: list[str] = Field(min_length=1)
+    exclusions: list[Exclusion] = Field(default_factory=list)
+
+    _clean = field_validator("basis", "phrasings", "keywords")(_strip_all)
+
+    @property
+    def department_prefix(self) -> str:
+        return self.id.rsplit("-", 1)[0]
+
+    def exclusion_texts(self, names: dict[str, str]) -> list[str]:
+        return [f"不含{e.matter}，由{names.get(e.owner, e.owner)}负责" for e in self.exclusions]
+
+
+class DepartmentFile(_Frozen):
+    code: str = Field(min_length=1)
+    items: list[Item] = Field(default_factory=list)
+
+
+class Triggers(_Frozen):
+    all_of: list[list[str]] = Field(min_length=1)
+    none_of: list[str] = Field(default_factory=list)
+
+    @field_validator("all_of")
+    @classmethod
+    def _groups(cls, groups: list[list[str]]) -> list[list[str]]:
+        for g in groups:
+            if not g:
+                raise ValueError("a keyword group is empty")
+        return [_strip_all(g) for g in groups]
+
+    def matches(self, text: str) -> tuple[bool, list[str]]:
+        """Whether every group has a word in ``text`` and no excluded word appears; the hits."""
+        if any(w in text for w in self.none_of):
+            return False, []
+        hits: list[str] = []
+        for group in self.all_of:
+            found = [w for w in group if w in text]
+            if not found:
+                return False, []
+            hits.append(max(found, key=len))
+        return True, hits
+
+
+class BoundaryRule(_Frozen):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    topic: str = Field(min_length=1)
+    matter: str = Field(min_length=1)
+    conditions: str = Field(min_length=1)
+    triggers: Triggers
+    lead: str = Field(min_length=1)
+    co: list[str] = Field(default_factory=list)
+    basis: list[str] = Field(min_length=1)
+    disputed: bool = False
+    dispute_note: str = ""
+
+    @field_validator("dispute_note")
+    @classmethod
+    def _note(cls, v: str, info) -> str:
+        if info.data.get("disputed") and not v.strip():
+            raise ValueError("a disputed rule needs a dispute_note saying what is contested")
+        return v
+
+
+class BoundaryFile(_Frozen):
+    rules: list[BoundaryRule] = Field(min_length=1)
+
+
+class Locality(_Frozen):
+    code: str = Field(min_length=1)
+    name: str = Field(min_length=2)
+    aliases: list[str] = Field(default_factory=list)
+    roads: list[str] = Field(default_factory=list)
+    communities: list[str] = Field(default_factory=list)
+    estates: list[str] = Field(default_factory=list)
+    landmarks: list[str] = Field(default_factory=list)
+
+    _clean = field_validator("aliases", "roads", "communities", "estates", "landmarks")(_strip_all)
+
+    def names(self) -> list[tuple[str, str]]:
+        """(name, type) for every place name of this locality, its own name first."""
+        out = [(self.name, "locality")]
+        out += [(a, "alias") for a in self.aliases]
+        for typ in ("roads", "communities", "estates", "landmarks"):
+            out += [(n, typ[:-1] if typ != "communities" else "community") for n in getattr(self, typ)]
+        return out
+
+
+class Gazetteer(_Frozen):
+    district: str = Field(min_length=1)
+    localities: list[Locality] = Field(min_length=1)
+
+
+ID_PREFIX = re.compile(r"^(?P<code>[a-z][a-z0-9_]*)-\d{2,3}$")

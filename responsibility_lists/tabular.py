@@ -1,0 +1,221 @@
+"""Import and export the lists as the spreadsheets hotline centres keep (权责清单 in Excel or CSV).
+
+Columns (Chinese headers, as centres write them; English aliases accepted on import):
+部门 | 事项编号 | 事项名称 | 职责 | 依据 | 示例诉求 | 关键词 | 不含事项
+
+- 部门: roster code or the department's full name (``locality`` / 属地街道（镇） for the common items).
+- 依据, 示例诉求: one per line (or separated by ；/;).  关键词: separated by 、，,;；/ or spaces.
+- 不含事项: one per line, ``事项 -> 部门`` (部门 as code or name), e.g. ``机动车违停 -> traffic_police``.
+- 事项编号 may be left empty: ids are then numbered after the department's existing ones.
+
+Import replaces the items of every department named in the sheet and leaves the others alone. Every
+bad row is reported (row number as the spreadsheet shows it, column, what to fix) and nothing is
+written unless the whole result validates.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from .loader import DEPARTMENTS, LOCALITY_COMMON, ListsInvalid, ResponsibilityLists, load_lists
+from .schema import LOCALITY, Exclusion, Item
+
+COLUMNS = ["部门", "事项编号", "事项名称", "职责", "依据", "示例诉求", "关键词", "不含事项"]
+ALIASES = {
+    "department": "部门", "部门名称": "部门", "责任单位": "部门",
+    "id": "事项编号", "item_id": "事项编号", "编号": "事项编号",
+    "title": "事项名称", "事项": "事项名称",
+    "duties": "职责", "职责描述": "职责", "职责内容": "职责",
+    "basis": "依据", "法律依据": "依据", "设定依据": "依据",
+    "phrasings": "示例诉求", "典型诉求": "示例诉求",
+    "keywords": "关键词",
+    "exclusions": "不含事项", "除外事项": "不含事项",
+}
+REQUIRED = ["部门", "事项名称", "职责", "依据", "示例诉求"]
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"第{self.row}行 [{self.column}]: {self.message}"
+
+
+class ImportRejected(Exception):
+    def __init__(self, problems: list):
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
+
+
+def _split_lines(value: str) -> list[str]:
+    return [p.strip() for p in re.split(r"[\n；;]+", value) if p.strip()]
+
+
+def _split_words(value: str) -> list[str]:
+    return [p.strip() for p in re.split(r"[、，,;；/\s]+", value) if p.strip()]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm", ".xls"):
+        df = pd.read_excel(path, dtype=str, keep_default_na=False)
+    elif suffix == ".csv":
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    else:
+        raise ValueError(f"{path.name}: unsupported file type '{suffix}' — use .xlsx or .csv")
+    df = df.rename(columns=lambda c: ALIASES.get(str(c).strip().lower(), ALIASES.get(str(c).strip(), str(c).strip())))
+    # Spreadsheets often report thousands of trailing empty rows: drop rows with no content at all.
+    df = df[[any(str(v).strip() for v in row) for row in df.itertuples(index=False)]] if len(df) else df
+    return df
+
+
+def _resolve_department(value: str, lists: ResponsibilityLists) -> str | None:
+    value = value.strip()
+    if value in lists.departments or value == LOCALITY:
+        return value
+    by_name = {d.name: c for c, d in lists.departments.items()}
+    by_name["属地街道（镇）"] = LOCALITY
+    return by_name.get(value)
+
+
+def rows_to_items(df: pd.DataFrame, lists: ResponsibilityLists) -> tuple[dict[str, list[Item]], list[RowProblem]]:
+    problems: list[RowProblem] = []
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        return {}, [RowProblem(1, c, f"缺少必需的列 — 表头需包含: {', '.join(REQUIRED)}") for c in missing]
+    out: dict[str, list[Item]] = defaultdict(list)
+    pending_ids: dict[str, list[int]] = defaultdict(list)
+    for pos, (_, row) in enumerate(df.iterrows()):
+        rownum = int(row.name) + 2  # the spreadsheet's own row number (header is row 1)
+        get = lambda c: str(row.get(c, "") or "").strip()  # noqa: E731
+        dep = _resolve_department(get("部门"), lists)
+        if dep is None:
+            problems.append(RowProblem(rownum, "部门", f"'{get('部门')}' 不是名册中的部门 — 填写部门代码或名册中的全称"))
+            continue
+        exclusions = []
+        bad = False
+        for part in _split_lines(get("不含事项")):
+            m = re.match(r"^(.+?)\s*(?:->|→|＞|>)\s*(.+)$", part)
+            owner = _resolve_department(m.group(2), lists) if m else None
+            if not m or owner is None:
+                problems.append(RowProblem(rownum, "不含事项", f"'{part}' 应写作 '事项 -> 部门代码或名称'"))
+                bad = True
+                continue
+            exclusions.append(Exclusion(matter=m.group(1).strip(), owner=owner))
+        item_id = get("事项编号") or None
+        data = {
+            "id": item_id or f"{dep}-00",
+            "title": get("事项名称"),
+            "duties": get("职责"),
+            "basis": _split_lines(get("依据")),
+            "phrasings": _split_lines(get("示例诉求")),
+            "keywords": _split_words(get("关键词")) or _split_words(get("事项名称")),
+            "exclusions": exclusions,
+        }
+        try:
+            item = Item.model_validate(data)
+        except ValidationError as e:
+            for err in e.errors():
+                col = {"id": "事项编号", "title": "事项名称", "duties": "职责", "basis": "依据", "phrasings": "示例诉求", "keywords": "关键词"}.get(str(err["loc"][0]), str(err["loc"][0]))
+                problems.append(RowProblem(rownum, col, f"{err['msg']}"))
+            continue
+        if bad:
+            continue
+        if item_id and item.department_prefix != dep:
+            problems.append(RowProblem(rownum, "事项编号", f"'{item_id}' 应以 '{dep}-' 开头"))
+            continue
+        if not item_id:
+            pending_ids[dep].append(len(out[dep]))
+        out[dep].append(item)
+    # Number the items that came without an id after the department's highest number in the sheet.
+    for dep, positions in pending_ids.items():
+        used = {int(it.id.rsplit("-", 1)[1]) for it in out[dep] if not it.id.endswith("-00")}
+        n = max(used, default=0)
+        for p in positions:
+            n += 1
+            out[dep][p] = out[dep][p].model_copy(update={"id": f"{dep}-{n:02d}"})
+    return dict(out), problems
+
+
+def _dump_department(code: str, items: list[Item], name: str) -> str:
+    header = f"# {name} — 权责清单（由 hotline lists import 写入）\n"
+    body = {"code": code, "items": [it.model_dump(exclude_defaults=False) for it in items]}
+    for it in body["items"]:
+        if not it["exclusions"]:
+            del it["exclusions"]
+    return header + yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=100)
+
+
+def import_table(path: Path, lists_dir: Path, out_dir: Path | None = None) -> dict[str, int]:
+    """Import ``path`` into a copy of ``lists_dir`` written to ``out_dir`` (default: in place).
+
+    Returns {department code: number of items}. Raises ImportRejected (row problems) or ListsInvalid
+    (the merged lists do not validate); in both cases nothing is written.
+    """
+    lists = load_lists(lists_dir)
+    df = read_table(path)
+    if df.empty:
+        raise ImportRejected([RowProblem(2, "-", "表格没有数据行")])
+    by_dep, problems = rows_to_items(df, lists)
+    if problems:
+        raise ImportRejected(problems)
+    out_dir = Path(out_dir or lists_dir)
+    with tempfile.TemporaryDirectory(prefix="lists-import-", dir=out_dir.parent if out_dir.parent.exists() else None) as tmp:
+        stage = Path(tmp) / "lists"
+        shutil.copytree(lists_dir, stage, ignore=shutil.ignore_patterns("*.py", "__pycache__", "*.md"))
+        for dep, items in by_dep.items():
+            target = stage / (LOCALITY_COMMON if dep == LOCALITY else f"{DEPARTMENTS}/{dep}.yaml")
+            target.write_text(_dump_department(dep, items, lists.name_of(dep)), encoding="utf-8")
+        load_lists(stage)  # raises ListsInvalid with file/line problems; nothing written yet
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for src in stage.rglob("*.yaml"):
+            dst = out_dir / src.relative_to(stage)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if not dst.exists() or dst.read_bytes() != src.read_bytes():
+                tmp_dst = dst.with_suffix(".yaml.tmp")
+                shutil.copyfile(src, tmp_dst)
+                tmp_dst.replace(dst)
+    return {dep: len(items) for dep, items in by_dep.items()}
+
+
+def export_table(lists: ResponsibilityLists, path: Path) -> int:
+    names = lists.names
+    rows = []
+    for ref in lists.items:
+        it = ref.item
+        rows.append({
+            "部门": ref.department,
+            "事项编号": it.id,
+            "事项名称": it.title,
+            "职责": it.duties,
+            "依据": "\n".join(it.basis),
+            "示例诉求": "\n".join(it.phrasings),
+            "关键词": "、".join(it.keywords),
+            "不含事项": "\n".join(f"{e.matter} -> {e.owner}" for e in it.exclusions),
+        })
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".xlsx":
+        with pd.ExcelWriter(path, engine="openpyxl") as xw:
+            df.to_excel(xw, index=False, sheet_name="权责清单")
+            pd.DataFrame([{"代码": c, "名称": n} for c, n in names.items()]).to_excel(xw, index=False, sheet_name="部门名册")
+    elif suffix == ".csv":
+        df.to_csv(path, index=False, encoding="utf-8-sig")
+    else:
+        raise ValueError(f"{path.name}: unsupported file type '{suffix}' — use .xlsx or .csv")
+    return len(rows)
+
+
+__all__ = ["import_table", "export_table", "read_table", "ImportRejected", "RowProblem", "ListsInvalid"]

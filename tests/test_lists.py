@@ -1,0 +1,124 @@
+"""The shipped responsibility lists validate, and broken copies give precise file:line messages."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from responsibility_lists.loader import DEFAULT_DIR, ListsInvalid, load_lists, lists_version, validate_lists
+
+SHARED_ROSTER = Path(__file__).resolve().parents[2] / "shared" / "spec" / "roster.yaml"
+
+
+@pytest.fixture(scope="session")
+def lists():
+    return load_lists(DEFAULT_DIR)
+
+
+@pytest.fixture
+def copy(tmp_path) -> Path:
+    dst = tmp_path / "lists"
+    shutil.copytree(DEFAULT_DIR, dst, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return dst
+
+
+def test_shipped_lists_are_valid_and_sized(lists):
+    assert validate_lists(DEFAULT_DIR) == []
+    assert len(lists.departments) == 39
+    assert 330 <= len(lists.items) <= 600
+    for code, dep in lists.departments.items():
+        n = len(lists.items_of(code))
+        if dep.kind != "locality":
+            assert n >= 5, f"{code} has only {n} items"
+    assert len(lists.items_of("locality")) >= 10
+    assert len(lists.rules) >= 30
+    assert any(r.disputed for r in lists.rules)
+    for ref in lists.items:
+        assert len(ref.item.phrasings) >= 3, ref.item.id
+
+
+@pytest.mark.skipif(not SHARED_ROSTER.exists(), reason="../shared/spec/roster.yaml not present beside the project")
+def test_roster_is_the_shared_contract():
+    ours = yaml.safe_load((DEFAULT_DIR / "roster.yaml").read_text(encoding="utf-8"))
+    theirs = yaml.safe_load(SHARED_ROSTER.read_text(encoding="utf-8"))
+    assert ours == theirs
+
+
+def test_topics_required_by_the_issue_have_rules(lists):
+    text = " ".join(r.topic + r.matter for r in lists.rules)
+    for topic in ["噪", "占道", "油烟", "违法建设", "电梯", "群租", "消防通道", "犬", "欠薪", "燃气", "供水", "供电", "单车", "网约车", "外卖", "充电宝", "直播"]:
+        assert topic in text, topic
+
+
+def test_version_is_a_content_hash(copy, lists):
+    assert lists_version(copy) == lists.version
+    f = copy / "departments" / "taxation.yaml"
+    f.write_text(f.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert lists_version(copy) != lists.version
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError(needle)
+
+
+def test_broken_copy_reports_every_problem_with_file_and_line(copy):
+    dep = copy / "departments" / "market_regulation.yaml"
+    data = dep.read_text(encoding="utf-8")
+    first_id = re.search(r"id: (market_regulation-\d+)", data).group(1)
+    second_id = re.findall(r"id: (market_regulation-\d+)", data)[1]
+    # 1. duplicate item id; 2. unknown exclusion owner; 3. empty phrasing list
+    data = data.replace(f"id: {second_id}", f"id: {first_id}", 1)
+    dep.write_text(data, encoding="utf-8")
+    doc = yaml.safe_load(data)
+    doc_items = doc["items"]
+    doc_items[2]["exclusions"] = [{"matter": "某事项", "owner": "no_such_dept"}]
+    doc_items[3]["phrasings"] = []
+    dep.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    # 4. a rule naming a missing department
+    b = copy / "boundaries.yaml"
+    bdoc = yaml.safe_load(b.read_text(encoding="utf-8"))
+    bdoc["rules"][0]["lead"] = "ghost_bureau"
+    b.write_text(yaml.safe_dump(bdoc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    # 5. a place name claimed by two localities
+    g = copy / "gazetteer.yaml"
+    gdoc = yaml.safe_load(g.read_text(encoding="utf-8"))
+    stolen = gdoc["localities"][0]["estates"][0]
+    gdoc["localities"][1]["estates"].append(stolen)
+    g.write_text(yaml.safe_dump(gdoc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+    with pytest.raises(ListsInvalid) as exc:
+        load_lists(copy)
+    msgs = [str(p) for p in exc.value.problems]
+    joined = "\n".join(msgs)
+    assert re.search(rf"departments/market_regulation.yaml:\d+: duplicate item id '{first_id}'", joined)
+    assert "exclusion owner 'no_such_dept' is not a department code" in joined
+    assert re.search(r"departments/market_regulation.yaml:\d+: items.3.phrasings: List should have at least 1 item", joined)
+    line = _line_of(b, "ghost_bureau")
+    assert f"boundaries.yaml:{line}: rule lead 'ghost_bureau' is not a department code" in joined
+    assert sum(f"place name '{stolen}' is claimed by several localities" in m for m in msgs) == 2
+    assert all(re.match(r"^[\w/]+\.yaml(:\d+)?: ", m) for m in msgs)
+
+
+def test_yaml_syntax_error_and_missing_file(copy):
+    (copy / "departments" / "justice.yaml").write_text("code: justice\nitems:\n  - id: [unclosed\n", encoding="utf-8")
+    (copy / "departments" / "taxation.yaml").unlink()
+    (copy / "departments" / "unknown_bureau.yaml").write_text("code: unknown_bureau\nitems: []\n", encoding="utf-8")
+    problems = [str(p) for p in validate_lists(copy)]
+    assert any(p.startswith("departments/justice.yaml:") and "not valid YAML" in p for p in problems)
+    assert "departments/taxation.yaml: file is missing" in "\n".join(problems)
+    assert any("departments/unknown_bureau.yaml:1: 'unknown_bureau' is not a department code" in p for p in problems)
+
+
+def test_disputed_rule_needs_a_note(copy):
+    b = copy / "boundaries.yaml"
+    bdoc = yaml.safe_load(b.read_text(encoding="utf-8"))
+    bdoc["rules"][0]["disputed"] = True
+    bdoc["rules"][0]["dispute_note"] = ""
+    b.write_text(yaml.safe_dump(bdoc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert any("dispute_note" in str(p) for p in validate_lists(copy))

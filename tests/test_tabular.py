@@ -1,0 +1,71 @@
+"""Import/export of 权责清单 spreadsheets: round trip, per-row errors, nothing written on failure."""
+import shutil
+
+import pandas as pd
+import pytest
+
+from responsibility_lists.loader import DEFAULT_DIR, lists_version, load_lists
+from responsibility_lists.tabular import ImportRejected, export_table, import_table, read_table
+
+
+@pytest.fixture
+def lists_copy(tmp_path):
+    dst = tmp_path / "lists"
+    shutil.copytree(DEFAULT_DIR, dst, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return dst
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_export_then_import_round_trip(tmp_path, lists_copy, suffix):
+    lists = load_lists(lists_copy)
+    sheet = tmp_path / f"lists{suffix}"
+    assert export_table(lists, sheet) == len(lists.items)
+    out = tmp_path / "imported"
+    counts = import_table(sheet, lists_copy, out)
+    assert sum(counts.values()) == len(lists.items)
+    again = load_lists(out)
+    assert [r.item for r in again.items] == [r.item for r in lists.items]
+
+
+def test_import_reports_every_bad_row_and_writes_nothing(tmp_path, lists_copy):
+    before = lists_version(lists_copy)
+    df = pd.DataFrame([
+        {"部门": "区市场监督管理局", "事项名称": "共享充电宝收费", "职责": "查处共享充电宝价格违法行为。", "依据": "《中华人民共和国价格法》",
+         "示例诉求": "充电宝一小时收我八块钱\n扫码借充电宝还不进去一直扣钱", "关键词": "充电宝、收费", "不含事项": ""},
+        {"部门": "城管局", "事项名称": "某事项", "职责": "某职责描述", "依据": "某法", "示例诉求": "某诉求", "关键词": "a", "不含事项": ""},
+        {"部门": "market_regulation", "事项名称": "X", "职责": "职责描述内容", "依据": "", "示例诉求": "", "关键词": "", "不含事项": ""},
+        {"部门": "market_regulation", "事项名称": "网购纠纷", "职责": "处理网购消费纠纷投诉。", "依据": "《消费者权益保护法》",
+         "示例诉求": "网上买的东西坏了商家不退", "关键词": "网购", "不含事项": "快递丢件 交给邮政"},
+    ])
+    sheet = tmp_path / "bad.xlsx"
+    df.to_excel(sheet, index=False)
+    with pytest.raises(ImportRejected) as exc:
+        import_table(sheet, lists_copy)
+    msgs = [str(p) for p in exc.value.problems]
+    assert any(m.startswith("第3行 [部门]") and "城管局" in m for m in msgs)
+    assert any(m.startswith("第4行 [事项名称]") for m in msgs)
+    assert any(m.startswith("第4行 [依据]") for m in msgs)
+    assert any(m.startswith("第5行 [不含事项]") for m in msgs)
+    assert not any(m.startswith("第2行") for m in msgs)
+    assert lists_version(lists_copy) == before
+
+
+def test_import_replaces_one_department_and_numbers_new_items(tmp_path, lists_copy):
+    df = pd.DataFrame([{"部门": "taxation", "事项名称": "电子发票开具", "职责": "指导纳税人开具和查验电子发票。",
+                        "依据": "《中华人民共和国发票管理办法》", "示例诉求": "饭店不给开发票\n开票系统一直登录不上",
+                        "关键词": "发票、电子发票", "不含事项": "餐饮卫生 -> market_regulation"}])
+    sheet = tmp_path / "tax.csv"
+    df.to_csv(sheet, index=False)
+    import_table(sheet, lists_copy)
+    lists = load_lists(lists_copy)
+    tax = lists.items_of("taxation")
+    assert [it.id for it in tax] == ["taxation-01"]
+    assert tax[0].exclusions[0].owner == "market_regulation"
+    assert len(lists.items_of("market_regulation")) == len(load_lists(DEFAULT_DIR).items_of("market_regulation"))
+
+
+def test_empty_trailing_excel_rows_are_ignored(tmp_path):
+    df = pd.DataFrame([{"部门": "taxation", "事项名称": "发票"}] + [{"部门": "", "事项名称": ""}] * 50)
+    sheet = tmp_path / "t.xlsx"
+    df.to_excel(sheet, index=False)
+    assert len(read_table(sheet)) == 1
