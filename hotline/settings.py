@@ -38,7 +38,17 @@ class Settings(BaseSettings):
     model_version: str | None = Field(
         None, description="Model version the router uses; default the promoted one; 'none' = zero-shot."
     )
-    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's).")
+    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: the CPUs available).")
+    encoder_dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$",
+                               description="Encoder weights' dtype at inference; bfloat16 is faster on CPUs with AVX512-BF16.")
+
+    # --- routing engine / arbitration (issue 6)
+
+    # --- duplicates and hot issues (issue 6)
+
+    # --- training and model versions (issue 5)
+
+    # --- serving, store, auth (issue 7)
 
     @property
     def resolved_database_url(self) -> str:

@@ -19,11 +19,14 @@ def build_router(
     max_seq_length: int | None = None,
     config: RouterConfig | None = None,
     model_version: str | None = None,
+    dtype: str = "float32",
+    num_threads: int | None = None,
 ) -> ZeroShotRouter:
     """The router for ``model_version`` (``None``/``"none"``: zero-shot, the only kind that exists yet)."""
     if model_version not in (None, "", "none"):
         raise FileNotFoundError(f"model version '{model_version}' not found — train one first or set HOTLINE_MODEL_VERSION=none")
     lists = load_lists(lists_dir)
-    encoder = load_encoder(encoder_source, cache_dir=model_cache_dir, max_seq_length=max_seq_length)
+    encoder = load_encoder(encoder_source, cache_dir=model_cache_dir, max_seq_length=max_seq_length,
+                           dtype=dtype, num_threads=num_threads)
     index = ListIndex.load_or_build(lists, encoder, index_dir)
     return ZeroShotRouter(lists, index, config)

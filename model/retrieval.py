@@ -80,7 +80,7 @@ class ListIndex:
 
     @classmethod
     def load_or_build(cls, lists: ResponsibilityLists, encoder, index_dir: Path) -> "ListIndex":
-        folder = cls.folder_for(index_dir, encoder.name, lists.version)
+        folder = cls.folder_for(index_dir, encoder.fingerprint, lists.version)
         meta_path = folder / "meta.json"
         if meta_path.exists():
             try:

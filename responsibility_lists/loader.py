@@ -147,12 +147,12 @@ def _read(root: Path, rel: str, problems: list[Problem]) -> _Doc | None:
     return None
 
 
-def _parse(doc: _Doc, model: type[BaseModel], problems: list[Problem]) -> Any:
+def _parse(doc: _Doc, model: type[BaseModel], problems: list[Problem], data: Any = None, prefix: tuple = ()) -> Any:
     try:
-        return model.model_validate(doc.data)
+        return model.model_validate(doc.data if data is None else data)
     except ValidationError as e:
         for err in e.errors():
-            loc = err["loc"]
+            loc = prefix + tuple(err["loc"])
             where = ".".join(str(p) for p in loc) or "(file)"
             problems.append(doc.problem(loc, f"{where}: {err['msg']}"))
         return None
@@ -230,7 +230,7 @@ def load_lists(root: Path | str = DEFAULT_DIR) -> ResponsibilityLists:
         doc = _read(root, rel, problems)
         if doc is None:
             continue
-        parsed: DepartmentFile | None = _parse(doc, DepartmentFile, problems)
+        parsed = _parse_department(doc, problems)
         if parsed is None:
             continue
         if stem not in departments:
@@ -245,7 +245,7 @@ def load_lists(root: Path | str = DEFAULT_DIR) -> ResponsibilityLists:
 
     common_doc = _read(root, LOCALITY_COMMON, problems)
     if common_doc:
-        parsed = _parse(common_doc, DepartmentFile, problems)
+        parsed = _parse_department(common_doc, problems)
         if parsed is not None:
             if parsed.code != LOCALITY:
                 problems.append(common_doc.problem(("code",), f"code must be 'locality', not '{parsed.code}'"))
@@ -285,6 +285,20 @@ def load_lists(root: Path | str = DEFAULT_DIR) -> ResponsibilityLists:
         gazetteer=gazetteer,
         version=lists_version(root),
     )
+
+
+def _parse_department(doc: _Doc, problems: list[Problem]) -> DepartmentFile | None:
+    """Validate item by item, so that one bad item does not hide the cross-file problems of the others."""
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("items", []), list):
+        return _parse(doc, DepartmentFile, problems)
+    items = []
+    for i, raw in enumerate(data.get("items") or []):
+        it = _parse(doc, Item, problems, data=raw if raw is not None else {}, prefix=("items", i))
+        if it is not None:
+            items.append(it)
+    head = _parse(doc, DepartmentFile, problems, data={k: v for k, v in data.items() if k != "items"})
+    return None if head is None else head.model_copy(update={"items": items})
 
 
 def _check_gazetteer(doc: _Doc, gaz: Gazetteer, departments: dict[str, RosterDepartment], problems: list[Problem]) -> None:

