@@ -45,10 +45,30 @@ class Settings(BaseSettings):
     # --- routing engine / arbitration (issue 6)
 
     # --- duplicates and hot issues (issue 6)
+    dedup_window_days: float = Field(30.0, gt=0, le=366, description="Earlier tickets looked at for duplicates (days).")
+    dedup_max_seq_length: int = Field(128, ge=16, le=512, description="Encoder truncation for duplicate detection (tokens).")
+    dedup_near_jaccard: float = Field(0.5, ge=0, le=1, description="Near-identical text: character 3-gram Jaccard.")
+    dedup_caller_cos: float = Field(0.95, ge=0, le=1.01, description="Same caller: e5 cosine for 'the same problem again'.")
+    dedup_event_cos_place: float = Field(0.94, ge=0, le=1.01, description="Different callers, a place in common: cosine.")
+    dedup_event_cos_problem: float = Field(0.93, ge=0, le=1.01, description="... or this cosine plus problem overlap.")
+    dedup_problem_dice: float = Field(0.2, ge=0, le=1, description="Problem overlap: bigram Dice without place names.")
+    dedup_event_cos_locality: float = Field(0.96, ge=0, le=1.01, description="Same locality only: cosine (+ overlap).")
+    dedup_event_cos_noplace: float = Field(0.96, ge=0, le=1.01, description="No place in common: cosine (+ overlap); 1.01 = never.")
+    dedup_state_dir: Path | None = Field(None, description="Duplicate index state folder; default: data_dir/dedup.")
+    hot_window_days: float = Field(7.0, gt=0, le=366, description="Hot issues: window (days).")
+    hot_min_count: int = Field(5, ge=2, description="Hot issues: tickets in the window for a cluster to be hot.")
 
     # --- training and model versions (issue 5)
+    model_versions_dir: Path | None = Field(
+        None, description="Trained model versions (default: <model_cache_dir>/versions); PROMOTED.json there names the served one."
+    )
+    train_preset: str = Field("cpu", pattern="^(cpu|full)$", description="Default `hotline train` preset (cpu | full).")
 
     # --- serving, store, auth (issue 7)
+    phone_salt: str | None = Field(None, repr=False, description="Secret salt (HMAC key) for callers' phone hashes; "
+                                   "default: a random one kept in data_dir/phone_salt. Set it when several servers share a database.")
+    api_max_batch: int = Field(100, ge=1, le=1000, description="Most tickets in one /api/v1/route/batch request.")
+    api_max_body_bytes: int = Field(1_000_000, ge=4096, description="Largest API request body (413 above).")
 
     @property
     def resolved_database_url(self) -> str:

@@ -128,15 +128,18 @@ class ListIndex:
         best_row[owners[first]] = rows[0][first]
         return best, best_row
 
-    def score_items(self, text: str, query_vec: np.ndarray | None = None, *, lexical_weight: float = 0.35) -> list[ItemHit]:
+    def score_items(self, text: str, query_vec: np.ndarray | None = None, *, lexical_weight: float = 0.35,
+                    dense_window: float = 0.12, lexical_floor: float = 8.0) -> list[ItemHit]:
         if query_vec is None:
             query_vec = self.encoder.encode_queries([text])[0]
         dense, best_row = self.dense_scores(query_vec)
         lex = self.lexical.scores(text)
-        lex_n = lex / lex.max() if lex.max() > 0 else lex
+        # Normalise by the best match, but never by less than ``lexical_floor``: one stray shared token
+        # ("12345") must not count as a full lexical match.
+        lex_n = lex / max(float(lex.max()), lexical_floor)
         # e5 cosines live in a narrow band: rescale against this query's spread before fusing.
         top = float(dense.max())
-        dense_n = np.clip((dense - (top - 0.12)) / 0.12, 0.0, 1.0)
+        dense_n = np.clip((dense - (top - dense_window)) / dense_window, 0.0, 1.0)
         fused = (1 - lexical_weight) * dense_n + lexical_weight * lex_n
         order = np.argsort(-fused)
         return [

@@ -12,6 +12,7 @@ Steps for one ticket:
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable
@@ -26,6 +27,8 @@ from .retrieval import ItemHit, ListIndex
 from .suggestion import Candidate, DepartmentScore, Evidence, Reason, Suggestion, Ticket
 
 ZERO_SHOT_VERSION = "zero-shot"
+# A named administrative unit below the district: a sign the matter is local (属地).
+ADMIN_UNIT = re.compile(r"[\u4e00-\u9fff]{1,4}(?:镇|乡|村委会|村|街道|社区居委会|社区)(?![\u4e00-\u9fff]{0,1}(?:医院|卫生|小学|中学|银行))")
 
 
 @dataclass
@@ -33,13 +36,19 @@ class RouterConfig:
     temperature: float = 0.08  # softmax temperature over department scores
     second_item_weight: float = 0.15
     lexical_weight: float = 0.35
-    rule_boost: float = 0.25  # added to a matched rule's lead before ranking
+    lexical_floor: float = 8.0  # BM25 normaliser floor (see ListIndex.score_items)
+    dense_window: float = 0.12  # cosine band below the best item that maps to [0, 1]
+    rule_boost: float = 0.0  # added to a matched rule's lead score (0: the rule decides the lead, not the confidence)
+    rule_text_chars: int = 60  # the ticket's head: title + this many leading characters
+    rule_max_rank: int = 2  # a rule applies only if its lead ranks within this many by retrieval (0 = always)
+    admin_unit_boost: float = 0.1  # added to the locality when the text names a 镇/村/街道/社区 (属地 signal)
+    title_weight: float = 0.3  # the call-taker's title is a summary: mix its embedding into the query
     co_ratio: float = 0.8  # a non-rule co-handler needs prob >= co_ratio * lead prob
     co_min_prob: float = 0.2
     auto_dispatch_confidence: float = 0.9
     low_confidence: float = 0.3
     ambiguous_margin: float = 0.1  # top-2 probability gap below this = AMBIGUOUS
-    novel_similarity: float = 0.80  # best dense cosine below this = NOVEL_MATTER
+    novel_similarity: float = 0.885  # best dense cosine below this = NOVEL_MATTER (real tickets: >= 0.89)
     evidence_items: int = 5
 
 
@@ -99,9 +108,22 @@ class ZeroShotRouter:
     def route(self, ticket: Ticket, query_vec: np.ndarray | None = None) -> Suggestion:
         cfg = self.config
         text = ticket.text
-        hits = self.index.score_items(text, query_vec, lexical_weight=cfg.lexical_weight)
+        if query_vec is None:
+            query_vec = self.query_vectors([ticket])[0]
+        hits = self.index.score_items(text, query_vec, lexical_weight=cfg.lexical_weight,
+                                      dense_window=cfg.dense_window, lexical_floor=cfg.lexical_floor)
         scores = self.department_scores(hits)
-        rules = self.match_rules(text)
+        if cfg.admin_unit_boost and LOCALITY in scores and ADMIN_UNIT.search(text):
+            scores[LOCALITY] += cfg.admin_unit_boost
+        # A rule whose trigger words all appear in the head of the ticket (title + first sentences) applies;
+        # one that fires somewhere in a long text applies only if retrieval also ranks its lead high.
+        head = f"{ticket.title}。{ticket.content[: cfg.rule_text_chars]}" if ticket.title else ticket.content[: cfg.rule_text_chars]
+        rules = self.match_rules(head)
+        if not rules:
+            rules = self.match_rules(text)
+            if cfg.rule_max_rank:
+                order = sorted(scores, key=lambda c: -scores[c])[: cfg.rule_max_rank]
+                rules = [m for m in rules if m.rule.lead in order]
         rule = rules[0] if rules else None
         if rule:
             scores[rule.rule.lead] = scores.get(rule.rule.lead, 0.0) + cfg.rule_boost
@@ -176,8 +198,20 @@ class ZeroShotRouter:
             out.append(Reason(code="LOCALITY_UNRESOLVED", message="属地事项，但未能从地址中确定所属街道（镇），请派单员确认。"))
         return out
 
+    def query_vectors(self, tickets: list[Ticket], batch_size: int = 32) -> np.ndarray:
+        """One query vector per ticket: the full text, mixed with the title's when there is one."""
+        titled = [i for i, t in enumerate(tickets) if t.title] if self.config.title_weight > 0 else []
+        texts = [t.text for t in tickets] + [tickets[i].title for i in titled]
+        vecs = self.index.encoder.encode_queries(texts, batch_size=batch_size)
+        out = vecs[: len(tickets)].copy()
+        w = self.config.title_weight
+        for j, i in enumerate(titled):
+            v = (1 - w) * out[i] + w * vecs[len(tickets) + j]
+            out[i] = v / np.linalg.norm(v)
+        return out
+
     def route_many(self, tickets: list[Ticket], batch_size: int = 32) -> list[Suggestion]:
-        vecs = self.index.encoder.encode_queries([t.text for t in tickets], batch_size=batch_size)
+        vecs = self.query_vectors(tickets, batch_size=batch_size)
         return [self.route(t, v) for t, v in zip(tickets, vecs)]
 
 

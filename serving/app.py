@@ -1,51 +1,35 @@
-"""FastAPI app: the dispatcher API (/api/v1) and the widget (/).
+"""FastAPI app: the dispatcher API (/api/v1), the widget (/) and the arbitration workbench (/workbench).
 
-Routes stay thin: they validate input (pydantic gives field-level 422s), call the router, return its
-suggestion. The router is built once at start-up from the settings object.
+Routes stay thin (serving/routes/): pydantic validates input (field-level 422s in Chinese and English, see
+serving/errors.py), an ``Annotated`` dependency checks the caller's API key and role (serving/auth.py), then the
+router suggests and the store (serving/store/) records. The store is opened and migrated when the app is
+created; the router is built at start-up unless one is passed in.
 """
 from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 
 from hotline.settings import Settings, get_settings
 from model.router import ZeroShotRouter
-from model.suggestion import Suggestion, Ticket
+from serving import errors
+from serving.bootstrap import open_store
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.routes import arbitration, ops, routing, tickets
+from serving.store import Store
 
 STATIC = Path(__file__).parent / "static"
-MAX_BATCH = 100
 
 
-class DepartmentOut(BaseModel):
-    code: str
-    name: str
-    kind: str
-    items: int
-
-
-class SearchHit(BaseModel):
-    department: str
-    department_name: str
-    item_id: str
-    item: str
-    duties: str
-    score: float
-    matched_text: str
-
-
-class BatchIn(BaseModel):
-    tickets: list[Ticket] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-def create_app(settings: Settings | None = None, router: ZeroShotRouter | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, router: ZeroShotRouter | None = None,
+               store: Store | None = None) -> FastAPI:
     settings = settings or get_settings()
+    store = store or open_store(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -62,45 +46,26 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
 
     app = FastAPI(title="hotline-dispatch 12345 派单助手", version="0.1.0", lifespan=lifespan,
                   docs_url="/docs", openapi_url="/api/v1/openapi.json")
+    app.state.settings = settings
     app.state.router = router
-    app.state.lock = asyncio.Lock()
+    app.state.store = store
+    app.state.metrics = Metrics(store)
+    app.state.on_ticket = None  # hook for the duplicate index (issue 6) to see every stored ticket
 
-    def get_router(request: Request) -> ZeroShotRouter:
-        return request.app.state.router
-
-    RouterDep = Annotated[ZeroShotRouter, Depends(get_router)]
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz(r: RouterDep) -> dict:
-        return {"status": "ok", "model_version": r.model_version, "lists_version": r.lists.version,
-                "encoder": r.index.encoder.name}
-
-    @app.get("/api/v1/departments", tags=["lists"])
-    def departments(r: RouterDep) -> list[DepartmentOut]:
-        return [DepartmentOut(code=c, name=d.name, kind=d.kind, items=len(r.lists.items_of(c)))
-                for c, d in r.lists.departments.items()]
-
-    @app.post("/api/v1/route", tags=["routing"])
-    def route(ticket: Ticket, r: RouterDep) -> Suggestion:
-        """Suggest lead and co-handlers for one ticket without storing it."""
-        return r.route(ticket)
-
-    @app.post("/api/v1/route/batch", tags=["routing"])
-    def route_batch(body: BatchIn, r: RouterDep) -> list[Suggestion]:
-        return r.route_many(body.tickets)
-
-    @app.get("/api/v1/responsibilities/search", tags=["lists"])
-    def search(r: RouterDep, q: Annotated[str, Query(min_length=1, max_length=2000)],
-               k: Annotated[int, Query(ge=1, le=50)] = 10) -> list[SearchHit]:
-        names = r.lists.names
-        return [SearchHit(department=h.ref.department, department_name=names[h.ref.department], item_id=h.ref.item.id,
-                          item=h.ref.item.title, duties=h.ref.item.duties, score=round(h.score, 4),
-                          matched_text=h.matched_text) for h in r.index.search(q, k=k)]
+    errors.install(app)
+    for r in (ops.router, routing.router, tickets.router, arbitration.router):
+        app.include_router(r)
+    app.add_middleware(errors.BodyLimit, limit=settings.api_max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     def widget() -> FileResponse:
         return FileResponse(STATIC / "widget.html")
+
+    @app.get("/workbench", include_in_schema=False)
+    def workbench() -> FileResponse:
+        return FileResponse(STATIC / "workbench.html")
 
     return app

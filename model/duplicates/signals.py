@@ -1,0 +1,158 @@
+"""The cheap signals of duplicate detection: time, caller identity (salted hash only), near-identical
+text (character n-gram MinHash) and place names.
+
+Nothing here keeps a phone number: :func:`caller_key` turns it into a keyed hash (HMAC-SHA256 with a
+salt the caller passes in) at the door, and only that key travels further.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+from datasketch import MinHash
+
+#: naive times (no offset) are read as China Standard Time, the hotline's clock
+CST = timezone(timedelta(hours=8))
+
+_DT_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日")
+
+
+def parse_time(value: str | None) -> float:
+    """Seconds since the epoch for an ISO 8601 time (or ``YYYY/M/D h:m:s``); ``ValueError`` if unreadable."""
+    if value is None or not str(value).strip():
+        raise ValueError("created_at is missing: duplicates are found in time order (ISO 8601, e.g. 2024-05-01T09:30:00+08:00)")
+    s = str(value).strip()
+    dt = None
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        for fmt in _DT_FORMATS:
+            try:
+                dt = datetime.strptime(s, fmt)
+                break
+            except ValueError:
+                continue
+    if dt is None:
+        raise ValueError(f"created_at {s[:40]!r} is not a date/time (use ISO 8601, e.g. 2024-05-01T09:30:00+08:00)")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=CST)
+    return dt.timestamp()
+
+
+def caller_key(caller: str | None, salt: str) -> str | None:
+    """A keyed hash of the caller's number (digits only, +86 dropped): equal numbers give equal keys,
+    the number cannot be read back without the salt. ``None`` when there is no caller. For a phone number
+    it equals the store's ``phone_hash`` (HMAC-SHA256 hex, same normalisation) under the same salt."""
+    if not caller:
+        return None
+    digits = re.sub(r"\D", "", caller)
+    if not digits:  # a user id rather than a phone number (web channels): hash it as given
+        digits = caller.strip().lower()
+    elif len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    if not salt:
+        raise ValueError("a salt is required to hash caller identities")
+    return hmac.new(salt.encode("utf-8"), digits.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)|(?<!\d)0\d{2,3}-?\d{7,8}(?!\d)|\d{7,}")
+
+
+def mask_numbers(text: str) -> str:
+    """Replace phone-like digit runs (7+ digits, mobile and landline forms) by ``*``: for titles kept in state."""
+    return _PHONE.sub(lambda m: "*" * 4, text)
+
+
+# ------------------------------------------------------------------------------- near-identical text
+
+_CJK = re.compile(r"[\u4e00-\u9fff]+|[a-z]+|\d+")
+
+
+def normalise(text: str) -> str:
+    """NFKC, lower case, letters/digits/CJK only (punctuation and spaces do not make texts different)."""
+    return "".join(m.group() for m in _CJK.finditer(unicodedata.normalize("NFKC", text).lower()))
+
+
+def shingles(text: str, n: int = 3) -> set[bytes]:
+    s = normalise(text)
+    if len(s) <= n:
+        return {s.encode("utf-8")} if s else set()
+    return {s[i : i + n].encode("utf-8") for i in range(len(s) - n + 1)}
+
+
+MINHASH_SCHEME = "affine32"
+
+
+def minhash(text: str, num_perm: int, n: int = 3) -> MinHash:
+    m = MinHash(num_perm=num_perm, scheme=MINHASH_SCHEME)
+    sh = shingles(text, n)
+    if sh:
+        m.update_batch(list(sh))
+    return m
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Estimated Jaccard similarity of two MinHash signatures (their ``hashvalues``)."""
+    return float(np.count_nonzero(a == b)) / len(a)
+
+
+# ------------------------------------------------------------------------------------------ places
+
+# words that end a place name: estates, roads, villages, schools, markets...
+PLACE_SUFFIXES = (
+    "小区", "花园", "社区", "新村", "村", "组", "镇", "乡", "街道", "大道", "路", "街", "巷", "苑", "城", "园",
+    "广场", "公园", "小学", "中学", "学校", "学院", "大学", "幼儿园", "医院", "大厦", "公寓", "府", "湾", "站",
+    "市场", "商场", "中心", "公司", "工地", "项目", "酒店", "酒吧", "大桥", "桥", "湖", "山", "庄", "里", "坊",
+)
+# characters that do not belong inside a place name ("我们小区", "这条路", "附近的村")
+_NOT_IN_NAME = set("的了是我你他她它们在有和就不都也很到说要去会着没这那么吗吧呢啊呀哦嗯请您个该此各所本某附近条家边旁对从被把给让向往于与及或等为上下里外前后内中其每哪什")
+_GENERIC = {"马路", "道路", "公路", "铁路", "小路", "大路", "街道", "社区", "小区", "学校", "医院", "公园", "广场",
+            "市场", "商场", "中心", "公司", "工地", "项目", "酒店", "新城", "老城", "县城", "市区", "城区", "农村"}
+
+
+def place_keys(text: str) -> set[str]:
+    """Candidate place names in free text: 2-4 characters before a place suffix, ending with it
+    (e.g. "丽发新城", "滨河苑", "茶场村"), without function words. Two tickets sharing one are likely
+    about the same place; works without a gazetteer (anonymised or out-of-district text)."""
+    out: set[str] = set()
+    for run in re.findall(r"[\u4e00-\u9fffA-Za-z0-9]+", unicodedata.normalize("NFKC", text or "")):
+        for suf in PLACE_SUFFIXES:
+            start = run.find(suf)
+            while start >= 0:
+                end = start + len(suf)
+                for k in (2, 3, 4):
+                    if start - k < 0:
+                        break
+                    head = run[start - k : start]
+                    if any(ch in _NOT_IN_NAME for ch in head) or head.isascii():
+                        break
+                    key = head + suf
+                    if key not in _GENERIC and head not in _GENERIC:
+                        out.add(key)
+                start = run.find(suf, end)
+    return out
+
+
+# ------------------------------------------------------------------------------- "the same problem"
+
+def problem_signature(text: str, places: set[str] | frozenset[str], cap: int = 512) -> np.ndarray:
+    """What the ticket is about once its place names are taken out: sorted unique 32-bit hashes of its
+    character bigrams (CJK runs), at most ``cap``. Compared with :func:`dice`."""
+    s = unicodedata.normalize("NFKC", text or "")
+    for k in sorted(places, key=len, reverse=True):
+        s = s.replace(k, " ")
+    grams = set()
+    for run in re.findall(r"[\u4e00-\u9fff]+", s):
+        grams.update(run[i : i + 2] for i in range(len(run) - 1))
+    hashes = sorted({int.from_bytes(hashlib.blake2b(g.encode("utf-8"), digest_size=4).digest(), "little") for g in grams})
+    return np.asarray(hashes[:cap], dtype=np.uint32)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    if not len(a) or not len(b):
+        return 0.0
+    return 2.0 * len(np.intersect1d(a, b, assume_unique=True)) / (len(a) + len(b))

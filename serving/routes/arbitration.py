@@ -1,0 +1,57 @@
+"""The arbitration queue: oldest first; claim (atomic), decide, release; proposed clarifications."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from serving.auth import Arbitrator
+from serving.deps import RouterDep, StoreDep
+from serving.routes.schemas import DecisionIn, QueueItem, TicketOut
+from serving.routes.tickets import TicketId, check_codes
+
+router = APIRouter(prefix="/api/v1/arbitration", tags=["arbitration"])
+
+
+@router.get("/queue")
+def queue(_: Arbitrator, store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+          unclaimed: bool = False) -> list[QueueItem]:
+    """Tickets waiting for a decision, oldest first, with the reasons and the returns (退单) so far."""
+    return [QueueItem(**t) for t in store.queue(limit=limit, unclaimed_only=unclaimed)]
+
+
+@router.post("/{ticket_id}/claim")
+def claim(user: Arbitrator, ticket_id: TicketId, store: StoreDep) -> TicketOut:
+    """Take the ticket. Two arbitrators can never both hold it: the loser gets 409."""
+    return TicketOut(**store.claim(ticket_id, actor=user.actor))
+
+
+@router.post("/{ticket_id}/release")
+def release(user: Arbitrator, ticket_id: TicketId, store: StoreDep) -> TicketOut:
+    return TicketOut(**store.release(ticket_id, actor=user.actor, admin=user.is_admin))
+
+
+@router.post("/{ticket_id}/decision")
+def decide(user: Arbitrator, ticket_id: TicketId, body: DecisionIn, r: RouterDep, store: StoreDep,
+           request: Request) -> TicketOut:
+    """Lead, co and rationale; an optional clarification of the lists/boundary rules is kept for review."""
+    check_codes(r, body.lead, body.co)
+    out = store.decide(ticket_id, body.lead, body.co, body.rationale, actor=user.actor,
+                       clarification=body.clarification, admin=user.is_admin)
+    request.app.state.metrics.decisions.inc()
+    return TicketOut(**out)
+
+
+@router.get("/{ticket_id}/similar")
+def similar(_: Arbitrator, ticket_id: TicketId, store: StoreDep) -> list[dict]:
+    """Past decisions whose lead is among this ticket's candidates (most recent first)."""
+    t = store.get(ticket_id, history=False)
+    codes = [c["code"] for c in (t["suggestion"] or {}).get("candidates", [])]
+    return store.past_decisions(codes=codes, exclude=ticket_id)
+
+
+@router.get("/clarifications")
+def clarifications(_: Arbitrator, store: StoreDep, status: Annotated[str | None, Query(max_length=16)] = "pending",
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict]:
+    """Proposed clarifications of the responsibility lists, kept for review."""
+    return store.clarifications(status=status, limit=limit)

@@ -1,0 +1,34 @@
+"""Liveness and Prometheus metrics."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from serving.auth import Admin
+from serving.deps import StoreDep
+from serving.errors import ApiError
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+def healthz(request: Request, store: StoreDep) -> dict:
+    """Public: is the service up, which model and lists, is the database reachable."""
+    try:
+        with store.engine.connect() as c:
+            c.execute(text("SELECT 1"))
+    except Exception as e:  # noqa: BLE001
+        raise ApiError(503, "database_unavailable", f"database unreachable: {type(e).__name__}", "数据库不可用") from None
+    r = request.app.state.router
+    if r is None:
+        return {"status": "starting", "database": store.dialect}
+    return {"status": "ok", "database": store.dialect, "model_version": r.model_version,
+            "lists_version": r.lists.version, "encoder": r.index.encoder.name}
+
+
+@router.get("/api/v1/metrics")
+@router.get("/metrics")
+def metrics(_: Admin, request: Request) -> Response:
+    """Prometheus text format (admin key: configure the scraper with ``authorization: credentials: <key>``)."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

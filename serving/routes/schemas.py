@@ -1,0 +1,87 @@
+"""Request and response bodies of the /api/v1 routes (field limits give 422s with field-level messages)."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from model.suggestion import Suggestion, Ticket
+
+Code = Field(min_length=1, max_length=64, description="部门代码 (roster code), e.g. urban_management")
+MAX_CO = 8
+
+
+def _strip(v):
+    return v.strip() if isinstance(v, str) else v
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class DispatchIn(_In):
+    lead: str = Code
+    co: list[str] = Field(default_factory=list, max_length=MAX_CO, description="协办单位代码")
+
+    @field_validator("co")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        v = [_strip(c) for c in v]
+        if any(not c or len(c) > 64 for c in v):
+            raise ValueError("co-handler codes must be 1-64 characters (协办单位代码不能为空且不超过 64 个字符)")
+        return v
+
+
+class ReturnIn(_In):
+    reason: str = Field(min_length=2, max_length=2000, description="退单理由")
+    department: str | None = Field(None, min_length=1, max_length=64, description="退单单位代码（默认当前牵头单位）")
+
+
+class EscalateIn(_In):
+    reason: str = Field(min_length=2, max_length=2000, description="提交裁定的理由")
+
+
+class CloseIn(_In):
+    note: str | None = Field(None, max_length=2000)
+
+
+class DecisionIn(DispatchIn):
+    rationale: str = Field(min_length=2, max_length=5000, description="裁定理由")
+    clarification: str | None = Field(None, max_length=5000, description="建议对权责清单/边界规则的澄清（留待审核）")
+
+
+class Event(BaseModel):
+    kind: str
+    actor: str
+    at: str
+    data: dict
+
+
+class TicketOut(BaseModel):
+    """A stored ticket. ``caller`` is the masked phone (138****5678); the number itself is never stored."""
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    external_id: str | None
+    status: str
+    status_zh: str
+    content: str
+    title: str | None
+    address: str | None
+    caller: str | None
+    suggestion: Suggestion | None
+    lead: str | None
+    co: list[str]
+    needs_arbitration: bool
+    arbitration_reasons: list[dict]
+    return_count: int
+    claimed_by: str | None
+    created_at: str
+    history: list[Event] | None = None
+    repeats: list[dict] | None = None
+
+
+class QueueItem(TicketOut):
+    returns: list[dict]
+
+
+__all__ = ["Ticket", "Suggestion", "DispatchIn", "ReturnIn", "EscalateIn", "CloseIn", "DecisionIn", "TicketOut",
+           "QueueItem", "Event"]

@@ -1,0 +1,469 @@
+"""The ticket store: every state change is a conditional UPDATE of ``tickets`` plus an appended event, in one
+transaction that is committed before the caller acknowledges anything.
+
+Life of a ticket::
+
+    received -> suggested -> dispatched (lead, co) -> returned (退单, repeatable) -> ... -> closed
+                     \\-> in_arbitration (flagged, escalated, or returned twice) -> claimed -> decided -> closed
+
+Errors are :class:`StoreError` subclasses carrying an English and a Chinese message; the API maps them to 404/409.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .db import make_engine, migrate
+from .models import (ROLES, ApiKeyRow, ClarificationRow, DecisionRow, EventRow, FeedbackRow, TicketRow, utcnow)
+
+RETURNS_TO_ARBITRATION = 2
+DISPATCHABLE = ("suggested", "returned", "in_arbitration")
+ESCALATABLE = ("suggested", "returned", "in_arbitration")
+CLOSABLE = ("dispatched", "decided")
+
+
+class StoreError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, message_zh: str):
+        super().__init__(message)
+        self.message = message
+        self.message_zh = message_zh
+
+
+class NotFound(StoreError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(StoreError):
+    status = 409
+    code = "conflict"
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def aware(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def iso(dt: datetime | None) -> str | None:
+    dt = aware(dt)
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
+
+
+def join_codes(codes) -> str:
+    return "|".join(codes or [])
+
+
+def split_codes(s: str | None) -> list[str]:
+    return [c for c in (s or "").split("|") if c]
+
+
+def phone_digits(raw: str) -> str:
+    d = re.sub(r"\D", "", raw)
+    if len(d) == 13 and d.startswith("86"):
+        d = d[2:]
+    return d
+
+
+def mask_phone(digits: str) -> str:
+    """138****5678: enough for a dispatcher to recognise a caller, not enough to call them."""
+    if len(digits) >= 7:
+        return f"{digits[:3]}****{digits[-4:]}"
+    return "****" + digits[-2:]
+
+
+def hash_phone(digits: str, salt: bytes) -> str:
+    return hmac.new(salt, digits.encode(), hashlib.sha256).hexdigest()
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class KeyInfo:
+    id: int
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.name}#{self.id}"
+
+
+def _key_info(r: ApiKeyRow) -> KeyInfo:
+    return KeyInfo(r.id, r.name, r.prefix, r.role, aware(r.created_at), aware(r.revoked_at))
+
+
+# ------------------------------------------------------------------------------------------ store
+
+class Store:
+    def __init__(self, engine: Engine, phone_salt: bytes, *, run_migrations: bool = True):
+        self.engine = engine
+        self.phone_salt = phone_salt
+        if run_migrations:
+            migrate(engine)
+        self.Session = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, phone_salt: bytes) -> "Store":
+        return cls(make_engine(url), phone_salt)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ---------------------------------------------------------------- internals
+    def _get(self, s: Session, ticket_id: int) -> TicketRow:
+        t = s.get(TicketRow, ticket_id)
+        if t is None:
+            raise NotFound(f"ticket {ticket_id} not found", f"工单 {ticket_id} 不存在")
+        return t
+
+    @staticmethod
+    def _event(s: Session, ticket_id: int, kind: str, actor: str, at: datetime, **data: Any) -> None:
+        s.add(EventRow(ticket_id=ticket_id, kind=kind, actor=actor, at=at, data=data or None))
+
+    def _transition(self, s: Session, ticket_id: int, from_statuses: tuple[str, ...], values: dict,
+                    *extra_where) -> TicketRow:
+        """Atomic state change: UPDATE ... WHERE status IN (allowed) [AND extra]; 409 when someone else won."""
+        t = self._get(s, ticket_id)
+        res = s.execute(update(TicketRow).where(TicketRow.id == ticket_id, TicketRow.status.in_(from_statuses),
+                                                *extra_where).values(**values)
+                        .execution_options(synchronize_session=False))
+        if res.rowcount != 1:
+            s.refresh(t)
+            raise Conflict(
+                f"ticket {ticket_id} is {t.status}" + (f", claimed by {t.claimed_by}" if t.claimed_by else "")
+                + f"; this needs one of: {', '.join(from_statuses)}",
+                f"工单 {ticket_id} 当前状态为「{STATUS_ZH.get(t.status, t.status)}」"
+                + (f"，已由 {t.claimed_by} 领取" if t.claimed_by else "")
+                + f"，此操作要求状态为：{'、'.join(STATUS_ZH[x] for x in from_statuses)}")
+        s.refresh(t)
+        return t
+
+    # ---------------------------------------------------------------- intake
+    def intake(self, ticket, suggestion=None, *, actor: str, received_at: datetime | None = None) -> dict:
+        """Store a ticket (received) and its suggestion (suggested); flagged tickets enter the arbitration queue."""
+        received_at = received_at or utcnow()
+        now = utcnow()
+        digits = phone_digits(ticket.caller) if ticket.caller else ""
+        sug = suggestion.model_dump(mode="json") if suggestion is not None else None
+        flagged = bool(suggestion is not None and suggestion.needs_arbitration)
+        reasons = [r.model_dump() for r in suggestion.reasons] if flagged else None
+        try:
+            with self.Session.begin() as s:
+                t = TicketRow(
+                    external_id=ticket.id, title=ticket.title, content=ticket.content, address=ticket.address,
+                    channel=ticket.channel, reported_at=ticket.created_at,
+                    phone_hash=hash_phone(digits, self.phone_salt) if digits else None,
+                    phone_masked=mask_phone(digits) if digits else None,
+                    status="received", return_count=0, needs_arbitration=flagged, created_at=received_at,
+                    updated_at=now)
+                s.add(t)
+                s.flush()
+                self._event(s, t.id, "received", actor, received_at, channel=ticket.channel)
+                if suggestion is not None:
+                    t.status = "suggested"
+                    t.suggestion = sug
+                    t.model_version = suggestion.model_version
+                    self._event(s, t.id, "suggested", "system", now, lead=suggestion.lead.code,
+                                co=[c.code for c in suggestion.co], confidence=suggestion.confidence,
+                                model_version=suggestion.model_version)
+                if flagged:
+                    t.status = "in_arbitration"
+                    t.arbitration_since = now
+                    t.arbitration_reasons = reasons
+                    self._event(s, t.id, "arbitration", "system", now, reasons=[r["code"] for r in reasons])
+                tid = t.id
+        except IntegrityError:
+            raise Conflict(f"a ticket with id '{ticket.id}' already exists",
+                           f"工单编号「{ticket.id}」已存在") from None
+        return self.get(tid)
+
+    # ---------------------------------------------------------------- reads
+    def get(self, ticket_id: int, *, history: bool = True) -> dict:
+        with self.Session() as s:
+            t = self._get(s, ticket_id)
+            out = ticket_view(t)
+            if history:
+                evs = s.scalars(select(EventRow).where(EventRow.ticket_id == ticket_id).order_by(EventRow.id)).all()
+                out["history"] = [{"kind": e.kind, "actor": e.actor, "at": iso(e.at), "data": e.data or {}}
+                                  for e in evs]
+                decs = s.scalars(select(DecisionRow).where(DecisionRow.ticket_id == ticket_id)
+                                 .order_by(DecisionRow.id)).all()
+                out["decisions"] = [decision_view(d) for d in decs]
+                out["repeats"] = self._repeats(s, t)
+            return out
+
+    def _repeats(self, s: Session, t: TicketRow, limit: int = 5) -> list[dict]:
+        """Earlier tickets from the same caller (same salted phone hash)."""
+        if not t.phone_hash:
+            return []
+        rows = s.scalars(select(TicketRow).where(TicketRow.phone_hash == t.phone_hash, TicketRow.id != t.id)
+                         .order_by(TicketRow.id.desc()).limit(limit)).all()
+        return [{"id": r.id, "status": r.status, "lead": r.lead, "created_at": iso(r.created_at),
+                 "excerpt": r.content[:80]} for r in rows]
+
+    def queue(self, *, limit: int = 100, unclaimed_only: bool = False) -> list[dict]:
+        """Tickets waiting for arbitration, oldest first, with reasons and the returns so far."""
+        with self.Session() as s:
+            q = select(TicketRow).where(TicketRow.status == "in_arbitration")
+            if unclaimed_only:
+                q = q.where(TicketRow.claimed_by.is_(None))
+            rows = s.scalars(q.order_by(TicketRow.arbitration_since, TicketRow.id).limit(limit)).all()
+            ids = [r.id for r in rows]
+            returns: dict[int, list[dict]] = {i: [] for i in ids}
+            if ids:
+                for e in s.scalars(select(EventRow).where(EventRow.ticket_id.in_(ids), EventRow.kind == "returned")
+                                   .order_by(EventRow.id)):
+                    returns[e.ticket_id].append({"at": iso(e.at), "actor": e.actor, **(e.data or {})})
+            out = []
+            for r in rows:
+                v = ticket_view(r)
+                v["returns"] = returns[r.id]
+                out.append(v)
+            return out
+
+    def count_by_status(self) -> dict[str, int]:
+        with self.Session() as s:
+            return dict(s.execute(select(TicketRow.status, func.count()).group_by(TicketRow.status)).all())
+
+    # ---------------------------------------------------------------- dispatcher
+    def dispatch(self, ticket_id: int, lead: str, co: list[str], *, actor: str) -> dict:
+        """The dispatcher's final choice; recorded as feedback (accepted or overridden suggestion)."""
+        now = utcnow()
+        co = [c for c in dict.fromkeys(co) if c != lead]
+        with self.Session.begin() as s:
+            t = self._transition(s, ticket_id, DISPATCHABLE,
+                                 dict(status="dispatched", lead=lead, co=join_codes(co), updated_at=now,
+                                      arbitration_since=None),
+                                 TicketRow.claimed_by.is_(None))
+            sug = t.suggestion or {}
+            s_lead = (sug.get("lead") or {}).get("code")
+            s_co = [c["code"] for c in sug.get("co") or []]
+            accepted = s_lead == lead and set(s_co) == set(co)
+            s.add(FeedbackRow(ticket_id=ticket_id, dispatcher=actor, suggested_lead=s_lead,
+                              suggested_co=join_codes(s_co), lead=lead, co=join_codes(co), accepted=accepted,
+                              model_version=t.model_version, created_at=now))
+            self._event(s, ticket_id, "dispatched", actor, now, lead=lead, co=co, accepted=accepted)
+        return self.get(ticket_id)
+
+    def return_ticket(self, ticket_id: int, reason: str, *, actor: str, department: str | None = None) -> dict:
+        """退单: a department sends the ticket back. The second return sends it to arbitration."""
+        now = utcnow()
+        with self.Session.begin() as s:
+            t = self._get(s, ticket_id)
+            count = t.return_count + 1
+            to_arb = count >= RETURNS_TO_ARBITRATION
+            values = dict(status="in_arbitration" if to_arb else "returned", return_count=count, updated_at=now)
+            if to_arb:
+                values.update(arbitration_since=now, arbitration_reasons=(t.arbitration_reasons or []) + [
+                    {"code": "REPEATED_RETURN", "message": f"已被退单 {count} 次，需裁定牵头单位。"}])
+            self._transition(s, ticket_id, ("dispatched",), values, TicketRow.return_count == t.return_count)
+            self._event(s, ticket_id, "returned", actor, now, reason=reason, department=department or t.lead,
+                        count=count)
+            if to_arb:
+                self._event(s, ticket_id, "arbitration", "system", now, reasons=["REPEATED_RETURN"])
+        return self.get(ticket_id)
+
+    def escalate(self, ticket_id: int, reason: str, *, actor: str) -> dict:
+        """The dispatcher sends the ticket to arbitration (on a flagged, unclaimed ticket: adds the reason)."""
+        now = utcnow()
+        with self.Session.begin() as s:
+            t = self._get(s, ticket_id)
+            reasons = (t.arbitration_reasons or []) + [{"code": "DISPATCHER_REQUEST", "message": reason}]
+            since = t.arbitration_since if t.status == "in_arbitration" and t.arbitration_since else now
+            self._transition(s, ticket_id, ESCALATABLE, dict(status="in_arbitration", arbitration_since=since,
+                                                             arbitration_reasons=reasons, updated_at=now),
+                             TicketRow.claimed_by.is_(None))
+            self._event(s, ticket_id, "arbitration", actor, now, reasons=["DISPATCHER_REQUEST"], reason=reason)
+        return self.get(ticket_id)
+
+    def close_ticket(self, ticket_id: int, *, actor: str, note: str | None = None) -> dict:
+        now = utcnow()
+        with self.Session.begin() as s:
+            self._transition(s, ticket_id, CLOSABLE, dict(status="closed", updated_at=now))
+            self._event(s, ticket_id, "closed", actor, now, **({"note": note} if note else {}))
+        return self.get(ticket_id)
+
+    # ---------------------------------------------------------------- arbitration
+    def claim(self, ticket_id: int, *, actor: str) -> dict:
+        """Atomic: UPDATE ... WHERE claimed_by IS NULL. Of two arbitrators claiming at once, exactly one wins."""
+        now = utcnow()
+        with self.Session.begin() as s:
+            t = self._get(s, ticket_id)
+            if t.claimed_by == actor and t.status == "in_arbitration":
+                return ticket_view(t)
+            self._transition(s, ticket_id, ("in_arbitration",), dict(claimed_by=actor, claimed_at=now, updated_at=now),
+                             TicketRow.claimed_by.is_(None))
+            self._event(s, ticket_id, "claimed", actor, now)
+        return self.get(ticket_id, history=False)
+
+    def release(self, ticket_id: int, *, actor: str, admin: bool = False) -> dict:
+        now = utcnow()
+        with self.Session.begin() as s:
+            t = self._get(s, ticket_id)
+            if not admin and t.claimed_by != actor:
+                raise Conflict(f"ticket {ticket_id} is not claimed by you", f"工单 {ticket_id} 不是由您领取的")
+            self._transition(s, ticket_id, ("in_arbitration",), dict(claimed_by=None, claimed_at=None, updated_at=now),
+                             TicketRow.claimed_by == t.claimed_by)
+            self._event(s, ticket_id, "released", actor, now, was=t.claimed_by)
+        return self.get(ticket_id, history=False)
+
+    def decide(self, ticket_id: int, lead: str, co: list[str], rationale: str, *, actor: str,
+               clarification: str | None = None, admin: bool = False) -> dict:
+        """The arbitrator who holds the ticket decides lead and co (an admin may decide any queued ticket)."""
+        now = utcnow()
+        co = [c for c in dict.fromkeys(co) if c != lead]
+        with self.Session.begin() as s:
+            t = self._get(s, ticket_id)
+            if not admin and t.status == "in_arbitration" and t.claimed_by != actor:
+                who = t.claimed_by
+                raise Conflict(
+                    f"claim ticket {ticket_id} first" if who is None else f"ticket {ticket_id} is claimed by {who}",
+                    f"请先领取工单 {ticket_id}" if who is None else f"工单 {ticket_id} 已由 {who} 领取")
+            where = () if admin else (TicketRow.claimed_by == actor,)
+            self._transition(s, ticket_id, ("in_arbitration",),
+                             dict(status="decided", lead=lead, co=join_codes(co), updated_at=now), *where)
+            d = DecisionRow(ticket_id=ticket_id, arbitrator=actor, lead=lead, co=join_codes(co), rationale=rationale,
+                            created_at=now)
+            s.add(d)
+            s.flush()
+            if clarification:
+                s.add(ClarificationRow(ticket_id=ticket_id, decision_id=d.id, proposed_by=actor, text=clarification,
+                                       created_at=now))
+            self._event(s, ticket_id, "decided", actor, now, lead=lead, co=co, decision_id=d.id,
+                        clarification=bool(clarification))
+        return self.get(ticket_id)
+
+    def clarifications(self, status: str | None = "pending", limit: int = 200) -> list[dict]:
+        with self.Session() as s:
+            q = select(ClarificationRow).order_by(ClarificationRow.id)
+            if status:
+                q = q.where(ClarificationRow.status == status)
+            return [{"id": c.id, "ticket_id": c.ticket_id, "decision_id": c.decision_id, "proposed_by": c.proposed_by,
+                     "text": c.text, "status": c.status, "created_at": iso(c.created_at)}
+                    for c in s.scalars(q.limit(limit))]
+
+    def past_decisions(self, *, codes: list[str], exclude: int | None = None, limit: int = 5) -> list[dict]:
+        """Recent decisions whose lead is one of ``codes`` (the workbench's 'similar past decisions')."""
+        if not codes:
+            return []
+        with self.Session() as s:
+            q = (select(DecisionRow, TicketRow).join(TicketRow, TicketRow.id == DecisionRow.ticket_id)
+                 .where(DecisionRow.lead.in_(codes)))
+            if exclude is not None:
+                q = q.where(DecisionRow.ticket_id != exclude)
+            rows = s.execute(q.order_by(DecisionRow.id.desc()).limit(limit)).all()
+            return [{**decision_view(d), "excerpt": t.content[:120]} for d, t in rows]
+
+    # ---------------------------------------------------------------- training data
+    def training_rows(self) -> Iterator[dict]:
+        """Labels for the next training run: each ticket's latest arbitration decision; otherwise its latest
+        dispatch when that overrode the suggestion and was not returned afterwards."""
+        with self.Session() as s:
+            decided: set[int] = set()
+            latest: dict[int, tuple] = {}
+            for d, t in s.execute(select(DecisionRow, TicketRow).join(TicketRow, TicketRow.id == DecisionRow.ticket_id)
+                                  .order_by(DecisionRow.id)):
+                latest[t.id] = (t, d.lead, d.co, "decision")
+            decided = set(latest)
+            fb_latest: dict[int, tuple] = {}
+            for f, t in s.execute(select(FeedbackRow, TicketRow).join(TicketRow, TicketRow.id == FeedbackRow.ticket_id)
+                                  .order_by(FeedbackRow.id)):
+                if t.id not in decided:
+                    fb_latest[t.id] = (t, f)
+            for tid, (t, f) in fb_latest.items():
+                if not f.accepted and t.status in ("dispatched", "closed") and t.lead == f.lead:
+                    latest[tid] = (t, f.lead, f.co, "override")
+            for tid in sorted(latest):
+                t, lead, co, source = latest[tid]
+                yield {"id": t.external_id or str(t.id), "text": f"{t.title}。{t.content}" if t.title else t.content,
+                       "lead": lead, "co": co or "", "created_at": iso(t.created_at), "source": source}
+
+    # ---------------------------------------------------------------- API keys
+    def create_key(self, role: str, name: str) -> tuple[KeyInfo, str]:
+        if role not in ROLES:
+            raise StoreError(f"role must be one of {', '.join(ROLES)}", f"角色必须是：{'、'.join(ROLES)}")
+        token = "hk_" + secrets.token_urlsafe(32)
+        with self.Session.begin() as s:
+            r = ApiKeyRow(name=name, prefix=token[:10], key_hash=hash_key(token), role=role, created_at=utcnow())
+            s.add(r)
+            s.flush()
+            info = _key_info(r)
+        return info, token
+
+    def list_keys(self) -> list[KeyInfo]:
+        with self.Session() as s:
+            return [_key_info(r) for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.id))]
+
+    def revoke_key(self, ref: str) -> KeyInfo:
+        """Revoke by id or by the key's prefix (as shown by ``keys list``)."""
+        with self.Session.begin() as s:
+            q = select(ApiKeyRow).where(ApiKeyRow.id == int(ref)) if ref.isdigit() else \
+                select(ApiKeyRow).where(ApiKeyRow.prefix == ref)
+            rows = s.scalars(q).all()
+            if len(rows) != 1:
+                raise NotFound(f"no key '{ref}' (give the id or prefix from `hotline keys list`)",
+                               f"找不到密钥「{ref}」")
+            r = rows[0]
+            if r.revoked_at is None:
+                r.revoked_at = utcnow()
+            return _key_info(r)
+
+    def authenticate(self, token: str) -> KeyInfo | None:
+        with self.Session() as s:
+            r = s.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(token))).first()
+            if r is None or r.revoked_at is not None:
+                return None
+            return _key_info(r)
+
+    def has_active_key(self, role: str) -> bool:
+        with self.Session() as s:
+            return s.scalar(select(func.count()).select_from(ApiKeyRow)
+                            .where(ApiKeyRow.role == role, ApiKeyRow.revoked_at.is_(None))) > 0
+
+
+STATUS_ZH = {"received": "已受理", "suggested": "待派单", "dispatched": "已派单", "returned": "已退单",
+             "in_arbitration": "待裁定", "decided": "已裁定", "closed": "已办结"}
+
+
+def ticket_view(t: TicketRow) -> dict:
+    sug = t.suggestion or {}
+    return {
+        "id": t.id, "external_id": t.external_id, "title": t.title, "content": t.content, "address": t.address,
+        "channel": t.channel, "reported_at": t.reported_at, "caller": t.phone_masked, "status": t.status,
+        "status_zh": STATUS_ZH.get(t.status, t.status), "suggestion": t.suggestion,
+        "suggested_lead": (sug.get("lead") or {}).get("code"), "lead": t.lead, "co": split_codes(t.co),
+        "needs_arbitration": t.needs_arbitration, "arbitration_reasons": t.arbitration_reasons or [],
+        "arbitration_since": iso(t.arbitration_since), "return_count": t.return_count,
+        "claimed_by": t.claimed_by, "claimed_at": iso(t.claimed_at), "created_at": iso(t.created_at),
+        "updated_at": iso(t.updated_at),
+    }
+
+
+def decision_view(d: DecisionRow) -> dict:
+    return {"id": d.id, "ticket_id": d.ticket_id, "arbitrator": d.arbitrator, "lead": d.lead, "co": split_codes(d.co),
+            "rationale": d.rationale, "created_at": iso(d.created_at)}
