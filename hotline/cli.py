@@ -325,8 +325,16 @@ def serve(
     """Start the API and the dispatcher widget."""
     import uvicorn
 
+    from hotline.cmd_serving import print_first_start
+
     settings = get_settings()
+    print_first_start(host or settings.host, port or settings.port)
     uvicorn.run("serving.app:create_app", factory=True, host=host or settings.host, port=port or settings.port)
+
+
+from hotline import cmd_serving  # noqa: E402
+
+cmd_serving.register(app)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,189 @@
+"""The HTTP API: every endpoint x role (no key, revoked key, each role), a ticket's whole life over HTTP on
+both databases, and user mistakes answered with 4xx and field-level messages in Chinese and English."""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dbutil import DB_KINDS, database_url
+from hotline.settings import Settings
+from serving.app import create_app
+from serving.bootstrap import open_store
+
+ROLES = ("dispatcher", "arbitrator", "admin")
+OILY = {"content": "小区楼下烧烤店油烟太大，晚上窗户都不敢开", "address": "梅林路幸福里小区3号楼", "caller": "13812345678"}
+
+
+def make_client(url, tmp_path, router):
+    settings = Settings(data_dir=tmp_path, database_url=url, phone_salt="api-test-salt", api_max_batch=5)
+    app = create_app(settings, router=router)
+    store = app.state.store
+    keys = {r: store.create_key(r, f"{r}-test")[1] for r in ROLES}
+    info, revoked = store.create_key("admin", "gone")
+    store.revoke_key(str(info.id))
+    keys["revoked"] = revoked
+    return TestClient(app), keys
+
+
+def h(key):
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+@pytest.fixture(scope="module")
+def api(router, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("api")
+    client, keys = make_client(f"sqlite:///{tmp / 'api.sqlite3'}", tmp, router)
+    yield client, keys
+    client.app.state.store.dispose()
+
+
+@pytest.fixture(params=DB_KINDS)
+def api_db(request, router, tmp_path):
+    url, cleanup = database_url(request.param, tmp_path)
+    client, keys = make_client(url, tmp_path, router)
+    yield client, keys
+    client.app.state.store.dispose()
+    cleanup()
+
+
+D, A, S = {"dispatcher"}, {"arbitrator"}, {"dispatcher", "arbitrator"}
+# (method, path, json, roles allowed besides admin); {tid} is a ticket in arbitration
+MATRIX = [
+    ("get", "/api/v1/departments", None, S),
+    ("get", "/api/v1/responsibilities/search?q=油烟", None, S),
+    ("post", "/api/v1/route", OILY, D),
+    ("post", "/api/v1/route/batch", {"tickets": [OILY]}, D),
+    ("post", "/api/v1/tickets", OILY, D),
+    ("get", "/api/v1/tickets/{tid}", None, S),
+    ("post", "/api/v1/tickets/{tid}/dispatch", {"lead": "urban_management"}, D),
+    ("post", "/api/v1/tickets/{tid}/return", {"reason": "不属于本单位"}, D),
+    ("post", "/api/v1/tickets/{tid}/escalate", {"reason": "推诿"}, D),
+    ("post", "/api/v1/tickets/{tid}/close", {}, D),
+    ("get", "/api/v1/arbitration/queue", None, A),
+    ("post", "/api/v1/arbitration/{tid}/claim", None, A),
+    ("post", "/api/v1/arbitration/{tid}/release", None, A),
+    ("post", "/api/v1/arbitration/{tid}/decision", {"lead": "urban_management", "rationale": "油烟归城管"}, A),
+    ("get", "/api/v1/arbitration/{tid}/similar", None, A),
+    ("get", "/api/v1/arbitration/clarifications", None, A),
+    ("get", "/metrics", None, set()),
+    ("get", "/api/v1/metrics", None, set()),
+]
+
+
+@pytest.mark.parametrize("method,path,body,allowed", MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
+def test_auth_matrix(api, method, path, body, allowed):
+    client, keys = api
+    tid = client.app.state.store.intake(
+        __import__("model.suggestion", fromlist=["Ticket"]).Ticket(content="矩阵测试工单"), None, actor="t")["id"]
+    path = path.format(tid=tid)
+    call = lambda key: getattr(client, method)(path, headers=h(key), **({"json": body} if body is not None else {}))  # noqa: E731
+    for who in (None, "revoked"):
+        r = call(keys.get(who))
+        assert r.status_code == 401, (who, r.text)
+        assert r.json()["message_zh"] and r.json()["message"]
+    for role in ROLES:
+        r = call(keys[role])
+        if role in allowed or role == "admin":
+            assert r.status_code not in (401, 403) and r.status_code < 500, (role, r.status_code, r.text)
+        else:
+            assert r.status_code == 403, (role, r.text)
+            assert "无权" in r.json()["message_zh"]
+
+
+def test_healthz_is_public_and_reports_the_database(api):
+    client, _ = api
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["database"] == "sqlite"
+
+
+def test_whole_life_over_http(api_db):
+    client, k = api_db
+    d, a = h(k["dispatcher"]), h(k["arbitrator"])
+    r = client.post("/api/v1/tickets", json={**OILY, "id": "GD-100"}, headers=d)
+    assert r.status_code == 201, r.text
+    t = r.json()
+    assert t["caller"] == "138****5678" and "13812345678" not in r.text
+    assert t["suggestion"]["lead"]["code"] and t["history"][0]["kind"] == "received"
+    tid, suggested = t["id"], t["suggestion"]["lead"]["code"]
+    if t["status"] == "in_arbitration":  # flagged by the router: dispatching from the queue is still allowed
+        assert t["arbitration_reasons"]
+    assert client.post("/api/v1/tickets", json={**OILY, "id": "GD-100"}, headers=d).status_code == 409
+    r = client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": suggested,
+                                                              "co": [c["code"] for c in t["suggestion"]["co"]]}, headers=d)
+    assert r.status_code == 200 and r.json()["history"][-1]["data"]["accepted"] is True
+    assert client.post(f"/api/v1/tickets/{tid}/return", json={"reason": "不属于本单位职责"}, headers=d).json()["status"] == "returned"
+    other = "health" if suggested != "health" else "civil_affairs"
+    r = client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": other}, headers=d)
+    assert r.json()["history"][-1]["data"]["accepted"] is False
+    r = client.post(f"/api/v1/tickets/{tid}/return", json={"reason": "也不归我们"}, headers=d)
+    assert r.json()["status"] == "in_arbitration"
+    q = client.get("/api/v1/arbitration/queue", headers=a).json()
+    item = next(x for x in q if x["id"] == tid)
+    assert [x["reason"] for x in item["returns"]] == ["不属于本单位职责", "也不归我们"]
+    assert any(x["code"] == "REPEATED_RETURN" for x in item["arbitration_reasons"])
+    assert client.post(f"/api/v1/arbitration/{tid}/claim", headers=a).status_code == 200
+    r = client.post(f"/api/v1/arbitration/{tid}/claim", headers=h(k["admin"]))
+    assert r.status_code == 409 and "已由" in r.json()["message_zh"]
+    r = client.post(f"/api/v1/arbitration/{tid}/decision", headers=a,
+                    json={"lead": "urban_management", "co": ["ecology_environment"], "rationale": "餐饮油烟由城管牵头",
+                          "clarification": "边界规则补充：露天烧烤油烟由城管牵头"})
+    assert r.status_code == 200 and r.json()["status"] == "decided"
+    assert client.get("/api/v1/arbitration/clarifications", headers=a).json()[0]["ticket_id"] == tid
+    r = client.post(f"/api/v1/tickets/{tid}/close", json={}, headers=d)
+    kinds = [e["kind"] for e in r.json()["history"]]
+    assert kinds[-4:] == ["arbitration", "claimed", "decided", "closed"] and kinds.count("returned") == 2
+    metrics = client.get("/metrics", headers=h(k["admin"])).text
+    assert 'hotline_tickets{status="closed"} 1.0' in metrics
+    assert 'hotline_dispatches_total{accepted="false"} 1.0' in metrics
+
+
+def _err(r, status, field=None):
+    assert r.status_code == status, r.text
+    j = r.json()
+    assert j["message"] and j["message_zh"] and j["message"] != j["message_zh"]
+    if field:
+        assert field in [d["field"] for d in j["detail"]], j
+        d = next(d for d in j["detail"] if d["field"] == field)
+        assert d["msg"] and d["msg_zh"]
+    return j
+
+
+def test_user_mistakes_are_4xx_with_field_messages(api):
+    client, k = api
+    d, a = h(k["dispatcher"]), h(k["arbitrator"])
+    assert "过长" in _err(client.post("/api/v1/tickets", json={"content": "长" * 20_001}, headers=d), 422, "content")["message_zh"]
+    _err(client.post("/api/v1/tickets", json={"title": "无内容"}, headers=d), 422, "content")
+    _err(client.post("/api/v1/tickets", json={"content": "！！！"}, headers=d), 422, "content")
+    _err(client.post("/api/v1/tickets", content=b"{not json", headers={**d, "content-type": "application/json"}), 422, "body")
+    _err(client.post("/api/v1/tickets", json=["a list"], headers=d), 422)
+    j = _err(client.post("/api/v1/route/batch", json={"tickets": [OILY] * 6}, headers=d), 422, "tickets")
+    assert "最多 5 条" in j["message_zh"]
+    _err(client.post("/api/v1/route/batch", json={"tickets": []}, headers=d), 422, "tickets")
+    _err(client.get("/api/v1/tickets/abc", headers=d), 422, "ticket_id")
+    _err(client.get("/api/v1/tickets/999999", headers=d), 404)
+    _err(client.get("/api/v1/responsibilities/search?q=", headers=d), 422, "q")
+    _err(client.post("/api/v1/tickets", content=b"x" * 1_100_000, headers={**d, "content-type": "application/json"}), 413)
+    tid = client.post("/api/v1/tickets", json={"content": "路灯不亮了，晚上很黑"}, headers=d).json()["id"]
+    j = _err(client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": "no_such_dept"}, headers=d), 422, "lead")
+    assert "未知的部门代码" in j["message_zh"]
+    _err(client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": "health", "co": ["health", "nope"]}, headers=d), 422, "co.1")
+    _err(client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": "health", "extra": 1}, headers=d), 422, "extra")
+    _err(client.post(f"/api/v1/tickets/{tid}/return", json={"reason": "x"}, headers=d), 422, "reason")
+    _err(client.post(f"/api/v1/arbitration/{tid}/decision", json={"lead": "health"}, headers=a), 422, "rationale")
+    _err(client.get("/api/v1/arbitration/queue?limit=0", headers=a), 422, "limit")
+    _err(client.get("/no/such/page"), 404)
+    _err(client.delete("/api/v1/tickets/1", headers=d), 405)
+
+
+def test_unexpected_errors_are_500_without_internals(router, tmp_path):
+    """The catch-all handler: a real bug (the database is gone) answers 500 with a bilingual message, no traceback."""
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}", phone_salt="s")
+    app = create_app(settings, router=router)
+    key = app.state.store.create_key("dispatcher", "d")[1]
+    app.state.store.engine.dispose()
+    (tmp_path / "x.sqlite3").unlink()
+    (tmp_path / "x.sqlite3").mkdir()  # the database file is now a folder: every query fails
+    client = TestClient(app, raise_server_exceptions=False)
+    r = client.get("/api/v1/tickets/1", headers=h(key))
+    assert r.status_code == 500, r.text
+    assert "Traceback" not in r.text and r.json()["message_zh"]

@@ -1,0 +1,161 @@
+"""End to end in headless Chromium (Debian `chromium` + `chromium-driver`, driven by selenium): the dispatcher
+submits a ticket, sees the suggestion and dispatches; another ticket is sent to arbitration; the arbitrator claims
+and decides it in the workbench. Screenshots go to reports/e2e/ (HOTLINE_E2E_DIR)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hotline.settings import Settings
+from serving.app import create_app
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = Path(os.environ.get("HOTLINE_E2E_DIR", ROOT / "reports" / "e2e"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
+        pytest.skip("headless Chromium missing: apt-get install -y chromium chromium-driver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium not installed: pip install selenium")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1400",
+              "--lang=zh-CN"):
+        opts.add_argument(a)
+    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    drv.set_page_load_timeout(30)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield drv
+    drv.quit()
+
+
+@pytest.fixture(scope="module")
+def server(router, tmp_path_factory):
+    import uvicorn
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    settings = Settings(data_dir=tmp, phone_salt="e2e")
+    app = create_app(settings, router=router)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    store = app.state.store
+    keys = {r: store.create_key(r, f"e2e-{r}")[1] for r in ("dispatcher", "arbitrator")}
+    yield f"http://127.0.0.1:{port}", keys, store
+    srv.should_exit = True
+    th.join(10)
+    store.dispose()
+
+
+def wait(drv, css, timeout=30, text=None):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    w = WebDriverWait(drv, timeout)
+    try:
+        if text is not None:
+            w.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
+        return w.until(EC.visibility_of_element_located((By.CSS_SELECTOR, css)))
+    except Exception:
+        shot(drv, "failure")
+        logs = [f"{e['level']}: {e['message']}" for e in drv.get_log("browser")]
+        status = drv.find_elements(By.ID, "status")
+        raise AssertionError(f"waited for {css!r}{f' with {text!r}' if text else ''}; status: "
+                             f"{status[0].text if status else '-'}; console: {logs[-5:]}") from None
+
+
+def shot(drv, name):
+    drv.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def submit(drv, content, address="", preview=False):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = drv.find_element(By.ID, "content")
+    box.clear()
+    box.send_keys(content)
+    if address:
+        drv.find_element(By.ID, "address").send_keys(address)
+    if preview:  # the suggestion appears while the dispatcher is still reading, before anything is stored
+        wait(drv, "[data-testid=preview-suggestion] [data-testid=lead]")
+        shot(drv, "00-widget-live-preview")
+    box.send_keys(Keys.CONTROL, Keys.ENTER)
+    wait(drv, "[data-testid=actions]")
+    return int(drv.find_element(By.CSS_SELECTOR, "[data-testid=actions] .lead").text.split("#")[1].split(" ")[0])
+
+
+def test_dispatcher_and_arbitrator_end_to_end(browser, server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    base, keys, store = server
+    drv = browser
+    drv.get(f"{base}/#key={keys['dispatcher']}")
+    tid = submit(drv, "小区楼下烧烤店油烟太大，晚上窗户都不敢开", "梅林路幸福里小区3号楼", preview=True)
+    lead = wait(drv, "[data-testid=suggestion] [data-testid=lead]").text
+    assert lead.startswith("牵头：") and len(lead) > 4
+    assert drv.find_elements(By.CSS_SELECTOR, "[data-testid=evidence] li")
+    assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=preview-suggestion]")
+    shot(drv, "01-widget-suggestion")
+    drv.find_element(By.ID, "accept").click()
+    wait(drv, "[data-testid=done]", text="已派单")
+    shot(drv, "02-widget-dispatched")
+    t = store.get(tid)
+    assert t["status"] == "dispatched" and t["lead"] == t["suggestion"]["lead"]["code"]
+    assert t["history"][-1]["actor"] == "e2e-dispatcher#1" and t["history"][-1]["data"]["accepted"] is True
+
+    # a ticket whose text tries to inject markup, sent to arbitration by the dispatcher
+    evil = "楼上邻居装修噪音扰民<img src=x onerror=\"document.title='pwned'\">，物业不管"
+    tid2 = submit(drv, evil)
+    drv.find_element(By.CSS_SELECTOR, "#escalate-box summary").click()
+    drv.find_element(By.ID, "escalate-reason").send_keys("城管与住建互相推诿")
+    drv.find_element(By.ID, "escalate").click()
+    wait(drv, "#status", text="已提交裁定")
+    assert store.get(tid2)["status"] == "in_arbitration"
+
+    drv.get(f"{base}/workbench#key={keys['arbitrator']}")
+    row = wait(drv, f"#queue tr[data-id='{tid2}']")
+    shot(drv, "03-workbench-queue")
+    row.click()
+    content = wait(drv, "#detail [data-testid=content]")
+    assert "<img src=x" in content.text and not drv.find_elements(By.CSS_SELECTOR, "#detail img")
+    assert drv.title != "pwned"
+    assert "城管与住建互相推诿" in drv.find_element(By.CSS_SELECTOR, "[data-testid=arb-reasons]").text
+    wait(drv, "#claim").click()
+    wait(drv, "#decide")
+    Select(drv.find_element(By.ID, "d-lead")).select_by_value("housing_construction")
+    Select(drv.find_element(By.ID, "d-co")).select_by_value("urban_management")
+    drv.find_element(By.ID, "d-rationale").send_keys("装修噪音由住建牵头，城管协办")
+    shot(drv, "04-workbench-decide")
+    drv.find_element(By.ID, "decide").click()
+    wait(drv, "#status", text="已裁定")
+    wait(drv, "#detail [data-testid=history]", text="裁定")
+    shot(drv, "05-workbench-decided")
+    t = store.get(tid2)
+    assert t["status"] == "decided" and t["lead"] == "housing_construction" and t["co"] == ["urban_management"]
+    assert t["decisions"][0]["arbitrator"] == "e2e-arbitrator#2"
+    for name in ("01-widget-suggestion", "02-widget-dispatched", "03-workbench-queue", "05-workbench-decided"):
+        assert (SHOTS / f"{name}.png").stat().st_size > 5000

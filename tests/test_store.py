@@ -1,0 +1,211 @@
+"""The store against both databases: life of a ticket, append-only history, atomic claims, crash safety,
+hashed phones and keys, training export rows."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dbutil import DB_KINDS, database_url
+from model.suggestion import Candidate, DepartmentScore, Reason, Suggestion, Ticket
+from serving.store import Conflict, NotFound, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+PHONE = "13812345678"
+
+
+@pytest.fixture(params=DB_KINDS)
+def store(request, tmp_path):
+    url, cleanup = database_url(request.param, tmp_path)
+    st = Store.from_url(url, phone_salt=b"test-salt")
+    st.url = url
+    yield st
+    st.dispose()
+    cleanup()
+
+
+def suggestion(lead="urban_management", co=(), flagged=False) -> Suggestion:
+    dep = lambda c: DepartmentScore(code=c, name=c, kind="functional", score=0.5)  # noqa: E731
+    reasons = [Reason(code="AMBIGUOUS", message="两个部门均可能负责")] if flagged else []
+    return Suggestion(id=None, lead=dep(lead), co=[dep(c) for c in co], candidates=[Candidate(code=lead, kind="functional", score=0.5)],
+                      confidence=0.5, auto_dispatch=False, needs_arbitration=flagged, reasons=reasons, evidence=[],
+                      model_version="zero-shot@test")
+
+
+def intake(store, content="小区楼下烧烤店油烟太大", flagged=False, **kw):
+    return store.intake(Ticket(content=content, **kw), suggestion(flagged=flagged), actor="disp#1")
+
+
+def test_life_of_a_ticket(store):
+    t = intake(store, caller=PHONE, id="GD-1")
+    assert t["status"] == "suggested" and t["caller"] == "138****5678" and t["suggested_lead"] == "urban_management"
+    tid = t["id"]
+    t = store.dispatch(tid, "urban_management", [], actor="disp#1")
+    assert t["status"] == "dispatched" and t["lead"] == "urban_management"
+    t = store.return_ticket(tid, "不属于本单位职责", actor="dept#9")
+    assert t["status"] == "returned" and t["return_count"] == 1
+    t = store.dispatch(tid, "ecology_environment", ["market_regulation"], actor="disp#2")
+    assert t["status"] == "dispatched" and t["co"] == ["market_regulation"]
+    assert store.queue() == []
+    t = store.return_ticket(tid, "油烟属于城管", actor="dept#8")
+    assert t["status"] == "in_arbitration" and t["return_count"] == 2
+    assert [r["code"] for r in t["arbitration_reasons"]] == ["REPEATED_RETURN"]
+    q = store.queue()
+    assert [x["id"] for x in q] == [tid] and [r["reason"] for r in q[0]["returns"]] == ["不属于本单位职责", "油烟属于城管"]
+    with pytest.raises(Conflict):
+        store.decide(tid, "urban_management", [], "x", actor="arb#1")  # not claimed yet
+    store.claim(tid, actor="arb#1")
+    with pytest.raises(Conflict):
+        store.decide(tid, "urban_management", [], "x", actor="arb#2")  # someone else's
+    with pytest.raises(Conflict):
+        store.dispatch(tid, "health", [], actor="disp#1")  # claimed: only the arbitrator decides
+    t = store.decide(tid, "urban_management", ["ecology_environment"], "餐饮油烟由城管牵头", actor="arb#1",
+                     clarification="在边界规则中写明：露天烧烤油烟由城管牵头")
+    assert t["status"] == "decided" and t["lead"] == "urban_management" and t["decisions"][0]["arbitrator"] == "arb#1"
+    assert store.clarifications()[0]["text"].startswith("在边界规则中写明")
+    t = store.close_ticket(tid, actor="disp#1")
+    kinds = [(e["kind"], e["actor"]) for e in t["history"]]
+    assert kinds == [("received", "disp#1"), ("suggested", "system"), ("dispatched", "disp#1"), ("returned", "dept#9"),
+                     ("dispatched", "disp#2"), ("returned", "dept#8"), ("arbitration", "system"), ("claimed", "arb#1"),
+                     ("decided", "arb#1"), ("closed", "disp#1")]
+    assert all(e["at"].endswith("Z") for e in t["history"])
+    with pytest.raises(Conflict):
+        store.return_ticket(tid, "again", actor="dept#8")
+    with pytest.raises(NotFound):
+        store.get(tid + 1000)
+
+
+def test_flagged_and_escalated_tickets_queue_oldest_first(store):
+    a = intake(store, "第一件", flagged=True)
+    b = intake(store, "第二件")
+    c = intake(store, "第三件", flagged=True)
+    assert a["status"] == "in_arbitration" and b["status"] == "suggested"
+    store.escalate(b["id"], "两个部门互相推诿", actor="disp#1")
+    assert [x["id"] for x in store.queue()] == [a["id"], c["id"], b["id"]]
+    # an unclaimed flagged ticket may still be dispatched directly; it leaves the queue
+    store.dispatch(a["id"], "health", [], actor="disp#1")
+    assert [x["id"] for x in store.queue()] == [c["id"], b["id"]]
+    with pytest.raises(Conflict):
+        store.escalate(a["id"], "x", actor="disp#1")
+
+
+def test_concurrent_claims_exactly_one_wins(store):
+    tid = intake(store, flagged=True)["id"]
+    n = 8
+    barrier = threading.Barrier(n)
+    wins, conflicts, other = [], [], []
+
+    def claim(i):
+        barrier.wait()
+        try:
+            store.claim(tid, actor=f"arb#{i}")
+            wins.append(i)
+        except Conflict:
+            conflicts.append(i)
+        except Exception as e:  # noqa: BLE001 - any other failure fails the test below
+            other.append(repr(e))
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert other == [] and len(wins) == 1 and len(conflicts) == n - 1
+    t = store.get(tid)
+    assert t["claimed_by"] == f"arb#{wins[0]}"
+    assert [e["actor"] for e in t["history"] if e["kind"] == "claimed"] == [f"arb#{wins[0]}"]
+
+
+def test_history_is_append_only(store):
+    tid = intake(store)["id"]
+    for stmt in ("UPDATE ticket_events SET actor = 'forged'", "DELETE FROM ticket_events"):
+        with pytest.raises(Exception, match="append-only"):
+            with store.engine.begin() as c:
+                c.execute(text(stmt))
+    assert len(store.get(tid)["history"]) == 2
+
+
+def test_phone_is_stored_only_hashed(store, tmp_path):
+    intake(store, caller="+86 138-1234-5678", id="A")
+    second = intake(store, caller=PHONE, id="B")
+    assert len(second["repeats"]) == 1 and second["caller"] == "138****5678"
+    with store.engine.connect() as c:
+        dump = repr(c.execute(text("SELECT * FROM tickets")).fetchall()) + repr(
+            c.execute(text("SELECT * FROM ticket_events")).fetchall())
+    assert PHONE not in dump and "1234" not in dump.replace("138****5678", "")
+    if store.dialect == "sqlite":
+        db = Path(store.engine.url.database)
+        raw = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+        assert PHONE.encode() not in raw
+
+
+def test_duplicate_external_id_is_a_conflict(store):
+    intake(store, id="GD-9")
+    with pytest.raises(Conflict, match="GD-9"):
+        intake(store, id="GD-9")
+
+
+def test_keys_hashed_and_revocable(store):
+    info, token = store.create_key("arbitrator", "alice")
+    assert token.startswith("hk_") and len(token) > 40
+    assert store.authenticate(token).role == "arbitrator" and store.authenticate(token + "x") is None
+    with store.engine.connect() as c:
+        assert token not in repr(c.execute(text("SELECT * FROM api_keys")).fetchall())
+    assert store.revoke_key(info.prefix).revoked_at is not None
+    assert store.authenticate(token) is None
+    assert store.has_active_key("arbitrator") is False
+    with pytest.raises(NotFound):
+        store.revoke_key("nope")
+
+
+def test_training_rows_decisions_and_overrides(store):
+    accepted = intake(store, "接受建议的工单")["id"]
+    store.dispatch(accepted, "urban_management", [], actor="d")
+    overridden = intake(store, "改派的工单", title="标题")["id"]
+    store.dispatch(overridden, "health", ["civil_affairs"], actor="d")
+    returned = intake(store, "改派后被退回")["id"]
+    store.dispatch(returned, "health", [], actor="d")
+    store.return_ticket(returned, "不归我们", actor="x")
+    decided = intake(store, "裁定的工单", flagged=True)["id"]
+    store.claim(decided, actor="a")
+    store.decide(decided, "transport", ["traffic_police"], "理由", actor="a")
+    rows = {r["text"]: r for r in store.training_rows()}
+    assert set(rows) == {"标题。改派的工单", "裁定的工单"}
+    assert rows["标题。改派的工单"]["lead"] == "health" and rows["标题。改派的工单"]["co"] == "civil_affairs"
+    assert rows["裁定的工单"]["co"] == "traffic_police" and rows["裁定的工单"]["source"] == "decision"
+
+
+CRASH = r"""
+import os, signal, sys
+from model.suggestion import Ticket
+from serving.store import Store
+st = Store.from_url(sys.argv[1], phone_salt=b"s")
+for i in range(5):
+    t = st.intake(Ticket(content=f"crash {i}"), None, actor="crash")
+    print(t["id"], flush=True)          # the acknowledgement
+os.kill(os.getpid(), signal.SIGKILL)   # no clean shutdown, no checkpoint
+"""
+
+
+def test_acknowledged_writes_survive_a_kill(store):
+    r = subprocess.run([sys.executable, "-c", CRASH, store.url], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == -9, r.stderr
+    acked = [int(x) for x in r.stdout.split()]
+    assert len(acked) == 5
+    fresh = Store.from_url(store.url, phone_salt=b"s")
+    try:
+        assert [fresh.get(i)["content"] for i in acked] == [f"crash {i}" for i in range(5)]
+    finally:
+        fresh.dispose()
+
+
+def test_migrations_are_idempotent(store):
+    from serving.store import migrate
+
+    migrate(store.engine)
+    with store.engine.connect() as c:
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
