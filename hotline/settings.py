@@ -39,8 +39,8 @@ class Settings(BaseSettings):
         None, description="Model version the router uses; default the promoted one; 'none' = zero-shot."
     )
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: the CPUs available).")
-    encoder_dtype: str = Field("float32", pattern="^(float32|bfloat16|float16)$",
-                               description="Encoder weights' dtype at inference; bfloat16 is faster on CPUs with AVX512-BF16.")
+    encoder_dtype: str = Field("auto", pattern="^(auto|float32|bfloat16|float16)$",
+                               description="Encoder dtype at inference; auto = bfloat16 where the CPU has native bf16, else float32.")
 
     # --- routing engine / arbitration (issue 6)
 

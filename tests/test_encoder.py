@@ -329,3 +329,12 @@ def test_bfloat16_variant_close_to_float32(model_dir, encoder):
     assert out.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     assert (out * encoder.encode_queries(texts)).sum(1).min() >= 0.999
+
+
+def test_auto_dtype_follows_the_cpu(model_dir):
+    from model.encoder.encoder import cpu_has_fast_bf16
+
+    auto = load_encoder(str(model_dir), dtype="auto")
+    assert auto.name.endswith("@bfloat16") == cpu_has_fast_bf16()
+    with pytest.raises(ValueError, match="dtype must be"):
+        load_encoder(str(model_dir), dtype="int3")
