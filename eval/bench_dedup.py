@@ -94,7 +94,7 @@ def bench_dedup(sizes=(10_000, 100_000, 1_000_000), dim: int = 384, queries: int
         res[f"dedup_window_p99_ms_{tag}"] = round(float(np.percentile(lat, 99)), 2)
         res[f"dedup_recall_{tag}"] = round(_recall(index, vecs, q[:recall_queries], k, 0), 3)
         del index, vecs
-    res["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    res["dedup_peak_rss_mb"] = round(peak_rss_mb(), 1)
     return res
 
 

