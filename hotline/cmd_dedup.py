@@ -72,49 +72,24 @@ def _locator(settings):
 def read_dedup_jsonl(path: Path):
     """Tickets that dedup can use, and one ``"<line>: <problem>"`` per unusable line (bad JSON, invalid
     ticket, no id, unreadable created_at, id repeated)."""
-    from pydantic import ValidationError
-
     from model.duplicates import parse_time
-    from model.suggestion import Ticket
+    from model.io import read_tickets_jsonl
 
-    tickets, problems, seen = [], [], {}
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                problems.append(f"{n}: not UTF-8 text — save the file as UTF-8")
-                continue
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(f"{n}: not valid JSON ({e.msg} at column {e.colno})")
-                continue
-            if not isinstance(obj, dict):
-                problems.append(f"{n}: expected a JSON object with id, content, created_at")
-                continue
-            try:
-                t = Ticket.model_validate(obj)
-            except ValidationError as e:
-                err = e.errors()[0]
-                field = ".".join(str(x) for x in err["loc"]) or "line"
-                problems.append(f"{n}: field '{field}': {err['msg']}")
-                continue
-            if not t.id:
-                problems.append(f"{n}: field 'id' is missing: results refer to tickets by id")
-                continue
-            try:
-                parse_time(t.created_at)
-            except ValueError as e:
-                problems.append(f"{n}: field 'created_at': {e}")
-                continue
-            if t.id in seen:
-                problems.append(f"{n}: id '{t.id}' already on line {seen[t.id]}")
-                continue
-            seen[t.id] = n
-            tickets.append(t)
+    seen: dict[str, int] = {}
+
+    def check(t, n: int) -> str | None:
+        if not t.id:
+            return "field 'id' is missing: results refer to tickets by id"
+        try:
+            parse_time(t.created_at)
+        except ValueError as e:
+            return f"field 'created_at': {e}"
+        if t.id in seen:
+            return f"id '{t.id}' already on line {seen[t.id]}"
+        seen[t.id] = n
+        return None
+
+    tickets, problems = read_tickets_jsonl(path, check)
     return tickets, problems
 
 
