@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 TORCH  ?= torch==2.13.0
+# Slow model-training tests are left out by default: `make test PYTEST_ARGS="-m slow"` runs them.
+PYTEST_ARGS ?= -m "not slow"
 HOTLINE_HOST ?= 127.0.0.1
 HOTLINE_PORT ?= 8000
 export HOTLINE_HOST HOTLINE_PORT

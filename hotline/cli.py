@@ -332,10 +332,11 @@ def serve(
     uvicorn.run("serving.app:create_app", factory=True, host=host or settings.host, port=port or settings.port)
 
 
-from hotline import cmd_dedup, cmd_serving  # noqa: E402
+from hotline import cmd_dedup, cmd_serving, cmd_training  # noqa: E402
 
 cmd_serving.register(app)
 cmd_dedup.register(app)
+cmd_training.register(app, models_app)
 
 
 def main() -> None:  # pragma: no cover

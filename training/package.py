@@ -1,0 +1,171 @@
+"""Model versions: write a version folder (weights, tokenizer, labels, calibration, metrics, model card),
+list them, promote one. Layout under ``<model_cache_dir>/versions``::
+
+    <version>/            one folder per trained model (see model/classifier.py for the files)
+    PROMOTED.json         {"version": ..., "promoted_at": ..., "history": [...]}: what serving loads
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from model.classifier import CALIBRATION_FILE, LABELS_FILE, METRICS_FILE, TRAINING_FILE
+
+PROMOTED_FILE = "PROMOTED.json"
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _json(path: Path, obj) -> None:
+    def default(o):
+        if isinstance(o, (np.floating, np.integer)):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        if isinstance(o, datetime):
+            return o.isoformat()
+        raise TypeError(type(o))
+
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, default=default) + "\n", encoding="utf-8")
+
+
+def new_version_name(slug: str, now: datetime | None = None) -> str:
+    now = now or datetime.now()
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", slug).strip("-")[:40] or "model"
+    return f"{now:%Y%m%d-%H%M%S}-{slug}"
+
+
+def save_version(folder: Path, model, tokenizer, labels: list[str], calibration: dict, metrics: dict, training: dict,
+                 names: dict[str, str] | None = None) -> Path:
+    """Write a complete version folder (written to ``folder.tmp`` then renamed, so a crash leaves no
+    half version behind)."""
+    folder = Path(folder)
+    if folder.exists():
+        raise FileExistsError(f"{folder} exists already")
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    _json(tmp / LABELS_FILE, {"labels": list(labels), "names": {l: (names or {}).get(l, l) for l in labels}})
+    _json(tmp / CALIBRATION_FILE, calibration)
+    _json(tmp / METRICS_FILE, metrics)
+    _json(tmp / TRAINING_FILE, training)
+    (tmp / "README.md").write_text(model_card(folder.name, labels, calibration, metrics, training, names), encoding="utf-8")
+    tmp.rename(folder)
+    return folder
+
+
+def model_card(version: str, labels: list[str], calibration: dict, metrics: dict, training: dict,
+               names: dict[str, str] | None = None) -> str:
+    names = names or {}
+    val = metrics.get("validation", {})
+    lines = [f"# Dispatch classifier {version}", "",
+             "Lead department (softmax) and co-handling departments (sigmoid) for 12345 hotline tickets, "
+             f"fine-tuned from `{training.get('encoder')}` with the `{training.get('preset', {}).get('name')}` preset.", "",
+             "## Data", "",
+             f"- source: `{training.get('data')}` ({training.get('rows_used')} rows used, {training.get('rows_skipped', 0)} skipped — see training.json)",
+             f"- data fingerprint: `{training.get('data_fingerprint')}`; responsibility lists version: `{training.get('lists_version')}`",
+             f"- split: {training.get('split')}; train {training.get('n_train')} / validation {training.get('n_val')}",
+             f"- labels: {len(labels)}", "", "## Metrics (validation)", ""]
+    if val:
+        lines += [f"- macro-F1 **{val.get('macro_f1')}**, accuracy {val.get('accuracy')}, top-3 {val.get('top3')}",
+                  f"- ECE {calibration.get('ece_before')} → {calibration.get('ece_after')} after temperature scaling "
+                  f"(T = {calibration.get('temperature')})",
+                  f"- conformal threshold {calibration.get('conformal_threshold')} (alpha {calibration.get('alpha')}): "
+                  f"mean set size {calibration.get('mean_set_size')}, {calibration.get('multi_member_rate')} of tickets get more than one plausible department"]
+    for k in ("cv", "external"):
+        if metrics.get(k):
+            m = metrics[k]
+            lines.append(f"- {k}: " + ", ".join(f"{a} {b}" for a, b in m.items() if isinstance(b, (int, float, str))))
+    lines += ["", f"Training: {training.get('seconds')} s, peak memory {training.get('peak_memory_mb')} MB, "
+              f"{training.get('epochs_run')} epochs, seed {training.get('seed')}.", "", "## Per label (validation)", "",
+              "| label | name | support | F1 |", "|---|---|---|---|"]
+    per, sup = val.get("per_label_f1", {}), val.get("support", {})
+    for l in labels:
+        lines.append(f"| {l} | {names.get(l, '')} | {sup.get(l, 0)} | {per.get(l, '—')} |")
+    lines += ["", "## Known limits", "",
+              "- Validation rows come from the same source as the training rows; when that source is the synthetic "
+              "history, these numbers say nothing about real tickets — judge on real labelled data (`hotline eval routing`).",
+              "- The validation set also chose the early-stopping epoch and fitted the calibration, so its numbers are slightly optimistic.",
+              "- Labels with few examples (see support) have unreliable F1; `locality` means the street office/town of the address.",
+              f"- Texts longer than {training.get('preset', {}).get('max_seq_length')} tokens are truncated.", ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- registry
+
+
+def versions_dir(model_cache_dir: Path) -> Path:
+    return Path(model_cache_dir) / "versions"
+
+
+def list_versions(root: Path) -> list[dict]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    promoted = promoted_version(root)
+    out = []
+    for d in sorted(root.iterdir()):
+        if not d.is_dir() or d.name.endswith(".tmp") or not (d / LABELS_FILE).is_file():
+            continue
+        metrics = _read(d / METRICS_FILE)
+        training = _read(d / TRAINING_FILE)
+        val = metrics.get("validation", {})
+        out.append({"version": d.name, "promoted": d.name == promoted, "created": training.get("created"),
+                    "data": training.get("data"), "rows": training.get("rows_used"), "labels": len(_read(d / LABELS_FILE).get("labels", [])),
+                    "macro_f1": val.get("macro_f1"), "accuracy": val.get("accuracy"), "preset": training.get("preset", {}).get("name"),
+                    "path": str(d)})
+    return out
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def resolve_version(root: Path, version: str) -> Path:
+    """A version folder by name (or unique prefix); ``promoted`` = the promoted one."""
+    root = Path(root)
+    if version == "promoted":
+        v = promoted_version(root)
+        if not v:
+            raise FileNotFoundError(f"no promoted model version in {root} — run `hotline models promote VERSION`")
+        version = v
+    if not VERSION_RE.match(version):
+        raise ValueError(f"{version!r} is not a version name")
+    if (root / version / LABELS_FILE).is_file():
+        return root / version
+    matches = [v["version"] for v in list_versions(root) if v["version"].startswith(version)]
+    if len(matches) == 1:
+        return root / matches[0]
+    if matches:
+        raise ValueError(f"{version!r} matches {len(matches)} versions: {', '.join(matches)}")
+    raise FileNotFoundError(f"no model version {version!r} in {root} — see `hotline models list`")
+
+
+def promoted_version(root: Path) -> str | None:
+    rec = _read(Path(root) / PROMOTED_FILE)
+    v = rec.get("version")
+    return v if v and (Path(root) / v / LABELS_FILE).is_file() else None
+
+
+def promote(root: Path, version: str) -> str:
+    folder = resolve_version(root, version)
+    rec = _read(Path(root) / PROMOTED_FILE)
+    history = list(rec.get("history", []))
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    history.append({"version": folder.name, "promoted_at": now, "previous": rec.get("version")})
+    tmp = Path(root) / (PROMOTED_FILE + ".tmp")
+    _json(tmp, {"version": folder.name, "promoted_at": now, "history": history})
+    tmp.replace(Path(root) / PROMOTED_FILE)
+    return folder.name
