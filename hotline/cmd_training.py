@@ -167,7 +167,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
 
     @models_app.command("list")
     def models_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
-        """Trained model versions (★ = promoted: the one serving loads)."""
+        """Trained model versions (★ = promoted: the one serving will load once classifier fusion lands; the router is zero-shot today)."""
         from training.package import list_versions
 
         rows = list_versions(_versions_root())
@@ -198,7 +198,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
 
     @models_app.command("promote")
     def models_promote(version: Annotated[str, typer.Argument(help="Version name or unique prefix")]) -> None:
-        """Make a version the one serving loads (recorded in versions/PROMOTED.json with its history)."""
+        """Promote a version (the one serving will load once classifier fusion lands; recorded in versions/PROMOTED.json with its history)."""
         from model.classifier import DispatchClassifier
         from training.package import promote, resolve_version
 

@@ -22,9 +22,15 @@ def build_router(
     dtype: str = "float32",
     num_threads: int | None = None,
 ) -> ZeroShotRouter:
-    """The router for ``model_version`` (``None``/``"none"``: zero-shot, the only kind that exists yet)."""
+    """The router for ``model_version`` (``None``/``"none"``: zero-shot).
+
+    Routing with a trained classifier (fusion, issue #6) is not built yet, and the trained default model
+    is measured below the zero-shot router, so naming a version is refused rather than silently ignored.
+    """
     if model_version not in (None, "", "none"):
-        raise FileNotFoundError(f"model version '{model_version}' not found — train one first or set HOTLINE_MODEL_VERSION=none")
+        raise FileNotFoundError(
+            f"routing with model version '{model_version}' is not supported yet (classifier fusion is not built) "
+            "— set HOTLINE_MODEL_VERSION=none")
     lists = load_lists(lists_dir)
     encoder = load_encoder(encoder_source, cache_dir=model_cache_dir, max_seq_length=max_seq_length,
                            dtype=dtype, num_threads=num_threads)

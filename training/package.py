@@ -2,7 +2,7 @@
 list them, promote one. Layout under ``<model_cache_dir>/versions``::
 
     <version>/            one folder per trained model (see model/classifier.py for the files)
-    PROMOTED.json         {"version": ..., "promoted_at": ..., "history": [...]}: what serving loads
+    PROMOTED.json         {"version": ..., "promoted_at": ..., "history": [...]}: what serving will load once classifier fusion (issue 6) lands
 """
 from __future__ import annotations
 
