@@ -17,10 +17,10 @@ from fastapi.staticfiles import StaticFiles
 
 from hotline.settings import Settings, get_settings
 from model.router import ZeroShotRouter
-from serving import errors
+from serving import dedup, errors
 from serving.bootstrap import open_store
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.routes import arbitration, ops, routing, tickets
+from serving.routes import arbitration, duplicates, ops, routing, tickets
 from serving.store import Store
 
 STATIC = Path(__file__).parent / "static"
@@ -42,7 +42,13 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
                 max_seq_length=settings.max_seq_length, model_version=settings.model_version,
                 dtype=settings.encoder_dtype, num_threads=settings.torch_threads,
             )
-        yield
+        # the duplicate index: saved state if it matches the database, else rebuilt from the stored tickets
+        await asyncio.to_thread(dedup.service(app).open)
+        try:
+            yield
+        finally:
+            if getattr(app.state, "dedup", None) is not None:
+                await asyncio.to_thread(app.state.dedup.save)
 
     app = FastAPI(title="hotline-dispatch 12345 派单助手", version="0.1.0", lifespan=lifespan,
                   docs_url="/docs", openapi_url="/api/v1/openapi.json")
@@ -51,9 +57,12 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
     app.state.store = store
     app.state.metrics = Metrics(store)
     app.state.on_ticket = None  # hook for the duplicate index (issue 6) to see every stored ticket
+    app.state.dedup = None      # serving.dedup.DedupService, installed once the router (encoder) exists
+    if router is not None:
+        dedup.install(app)      # opened lazily at the first ticket (or at start-up, in the lifespan)
 
     errors.install(app)
-    for r in (ops.router, routing.router, tickets.router, arbitration.router):
+    for r in (ops.router, routing.router, tickets.router, arbitration.router, duplicates.router):
         app.include_router(r)
     app.add_middleware(errors.BodyLimit, limit=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

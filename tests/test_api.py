@@ -65,6 +65,8 @@ MATRIX = [
     ("post", "/api/v1/arbitration/{tid}/decision", {"lead": "urban_management", "rationale": "油烟归城管"}, A),
     ("get", "/api/v1/arbitration/{tid}/similar", None, A),
     ("get", "/api/v1/arbitration/clarifications", None, A),
+    ("get", "/api/v1/duplicates/{tid}", None, S),
+    ("get", "/api/v1/hot-issues?days=7&min_count=2", None, S),
     ("get", "/metrics", None, set()),
     ("get", "/api/v1/metrics", None, set()),
 ]

@@ -127,6 +127,15 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert t["status"] == "dispatched" and t["lead"] == t["suggestion"]["lead"]["code"]
     assert t["history"][-1]["actor"] == "e2e-dispatcher#1" and t["history"][-1]["data"]["accepted"] is True
 
+    # the same complaint again: the widget warns with the kind and a link to the earlier ticket
+    submit(drv, "小区楼下烧烤店油烟太大，晚上窗户都不敢开")
+    link = wait(drv, "[data-testid=duplicate] [data-testid=duplicate-of]")
+    assert link.text == f"#{tid}" and link.get_attribute("href").endswith(f"/workbench#t={tid}")
+    assert "重复诉求" in drv.find_element(By.CSS_SELECTOR, "[data-testid=duplicate]").text
+    shot(drv, "02b-widget-duplicate")
+    drv.find_element(By.ID, "accept").click()
+    wait(drv, "[data-testid=done]", text="已派单")
+
     # a ticket whose text tries to inject markup, sent to arbitration by the dispatcher
     evil = "楼上邻居装修噪音扰民<img src=x onerror=\"document.title='pwned'\">，物业不管"
     tid2 = submit(drv, evil)

@@ -208,4 +208,32 @@ def test_migrations_are_idempotent(store):
 
     migrate(store.engine)
     with store.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+
+
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_upgrade_from_0001_keeps_tickets_and_adds_duplicate_columns(kind, tmp_path):
+    """Migrations are append-only: a database made by 0001 (with tickets) upgrades to 0002 in place."""
+    from alembic import command
+
+    from serving.store import make_engine
+    from serving.store.db import alembic_config
+
+    url, cleanup = database_url(kind, tmp_path)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0001")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO tickets (content, status, needs_arbitration, return_count, created_at, "
+                              "updated_at) VALUES ('旧工单', 'suggested', false, 0, '2024-01-01 00:00:00', "
+                              "'2024-01-01 00:00:00')"))
+        st = Store(engine, b"salt")
+        t = st.get(1)
+        assert t["content"] == "旧工单" and t["duplicate"] is None
+        st.record_duplicate(1, duplicate_of=None, cluster=1, kind=None, score=0.0)
+        assert st.get(1)["duplicate"] == {"duplicate_of": None, "cluster": 1, "kind": None, "score": 0.0}
+    finally:
+        engine.dispose()
+        cleanup()
+

@@ -77,11 +77,23 @@ class TicketOut(BaseModel):
     created_at: str
     history: list[Event] | None = None
     repeats: list[dict] | None = None
+    duplicate: "DuplicateOut | None" = None
+
+
+class DuplicateOut(BaseModel):
+    """The duplicate index's verdict: ``duplicate_of`` the earlier ticket (null: none), ``cluster`` the id of
+    the cluster's first ticket, ``kind`` repeat (same caller / near-identical text) or same_event."""
+    duplicate_of: int | None
+    cluster: int
+    kind: str | None
+    score: float
 
 
 class QueueItem(TicketOut):
     returns: list[dict]
 
 
-__all__ = ["Ticket", "Suggestion", "DispatchIn", "ReturnIn", "EscalateIn", "CloseIn", "DecisionIn", "TicketOut",
+TicketOut.model_rebuild()
+
+__all__ = ["DuplicateOut", "Ticket", "Suggestion", "DispatchIn", "ReturnIn", "EscalateIn", "CloseIn", "DecisionIn", "TicketOut",
            "QueueItem", "Event"]

@@ -27,7 +27,8 @@ def check_codes(r, lead: str | None, co: list[str] = (), field: str = "lead") ->
 @router.post("/tickets", status_code=201)
 def create_ticket(user: Dispatcher, ticket: Ticket, r: RouterDep, store: StoreDep, request: Request) -> TicketOut:
     """Store a ticket with its suggestion. Flagged tickets (needs_arbitration) enter the arbitration queue;
-    ``repeats`` lists earlier tickets from the same caller."""
+    ``repeats`` lists earlier tickets from the same caller; ``duplicate`` is the duplicate index's verdict
+    (duplicate_of, cluster, kind, score; null until the index has seen the ticket)."""
     from serving.store.models import utcnow
 
     received = utcnow()
@@ -36,7 +37,7 @@ def create_ticket(user: Dispatcher, ticket: Ticket, r: RouterDep, store: StoreDe
     out = store.intake(ticket, sug, actor=user.actor, received_at=received)
     hook = getattr(request.app.state, "on_ticket", None)
     if hook is not None:
-        hook(out)
+        out = hook(out) or out  # the duplicate index: adds `duplicate` (and REPEAT_COMPLAINT) to the stored ticket
     return TicketOut(**out)
 
 

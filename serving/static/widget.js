@@ -21,6 +21,22 @@ function suggestionCard(s, testid) {
   card.append(el("p", { class: "muted" }, "候选：" + s.candidates.map((c) => `${c.code} ${(c.score * 100).toFixed(0)}%`).join("  ")));
   return card;
 }
+const DUP_KIND = { repeat: "重复诉求（同一来电人或内容几乎相同）", same_event: "同一事件（不同来电人反映同一地点同一问题）" };
+// The duplicate index's verdict (POST /tickets `duplicate`): the earlier ticket, linked; text nodes only (textContent).
+function duplicateWarning(d) {
+  if (!d || d.duplicate_of === null || d.duplicate_of === undefined) return null;
+  const earlier = Number(d.duplicate_of), cluster = Number(d.cluster);
+  const box = el("div", { class: "warnbox", "data-testid": "duplicate" });
+  const head = el("h3");
+  head.textContent = "重复诉求提醒";
+  const p = el("p");
+  p.append(document.createTextNode(`${DUP_KIND[d.kind] || String(d.kind)}：与工单 `),
+    el("a", { href: `/workbench#t=${earlier}`, target: "_blank", "data-testid": "duplicate-of" }, `#${earlier}`),
+    document.createTextNode(` 相同（相似度 ${(Number(d.score) * 100).toFixed(0)}%）`));
+  if (cluster && cluster !== earlier) p.append(document.createTextNode(`；首次反映：#${cluster}`));
+  box.append(head, p);
+  return box;
+}
 function actions(t) {
   const box = el("div", { class: "card", "data-testid": "actions" });
   box.append(el("div", { class: "lead" }, `工单 #${t.id} · ${t.status_zh}`));
@@ -30,6 +46,8 @@ function actions(t) {
     for (const r of t.repeats) ul.append(el("li", {}, "同一来电人此前工单 ", el("a", { href: `/workbench#t=${r.id}`, target: "_blank" }, `#${r.id}`), `（${fmtTime(r.created_at)}，${r.excerpt}）`));
     box.append(el("h3", {}, "重复来电提醒"), ul);
   }
+  const dup = duplicateWarning(t.duplicate);
+  if (dup) box.append(dup);
   if (t.status === "in_arbitration") box.append(el("p", { class: "tag warn" }, "已进入裁定队列；未被领取前仍可直接派单"));
   const lead = el("select", { id: "lead", "aria-label": "牵头单位" });
   const co = el("select", { id: "co", multiple: "", size: "4", "aria-label": "协办单位" });

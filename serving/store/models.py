@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -48,6 +48,11 @@ class TicketRow(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # duplicate detection (migration 0002): NULL until the duplicate index has seen the ticket
+    duplicate_of: Mapped[int | None] = mapped_column(Integer)
+    cluster_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    dup_kind: Mapped[str | None] = mapped_column(String(16))
+    dup_score: Mapped[float | None] = mapped_column(Float)
 
 
 class EventRow(Base):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -403,6 +403,65 @@ class Store:
                 yield {"id": t.external_id or str(t.id), "text": f"{t.title}。{t.content}" if t.title else t.content,
                        "lead": lead, "co": co or "", "created_at": iso(t.created_at), "source": source}
 
+    # ---------------------------------------------------------------- duplicates (issue 6 §3)
+    def dedup_rows(self, *, pending_only: bool = False) -> list[dict]:
+        """What the duplicate index needs of each stored ticket, in (created_at, id) order: the text, address,
+        time, the salted phone hash (never the number) and the stored result (``cluster_id`` NULL = not seen;
+        ``pending_only``: only those)."""
+        with self.Session() as s:
+            q = select(TicketRow.id, TicketRow.title, TicketRow.content, TicketRow.address, TicketRow.created_at,
+                       TicketRow.phone_hash, TicketRow.duplicate_of, TicketRow.cluster_id, TicketRow.dup_kind,
+                       TicketRow.dup_score).order_by(TicketRow.created_at, TicketRow.id)
+            if pending_only:
+                q = q.where(TicketRow.cluster_id.is_(None))
+            return [{"id": r.id, "title": r.title, "content": r.content, "address": r.address,
+                     "created_at": iso(r.created_at), "phone_hash": r.phone_hash, "duplicate_of": r.duplicate_of,
+                     "cluster_id": r.cluster_id, "dup_kind": r.dup_kind, "dup_score": r.dup_score}
+                    for r in s.execute(q)]
+
+    def record_duplicate(self, ticket_id: int, *, duplicate_of: int | None, cluster: int, kind: str | None,
+                         score: float, reason: dict | None = None) -> None:
+        """Store the duplicate index's verdict on a ticket. With ``reason`` (REPEAT_COMPLAINT) the reason is
+        added to the stored suggestion and, while the ticket still waits for a dispatcher, it enters the
+        arbitration queue (like a flagged ticket at intake), with an appended event."""
+        now = utcnow()
+        with self.Session.begin() as s:
+            t = s.get(TicketRow, ticket_id, with_for_update=True)
+            if t is None:
+                raise NotFound(f"ticket {ticket_id} not found", f"工单 {ticket_id} 不存在")
+            t.duplicate_of, t.cluster_id, t.dup_kind, t.dup_score = duplicate_of, cluster, kind, score
+            if reason is None or any(r.get("code") == reason["code"] for r in t.arbitration_reasons or []):
+                return
+            if t.suggestion is not None:
+                sug = dict(t.suggestion)
+                sug["reasons"] = [*(sug.get("reasons") or []), reason]
+                sug["needs_arbitration"] = True
+                t.suggestion = sug
+            if t.status in ("suggested", "in_arbitration") and t.claimed_by is None:
+                t.needs_arbitration = True
+                t.arbitration_reasons = [*(t.arbitration_reasons or []), reason]
+                if t.status != "in_arbitration" or t.arbitration_since is None:
+                    t.arbitration_since = now
+                t.status = "in_arbitration"
+                t.updated_at = now
+                self._event(s, ticket_id, "arbitration", "system", now, reasons=[reason["code"]],
+                            duplicate_of=duplicate_of, cluster=cluster)
+
+    def duplicates(self, ticket_id: int, limit: int = 50) -> dict:
+        """The ticket's duplicate verdict and the earlier tickets of its cluster (oldest first)."""
+        with self.Session() as s:
+            t = self._get(s, ticket_id)
+            earlier = []
+            if t.cluster_id is not None:
+                q = (select(TicketRow).where(TicketRow.cluster_id == t.cluster_id, TicketRow.id != t.id,
+                                             or_(TicketRow.created_at < t.created_at,
+                                                 and_(TicketRow.created_at == t.created_at, TicketRow.id < t.id)))
+                     .order_by(TicketRow.created_at, TicketRow.id).limit(limit))
+                earlier = [{"id": r.id, "external_id": r.external_id, "title": r.title, "excerpt": r.content[:120],
+                            "address": r.address, "status": r.status, "status_zh": STATUS_ZH.get(r.status, r.status),
+                            "created_at": iso(r.created_at), "duplicate": duplicate_view(r)} for r in s.scalars(q)]
+            return {"id": t.id, "duplicate": duplicate_view(t), "earlier": earlier}
+
     # ---------------------------------------------------------------- API keys
     def create_key(self, role: str, name: str) -> tuple[KeyInfo, str]:
         if role not in ROLES:
@@ -460,8 +519,16 @@ def ticket_view(t: TicketRow) -> dict:
         "needs_arbitration": t.needs_arbitration, "arbitration_reasons": t.arbitration_reasons or [],
         "arbitration_since": iso(t.arbitration_since), "return_count": t.return_count,
         "claimed_by": t.claimed_by, "claimed_at": iso(t.claimed_at), "created_at": iso(t.created_at),
-        "updated_at": iso(t.updated_at),
+        "updated_at": iso(t.updated_at), "duplicate": duplicate_view(t),
     }
+
+
+def duplicate_view(t: TicketRow) -> dict | None:
+    """The duplicate index's verdict (``None`` until the index has seen the ticket)."""
+    if t.cluster_id is None:
+        return None
+    return {"duplicate_of": t.duplicate_of, "cluster": t.cluster_id, "kind": t.dup_kind,
+            "score": t.dup_score if t.dup_score is not None else 0.0}
 
 
 def decision_view(d: DecisionRow) -> dict:

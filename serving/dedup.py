@@ -1,0 +1,177 @@
+"""The duplicate index inside the service (issue 6 §3 / issue 7): every stored ticket goes through
+:class:`model.duplicates.DuplicateDetector`; its verdict is written back onto the ticket row.
+
+The database is the source of truth. On first use (at start-up, or lazily at the first request) the index
+is opened from the saved state (``dedup_state_dir``, default ``data_dir/dedup``) when that state covers a
+prefix of the stored tickets in (created_at, id) order, and otherwise rebuilt from every stored ticket in
+that order. After that, :meth:`DedupService.sync` processes whatever the database holds that the index has
+not seen (the ticket just stored by ``POST /tickets``, or tickets written by other processes).
+
+Detector ids are the store's ticket ids as strings; times are the stored ``created_at``; callers are the
+store's salted ``phone_hash`` (never the number). A ticket gets REPEAT_COMPLAINT the first time its verdict
+is written, when it is a duplicate and its cluster has ``dedup_repeat_min_count`` tickets in the window.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from pathlib import Path
+
+from model.duplicates import DuplicateDetector, StateMismatch, hot_issues
+from model.duplicates.detector import DAY, DedupConfig
+from model.suggestion import Ticket
+
+log = logging.getLogger(__name__)
+REPEAT_CODE = "REPEAT_COMPLAINT"
+
+
+def dedup_config(settings) -> DedupConfig:
+    return DedupConfig(
+        window_days=settings.dedup_window_days, caller_cos=settings.dedup_caller_cos,
+        near_jaccard=settings.dedup_near_jaccard, event_cos_place=settings.dedup_event_cos_place,
+        event_cos_problem=settings.dedup_event_cos_problem, problem_dice=settings.dedup_problem_dice,
+        event_cos_locality=settings.dedup_event_cos_locality, event_cos_noplace=settings.dedup_event_cos_noplace,
+    )
+
+
+def as_ticket(row: dict) -> Ticket:
+    """A stored row as the detector's ticket (no re-validation: it was validated when it came in)."""
+    return Ticket.model_construct(id=str(row["id"]), content=row["content"], title=row["title"],
+                                  address=row["address"], created_at=row["created_at"], caller=None, channel=None)
+
+
+def repeat_reason(n: int) -> dict:
+    return {"code": REPEAT_CODE, "message": f"同一问题已被反复反映{n}次，建议重点督办"}
+
+
+class DedupService:
+    def __init__(self, settings, store, encoder, locator=None):
+        self.settings = settings
+        self.store = store
+        self.encoder = encoder
+        self.locator = locator
+        self.config = dedup_config(settings)
+        self.state_dir = Path(settings.dedup_state_dir or Path(settings.data_dir) / "dedup")
+        self.salt = store.phone_salt.decode() if isinstance(store.phone_salt, bytes) else str(store.phone_salt)
+        self.det: DuplicateDetector | None = None
+        self.loaded_from_state = False
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------------------------ opening
+    def _try_load(self, rows: list[dict]) -> DuplicateDetector | None:
+        try:
+            det = DuplicateDetector.load(self.state_dir, self.encoder, self.salt, self.locator)
+        except FileNotFoundError:
+            return None
+        except (StateMismatch, ValueError, OSError, KeyError) as e:
+            log.warning("duplicate index state not usable (%s): rebuilding from the database", e)
+            return None
+        db_ids = [str(r["id"]) for r in rows]
+        if det.config != self.config or db_ids[: len(det.records.ids)] != det.records.ids:
+            log.warning("duplicate index state does not match the database: rebuilding from it")
+            return None
+        return det
+
+    def open(self) -> DuplicateDetector:
+        """Load the saved state if it matches the database, else rebuild; then catch up (idempotent)."""
+        with self._lock:
+            if self.det is None:
+                rows = self.store.dedup_rows()
+                det = self._try_load(rows)
+                self.loaded_from_state = det is not None
+                if det is None:
+                    det = DuplicateDetector(self.encoder, self.salt, self.config, self.locator)
+                self.det = det
+                self._process(rows)
+                if not self.loaded_from_state:
+                    self.save()
+            return self.det
+
+    # --------------------------------------------------------------------------------- processing
+    def sync(self) -> None:
+        """Run every stored ticket the index has not seen through it and write the verdicts back."""
+        with self._lock:
+            if self.det is None:
+                self.open()
+                return
+            self._process(self.store.dedup_rows(pending_only=True))
+
+    def _process(self, rows: list[dict]) -> None:
+        det = self.det
+        todo = [r for r in rows if str(r["id"]) not in det.by_id]
+        if todo:
+            det.process_many([as_ticket(r) for r in todo], caller_hashes=[r["phone_hash"] for r in todo])
+        for r in rows:  # write back what is missing or stale (e.g. after a change of settings)
+            res = det.result(det.by_id[str(r["id"])])
+            dup = int(res.duplicate_of) if res.duplicate_of is not None else None
+            stored = (r["duplicate_of"], r["cluster_id"], r["dup_kind"],
+                      None if r["dup_score"] is None else round(float(r["dup_score"]), 4))
+            if stored == (dup, int(res.cluster), res.kind, round(float(res.score), 4)):
+                continue
+            reason = None
+            if r["cluster_id"] is None and dup is not None:  # first verdict: 重点督办 when reported again and again
+                n = self.cluster_count(res.id)
+                if n >= self.settings.dedup_repeat_min_count:
+                    reason = repeat_reason(n)
+            self.store.record_duplicate(r["id"], duplicate_of=dup, cluster=int(res.cluster), kind=res.kind,
+                                        score=float(res.score), reason=reason)
+
+    def cluster_count(self, ticket_id: str) -> int:
+        """Tickets of this ticket's cluster within the window ending at it (itself included)."""
+        det = self.det
+        r = det.records
+        i = det.by_id[ticket_id]
+        c, ts = r.cluster[i], r.ts[i]
+        lo_ts = ts - self.config.window_days * DAY
+        lo = bisect.bisect_left(r.cummax, lo_ts)
+        return sum(1 for j in range(lo, len(r)) if r.cluster[j] == c and lo_ts <= r.ts[j] <= ts)
+
+    # ------------------------------------------------------------------------------------ reading
+    def hot(self, days: float, min_count: int, top: int = 20) -> list[dict]:
+        with self._lock:
+            self.sync()
+            out = []
+            for h in hot_issues(self.det, window_days=days, min_count=min_count, at=time.time(), top=top):
+                d = h.as_dict()
+                d["cluster"] = int(d["cluster"])
+                d["ticket_ids"] = [int(x) for x in d["ticket_ids"]]
+                out.append(d)
+            return out
+
+    def save(self) -> Path | None:
+        with self._lock:
+            if self.det is None:
+                return None
+            try:
+                return self.det.save(self.state_dir)
+            except OSError as e:  # the state is only a cache of the database: never fail a request for it
+                log.warning("could not save the duplicate index state to %s: %s", self.state_dir, e)
+                return None
+
+
+def install(app) -> None:
+    """Attach the service once the router (and so the encoder) exists; set the ``on_ticket`` hook."""
+    state = app.state
+    if getattr(state, "dedup", None) is not None:
+        return
+    router = state.router
+    svc = DedupService(state.settings, state.store, router.index.encoder, getattr(router, "locator", None))
+    state.dedup = svc
+
+    def on_ticket(out: dict) -> dict:
+        try:
+            svc.sync()
+        except Exception:  # noqa: BLE001 - the ticket is stored; the index catches up at the next sync/start-up
+            log.exception("duplicate check failed for ticket %s; it is stored and will be checked later", out["id"])
+            return out
+        return state.store.get(out["id"])
+
+    state.on_ticket = on_ticket
+
+
+def service(app) -> DedupService:
+    if getattr(app.state, "dedup", None) is None:
+        install(app)
+    return app.state.dedup

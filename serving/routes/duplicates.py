@@ -1,0 +1,41 @@
+"""Duplicate and repeat complaints (重复诉求) and hot issues (热点), from the duplicate index (serving/dedup.py)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from serving import dedup
+from serving.auth import Staff
+from serving.deps import RouterDep, StoreDep
+from serving.errors import body
+from serving.routes.tickets import TicketId
+from serving.store import StoreError
+
+router = APIRouter(prefix="/api/v1", tags=["duplicates"])
+
+
+@router.get("/duplicates/{ticket_id}")
+def duplicates(_: Staff, ticket_id: TicketId, r: RouterDep, store: StoreDep, request: Request):
+    """The ticket's verdict (``duplicate``: duplicate_of, cluster, kind, score) and the earlier tickets of its
+    cluster, oldest first, each with its own kind and score."""
+    try:
+        store.get(ticket_id, history=False)
+    except StoreError as e:
+        return JSONResponse(status_code=e.status, content=body(e.code, e.message, e.message_zh, [
+            {"field": "ticket_id", "loc": ["path", "ticket_id"], "type": "not_found", "msg": e.message,
+             "msg_zh": e.message_zh}]))
+    dedup.service(request.app).sync()
+    return store.duplicates(ticket_id)
+
+
+@router.get("/hot-issues")
+def hot(_: Staff, r: RouterDep, request: Request,
+        days: Annotated[float | None, Query(gt=0, le=90, description="窗口天数")] = None,
+        min_count: Annotated[int | None, Query(ge=2, le=10_000, description="窗口内至少多少件")] = None,
+        top: Annotated[int, Query(ge=1, le=100)] = 20) -> list[dict]:
+    """热点: clusters with at least ``min_count`` tickets in the last ``days`` days (defaults: settings
+    hot_window_days / hot_min_count), with a short title, count, locality and trend vs the window before."""
+    s = request.app.state.settings
+    return dedup.service(request.app).hot(days or s.hot_window_days, min_count or s.hot_min_count, top)

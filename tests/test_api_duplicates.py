@@ -1,0 +1,166 @@
+"""Duplicate detection in the service (issue 6 §3, issue 7): POST /tickets links repeats and stores the verdict,
+REPEAT_COMPLAINT sends often-reported problems to arbitration, GET /duplicates/{id} and GET /hot-issues, on
+both databases; the index rebuilt from the database (or loaded from its saved state) equals the live one."""
+from __future__ import annotations
+
+import pytest
+
+from dbutil import DB_KINDS, database_url
+from serving.dedup import DedupService
+from test_api import h, make_client
+
+OIL_A = {"content": "幸福里小区3号楼楼下的烧烤店每天晚上油烟很大，家里窗户都不敢开，希望有关部门管一管。",
+         "address": "梅林街道幸福里小区3号楼", "caller": "13812345678"}
+OIL_A2 = {"content": "又是幸福里小区3号楼楼下那家烧烤店，油烟还是很大，上次反映了没人管，窗户都不敢开。",
+          "address": "梅林街道幸福里小区3号楼", "caller": "+86 138-1234-5678"}
+LIFT = {"content": "幸福里小区的电梯已经坏了两个星期，老人上下楼非常困难，物业一直不修。",
+        "address": "幸福里小区", "caller": "13700000003"}
+SEWER = ["柳溪大街菜市场门口下水道堵了，污水漫到路面上，臭气熏天。",
+         "柳溪大街菜市场门口的下水道又堵了，路上全是污水，很臭。",
+         "柳溪大街菜市场那里下水道堵塞，污水横流，走路都没法走。",
+         "柳溪大街菜市场门前下水道堵塞污水外溢，气味难闻，请处理。"]
+
+
+@pytest.fixture(params=DB_KINDS)
+def api_db(request, router, tmp_path):
+    url, cleanup = database_url(request.param, tmp_path)
+    client, keys = make_client(url, tmp_path, router)
+    yield client, keys
+    client.app.state.store.dispose()
+    cleanup()
+
+
+def post(client, key, body):
+    r = client.post("/api/v1/tickets", json=body, headers=h(key))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_repeat_by_same_caller_is_linked_other_problem_is_not(api_db):
+    client, k = api_db
+    d = k["dispatcher"]
+    first = post(client, d, OIL_A)
+    assert first["duplicate"] == {"duplicate_of": None, "cluster": first["id"], "kind": None, "score": 0.0}
+    again = post(client, d, OIL_A2)
+    dup = again["duplicate"]
+    assert dup["duplicate_of"] == first["id"] and dup["cluster"] == first["id"] and dup["kind"] == "repeat"
+    assert 0 < dup["score"] <= 1
+    assert "13812345678" not in str(again)
+    lift = post(client, d, LIFT)
+    assert lift["duplicate"]["duplicate_of"] is None and lift["duplicate"]["cluster"] == lift["id"]
+    # stored: GET /tickets/{id} shows the same verdict; GET /duplicates lists the earlier ticket
+    assert client.get(f"/api/v1/tickets/{again['id']}", headers=h(d)).json()["duplicate"] == dup
+    for role in ("dispatcher", "arbitrator", "admin"):
+        r = client.get(f"/api/v1/duplicates/{again['id']}", headers=h(k[role]))
+        assert r.status_code == 200, r.text
+    j = r.json()
+    assert j["duplicate"] == dup and [e["id"] for e in j["earlier"]] == [first["id"]]
+    assert j["earlier"][0]["duplicate"]["kind"] is None
+    assert client.get(f"/api/v1/duplicates/{lift['id']}", headers=h(d)).json()["earlier"] == []
+    r = client.get("/api/v1/duplicates/999999", headers=h(d))
+    assert r.status_code == 404 and r.json()["message_zh"] and r.json()["detail"][0]["field"] == "ticket_id"
+    assert client.get("/api/v1/duplicates/0", headers=h(d)).status_code == 422
+
+
+def test_repeat_complaint_goes_to_arbitration_and_hot_issue_appears(api_db):
+    client, k = api_db
+    d, a = h(k["dispatcher"]), h(k["arbitrator"])
+    out = [post(client, k["dispatcher"], {"content": SEWER[i % 4], "address": "柳溪大街", "caller": f"1590000{i:04d}"})
+           for i in range(5)]
+    assert all(t["duplicate"]["cluster"] == out[0]["id"] for t in out), [t["duplicate"] for t in out]
+
+    def repeat(t):
+        return [r for r in t["arbitration_reasons"] if r["code"] == "REPEAT_COMPLAINT"]
+
+    # default dedup_repeat_min_count = 3: the first two are not flagged for it, the third on are
+    assert not repeat(out[0]) and not repeat(out[1])
+    third = out[2]
+    assert repeat(third) and repeat(third)[0]["message"] == "同一问题已被反复反映3次，建议重点督办"
+    assert third["status"] == "in_arbitration" and third["needs_arbitration"]
+    assert any(r["code"] == "REPEAT_COMPLAINT" for r in third["suggestion"]["reasons"])
+    assert third["suggestion"]["needs_arbitration"] is True
+    assert "同一问题已被反复反映5次" in repeat(out[4])[0]["message"]
+    queue = {t["id"] for t in client.get("/api/v1/arbitration/queue", headers=a).json()}
+    assert {out[2]["id"], out[3]["id"], out[4]["id"]} <= queue
+    hist = client.get(f"/api/v1/tickets/{third['id']}", headers=d).json()["history"]
+    assert any(e["kind"] == "arbitration" and e["data"]["reasons"] == ["REPEAT_COMPLAINT"] for e in hist)
+
+    # hot issues: not yet hot at 6, hot at 5
+    assert client.get("/api/v1/hot-issues?days=7&min_count=6", headers=a).json() == []
+    hot = client.get("/api/v1/hot-issues?days=7&min_count=5", headers=a).json()
+    assert len(hot) == 1 and hot[0]["cluster"] == out[0]["id"] and hot[0]["count"] == 5
+    assert sorted(hot[0]["ticket_ids"]) == sorted(t["id"] for t in out) and "下水道" in hot[0]["title"]
+    assert hot[0]["trend"] == "new"
+    for bad, field in (("days=0", "days"), ("days=1000", "days"), ("min_count=1", "min_count"), ("days=x", "days")):
+        r = client.get(f"/api/v1/hot-issues?{bad}", headers=d)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, r.text
+
+
+def test_rebuilt_and_loaded_index_equal_the_live_one(router, tmp_path):
+    client, k = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router)
+    app = client.app
+    try:
+        for body in (OIL_A, LIFT, OIL_A2, *({"content": s, "address": "柳溪大街", "caller": f"1590000{i:04d}"}
+                                             for i, s in enumerate(SEWER))):
+            post(client, k["dispatcher"], body)
+        # a ticket stored by another path (not POST /tickets) is picked up by the next sync
+        from model.suggestion import Ticket
+        tid = app.state.store.intake(Ticket(content=SEWER[0], address="柳溪大街"), None, actor="import")["id"]
+        live = app.state.dedup
+        live.sync()
+        assert app.state.store.get(tid)["duplicate"]["cluster"] is not None
+        settings, store, enc, loc = app.state.settings, app.state.store, router.index.encoder, router.locator
+
+        rebuilt = DedupService(settings.model_copy(update={"dedup_state_dir": tmp_path / "elsewhere"}), store, enc, loc)
+        rebuilt.open()
+        assert not rebuilt.loaded_from_state
+        assert rebuilt.det.results() == live.det.results() and len(live.det) == 8
+        stored = {str(r["id"]): (r["duplicate_of"], r["cluster_id"], r["dup_kind"]) for r in store.dedup_rows()}
+        assert stored == {x.id: (int(x.duplicate_of) if x.duplicate_of else None, int(x.cluster), x.kind)
+                          for x in rebuilt.det.results()}
+
+        live.save()
+        loaded = DedupService(settings, store, enc, loc)
+        loaded.open()
+        assert loaded.loaded_from_state and loaded.det.results() == live.det.results()
+    finally:
+        app.state.store.dispose()
+
+
+def test_start_up_opens_the_index_and_shutdown_saves_it(router, tmp_path):
+    """The lifespan: the index is opened (rebuilt from the database) at start-up and saved at shut-down."""
+    from fastapi.testclient import TestClient
+
+    client, k = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router)
+    app = client.app
+    try:
+        from model.suggestion import Ticket
+        app.state.store.intake(Ticket(content=SEWER[0], address="柳溪大街"), None, actor="import")
+        with TestClient(app) as c:
+            assert app.state.dedup.det is not None and len(app.state.dedup.det) == 1
+            assert c.get("/api/v1/tickets/1", headers=h(k["dispatcher"])).json()["duplicate"]["cluster"] == 1
+            post(c, k["dispatcher"], {"content": SEWER[1], "address": "柳溪大街"})
+        assert (tmp_path / "dedup" / "CURRENT").is_file()
+        again = DedupService(app.state.settings, app.state.store, router.index.encoder, router.locator)
+        again.open()
+        assert again.loaded_from_state and again.det.results() == app.state.dedup.det.results()
+    finally:
+        app.state.store.dispose()
+
+
+def test_a_failing_duplicate_check_does_not_lose_the_ticket(router, tmp_path, monkeypatch):
+    client, k = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router)
+    app = client.app
+    try:
+        def boom(*a, **kw):
+            raise RuntimeError("index down")
+
+        monkeypatch.setattr(app.state.dedup, "sync", boom)
+        t = post(client, k["dispatcher"], OIL_A)
+        assert t["duplicate"] is None
+        monkeypatch.undo()
+        again = post(client, k["dispatcher"], OIL_A2)  # the next sync catches up the first ticket too
+        assert again["duplicate"]["duplicate_of"] == t["id"]
+        assert app.state.store.get(t["id"])["duplicate"]["cluster"] == t["id"]
+    finally:
+        app.state.store.dispose()
