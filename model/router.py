@@ -145,7 +145,8 @@ class ZeroShotRouter:
         co: list[DepartmentScore] = []
         seen = {lead.code}
         for c in co_codes:
-            dep = self._dep(c, probs.get(c, 0.0), location)
+            # A rule's co-handler is as sure as the rule's matter (the lead's confidence); otherwise its own.
+            dep = self._dep(c, confidence if rule else probs.get(c, 0.0), location)
             if dep.code not in seen:
                 seen.add(dep.code)
                 co.append(dep)

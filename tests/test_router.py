@@ -49,6 +49,7 @@ def test_matched_rule_fixes_lead_and_co_and_is_cited(router):
     s = route(router, text)
     assert s.lead.code == rule.lead
     assert "meilin" in [c.code for c in s.co]
+    assert all(c.score == s.lead.score for c in s.co)  # rule-mandated co-handlers share the rule's confidence
     assert s.evidence[0].item_id == f"rule:{rule.id}"
     if rule.disputed:
         assert s.needs_arbitration and "DISPUTED_BOUNDARY" in [r.code for r in s.reasons]
