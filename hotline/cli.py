@@ -298,20 +298,30 @@ def eval_routing(
 
 
 @app.command("bench")
-def bench(json_out: Annotated[bool, typer.Option("--json")] = False,
-          single: Annotated[int, typer.Option(min=10)] = 100, batch: Annotated[int, typer.Option(min=32)] = 256) -> None:
-    """Route latency p50/p99 (one ticket) and batch throughput on this machine."""
-    from eval.bench import bench_router
+def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JSON line of all figures")] = False,
+          single: Annotated[int, typer.Option(min=10)] = 100, batch: Annotated[int, typer.Option(min=32)] = 256,
+          dedup_sizes: Annotated[str, typer.Option(help="stored tickets for the duplicate-lookup benchmark, comma-separated; '' skips it")] = "10000,100000,1000000") -> None:
+    """Route latency p50/p99 (one ticket), batch throughput, duplicate lookup at scale, peak memory."""
+    from eval.bench import bench_router, peak_rss_mb
 
+    try:
+        sizes = tuple(int(x) for x in dedup_sizes.split(",") if x.strip())
+    except ValueError:
+        fail("--dedup-sizes: give whole numbers separated by commas, e.g. 10000,100000,1000000")
     router = _router()
     res = bench_router(router, single=single, batch=batch)
     res["model_version"] = router.model_version
     res["encoder"] = router.index.encoder.name
+    if sizes:
+        from eval.bench_dedup import bench_dedup
+
+        res.update(bench_dedup(sizes))
+    res["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if json_out:
         typer.echo(json.dumps(res, ensure_ascii=False))
     else:
         for k, v in res.items():
-            typer.echo(f"{k:22} {v}")
+            typer.echo(f"{k:26} {v}")
 
 
 # ------------------------------------------------------------------------------------------- serve

@@ -73,3 +73,14 @@ def test_bad_cli_input_is_one_line_and_nonzero(tmp_path):
     assert r.stderr.strip().count("\n") == 0 and "no such file" in r.stderr
     r = subprocess.run(exe + ["lists", "import", str(tmp_path / "x.txt")], capture_output=True, text=True)
     assert r.returncode == 1 and "no such file" in r.stderr
+
+
+def test_bench_ends_with_one_json_line(cli):
+    r = cli("bench", "--json", "--single", "10", "--batch", "32", "--dedup-sizes", "3000")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("route_p50_ms", "route_p99_ms", "batch_tickets_per_s", "peak_rss_mb", "dedup_p99_ms_3k"):
+        assert isinstance(d[key], (int, float)) and d[key] > 0, key
+    assert d["route_p50_ms"] <= d["route_p99_ms"]
+    r = cli("bench", "--dedup-sizes", "ten")
+    assert r.exit_code == 1
