@@ -79,7 +79,7 @@ def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets:
                          confusions=[(a, b, k) for (a, b), k in conf.most_common()], misses=misses)
 
 
-def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size: int = 32) -> RoutingReport:
+def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size: int = 32, return_all: bool = False):
     tickets, labels = read_labelled_csv(path)
     suggestions = []
     for i in range(0, len(tickets), batch_size):
@@ -91,4 +91,6 @@ def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size:
         with open(out_dir / "misses.jsonl", "w", encoding="utf-8") as f:
             for m in report.misses:
                 f.write(json.dumps(m, ensure_ascii=False) + "\n")
+    if return_all:
+        return report, tickets, labels, suggestions
     return report

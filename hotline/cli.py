@@ -280,7 +280,8 @@ def route(
 @eval_app.command("routing")
 def eval_routing(
     data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (roster code or 'locality')")],
-    out: Annotated[Optional[Path], typer.Option(help="Folder for metrics.json and misses.jsonl")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder: report.md, PNG plots, metrics.json, misses.jsonl")] = None,
+    baseline: Annotated[bool, typer.Option(help="also run the TF-IDF + LinearSVC baseline (k-fold CV on the file)")] = True,
 ) -> None:
     """Lead top-1 / top-3 of the router (zero-shot unless a model version is set) on a labelled CSV."""
     from eval.routing import evaluate_router
@@ -289,10 +290,23 @@ def eval_routing(
         fail(f"{data}: no such file")
     router = _router()
     try:
-        report = evaluate_router(router, data, out)
+        report, tickets, labels, suggestions = evaluate_router(router, data, out, return_all=True)
     except (KeyError, ValueError) as e:
         fail(f"{data}: {e} — the file needs columns id, title, content, lead")
+    if not report.n:
+        fail(f"{data}: no labelled rows (columns id, title, content, lead)")
     typer.echo(f"{router.model_version} on {data.name}: n={report.n} top1={report.top1:.3f} top3={report.top3:.3f}")
+    base = None
+    if baseline and report.n >= 10:
+        from eval.report import tfidf_svc_baseline
+
+        base = tfidf_svc_baseline([t.text for t in tickets], labels)
+        typer.echo(f"baseline {base['name']}: top1={base['top1']:.3f} top3={base['top3']:.3f}")
+    if out:
+        from eval.report import write_report
+
+        write_report(out, data.name, router.model_version, tickets, labels, suggestions, base)
+        typer.echo(f"report: {out / 'report.md'}")
     for (gold, pred, k) in report.confusions[:10]:
         typer.echo(f"  {gold:22} -> {pred:22} {k}")
 

@@ -84,3 +84,32 @@ def test_bench_ends_with_one_json_line(cli):
     assert d["route_p50_ms"] <= d["route_p99_ms"]
     r = cli("bench", "--dedup-sizes", "ten")
     assert r.exit_code == 1
+
+
+def test_eval_report_with_baseline(cli, tmp_path, router):
+    """A labelled file built from the lists' own phrasings: the report folder has everything a reviewer opens."""
+    import csv
+
+    rows = []
+    for ref in router.lists.items:
+        if ref.department == "locality" or router.lists.departments[ref.department].kind == "locality":
+            continue
+        for p in ref.item.phrasings[:2]:
+            rows.append({"id": str(len(rows)), "title": "", "content": p, "lead": ref.department})
+    rows = rows[::7][:60]
+    data = tmp_path / "labelled.csv"
+    with open(data, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["id", "title", "content", "lead"])
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "report"
+    r = cli("eval", "routing", "--data", str(data), "--out", str(out))
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["n"] == len(rows) and 0 <= m["router"]["top1"] <= m["router"]["top3"] <= 1
+    assert m["router"]["top1"] > 0.5  # the lists' own phrasings must mostly route to their owner
+    assert set(m["baseline"]) >= {"name", "top1", "top3"}
+    for png in ("reliability.png", "coverage_accuracy.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "| router |" in text and "TF-IDF" in text and "## Per label" in text
