@@ -76,7 +76,7 @@ def client(router, tmp_path_factory):
     app.state.store.dispose()
 
 
-json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), texts),
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), texts),
                            lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
                            max_leaves=8)
 bodies = st.one_of(json_values, st.fixed_dictionaries({"content": json_values}, optional={"title": json_values, "address": json_values, "caller": json_values}))
