@@ -56,11 +56,13 @@ def test_matched_rule_fixes_lead_and_co_and_is_cited(router):
 
 
 def test_unowned_matter_goes_to_the_locality(router):
+    # most of the common locality items' own phrasings, said by someone in 柳溪村, go to 柳溪镇 itself
     items = router.lists.items_of("locality")
-    text = items[0].phrasings[0] + "，我住在柳溪镇柳溪村"
-    s = route(router, text)
-    if s.lead.kind == "locality":
-        assert s.lead.code == "liuxi"
+    leads = [route(router, it.phrasings[0] + "，我住在柳溪镇柳溪村").lead for it in items]
+    to_locality = [l for l in leads if l.kind == "locality"]
+    assert len(to_locality) >= 0.6 * len(items)
+    assert all(l.code == "liuxi" for l in to_locality)  # resolved to the town, never the bare pseudo-code
+    s = route(router, items[0].phrasings[0] + "，我住在柳溪镇柳溪村")
     # the locality's place must be cited
     assert any(e.type == "locality" and e.department == "liuxi" for e in s.evidence)
 
