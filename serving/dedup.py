@@ -4,8 +4,13 @@
 The database is the source of truth. On first use (at start-up, or lazily at the first request) the index
 is opened from the saved state (``dedup_state_dir``, default ``data_dir/dedup``) when that state covers a
 prefix of the stored tickets in (created_at, id) order, and otherwise rebuilt from every stored ticket in
-that order. After that, :meth:`DedupService.sync` processes whatever the database holds that the index has
-not seen (the ticket just stored by ``POST /tickets``, or tickets written by other processes).
+that order. After that, :meth:`DedupService.sync` (run before every lookup: ``POST /tickets``,
+``GET /duplicates``, ``GET /hot-issues``) processes whatever the database holds that the index has not seen:
+the ticket just stored, tickets without a verdict, and tickets written by other processes (another
+``hotline serve`` on the same database, an import). The check is cheap: the ids above the highest id seen
+(less ``SYNC_LOOKBACK``, since PostgreSQL may commit ids out of order) against the index, then only the
+missing rows. A ticket that another process has already judged keeps that verdict: the index adopts it
+instead of overwriting it, so every process's index agrees with the database.
 
 Detector ids are the store's ticket ids as strings; times are the stored ``created_at``; callers are the
 store's salted ``phone_hash`` (never the number). A ticket gets REPEAT_COMPLAINT the first time its verdict
@@ -25,6 +30,7 @@ from model.suggestion import Ticket
 
 log = logging.getLogger(__name__)
 REPEAT_CODE = "REPEAT_COMPLAINT"
+SYNC_LOOKBACK = 1000  # ids below the highest one seen that sync() re-checks (out-of-order commits)
 
 
 def dedup_config(settings) -> DedupConfig:
@@ -57,6 +63,7 @@ class DedupService:
         self.salt = store.phone_salt.decode() if isinstance(store.phone_salt, bytes) else str(store.phone_salt)
         self.det: DuplicateDetector | None = None
         self.loaded_from_state = False
+        self.max_id = 0  # the highest ticket id the index holds
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------------ opening
@@ -84,6 +91,7 @@ class DedupService:
                 if det is None:
                     det = DuplicateDetector(self.encoder, self.salt, self.config, self.locator)
                 self.det = det
+                self.max_id = max((int(x) for x in det.by_id), default=0)
                 self._process(rows)
                 if not self.loaded_from_state:
                     self.save()
@@ -96,14 +104,31 @@ class DedupService:
             if self.det is None:
                 self.open()
                 return
-            self._process(self.store.dedup_rows(pending_only=True))
+            known = self.det.by_id
+            missing = [i for i in self.store.ticket_ids(after_id=max(self.max_id - SYNC_LOOKBACK, 0))
+                       if str(i) not in known]
+            self._process(self.store.dedup_rows(pending_only=True, ids=missing), rewrite=False)
 
-    def _process(self, rows: list[dict]) -> None:
+    def _process(self, rows: list[dict], *, rewrite: bool = True) -> None:
+        """Add the rows the index lacks and write back the verdicts the database lacks. ``rewrite`` (at opening):
+        also correct stored verdicts that differ from the index (e.g. after a change of settings); otherwise a
+        verdict already stored (by another process) is adopted by the index, not overwritten."""
         det = self.det
         todo = [r for r in rows if str(r["id"]) not in det.by_id]
-        if todo:
+        judged = set() if rewrite else {r["id"] for r in todo if r["cluster_id"] is not None}
+        if todo and not judged:
             det.process_many([as_ticket(r) for r in todo], caller_hashes=[r["phone_hash"] for r in todo])
+        elif todo:  # one at a time (one batch of vectors), so later tickets see the adopted clusters
+            tickets = [as_ticket(r) for r in todo]
+            for r, t, vec in zip(todo, tickets, det.embed(tickets)):
+                det.process(t, vec, caller_hash=r["phone_hash"])
+                if r["id"] in judged:
+                    self._adopt(r)
+        if rows:
+            self.max_id = max(self.max_id, max(int(r["id"]) for r in rows))
         for r in rows:  # write back what is missing or stale (e.g. after a change of settings)
+            if not rewrite and r["cluster_id"] is not None:
+                continue
             res = det.result(det.by_id[str(r["id"])])
             dup = int(res.duplicate_of) if res.duplicate_of is not None else None
             stored = (r["duplicate_of"], r["cluster_id"], r["dup_kind"],
@@ -117,6 +142,20 @@ class DedupService:
                     reason = repeat_reason(n)
             self.store.record_duplicate(r["id"], duplicate_of=dup, cluster=int(res.cluster), kind=res.kind,
                                         score=float(res.score), reason=reason)
+
+    def _adopt(self, row: dict) -> bool:
+        """Give the index the verdict stored for this ticket by another process (when the tickets it names are
+        in this index, the cluster's first ticket as a cluster of its own); else keep the index's own verdict."""
+        det = self.det
+        rec = det.records
+        i = det.by_id[str(row["id"])]
+        dup = -1 if row["duplicate_of"] is None else det.by_id.get(str(row["duplicate_of"]))
+        root = det.by_id.get(str(row["cluster_id"]))
+        if dup is None or root is None or (root != i and rec.cluster[root] != root):
+            return False
+        score = 0.0 if row["dup_score"] is None else round(float(row["dup_score"]), 4)
+        rec.dup[i], rec.cluster[i], rec.kind[i], rec.score[i] = dup, root, row["dup_kind"], score
+        return True
 
     def cluster_count(self, ticket_id: str) -> int:
         """Tickets of this ticket's cluster within the window ending at it (itself included)."""

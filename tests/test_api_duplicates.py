@@ -1,10 +1,12 @@
 """Duplicate detection in the service (issue 6 §3, issue 7): POST /tickets links repeats and stores the verdict,
 REPEAT_COMPLAINT sends often-reported problems to arbitration, GET /duplicates/{id} and GET /hot-issues, on
-both databases; the index rebuilt from the database (or loaded from its saved state) equals the live one."""
+both databases; the index rebuilt from the database (or loaded from its saved state) equals the live one; two
+processes on one database see each other's tickets."""
 from __future__ import annotations
 
 import pytest
 
+from dbutil import DB_KINDS, database_url
 from serving.dedup import DedupService
 from test_api import h, make_client
 
@@ -45,8 +47,10 @@ def test_repeat_by_same_caller_is_linked_other_problem_is_not(api_db):
         assert r.status_code == 200, r.text
     j = r.json()
     assert j["duplicate"] == dup and [e["id"] for e in j["earlier"]] == [first["id"]]
-    assert j["earlier"][0]["duplicate"]["kind"] is None
-    assert client.get(f"/api/v1/duplicates/{lift['id']}", headers=h(d)).json()["earlier"] == []
+    assert j["earlier"][0]["duplicate"]["kind"] is None and j["cluster_size"] == 2
+    assert client.get(f"/api/v1/duplicates/{first['id']}", headers=h(d)).json()["cluster_size"] == 2
+    lj = client.get(f"/api/v1/duplicates/{lift['id']}", headers=h(d)).json()
+    assert lj["earlier"] == [] and lj["cluster_size"] == 1
     r = client.get("/api/v1/duplicates/999999", headers=h(d))
     assert r.status_code == 404 and r.json()["message_zh"] and r.json()["detail"][0]["field"] == "ticket_id"
     assert client.get("/api/v1/duplicates/0", headers=h(d)).status_code == 422
@@ -72,6 +76,8 @@ def test_repeat_complaint_goes_to_arbitration_and_hot_issue_appears(api_db):
     assert "同一问题已被反复反映5次" in repeat(out[4])[0]["message"]
     queue = {t["id"] for t in client.get("/api/v1/arbitration/queue", headers=a).json()}
     assert {out[2]["id"], out[3]["id"], out[4]["id"]} <= queue
+    j = client.get(f"/api/v1/duplicates/{out[4]['id']}", headers=a).json()
+    assert j["cluster_size"] == 5 and [e["id"] for e in j["earlier"]] == [t["id"] for t in out[:4]]
     hist = client.get(f"/api/v1/tickets/{third['id']}", headers=d).json()["history"]
     assert any(e["kind"] == "arbitration" and e["data"]["reasons"] == ["REPEAT_COMPLAINT"] for e in hist)
 
@@ -154,3 +160,44 @@ def test_a_failing_duplicate_check_does_not_lose_the_ticket(router, tmp_path, mo
         assert app.state.store.get(t["id"])["duplicate"]["cluster"] == t["id"]
     finally:
         app.state.store.dispose()
+
+
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_two_processes_on_one_database_see_each_others_tickets(router, tmp_path, kind):
+    """Two app instances (two `hotline serve` processes) on one database: each index catches up with the
+    tickets the other stored before every lookup, and adopts the other's stored verdicts instead of rewriting."""
+    url, cleanup = database_url(kind, tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    c1, k1 = make_client(url, tmp_path / "a", router)
+    c2, k2 = make_client(url, tmp_path / "b", router)
+    s1, s2 = c1.app.state.store, c2.app.state.store
+    try:
+        lift = post(c1, k1["dispatcher"], LIFT)  # the first process's index is open from here on
+        first = post(c2, k2["dispatcher"], OIL_A)  # judged (and stored) by the second process
+        assert first["duplicate"]["duplicate_of"] is None
+        again = post(c1, k1["dispatcher"], OIL_A2)
+        assert again["duplicate"]["duplicate_of"] == first["id"] and again["duplicate"]["kind"] == "repeat"
+        j = c1.get(f"/api/v1/duplicates/{again['id']}", headers=h(k1["arbitrator"])).json()
+        assert [e["id"] for e in j["earlier"]] == [first["id"]] and j["cluster_size"] == 2
+        # and the other way round, through GET /duplicates alone (no POST on the second process)
+        j = c2.get(f"/api/v1/duplicates/{again['id']}", headers=h(k2["arbitrator"])).json()
+        assert j["duplicate"]["duplicate_of"] == first["id"]
+        assert c2.app.state.dedup.det.by_id.keys() >= {str(lift["id"]), str(again["id"])}
+
+        # a verdict the second process stored differently (e.g. a race between the two) is kept and adopted
+        x = post(c2, k2["dispatcher"], {"content": SEWER[0], "address": "柳溪大街"})
+        y = post(c2, k2["dispatcher"], {"content": SEWER[1], "address": "柳溪大街"})
+        assert y["duplicate"]["cluster"] == x["id"]
+        s2.record_duplicate(y["id"], duplicate_of=None, cluster=y["id"], kind=None, score=0.0)
+        z = post(c1, k1["dispatcher"], {"content": SEWER[2], "address": "柳溪大街"})
+        assert z["duplicate"]["duplicate_of"] in (x["id"], y["id"])
+        assert s1.get(y["id"])["duplicate"] == {"duplicate_of": None, "cluster": y["id"], "kind": None, "score": 0.0}
+        live = c1.app.state.dedup.det
+        assert live.result(live.by_id[str(y["id"])]).cluster == str(y["id"])
+        assert live.result(live.by_id[str(x["id"])]).cluster == str(x["id"])
+        assert c1.app.state.dedup.max_id == z["id"]
+    finally:
+        s1.dispose()
+        s2.dispose()
+        cleanup()

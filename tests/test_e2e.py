@@ -1,6 +1,8 @@
 """End to end in headless Chromium (Debian `chromium` + `chromium-driver`, driven by selenium): the dispatcher
-submits a ticket, sees the suggestion and dispatches; another ticket is sent to arbitration; the arbitrator claims
-and decides it in the workbench. Screenshots go to reports/e2e/ (HOTLINE_E2E_DIR)."""
+submits a ticket, sees the suggestion and dispatches; the same complaint again shows the duplicate warning with
+links (accepted with Alt+1); a third time it goes to arbitration as REPEAT_COMPLAINT; another ticket is sent to
+arbitration with Alt+3; the arbitrator sees the queue (reasons, returns), the duplicate links of a ticket, and
+claims and decides one in the workbench. Screenshots go to reports/e2e/ (HOTLINE_E2E_DIR)."""
 from __future__ import annotations
 
 import os
@@ -107,8 +109,16 @@ def submit(drv, content, address="", preview=False):
     return int(drv.find_element(By.CSS_SELECTOR, "[data-testid=actions] .lead").text.split("#")[1].split(" ")[0])
 
 
+def alt(drv, key):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ActionChains(drv).key_down(Keys.ALT).send_keys(key).key_up(Keys.ALT).perform()
+
+
 def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
     base, keys, store = server
@@ -119,6 +129,7 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert lead.startswith("牵头：") and len(lead) > 4
     assert drv.find_elements(By.CSS_SELECTOR, "[data-testid=evidence] li")
     assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=preview-suggestion]")
+    assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate]")
     shot(drv, "01-widget-suggestion")
     drv.find_element(By.ID, "accept").click()
     wait(drv, "[data-testid=done]", text="已派单")
@@ -127,29 +138,87 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert t["status"] == "dispatched" and t["lead"] == t["suggestion"]["lead"]["code"]
     assert t["history"][-1]["actor"] == "e2e-dispatcher#1" and t["history"][-1]["data"]["accepted"] is True
 
-    # the same complaint again: the widget warns with the kind and a link to the earlier ticket
-    submit(drv, "小区楼下烧烤店油烟太大，晚上窗户都不敢开")
+    # the same complaint again: the widget warns with the kind and a link to the earlier ticket, then lists the
+    # earlier reports (GET /duplicates), each linked; accepted from the keyboard (Alt+1)
+    tid1b = submit(drv, "小区楼下烧烤店油烟太大，晚上窗户都不敢开")
     link = wait(drv, "[data-testid=duplicate] [data-testid=duplicate-of]")
     assert link.text == f"#{tid}" and link.get_attribute("href").endswith(f"/workbench#t={tid}")
     assert "重复诉求" in drv.find_element(By.CSS_SELECTOR, "[data-testid=duplicate]").text
+    wait(drv, "[data-testid=duplicate] [data-testid=duplicate-count]", text="同一问题已反映 2 次")
+    earlier = drv.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate] [data-testid=duplicate-earlier] a")
+    assert [a.text for a in earlier] == [f"#{tid}"] and earlier[0].get_attribute("href").endswith(f"/workbench#t={tid}")
     shot(drv, "02b-widget-duplicate")
-    drv.find_element(By.ID, "accept").click()
+    alt(drv, "1")
     wait(drv, "[data-testid=done]", text="已派单")
+    assert store.get(tid1b)["status"] == "dispatched"
 
-    # a ticket whose text tries to inject markup, sent to arbitration by the dispatcher
+    # a third time: REPEAT_COMPLAINT sends it to arbitration; the widget says so and links both earlier reports
+    tid1c = submit(drv, "小区楼下烧烤店油烟太大，晚上窗户都不敢开")
+    wait(drv, "[data-testid=duplicate] [data-testid=duplicate-count]", text="同一问题已反映 3 次")
+    earlier = drv.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate] [data-testid=duplicate-earlier] a")
+    assert [a.text for a in earlier] == [f"#{tid}", f"#{tid1b}"]
+    assert "REPEAT_COMPLAINT" in drv.find_element(By.CSS_SELECTOR, "[data-testid=suggestion] [data-testid=reasons]").text
+    assert "已进入裁定队列" in drv.find_element(By.CSS_SELECTOR, "[data-testid=actions]").text
+    shot(drv, "02c-widget-repeat")
+    assert store.get(tid1c)["status"] == "in_arbitration"
+
+    # the warning's link opens the earlier ticket in the workbench, readable with the dispatcher's key
+    drv.get(f"{base}/workbench#t={tid}")
+    wait(drv, "#detail .lead", text=f"工单 #{tid}")
+    wait(drv, "#detail [data-testid=history]", text="派单")
+    drv.get(f"{base}/")
+
+    # a ticket whose text tries to inject markup, sent to arbitration from the keyboard (Alt+3, reason, Enter)
     evil = "楼上邻居装修噪音扰民<img src=x onerror=\"document.title='pwned'\">，物业不管"
     tid2 = submit(drv, evil)
-    drv.find_element(By.CSS_SELECTOR, "#escalate-box summary").click()
-    drv.find_element(By.ID, "escalate-reason").send_keys("城管与住建互相推诿")
-    drv.find_element(By.ID, "escalate").click()
+    alt(drv, "3")
+    reason = drv.find_element(By.ID, "escalate-reason")
+    assert drv.switch_to.active_element == reason
+    reason.send_keys("城管与住建互相推诿", Keys.ENTER)
     wait(drv, "#status", text="已提交裁定")
     assert store.get(tid2)["status"] == "in_arbitration"
 
+    # 退单 twice (by the departments, through the store; re-dispatched between): the second return sends the
+    # second ticket to arbitration
+    store.return_ticket(tid1b, "属于市场监管职责", actor="e2e-dept", department="urban_management")
+    store.dispatch(tid1b, "market_regulation", [], actor="e2e-dispatcher#1")
+    store.return_ticket(tid1b, "应由城管执法处理", actor="e2e-dept", department="market_regulation")
+    assert store.get(tid1b)["status"] == "in_arbitration"
+
     drv.get(f"{base}/workbench#key={keys['arbitrator']}")
-    row = wait(drv, f"#queue tr[data-id='{tid2}']")
+    row = wait(drv, f"#queue tr[data-id='{tid1b}']")
+    order = [int(r.get_attribute("data-id")) for r in drv.find_elements(By.CSS_SELECTOR, "#queue tr")]
+    assert order == [tid1c, tid2, tid1b]  # oldest first
+    assert "多次退单" in row.find_element(By.CSS_SELECTOR, "[data-testid=queue-reasons]").text
+    returns = row.find_element(By.CSS_SELECTOR, "[data-testid=queue-returns]").text
+    assert returns.startswith("2") and "城市管理" in returns and "市场监督" in returns
+    repeat_row = drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid1c}']")
+    assert "反复投诉" in repeat_row.find_element(By.CSS_SELECTOR, "[data-testid=queue-reasons]").text
+    assert "派单员提交" in drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid2}'] [data-testid=queue-reasons]").text
     shot(drv, "03-workbench-queue")
-    row.click()
-    content = wait(drv, "#detail [data-testid=content]")
+
+    # the repeat complaint's detail: the earlier ticket, the cluster, how many reports, the earlier reports linked
+    repeat_row.click()
+    dup_of = wait(drv, "#detail [data-testid=duplicates] [data-testid=duplicate-of]")
+    verdict = store.get(tid1c)["duplicate"]  # the earlier of two identical texts: either; the cluster: the first
+    assert verdict["cluster"] == tid and verdict["duplicate_of"] in (tid, tid1b)
+    assert dup_of.text == f"#{verdict['duplicate_of']}" and dup_of.get_attribute("href").endswith(f"#t={verdict['duplicate_of']}")
+    cluster_links = drv.find_elements(By.CSS_SELECTOR, "#detail [data-testid=duplicate-cluster]")
+    assert [a.text for a in cluster_links] == ([] if verdict["duplicate_of"] == tid else [f"#{tid}"])
+    assert "3 次" in drv.find_element(By.CSS_SELECTOR, "#detail [data-testid=cluster-size]").text
+    dups = drv.find_element(By.CSS_SELECTOR, "#detail [data-testid=duplicates]")
+    assert "反复投诉：此前的反映" in dups.text and "重复诉求" in dups.text
+    links = dups.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate-earlier] a")
+    assert [a.text for a in links] == [f"#{tid}", f"#{tid1b}"]
+    assert "反复投诉" in drv.find_element(By.CSS_SELECTOR, "[data-testid=arb-reasons]").text
+    shot(drv, "03b-workbench-duplicates")
+    links[0].click()  # follows the link: the first report opens in the detail
+    wait(drv, "#detail .lead", text=f"工单 #{tid}")
+    assert drv.execute_script("return location.hash") == f"#t={tid}"
+    wait(drv, "#detail [data-testid=duplicates]", text="本工单是此问题的首次反映")
+
+    drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid2}']").click()
+    content = wait(drv, "#detail [data-testid=content]", text="楼上邻居")
     assert "<img src=x" in content.text and not drv.find_elements(By.CSS_SELECTOR, "#detail img")
     assert drv.title != "pwned"
     assert "城管与住建互相推诿" in drv.find_element(By.CSS_SELECTOR, "[data-testid=arb-reasons]").text
@@ -166,5 +235,6 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     t = store.get(tid2)
     assert t["status"] == "decided" and t["lead"] == "housing_construction" and t["co"] == ["urban_management"]
     assert t["decisions"][0]["arbitrator"] == "e2e-arbitrator#2"
-    for name in ("01-widget-suggestion", "02-widget-dispatched", "03-workbench-queue", "05-workbench-decided"):
+    for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
+                 "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

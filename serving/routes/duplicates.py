@@ -18,8 +18,9 @@ router = APIRouter(prefix="/api/v1", tags=["duplicates"])
 
 @router.get("/duplicates/{ticket_id}")
 def duplicates(_: Staff, ticket_id: TicketId, r: RouterDep, store: StoreDep, request: Request):
-    """The ticket's verdict (``duplicate``: duplicate_of, cluster, kind, score) and the earlier tickets of its
-    cluster, oldest first, each with its own kind and score."""
+    """The ticket's verdict (``duplicate``: duplicate_of, cluster, kind, score), the earlier tickets of its
+    cluster, oldest first, each with its own kind and score, and ``cluster_size`` (tickets in the cluster).
+    The index first catches up with tickets stored by any process on the same database."""
     try:
         store.get(ticket_id, history=False)
     except StoreError as e:

@@ -69,3 +69,30 @@ function historyList(events) {
   }
   return ul;
 }
+// Why a ticket waits for arbitration (codes from the router, the store and the duplicate index).
+const REASON_ZH = { LOW_CONFIDENCE: "置信度低", AMBIGUOUS: "权责不清", DISPUTED_BOUNDARY: "边界争议", NOVEL_MATTER: "新事项",
+  LOCALITY_UNRESOLVED: "属地未定", REPEAT_COMPLAINT: "反复投诉", REPEATED_RETURN: "多次退单", DISPATCHER_REQUEST: "派单员提交" };
+function reasonZh(code) { return REASON_ZH[code] || String(code); }
+// Duplicates (GET /api/v1/duplicates/{id}, the `duplicate` of a ticket). `href(id)` gives each linked ticket's address.
+const DUP_KIND = { repeat: "重复诉求（同一来电人或内容几乎相同）", same_event: "同一事件（不同来电人反映同一地点同一问题）" };
+function ticketLink(id, href, testid) {
+  return el("a", { href: href(Number(id)), "data-testid": testid || null }, `#${Number(id)}`);
+}
+// "<kind>：与工单 #X 相同（相似度 93%）；首次反映：#C" as text nodes and links; null when the ticket is no duplicate.
+function duplicateLine(d, href) {
+  if (!d || d.duplicate_of === null || d.duplicate_of === undefined) return null;
+  const cluster = Number(d.cluster);
+  const p = el("p", {}, `${DUP_KIND[d.kind] || String(d.kind)}：与工单 `, ticketLink(d.duplicate_of, href, "duplicate-of"),
+    ` 相同（相似度 ${(Number(d.score) * 100).toFixed(0)}%）`);
+  if (cluster && cluster !== Number(d.duplicate_of)) p.append("；首次反映：", ticketLink(cluster, href, "duplicate-cluster"));
+  return p;
+}
+// The earlier reports of the cluster, oldest first, each linked.
+function earlierList(earlier, href) {
+  const ul = el("ul", { "data-testid": "duplicate-earlier" });
+  for (const e of earlier) {
+    ul.append(el("li", {}, ticketLink(e.id, href), ` ${fmtTime(e.created_at)} · ${e.status_zh} · `,
+      el("span", { class: "muted" }, e.excerpt)));
+  }
+  return ul;
+}

@@ -21,21 +21,21 @@ function suggestionCard(s, testid) {
   card.append(el("p", { class: "muted" }, "候选：" + s.candidates.map((c) => `${c.code} ${(c.score * 100).toFixed(0)}%`).join("  ")));
   return card;
 }
-const DUP_KIND = { repeat: "重复诉求（同一来电人或内容几乎相同）", same_event: "同一事件（不同来电人反映同一地点同一问题）" };
-// The duplicate index's verdict (POST /tickets `duplicate`): the earlier ticket, linked; text nodes only (textContent).
-function duplicateWarning(d) {
-  if (!d || d.duplicate_of === null || d.duplicate_of === undefined) return null;
-  const earlier = Number(d.duplicate_of), cluster = Number(d.cluster);
-  const box = el("div", { class: "warnbox", "data-testid": "duplicate" });
-  const head = el("h3");
-  head.textContent = "重复诉求提醒";
-  const p = el("p");
-  p.append(document.createTextNode(`${DUP_KIND[d.kind] || String(d.kind)}：与工单 `),
-    el("a", { href: `/workbench#t=${earlier}`, target: "_blank", "data-testid": "duplicate-of" }, `#${earlier}`),
-    document.createTextNode(` 相同（相似度 ${(Number(d.score) * 100).toFixed(0)}%）`));
-  if (cluster && cluster !== earlier) p.append(document.createTextNode(`；首次反映：#${cluster}`));
-  box.append(head, p);
-  return box;
+const TO_WORKBENCH = (id) => `/workbench#t=${id}`;
+function newTab(node) { for (const a of node.querySelectorAll("a")) a.target = "_blank"; return node; }
+// The duplicate index's verdict (POST /tickets `duplicate`): the earlier ticket, linked, at once; then (GET /duplicates)
+// how often the problem was reported and the earlier reports, linked. Text nodes only (textContent).
+function duplicateWarning(t) {
+  const line = duplicateLine(t.duplicate, TO_WORKBENCH);
+  if (!line) return null;
+  const box = el("div", { class: "warnbox", "data-testid": "duplicate" }, el("h3", {}, "重复诉求提醒"), line);
+  api("GET", `/api/v1/duplicates/${t.id}`).then((j) => {
+    if (!box.isConnected || !j.earlier.length) return;
+    box.append(el("p", { "data-testid": "duplicate-count" }, `同一问题已反映 ${j.cluster_size} 次，此前的反映：`),
+      earlierList(j.earlier, TO_WORKBENCH));
+    newTab(box);
+  }).catch(() => { /* the link above is enough */ });
+  return newTab(box);
 }
 function actions(t) {
   const box = el("div", { class: "card", "data-testid": "actions" });
@@ -46,13 +46,14 @@ function actions(t) {
     for (const r of t.repeats) ul.append(el("li", {}, "同一来电人此前工单 ", el("a", { href: `/workbench#t=${r.id}`, target: "_blank" }, `#${r.id}`), `（${fmtTime(r.created_at)}，${r.excerpt}）`));
     box.append(el("h3", {}, "重复来电提醒"), ul);
   }
-  const dup = duplicateWarning(t.duplicate);
+  const dup = duplicateWarning(t);
   if (dup) box.append(dup);
   if (t.status === "in_arbitration") box.append(el("p", { class: "tag warn" }, "已进入裁定队列；未被领取前仍可直接派单"));
   const lead = el("select", { id: "lead", "aria-label": "牵头单位" });
   const co = el("select", { id: "co", multiple: "", size: "4", "aria-label": "协办单位" });
   departments().then(() => { fillDeptSelect(lead, t.suggestion.lead.code); fillDeptSelect(co, t.suggestion.co.map((c) => c.code)); });
-  const reason = el("input", { id: "escalate-reason", placeholder: "提交裁定的理由" });
+  const reason = el("input", { id: "escalate-reason", placeholder: "提交裁定的理由（回车提交）",
+    onkeydown: (e) => { if (e.key === "Enter") { e.preventDefault(); escalate(reason.value); } } });
   box.append(
     el("p", {}, el("button", { type: "button", id: "accept", onclick: () => dispatch(t.suggestion.lead.code, t.suggestion.co.map((c) => c.code)) }, "采纳建议派单（Alt+1）")),
     el("details", { id: "change-box" }, el("summary", {}, "改派（Alt+2）"),
@@ -107,9 +108,13 @@ if (!Key.get()) $("keybox").open = true;
 $("f").addEventListener("submit", submit);
 $("content").addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) submit(e); });
 $("content").addEventListener("input", preview);
+$("address").addEventListener("input", preview);
+// Alt+1 accept, Alt+2 change (lead list focused), Alt+3 send to arbitration (reason focused; Enter sends).
+// e.code too: on some layouts Alt+digit types another character.
 document.addEventListener("keydown", (e) => {
   if (!e.altKey || !current) return;
-  if (e.key === "1") { e.preventDefault(); $("accept") && $("accept").click(); }
-  if (e.key === "2") { e.preventDefault(); const b = $("change-box"); if (b) { b.open = true; $("lead").focus(); } }
-  if (e.key === "3") { e.preventDefault(); const b = $("escalate-box"); if (b) { b.open = true; $("escalate-reason").focus(); } }
+  const k = e.code && e.code.startsWith("Digit") ? e.code.slice(5) : e.key;
+  if (k === "1") { e.preventDefault(); $("accept") && $("accept").click(); }
+  if (k === "2") { e.preventDefault(); const b = $("change-box"); if (b) { b.open = true; $("lead").focus(); } }
+  if (k === "3") { e.preventDefault(); const b = $("escalate-box"); if (b) { b.open = true; $("escalate-reason").focus(); } }
 });

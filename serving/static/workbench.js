@@ -1,7 +1,9 @@
-// Arbitration workbench: the queue (oldest first, reasons, returns so far), ticket detail with history,
-// similar past decisions, claim and decide with a rationale.
+// Arbitration workbench: the queue (oldest first, reasons, returns so far), ticket detail with history, duplicate
+// and repeat links, similar past decisions, claim and decide with a rationale. #t=ID opens a ticket (the widget's
+// duplicate links point here; a dispatcher's key can read the ticket, an arbitrator's key is needed to decide).
 let selected = null;
 const HASH_T = location.hash.match(/t=(\d+)/);
+const TO_TICKET = (id) => `#t=${id}`;
 async function loadQueue() {
   $("status").textContent = "加载中…";
   try {
@@ -10,9 +12,13 @@ async function loadQueue() {
     const body = $("queue");
     body.replaceChildren();
     for (const t of q) {
+      const returns = t.returns || [];
       const tr = el("tr", { "data-id": t.id, class: t.id === selected ? "sel" : null, tabindex: "0" },
         el("td", {}, `#${t.id}`), el("td", {}, fmtTime(t.arbitration_since)),
-        el("td", {}, t.arbitration_reasons.map((r) => r.code).join("、")), el("td", {}, String(t.return_count)),
+        el("td", { "data-testid": "queue-reasons", title: t.arbitration_reasons.map((r) => r.message).join("\n") },
+          t.arbitration_reasons.map((r) => reasonZh(r.code)).join("、")),
+        el("td", { "data-testid": "queue-returns", title: returns.map((r) => `${deptName(r.department)}：${r.reason}`).join("\n") },
+          String(t.return_count), returns.length ? el("div", { class: "muted" }, returns.map((r) => deptName(r.department)).join("、")) : null),
         el("td", {}, t.claimed_by || "—"));
       tr.addEventListener("click", () => open(t.id));
       tr.addEventListener("keydown", (e) => { if (e.key === "Enter") open(t.id); });
@@ -23,27 +29,49 @@ async function loadQueue() {
 }
 async function open(id) {
   selected = id;
+  if (location.hash !== TO_TICKET(id)) history.replaceState(null, "", TO_TICKET(id));
   for (const tr of $("queue").children) tr.classList.toggle("sel", Number(tr.dataset.id) === id);
   try {
-    const [t, similar] = await Promise.all([api("GET", `/api/v1/tickets/${id}`), api("GET", `/api/v1/arbitration/${id}/similar`)]);
-    render(t, similar);
+    // similar decisions need an arbitrator's key and duplicates are optional: the ticket shows without them
+    const [t, similar, dups] = await Promise.all([api("GET", `/api/v1/tickets/${id}`),
+      api("GET", `/api/v1/arbitration/${id}/similar`).catch(() => null),
+      api("GET", `/api/v1/duplicates/${id}`).catch(() => null)]);
+    if (selected === id) render(t, similar, dups);
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
-function render(t, similar) {
+// The duplicate index's links: the earlier ticket, the cluster's first report, how many reports, the earlier ones.
+function duplicatesSection(t, dups) {
+  const box = el("div", { "data-testid": "duplicates" }, el("h3", {}, "重复诉求"));
+  if (!dups || !dups.duplicate) {
+    box.append(el("p", { class: "muted" }, dups ? "尚未查重" : "查重结果暂不可用"));
+    return box;
+  }
+  const line = duplicateLine(dups.duplicate, TO_TICKET);
+  if (line) box.classList.add("warnbox");
+  box.append(line || el("p", { class: "muted" }, dups.cluster_size > 1 ? "本工单是此问题的首次反映" : "未发现重复诉求"));
+  if (dups.cluster_size > 1) box.append(el("p", { "data-testid": "cluster-size" }, `同一问题共反映 ${dups.cluster_size} 次（含本工单）`));
+  if (dups.earlier.length) {
+    const repeat = t.arbitration_reasons.some((r) => r.code === "REPEAT_COMPLAINT");
+    box.append(el("h3", {}, repeat ? "反复投诉：此前的反映" : "此前的同类反映"), earlierList(dups.earlier, TO_TICKET));
+  }
+  return box;
+}
+function render(t, similar, dups) {
   const box = $("detail");
   box.replaceChildren(...[el("div", { class: "lead" }, `工单 #${t.id} · ${t.status_zh}`),
     t.title ? el("div", {}, t.title) : null, el("p", { "data-testid": "content" }, t.content),
     el("div", { class: "muted" }, [t.address && `地址：${t.address}`, t.caller && `来电：${t.caller}`].filter(Boolean).join(" · "))].filter(Boolean));
   const reasons = el("ul", { "data-testid": "arb-reasons" });
-  for (const r of t.arbitration_reasons) reasons.append(el("li", {}, `${r.message}（${r.code}）`));
-  box.append(el("h3", {}, "提交裁定的原因"), reasons);
-  if (t.repeats && t.repeats.length) box.append(el("p", { class: "warnbox" }, "同一来电人此前工单：", ...t.repeats.map((r) => el("a", { href: `#t=${r.id}`, onclick: () => open(r.id) }, ` #${r.id}`))));
+  for (const r of t.arbitration_reasons) reasons.append(el("li", {}, `${reasonZh(r.code)}：${r.message}（${r.code}）`));
+  box.append(el("h3", {}, "提交裁定的原因"), t.arbitration_reasons.length ? reasons : el("p", { class: "muted" }, "无"));
+  if (t.repeats && t.repeats.length) box.append(el("p", { class: "warnbox", "data-testid": "repeats" }, "同一来电人此前工单：", ...t.repeats.flatMap((r) => [" ", ticketLink(r.id, TO_TICKET)])));
+  box.append(duplicatesSection(t, dups));
   if (t.suggestion) box.append(el("p", {}, `系统建议：牵头 ${t.suggestion.lead.name}（${(t.suggestion.confidence * 100).toFixed(0)}%）` +
     (t.suggestion.co.length ? `，协办 ${t.suggestion.co.map((c) => c.name).join("、")}` : "")));
   box.append(el("h3", {}, "办理历史"), historyList(t.history));
   const sim = el("ul", { "data-testid": "similar" });
-  for (const d of similar) sim.append(el("li", {}, `#${d.ticket_id} 牵头 ${deptName(d.lead)}：${d.rationale}`, el("span", { class: "muted" }, ` ${d.excerpt}`)));
-  box.append(el("h3", {}, "相近的既往裁定"), similar.length ? sim : el("p", { class: "muted" }, "暂无"));
+  for (const d of similar || []) sim.append(el("li", {}, `#${d.ticket_id} 牵头 ${deptName(d.lead)}：${d.rationale}`, el("span", { class: "muted" }, ` ${d.excerpt}`)));
+  box.append(el("h3", {}, "相近的既往裁定"), similar && similar.length ? sim : el("p", { class: "muted" }, similar ? "暂无" : "需裁定员密钥"));
   if (t.status !== "in_arbitration") return;
   if (!t.claimed_by) {
     box.append(el("p", {}, el("button", { type: "button", id: "claim", onclick: () => act(() => api("POST", `/api/v1/arbitration/${t.id}/claim`), "已领取") }, "领取此工单（C）")));
@@ -77,4 +105,5 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "r") loadQueue();
   if (e.key === "c" && $("claim")) $("claim").click();
 });
+window.addEventListener("hashchange", () => { const m = location.hash.match(/t=(\d+)/); if (m) open(Number(m[1])); });
 loadQueue().then(() => { if (HASH_T) open(Number(HASH_T[1])); });

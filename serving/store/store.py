@@ -404,20 +404,30 @@ class Store:
                        "lead": lead, "co": co or "", "created_at": iso(t.created_at), "source": source}
 
     # ---------------------------------------------------------------- duplicates (issue 6 §3)
-    def dedup_rows(self, *, pending_only: bool = False) -> list[dict]:
+    def dedup_rows(self, *, pending_only: bool = False, ids: list[int] | None = None) -> list[dict]:
         """What the duplicate index needs of each stored ticket, in (created_at, id) order: the text, address,
-        time, the salted phone hash (never the number) and the stored result (``cluster_id`` NULL = not seen;
-        ``pending_only``: only those)."""
+        time, the salted phone hash (never the number) and the stored result (``cluster_id`` NULL = not seen).
+        ``pending_only``: only those not seen; ``ids``: only these tickets; both: either."""
         with self.Session() as s:
             q = select(TicketRow.id, TicketRow.title, TicketRow.content, TicketRow.address, TicketRow.created_at,
                        TicketRow.phone_hash, TicketRow.duplicate_of, TicketRow.cluster_id, TicketRow.dup_kind,
                        TicketRow.dup_score).order_by(TicketRow.created_at, TicketRow.id)
-            if pending_only:
-                q = q.where(TicketRow.cluster_id.is_(None))
+            if pending_only or ids is not None:
+                conds = [TicketRow.cluster_id.is_(None)] if pending_only else []
+                if ids:
+                    conds.append(TicketRow.id.in_(list(ids)))
+                if not conds:
+                    return []
+                q = q.where(or_(*conds))
             return [{"id": r.id, "title": r.title, "content": r.content, "address": r.address,
                      "created_at": iso(r.created_at), "phone_hash": r.phone_hash, "duplicate_of": r.duplicate_of,
                      "cluster_id": r.cluster_id, "dup_kind": r.dup_kind, "dup_score": r.dup_score}
                     for r in s.execute(q)]
+
+    def ticket_ids(self, *, after_id: int = 0) -> list[int]:
+        """Ids of the stored tickets above ``after_id``, ascending (the duplicate index's cheap catch-up check)."""
+        with self.Session() as s:
+            return list(s.scalars(select(TicketRow.id).where(TicketRow.id > after_id).order_by(TicketRow.id)))
 
     def record_duplicate(self, ticket_id: int, *, duplicate_of: int | None, cluster: int, kind: str | None,
                          score: float, reason: dict | None = None) -> None:
@@ -448,7 +458,8 @@ class Store:
                             duplicate_of=duplicate_of, cluster=cluster)
 
     def duplicates(self, ticket_id: int, limit: int = 50) -> dict:
-        """The ticket's duplicate verdict and the earlier tickets of its cluster (oldest first)."""
+        """The ticket's duplicate verdict, the earlier tickets of its cluster (oldest first) and ``cluster_size``:
+        how many stored tickets the cluster holds (0 until the index has seen the ticket)."""
         with self.Session() as s:
             t = self._get(s, ticket_id)
             earlier = []
@@ -460,7 +471,9 @@ class Store:
                 earlier = [{"id": r.id, "external_id": r.external_id, "title": r.title, "excerpt": r.content[:120],
                             "address": r.address, "status": r.status, "status_zh": STATUS_ZH.get(r.status, r.status),
                             "created_at": iso(r.created_at), "duplicate": duplicate_view(r)} for r in s.scalars(q)]
-            return {"id": t.id, "duplicate": duplicate_view(t), "earlier": earlier}
+            size = (s.scalar(select(func.count()).select_from(TicketRow).where(TicketRow.cluster_id == t.cluster_id))
+                    if t.cluster_id is not None else 0)
+            return {"id": t.id, "duplicate": duplicate_view(t), "earlier": earlier, "cluster_size": size}
 
     # ---------------------------------------------------------------- API keys
     def create_key(self, role: str, name: str) -> tuple[KeyInfo, str]:
