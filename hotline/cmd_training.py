@@ -124,6 +124,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         default: Annotated[bool, typer.Option("--default", help="Build the embedded default model from synthetic history")] = False,
         synthetic_n: Annotated[int, typer.Option(min=50, max=100000, help="--default: synthetic tickets")] = 3000,
         promote_it: Annotated[bool, typer.Option("--promote", help="Promote the new version")] = False,
+        unless_promoted: Annotated[bool, typer.Option("--unless-promoted", help="Do nothing when a version is already promoted (make serve's first start)")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars")] = False,
     ) -> None:
         """Fine-tune the classifier, calibrate it and save a model version; prints one JSON line of metrics."""
@@ -138,6 +139,15 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             _fail("give --data FILE (your history) or --default (synthetic history), not both")
         if cv_only and not cv:
             _fail("--cv-only needs --cv K")
+        if unless_promoted:
+            from training.package import promoted_version
+
+            v = promoted_version(out or _versions_root())
+            if v:
+                typer.echo(json.dumps({"promoted": v, "trained": False}, ensure_ascii=False))
+                return
+            typer.echo("no model version is promoted: building the default model from synthetic history "
+                       "(about 10 minutes on 2 cores; progress below) …", err=True)
         p = with_overrides(PRESETS[preset], epochs=epochs, max_seq_length=max_seq_length, train_layers=train_layers)
         if default:
             lists = _lists()
@@ -167,7 +177,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
 
     @models_app.command("list")
     def models_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
-        """Trained model versions (★ = promoted: the one serving will load once classifier fusion lands; the router is zero-shot today)."""
+        """Trained model versions (★ = promoted: the one `hotline route`/`serve` fuse with the lists unless HOTLINE_MODEL_VERSION says otherwise)."""
         from training.package import list_versions
 
         rows = list_versions(_versions_root())

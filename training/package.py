@@ -16,8 +16,7 @@ import numpy as np
 
 from model.classifier import CALIBRATION_FILE, LABELS_FILE, METRICS_FILE, TRAINING_FILE
 
-PROMOTED_FILE = "PROMOTED.json"
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+from model.versions import PROMOTED_FILE, VERSION_RE, promoted_version, resolve_version, versions_dir  # noqa: F401  (re-exported)
 
 
 def _json(path: Path, obj) -> None:
@@ -103,10 +102,6 @@ def model_card(version: str, labels: list[str], calibration: dict, metrics: dict
 # ------------------------------------------------------------------------------------- registry
 
 
-def versions_dir(model_cache_dir: Path) -> Path:
-    return Path(model_cache_dir) / "versions"
-
-
 def list_versions(root: Path) -> list[dict]:
     root = Path(root)
     if not root.is_dir():
@@ -131,32 +126,6 @@ def _read(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-
-
-def resolve_version(root: Path, version: str) -> Path:
-    """A version folder by name (or unique prefix); ``promoted`` = the promoted one."""
-    root = Path(root)
-    if version == "promoted":
-        v = promoted_version(root)
-        if not v:
-            raise FileNotFoundError(f"no promoted model version in {root} — run `hotline models promote VERSION`")
-        version = v
-    if not VERSION_RE.match(version):
-        raise ValueError(f"{version!r} is not a version name")
-    if (root / version / LABELS_FILE).is_file():
-        return root / version
-    matches = [v["version"] for v in list_versions(root) if v["version"].startswith(version)]
-    if len(matches) == 1:
-        return root / matches[0]
-    if matches:
-        raise ValueError(f"{version!r} matches {len(matches)} versions: {', '.join(matches)}")
-    raise FileNotFoundError(f"no model version {version!r} in {root} — see `hotline models list`")
-
-
-def promoted_version(root: Path) -> str | None:
-    rec = _read(Path(root) / PROMOTED_FILE)
-    v = rec.get("version")
-    return v if v and (Path(root) / v / LABELS_FILE).is_file() else None
 
 
 def promote(root: Path, version: str) -> str:

@@ -1,0 +1,147 @@
+"""Fusion: the trained classifier and the responsibility lists decide together.
+
+The lists' router (:class:`model.router.ZeroShotRouter`) gives, for one ticket, a lead distribution
+``p_lists`` over department codes, the matching joint-handling rule and the place. The classifier (a model
+version, :class:`model.classifier.DispatchClassifier`) gives a calibrated lead distribution ``p_model`` over
+its labels (roster codes; every street office/town collapsed to ``locality``) and co-handling sigmoids.
+
+Lead: a weighted geometric mean (a product of experts) ``p ∝ (p_lists^w · p_model^(1-w))^(1/T)``. Within the
+``locality`` label the model's mass is shared among the lists' locality codes in the lists' proportions
+(the model knows "a town's matter", the lists and the address know which town). ``w`` and ``T`` are
+:class:`FusionConfig` knobs chosen on validation data (README: how). Then exactly the lists router's
+logic: a matched joint-handling rule fixes lead and co (and is cited); 先属责、后属地 resolves the locality.
+
+Co-handling: a matched rule's co-handlers; otherwise the model's co-handling head above its calibrated
+threshold.
+
+Extra arbitration reason: ``MODEL_LIST_DISAGREE`` — the classifier and the lists name different owners,
+each with at least the configured probability.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from responsibility_lists.loader import ResponsibilityLists
+from responsibility_lists.schema import LOCALITY
+
+from .classifier import DispatchClassifier
+from .retrieval import ListIndex
+from .router import Analysis, RouterConfig, ZeroShotRouter
+from .suggestion import Reason, Suggestion, Ticket, join_texts
+
+EPS = 1e-6
+
+
+@dataclass
+class FusionConfig:
+    # Defaults chosen on half of ../shared/data/routing_dev.csv (even rows) with the default model; README.
+    lists_weight: float = 0.75  # w: the lists' share of the geometric mean (1 = zero-shot, 0 = classifier only)
+    temperature: float = 0.8  # T: sharpens (<1) or flattens (>1) the fused distribution (calibration)
+    disagree_model: float = 0.9  # MODEL_LIST_DISAGREE: the classifier's top label has at least this probability
+    disagree_lists: float = 0.7  # ... and the lists' top department at least this one
+    auto_lists_confidence: float = 0.85  # auto-dispatch also needs the lists alone this sure of the lead, and the model to agree
+    co_threshold: float | None = None  # co-handling sigmoid threshold; None = the version's calibrated one
+
+
+@dataclass
+class ModelView:
+    """The classifier's opinion on one ticket: label -> probability (lead, calibrated) and co-handling."""
+    lead: dict[str, float]
+    co: dict[str, float]
+
+
+class FusionRouter(ZeroShotRouter):
+    def __init__(self, lists: ResponsibilityLists, index: ListIndex, classifier: DispatchClassifier,
+                 config: RouterConfig | None = None, fusion: FusionConfig | None = None):
+        super().__init__(lists, index, config)
+        self.classifier = classifier
+        self.fusion = fusion or FusionConfig()
+        known = set(lists.departments) | {LOCALITY}
+        unknown = [l for l in classifier.labels if l not in known]
+        if len(unknown) > len(classifier.labels) / 2:
+            raise ValueError(
+                f"model version {classifier.version}: its labels ({', '.join(classifier.labels[:5])}, …) are not department "
+                "codes of the lists — a category model cannot route tickets; train with --labels roster")
+        self.model_version = f"{classifier.version}+lists@{lists.version}"
+
+    # ------------------------------------------------------------------------------ pieces
+    def group(self, code: str) -> str:
+        """The classifier's label for a department code (every street office/town is ``locality``)."""
+        d = self.lists.departments.get(code)
+        return LOCALITY if code == LOCALITY or (d is not None and d.kind == "locality") else code
+
+    def model_views(self, tickets: list[Ticket], batch_size: int = 32) -> list[ModelView]:
+        texts = [join_texts([t.title or "", t.content]) for t in tickets]
+        lead, co = self.classifier.predict_proba(texts, batch_size=batch_size)
+        labels = self.classifier.labels
+        return [ModelView(dict(zip(labels, lead[i].tolist())), dict(zip(labels, co[i].tolist()))) for i in range(len(tickets))]
+
+    def fuse(self, a: Analysis, view: ModelView) -> dict[str, float]:
+        """The fused lead distribution over department codes."""
+        f = self.fusion
+        w = min(max(f.lists_weight, 0.0), 1.0)
+        p_lists = dict(a.probs)
+        for label in view.lead:  # a department the model knows but no list item scored
+            if label not in p_lists and not any(self.group(c) == label for c in p_lists):
+                p_lists[label] = 0.0
+        mass: dict[str, float] = {}
+        for c, p in p_lists.items():
+            mass[self.group(c)] = mass.get(self.group(c), 0.0) + p
+        codes = list(p_lists)
+        logits = np.empty(len(codes))
+        for i, c in enumerate(codes):
+            g = self.group(c)
+            share = (p_lists[c] / mass[g]) if mass[g] > 0 else 1.0 / sum(1 for x in codes if self.group(x) == g)
+            p_model = view.lead.get(g, 0.0) * share
+            logits[i] = w * math.log(p_lists[c] + EPS) + (1 - w) * math.log(p_model + EPS)
+        logits /= max(f.temperature, 1e-3)
+        e = np.exp(logits - logits.max())
+        p = e / e.sum()
+        return dict(zip(codes, p.tolist()))
+
+    def disagreement(self, a: Analysis, view: ModelView) -> Reason | None:
+        if a.rule is not None or not view.lead:
+            return None  # a matched joint-handling rule is policy: it decides
+        mass: dict[str, float] = {}
+        for c, p in a.probs.items():
+            mass[self.group(c)] = mass.get(self.group(c), 0.0) + p
+        lists_top, lists_p = max(mass.items(), key=lambda kv: kv[1])
+        model_top, model_p = max(view.lead.items(), key=lambda kv: kv[1])
+        if model_top == lists_top or model_p < self.fusion.disagree_model or lists_p < self.fusion.disagree_lists:
+            return None
+        name = lambda g: "属地街道（镇）" if g == LOCALITY else self.lists.name_of(g)  # noqa: E731
+        return Reason(code="MODEL_LIST_DISAGREE",
+                      message=f"历史派单模型倾向{name(model_top)}（{model_p:.0%}），权责清单倾向{name(lists_top)}（{lists_p:.0%}），两者不一致。")
+
+    def co_handlers(self, view: ModelView) -> dict[str, float]:
+        t = self.fusion.co_threshold if self.fusion.co_threshold is not None else self.classifier.co_threshold
+        return {label: p for label, p in view.co.items() if p >= t}
+
+    # ------------------------------------------------------------------------------ route
+    def route(self, ticket: Ticket, query_vec: np.ndarray | None = None, view: ModelView | None = None) -> Suggestion:
+        if query_vec is None:
+            query_vec = self.query_vectors([ticket])[0]
+        if view is None:
+            view = self.model_views([ticket])[0]
+        a = self.analyse(ticket, query_vec)
+        probs = self.fuse(a, view)
+        lead = a.rule.rule.lead if a.rule else max(probs, key=probs.get)
+        co = {c: p for c, p in self.co_handlers(view).items() if c != self.group(lead)}
+        extra = [r for r in [self.disagreement(a, view)] if r is not None]
+        return self.suggest(ticket, a, probs, co_extra=co, extra_reasons=extra, auto_gate=self.auto_gate(a, view, lead))
+
+    def auto_gate(self, a: Analysis, view: ModelView, lead: str) -> bool:
+        """Routine enough to go out unchecked: the lists alone are sure of the lead and the model's top label
+        is the same owner (on real data the fused confidence alone never reached 95% precision)."""
+        if not view.lead:
+            return False
+        model_top = max(view.lead, key=view.lead.get)
+        return model_top == self.group(lead) and a.probs.get(lead, 0.0) >= self.fusion.auto_lists_confidence
+
+    def route_many(self, tickets: list[Ticket], batch_size: int = 32) -> list[Suggestion]:
+        vecs = self.query_vectors(tickets, batch_size=batch_size)
+        views = self.model_views(tickets, batch_size=batch_size)
+        return [self.route(t, v, m) for t, v, m in zip(tickets, vecs, views)]

@@ -1,0 +1,74 @@
+"""Where trained model versions live and which one is promoted: the read side of the registry.
+
+``training/package.py`` writes version folders and ``PROMOTED.json``; the router (and so serving) only
+reads them through this module — serving never imports ``training``. Layout::
+
+    <versions root>/<version>/   a folder written by training (see model/classifier.py)
+    <versions root>/PROMOTED.json   {"version": ..., "promoted_at": ..., "history": [...]}
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .classifier import LABELS_FILE
+
+PROMOTED_FILE = "PROMOTED.json"
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+ZERO_SHOT_NAMES = ("none", "zero-shot")
+
+
+def versions_dir(model_cache_dir: Path) -> Path:
+    return Path(model_cache_dir) / "versions"
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def version_names(root: Path) -> list[str]:
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir()
+                  if d.is_dir() and not d.name.endswith(".tmp") and (d / LABELS_FILE).is_file())
+
+
+def promoted_version(root: Path) -> str | None:
+    v = read_json(Path(root) / PROMOTED_FILE).get("version")
+    return v if v and (Path(root) / v / LABELS_FILE).is_file() else None
+
+
+def resolve_version(root: Path, version: str) -> Path:
+    """A version folder by name (or unique prefix); ``promoted`` = the promoted one."""
+    root = Path(root)
+    if version == "promoted":
+        v = promoted_version(root)
+        if not v:
+            raise FileNotFoundError(f"no promoted model version in {root} — run `hotline models promote VERSION`")
+        version = v
+    if not VERSION_RE.match(version):
+        raise ValueError(f"{version!r} is not a version name")
+    if (root / version / LABELS_FILE).is_file():
+        return root / version
+    matches = [v for v in version_names(root) if v.startswith(version)]
+    if len(matches) == 1:
+        return root / matches[0]
+    if matches:
+        raise ValueError(f"{version!r} matches {len(matches)} versions: {', '.join(matches)}")
+    raise FileNotFoundError(f"no model version {version!r} in {root} — see `hotline models list`")
+
+
+def serving_version(root: Path, requested: str | None) -> Path | None:
+    """The version folder the router should load: ``requested`` (a name, prefix or ``promoted``); when not
+    given, the promoted one if any; ``none``/``zero-shot`` (or nothing promoted) = ``None``, the zero-shot router."""
+    if requested is not None and requested.strip().lower() in ZERO_SHOT_NAMES + ("",):
+        return None
+    if requested is None:
+        v = promoted_version(root)
+        return Path(root) / v if v else None
+    return resolve_version(root, requested.strip())

