@@ -213,3 +213,20 @@ def test_cli_route_uses_the_version_it_is_told(model_cache, version_root, monkey
     res = CliRunner().invoke(app, ["route", WAGES])
     assert res.exit_code != 0 and "hotline models list" in res.output
     get_settings.cache_clear()
+
+
+def test_first_start_training_is_skipped_when_a_version_is_promoted(version_root, monkeypatch, tmp_path):
+    """`make serve` runs `hotline train --default --promote --unless-promoted`: a no-op once a version is promoted."""
+    from typer.testing import CliRunner
+
+    from hotline.cli import app
+    from hotline.settings import get_settings
+
+    root, name = version_root
+    monkeypatch.setenv("HOTLINE_MODEL_VERSIONS_DIR", str(root))
+    get_settings.cache_clear()
+    res = CliRunner().invoke(app, ["train", "--default", "--promote", "--unless-promoted", "--quiet"])
+    get_settings.cache_clear()
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1]) == {"promoted": name, "trained": False}
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [name]  # nothing new was trained
