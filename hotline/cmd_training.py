@@ -220,6 +220,20 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             _fail(str(e))
         typer.echo(f"promoted {promote(root, folder.name)}")
 
+    @data_app.command("synth")
+    def data_synth(
+        out: Annotated[Path, typer.Option("--out", help="CSV to write (routing format: id,title,content,created_at,lead,co,…)")],
+        n: Annotated[int, typer.Option("--n", min=1, max=100000, help="tickets")] = 500,
+        seed: Annotated[int, typer.Option(help="the default model trains on seed 0: any other seed is held out")] = 1,
+    ) -> None:
+        """Synthetic history from the lists (demo data; held-out synthetic evaluation with a seed other than 0)."""
+        from training.synthetic import generate, write_csv
+
+        if out.suffix.lower() != ".csv":
+            _fail(f"--out must be a .csv file, not {out.name}")
+        path = write_csv(generate(_lists(), n, seed), out)
+        typer.echo(f"wrote {n} synthetic tickets (seed {seed}) to {path}")
+
     @data_app.command("audit")
     def data_audit(
         files: Annotated[list[Path], typer.Argument(help="Labelled file(s), same columns")],

@@ -113,3 +113,21 @@ def test_eval_report_with_baseline(cli, tmp_path, router):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (out / "report.md").read_text(encoding="utf-8")
     assert "| router |" in text and "TF-IDF" in text and "## Per label" in text
+
+
+def test_data_synth_writes_seeded_held_out_history(cli, tmp_path):
+    import csv
+
+    from responsibility_lists.loader import load_lists
+
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    assert cli("data", "synth", "--out", str(a), "--n", "40", "--seed", "5").exit_code == 0
+    assert cli("data", "synth", "--out", str(b), "--n", "40", "--seed", "5").exit_code == 0
+    assert cli("data", "synth", "--out", str(c), "--n", "40", "--seed", "6").exit_code == 0
+    assert a.read_bytes() == b.read_bytes() and a.read_bytes() != c.read_bytes()
+    rows = list(csv.DictReader(open(a, encoding="utf-8")))
+    lists = load_lists(DEFAULT_DIR)
+    allowed = {code for code, d in lists.departments.items() if d.kind != "locality"} | {"locality"}
+    assert len(rows) == 40 and all(r["content"] and r["lead"] in allowed for r in rows)
+    bad = cli("data", "synth", "--out", str(tmp_path / "x.xlsx"))
+    assert bad.exit_code != 0 and ".csv" in bad.output
