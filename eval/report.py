@@ -1,20 +1,32 @@
-"""An evaluation report a reviewer can open: ``report.md`` + PNG plots + ``metrics.json``.
+"""An evaluation report a reviewer can open: ``report.md`` + ``report.html`` (self-contained) + PNG plots +
+``metrics.json``.
 
 The router is scored beside a baseline run in the same command on the same file: a character 1–3-gram
 TF-IDF + LinearSVC trained and tested by k-fold cross-validation on that file (it sees real labels, the
-router does not). Plots: reliability diagram (is ``confidence`` honest?) and coverage vs accuracy (what
-a confidence threshold buys, e.g. for auto-dispatch).
+router does not). When the evaluated router uses a trained model version, the zero-shot router (no
+trained model) is scored in the same command too, and the report says plainly when the evaluated model
+does not beat either. Plots: reliability diagram (is ``confidence`` honest?), coverage vs accuracy (what a
+confidence threshold buys, e.g. for auto-dispatch) and the confusion matrix of the most confused
+departments. With judged duplicate pairs, the duplicate detector's precision/recall is reported too, at
+the default time window and at wider ones.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from model.suggestion import Suggestion, Ticket
 
-from .routing import RoutingReport, as_label, score_suggestions
+from .compare import compare_suggestions, verdict
+from .confusion import confusion_matrix, find_cjk_font, plot_confusion
+from .metrics import correct, coverage_curve, lead_labels, reliability, system_metrics  # noqa: F401 (re-exported)
+from .render import Heading, Images, Para, Table, to_html, to_markdown
+from .routing import RoutingReport, score_suggestions
+
+PLOTS = ("reliability.png", "coverage_accuracy.png", "confusion.png")
 
 
 def tfidf_svc_baseline(texts: list[str], labels: list[str], folds: int = 5, seed: int = 0) -> dict:
@@ -43,29 +55,75 @@ def tfidf_svc_baseline(texts: list[str], labels: list[str], folds: int = 5, seed
     return {"name": f"char TF-IDF + LinearSVC ({folds}-fold CV on this file)", "top1": round(hit1 / n, 4), "top3": round(hit3 / n, 4)}
 
 
-def reliability(conf: np.ndarray, ok: np.ndarray, bins: int = 10) -> tuple[list[dict], float]:
-    edges = np.linspace(0, 1, bins + 1)
-    rows, ece = [], 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf >= lo) & ((conf < hi) if hi < 1 else (conf <= hi))
-        if m.any():
-            rows.append({"lo": round(float(lo), 2), "hi": round(float(hi), 2), "n": int(m.sum()),
-                         "confidence": round(float(conf[m].mean()), 4), "accuracy": round(float(ok[m].mean()), 4)})
-            ece += m.mean() * abs(conf[m].mean() - ok[m].mean())
-    return rows, round(float(ece), 4)
+# ------------------------------------------------------------------------------------------- duplicates
 
 
-def coverage_curve(conf: np.ndarray, ok: np.ndarray) -> list[dict]:
-    order = np.argsort(-conf)
-    out = []
-    for k in range(1, len(order) + 1):
-        sel = order[:k]
-        out.append({"coverage": round(k / len(order), 4), "accuracy": round(float(ok[sel].mean()), 4),
-                    "threshold": round(float(conf[order[k - 1]]), 4)})
-    return out
+def find_messages_beside(pairs_csv: Path) -> Path | None:
+    """The message CSV (留言编号, 留言用户, 留言主题, 留言时间, 留言详情) in the pairs file's folder that holds every
+    message a judged pair names, or None."""
+    import csv
+
+    from .duplicates import MESSAGE_COLUMNS, read_pairs
+
+    pairs_csv = Path(pairs_csv)
+    wanted = {x for a, b, _ in read_pairs(pairs_csv) for x in (a, b)}
+    for path in sorted(pairs_csv.parent.glob("*.csv")):
+        if path.resolve() == pairs_csv.resolve():
+            continue
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                reader = csv.DictReader(f)
+                if not set(MESSAGE_COLUMNS) <= set(reader.fieldnames or []):
+                    continue
+                ids = {(row.get("留言编号") or "").strip() for row in reader}
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+        if wanted <= ids:
+            return path
+    return None
 
 
-def _plots(out: Path, rel: list[dict], curve: list[dict]) -> None:
+def messages_span_days(tickets: list[Ticket]) -> float:
+    from model.duplicates import parse_time
+
+    ts = []
+    for t in tickets:
+        try:
+            ts.append(parse_time(t.created_at))
+        except ValueError:  # the detector reports unreadable times itself
+            continue
+    return (max(ts) - min(ts)) / 86400.0 if ts else 0.0
+
+
+def dedup_windows(messages: Path, pairs: Path, encoder, base_config, windows: list[tuple[str, float | None]],
+                  cache_dir: Path | None = None, locator=None) -> dict:
+    """Duplicate precision/recall on judged pairs (``eval/duplicates.py``, as ``hotline eval-dedup``) for each
+    ``(setting, window_days)``; ``window_days=None`` = no limit (a window longer than the messages' span).
+    The messages are read and embedded once."""
+    from dataclasses import replace
+
+    from .duplicates import embed_cached, evaluate_dedup, read_messages
+
+    tickets = read_messages(messages)
+    vectors = embed_cached(encoder, tickets, cache_dir)
+    span = messages_span_days(tickets)
+    rows, rep = [], None
+    for setting, days in windows:
+        days = float(math.ceil(span) + 1) if days is None else float(days)
+        rep = evaluate_dedup(messages, pairs, encoder, config=replace(base_config, window_days=days), vectors=vectors,
+                             tickets=tickets, locator=locator)
+        rows.append({"setting": setting, "window_days": days, **rep.dedup, "kinds": rep.kinds, "clusters": rep.clusters,
+                     "seconds": rep.seconds})
+    return {"pairs": Path(pairs).name, "messages": Path(messages).name, "n_messages": len(tickets),
+            "span_days": round(span, 1), "n_pairs": rep.n_pairs if rep else 0, "positives": rep.positives if rep else 0,
+            "windows": rows, "baseline_cosine": rep.baseline_cosine if rep else {}}
+
+
+# ---------------------------------------------------------------------------------------------- plots
+
+
+def _plots(out: Path, systems: dict[str, tuple[list[dict], list[dict]]]) -> None:
+    """Reliability and coverage/accuracy, one line per system (name -> (reliability bins, coverage curve))."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,60 +131,173 @@ def _plots(out: Path, rel: list[dict], curve: list[dict]) -> None:
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
-    ax.plot([r["confidence"] for r in rel], [r["accuracy"] for r in rel], "o-")
-    for r in rel:
-        ax.annotate(str(r["n"]), (r["confidence"], r["accuracy"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    for name, (rel, _) in systems.items():
+        ax.plot([r["confidence"] for r in rel], [r["accuracy"] for r in rel], "o-", label=name)
+        for r in rel:
+            ax.annotate(str(r["n"]), (r["confidence"], r["accuracy"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
     ax.set(xlabel="confidence", ylabel="accuracy of lead", title="Reliability", xlim=(0, 1), ylim=(0, 1))
+    if len(systems) > 1:
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "reliability.png", dpi=110)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot([c["coverage"] for c in curve], [c["accuracy"] for c in curve])
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for name, (_, curve) in systems.items():
+        ax.plot([c["coverage"] for c in curve], [c["accuracy"] for c in curve], label=name)
     ax.axhline(0.95, ls=":", color="red", lw=1)
     ax.set(xlabel="coverage (tickets above the confidence threshold)", ylabel="accuracy", title="Coverage vs accuracy",
            xlim=(0, 1), ylim=(0, 1.02))
+    if len(systems) > 1:
+        ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(out / "coverage_accuracy.png", dpi=110)
     plt.close(fig)
 
 
+# --------------------------------------------------------------------------------------------- report
+
+
+def beats_line(name: str, a: dict, other: str, b: dict) -> tuple[str, bool]:
+    """One plain sentence: does ``a`` beat ``b`` on lead top-1 (ties do not beat), and the boolean."""
+    ok = a["top1"] > b["top1"]
+    word = "beats" if ok else "does NOT beat"
+    return (f"{name} {word} {other} on lead top-1 ({a['top1']:.3f} vs {b['top1']:.3f}; top-3 {a['top3']:.3f} vs "
+            f"{b['top3']:.3f})."), ok
+
+
 def write_report(out: Path, data_name: str, model_version: str, tickets: list[Ticket], labels: list[str],
-                 suggestions: list[Suggestion], baseline: dict | None) -> dict:
+                 suggestions: list[Suggestion], baseline: dict | None, *, names: dict[str, str] | None = None,
+                 zero_shot: list[Suggestion] | None = None, zero_shot_version: str = "zero-shot",
+                 dedup: dict | None = None, confusion_top: int = 12) -> dict:
+    """Write report.md, report.html, metrics.json and the PNGs into ``out``; return the metrics.
+
+    ``zero_shot``: the zero-shot router's suggestions for the same tickets, when ``suggestions`` come from a
+    trained model version (shown side by side). ``dedup``: from :func:`dedup_windows`. ``names``: roster
+    code -> department name (tables; the confusion plot when a CJK font is installed)."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    names = names or {}
     rep: RoutingReport = score_suggestions(suggestions, labels, tickets)
-    conf = np.array([s.confidence for s in suggestions])
-    ok = np.array([as_label(s.lead.code, s.lead.kind) == g for s, g in zip(suggestions, labels)])
-    arb = np.array([s.needs_arbitration for s in suggestions])
-    auto = np.array([s.auto_dispatch for s in suggestions])
-    rel, ece = reliability(conf, ok)
-    curve = coverage_curve(conf, ok)
-    _plots(out, rel, curve)
+    m = system_metrics(suggestions, labels)
+    conf = np.array([s.confidence for s in suggestions], dtype=float)
+    ok = correct(suggestions, labels)
+    systems = {model_version: (m["reliability"], coverage_curve(conf, ok))}
+    mz = None
+    if zero_shot is not None:
+        mz = system_metrics(zero_shot, labels)
+        zc = np.array([s.confidence for s in zero_shot], dtype=float)
+        systems[zero_shot_version] = (mz["reliability"], coverage_curve(zc, correct(zero_shot, labels)))
+    _plots(out, systems)
+    cm = confusion_matrix(labels, lead_labels(suggestions), top=confusion_top)
+    font = find_cjk_font()
+    ticks = plot_confusion(cm, out / "confusion.png", names, font)
+
+    verdicts = []
+    if baseline:
+        text, good = beats_line(f"The evaluated router `{model_version}`", m, "the baseline (" + baseline["name"] + ")", baseline)
+        verdicts.append({"against": "baseline", "beats": good, "text": text})
+    comparison = None
+    if mz is not None:
+        text, good = beats_line(f"The evaluated model `{model_version}`", m, f"the zero-shot router `{zero_shot_version}`", mz)
+        verdicts.append({"against": "zero_shot", "beats": good, "text": text})
+        ids = [t.id or f"#{i + 1}" for i, t in enumerate(tickets)]
+        comparison = compare_suggestions(zero_shot, suggestions, labels, ids, names=(zero_shot_version, model_version))
+
+    router = {k: v for k, v in m.items() if k != "reliability"}
     metrics = {
         "data": data_name, "model_version": model_version, "n": rep.n,
-        "router": {"top1": round(rep.top1, 4), "top3": round(rep.top3, 4), "ece": ece,
-                   "arbitration_rate": round(float(arb.mean()), 4),
-                   "accuracy_flagged": round(float(ok[arb].mean()), 4) if arb.any() else None,
-                   "accuracy_not_flagged": round(float(ok[~arb].mean()), 4) if (~arb).any() else None,
-                   "auto_dispatch_coverage": round(float(auto.mean()), 4),
-                   "auto_dispatch_precision": round(float(ok[auto].mean()), 4) if auto.any() else None},
-        "baseline": baseline, "per_label": rep.per_label, "confusions": rep.confusions[:15], "reliability": rel,
+        "router": router, "zero_shot": ({"model_version": zero_shot_version, **{k: v for k, v in mz.items() if k != "reliability"}}
+                                        if mz is not None else None),
+        "baseline": baseline, "verdicts": verdicts, "per_label": rep.per_label,
+        "confusions": [list(c) for c in rep.confusions[:15]],
+        "confusion_matrix": {**cm, "tick_labels": ticks, "font": font},
+        "reliability": m["reliability"],
+        "comparison_to_zero_shot": ({k: v for k, v in comparison.items() if k != "systems"} if comparison else None),
+        "dedup": dedup, "files": ["report.md", "report.html", "metrics.json", *PLOTS, "misses.jsonl"],
     }
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
-    r = metrics["router"]
-    lines = [f"# Routing evaluation — {data_name}", "", f"Router `{model_version}`, {rep.n} labelled tickets.", "",
-             "| system | lead top-1 | lead top-3 |", "|---|---|---|",
-             f"| router | {r['top1']:.3f} | {r['top3']:.3f} |"]
-    if baseline:
-        lines.append(f"| {baseline['name']} | {baseline['top1']:.3f} | {baseline['top3']:.3f} |")
-        verdict = "beats" if r["top1"] > baseline["top1"] else "does NOT beat"
-        lines += ["", f"The router {verdict} the baseline on top-1."]
-    lines += ["", f"ECE {ece:.3f}; arbitration rate {r['arbitration_rate']:.1%} (lead accuracy {r['accuracy_flagged']} flagged vs "
-              f"{r['accuracy_not_flagged']} not flagged); auto-dispatch coverage {r['auto_dispatch_coverage']:.1%}, precision "
-              f"{r['auto_dispatch_precision']}.", "", "![reliability](reliability.png) ![coverage](coverage_accuracy.png)", "",
-              "## Per label", "", "| label | support | precision | recall | F1 |", "|---|---|---|---|---|"]
-    for lab, v in sorted(rep.per_label.items(), key=lambda kv: -kv[1]["support"]):
-        lines.append(f"| {lab} | {v['support']} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} |")
-    lines += ["", "## Most confused (gold → predicted)", "", "| gold | predicted | count |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {k} |" for a, b, k in rep.confusions[:15]]
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    blocks = _blocks(metrics, m, mz, baseline, comparison, names, data_name)
+    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    (out / "report.html").write_text(to_html(blocks, out, f"Routing evaluation — {data_name}"), encoding="utf-8")
     return metrics
+
+
+def _blocks(metrics: dict, m: dict, mz: dict | None, baseline: dict | None, comparison: dict | None,
+            names: dict[str, str], data_name: str) -> list:
+    version = metrics["model_version"]
+    n = metrics["n"]
+    head = ["system", "lead top-1", "lead top-3", "ECE", "arbitration rate", "auto-dispatch coverage", "auto-dispatch precision"]
+    rows = [[f"**router `{version}`** (evaluated)", m["top1"], m["top3"], m["ece"], m["arbitration_rate"],
+             m["auto_dispatch_coverage"], m["auto_dispatch_precision"]]]
+    if mz is not None:
+        zs = metrics["zero_shot"]["model_version"]
+        rows.append([f"zero-shot router `{zs}`", mz["top1"], mz["top3"], mz["ece"], mz["arbitration_rate"],
+                     mz["auto_dispatch_coverage"], mz["auto_dispatch_precision"]])
+    if baseline:
+        rows.append([f"baseline: {baseline['name']}", baseline["top1"], baseline["top3"], None, None, None, None])
+    blocks: list = [
+        Heading(f"Routing evaluation — {data_name}", 1),
+        Para(f"Router `{version}` on {n} labelled tickets (lead department; a suggestion of kind `locality` counts as "
+             "`locality`). Top-3 counts the gold lead among the first three candidates."),
+        Table(head, rows, align="lrrrrrr"),
+    ]
+    for v in metrics["verdicts"]:
+        blocks.append(Para(("✔ " if v["beats"] else "✘ ") + v["text"], cls="verdict" if v["beats"] else "verdict bad"))
+    if not baseline and mz is None:
+        blocks.append(Para("No baseline was run (`--no-baseline` or fewer than 10 tickets)."))
+    if comparison is not None:
+        zs, ev = comparison["a"], comparison["b"]
+        blocks += [Heading(f"`{ev}` vs zero-shot, ticket by ticket"),
+                   Para(f"Only `{ev}` right: {comparison['only_b_right']['count']} tickets; only `{zs}` right: "
+                        f"{comparison['only_a_right']['count']}; both wrong: {comparison['both_wrong']['count']}. "
+                        + verdict(comparison) + f" Per-department detail: `hotline eval compare none {ev} --data …`."),
+                   Table(["label", "support", f"F1 `{zs}`", f"F1 `{ev}`", "Δ"],
+                         [[r["label"], r["support"], r["f1_a"], r["f1_b"], r["delta"]] for r in comparison["per_label"][:8]],
+                         align="lrrrr")]
+    r = metrics["router"]
+    blocks += [
+        Heading("Confidence, arbitration, auto-dispatch"),
+        Para(f"ECE {r['ece']:.3f}. Arbitration rate {r['arbitration_rate']:.1%}: lead accuracy {_fmt(r['accuracy_flagged'])} "
+             f"among flagged tickets vs {_fmt(r['accuracy_not_flagged'])} among the rest. Auto-dispatch covers "
+             f"{r['auto_dispatch_coverage']:.1%} of tickets at precision {_fmt(r['auto_dispatch_precision'])} "
+             "(the red line marks 0.95)."),
+        Images([("reliability", "reliability.png"), ("coverage vs accuracy", "coverage_accuracy.png")]),
+        Heading("Most confused departments"),
+    ]
+    cm = metrics["confusion_matrix"]
+    blocks += [
+        Para(f"Rows: gold lead; columns: suggested lead; the {len(cm['labels'])} labels involved in the most errors "
+             f"({cm['errors_shown']} of {cm['errors_total']} errors fall inside the matrix)."
+             + ("" if cm["font"] else " No CJK font is installed, so the plot shows roster codes (install fonts-wqy-microhei for names).")),
+        Images([("confusion matrix", "confusion.png")]),
+        Table(["gold", "suggested", "count", "gold department", "suggested department"],
+              [[a, b, k, names.get(a, ""), names.get(b, "")] for a, b, k in metrics["confusions"]], align="llrll"),
+        Heading("Per label"),
+        Table(["label", "department", "support", "precision", "recall", "F1"],
+              [[lab, names.get(lab, ""), v["support"], v["precision"], v["recall"], v["f1"]]
+               for lab, v in sorted(metrics["per_label"].items(), key=lambda kv: (-kv[1]["support"], kv[0]))],
+              align="llrrrr"),
+    ]
+    d = metrics["dedup"]
+    if d:
+        rows = [[w["setting"], f"{w['window_days']:g}", w["precision"], w["recall"], w["f1"], w["tp"], w["fp"], w["fn"]]
+                for w in d["windows"]]
+        b = d.get("baseline_cosine") or {}
+        if b:
+            rows.append([f"anchor: plain e5 cosine ≥ {b.get('threshold')} (tuned on these pairs)", None, b.get("precision"),
+                         b.get("recall"), b.get("f1"), b.get("tp"), b.get("fp"), b.get("fn")])
+        blocks += [Heading("Duplicate detection (重复诉求)"),
+                   Para(f"Judged pairs `{d['pairs']}`: {d['n_pairs']} pairs, {d['positives']} same problem; messages "
+                        f"`{d['messages']}` ({d['n_messages']}, spanning {d['span_days']} days) run through the detector in "
+                        "time order; a pair is predicted *same* when both end in one cluster (as `hotline eval-dedup`)."),
+                   Table(["setting", "window (days)", "precision", "recall", "F1", "tp", "fp", "fn"], rows, align="lrrrrrrr")]
+    blocks += [Heading("Files"),
+               Para("`metrics.json` (every figure above), `misses.jsonl` (the misses with their text, for review: it quotes "
+                    "the data, keep it out of git), `reliability.png`, `coverage_accuracy.png`, `confusion.png`, "
+                    "`report.html` (this report as one self-contained page).")]
+    return blocks
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"

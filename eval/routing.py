@@ -32,10 +32,19 @@ class RoutingReport:
                 "confusions": self.confusions[:20]}
 
 
+REQUIRED_COLUMNS = ("content", "lead")
+
+
 def read_labelled_csv(path: Path) -> tuple[list[Ticket], list[str]]:
+    """Tickets and gold leads; rows without content or lead are skipped. A file without a ``content`` or
+    ``lead`` column is refused (ValueError naming the missing columns)."""
     tickets, labels = [], []
     with open(path, encoding="utf-8-sig", newline="") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"missing column(s) {', '.join(missing)}")
+        for row in reader:
             if not (row.get("content") or "").strip() or not (row.get("lead") or "").strip():
                 continue
             tickets.append(Ticket(id=row.get("id"), title=row.get("title") or None, content=row["content"][:20000]))
@@ -79,18 +88,30 @@ def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets:
                          confusions=[(a, b, k) for (a, b), k in conf.most_common()], misses=misses)
 
 
-def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size: int = 32, return_all: bool = False):
-    tickets, labels = read_labelled_csv(path)
+def route_all(router, tickets: list[Ticket], batch_size: int = 32) -> list[Suggestion]:
     suggestions = []
     for i in range(0, len(tickets), batch_size):
         suggestions.extend(router.route_many(tickets[i : i + batch_size], batch_size=batch_size))
+    return suggestions
+
+
+def write_misses(out_dir: Path, misses: list[dict]) -> Path:
+    """``misses.jsonl``: one line per miss, with the start of its text (quotes the data: keep it out of git)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "misses.jsonl", "w", encoding="utf-8") as f:
+        for m in misses:
+            f.write(json.dumps(m, ensure_ascii=False) + "\n")
+    return out_dir / "misses.jsonl"
+
+
+def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size: int = 32, return_all: bool = False):
+    tickets, labels = read_labelled_csv(path)
+    suggestions = route_all(router, tickets, batch_size)
     report = score_suggestions(suggestions, labels, tickets)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "metrics.json").write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
-        with open(out_dir / "misses.jsonl", "w", encoding="utf-8") as f:
-            for m in report.misses:
-                f.write(json.dumps(m, ensure_ascii=False) + "\n")
+        write_misses(out_dir, report.misses)
     if return_all:
         return report, tickets, labels, suggestions
     return report

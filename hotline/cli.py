@@ -173,14 +173,19 @@ def locate(text: str, json_out: Annotated[bool, typer.Option("--json")] = False)
 # ------------------------------------------------------------------------------------ models/route
 
 
-def _router():
+_FROM_SETTINGS = object()
+
+
+def _router(model_version=_FROM_SETTINGS):
+    """The router of the settings; ``model_version`` overrides HOTLINE_MODEL_VERSION (``hotline eval``)."""
     from model.pipeline import build_router
 
     s = get_settings()
     try:
         return build_router(
             s.lists_dir, encoder_source=s.encoder, model_cache_dir=s.model_cache_dir, index_dir=s.index_dir,
-            max_seq_length=s.max_seq_length, model_version=s.model_version, dtype=s.encoder_dtype,
+            max_seq_length=s.max_seq_length,
+            model_version=s.model_version if model_version is _FROM_SETTINGS else model_version, dtype=s.encoder_dtype,
             num_threads=s.torch_threads,
         )
     except FileNotFoundError as e:
@@ -284,38 +289,177 @@ def route(
         raise typer.Exit(0)
 
 
+# -------------------------------------------------------------------------------------------- eval
+
+LABELLED_COLUMNS = "id, title, content, lead (roster code or 'locality')"
+
+
+def _eval_router(version: Optional[str]):
+    """The router for ``version`` (None: the settings' default; ``none``: zero-shot), built by ``_router``;
+    a version that cannot be loaded stops with one line."""
+    try:
+        return _router(version)
+    except (ValueError, KeyError) as e:
+        fail(f"model version '{version}': {' '.join(str(e).split())} (`hotline models list` shows the versions; "
+             "'none' = the zero-shot router)")
+
+
+def _is_zero_shot(router) -> bool:
+    from model.router import ZERO_SHOT_VERSION
+
+    return str(getattr(router, "model_version", "")).startswith(ZERO_SHOT_VERSION)
+
+
+def _department_names(router) -> dict:
+    lists = getattr(router, "lists", None)
+    return dict(lists.names) if lists is not None else dict(_lists().names)
+
+
+def _labelled_or_fail(data: Path):
+    """Tickets and gold leads of a labelled CSV, or one line saying what to fix."""
+    import csv
+
+    from eval.routing import read_labelled_csv
+
+    if not data.is_file():
+        fail(f"{data}: no such file — give a CSV with columns {LABELLED_COLUMNS}")
+    try:
+        tickets, labels = read_labelled_csv(data)
+    except (ValueError, csv.Error) as e:
+        fail(f"{data}: {' '.join(str(e).split())[:300]} — the file needs columns {LABELLED_COLUMNS}")
+    if not tickets:
+        fail(f"{data}: no row has both content and lead — the file needs columns {LABELLED_COLUMNS}")
+    return tickets, labels
+
+
+def _warn_unknown_labels(labels: list[str], names: dict) -> None:
+    unknown = sorted(set(labels) - set(names) - {"locality"})
+    if unknown:
+        n = sum(lab in unknown for lab in labels)
+        typer.echo(f"warning: {n} row(s) have a lead outside the roster ({', '.join(unknown[:8])}): they count as misses", err=True)
+
+
+def _dup_messages_or_fail(pairs: Path, messages: Optional[Path]) -> Path:
+    from eval.report import find_messages_beside
+
+    if not pairs.is_file():
+        fail(f"{pairs}: no such file — give a CSV of judged pairs with columns a, b, same")
+    if messages is not None:
+        if not messages.is_file():
+            fail(f"{messages}: no such file — give the message CSV (留言编号, 留言用户, 留言主题, 留言时间, 留言详情)")
+        return messages
+    try:
+        found = find_messages_beside(pairs)
+    except (KeyError, ValueError) as e:
+        fail(f"{pairs}: {e}")
+    if found is None:
+        fail(f"no message CSV beside {pairs} holds every id its pairs name — give --dup-messages FILE "
+             "(留言编号, 留言用户, 留言主题, 留言时间, 留言详情)")
+    return found
+
+
+def _dedup_at_windows(pairs: Path, messages: Path) -> dict:
+    """Duplicate precision/recall as ``hotline eval-dedup`` computes it: at the configured window, 180 days
+    and no limit."""
+    from eval.report import dedup_windows
+    from hotline.cmd_dedup import _encoder, _locator, dedup_config
+
+    s = get_settings()
+    cfg = dedup_config(s)
+    windows = [(f"default (HOTLINE_DEDUP_WINDOW_DAYS={cfg.window_days:g})", cfg.window_days)]
+    if cfg.window_days != 180:
+        windows.append(("--window-days 180", 180.0))
+    windows.append(("no limit (every earlier message)", None))
+    try:
+        return dedup_windows(messages, pairs, _encoder(s), cfg, windows, cache_dir=Path(s.model_cache_dir) / "dedup-eval",
+                             locator=_locator(s))
+    except (KeyError, ValueError) as e:
+        fail(f"duplicate pairs: {' '.join(str(e).split())}")
+
+
 @eval_app.command("routing")
 def eval_routing(
     data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (roster code or 'locality')")],
-    out: Annotated[Optional[Path], typer.Option(help="Report folder: report.md, PNG plots, metrics.json, misses.jsonl")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder: report.md, report.html, PNG plots, metrics.json, misses.jsonl")] = None,
     baseline: Annotated[bool, typer.Option(help="also run the TF-IDF + LinearSVC baseline (k-fold CV on the file)")] = True,
+    model_version: Annotated[Optional[str], typer.Option("--model-version", help="version to evaluate (default HOTLINE_MODEL_VERSION; "
+                             "'none' = zero-shot); a trained version is reported beside the zero-shot router and the baseline")] = None,
+    dup_pairs: Annotated[Optional[Path], typer.Option("--dup-pairs", help="CSV a, b, same: add duplicate-detection precision/recall")] = None,
+    dup_messages: Annotated[Optional[Path], typer.Option("--dup-messages", help="message CSV the pairs refer to (default: the one "
+                            "beside --dup-pairs that holds every id)")] = None,
 ) -> None:
-    """Lead top-1 / top-3 of the router (zero-shot unless a model version is set) on a labelled CSV."""
-    from eval.routing import evaluate_router
+    """Lead top-1 / top-3 of the router on a labelled CSV beside a TF-IDF baseline (and the zero-shot router when a
+    trained version is evaluated); with --out a report folder a reviewer can open."""
+    from eval.report import beats_line, write_report
+    from eval.routing import route_all, score_suggestions, write_misses
 
-    if not data.is_file():
-        fail(f"{data}: no such file")
-    router = _router()
-    try:
-        report, tickets, labels, suggestions = evaluate_router(router, data, out, return_all=True)
-    except (KeyError, ValueError) as e:
-        fail(f"{data}: {e} — the file needs columns id, title, content, lead")
-    if not report.n:
-        fail(f"{data}: no labelled rows (columns id, title, content, lead)")
-    typer.echo(f"{router.model_version} on {data.name}: n={report.n} top1={report.top1:.3f} top3={report.top3:.3f}")
+    tickets, labels = _labelled_or_fail(data)
+    messages = _dup_messages_or_fail(dup_pairs, dup_messages) if dup_pairs is not None else None
+    router = _eval_router(model_version if model_version is not None else get_settings().model_version)
+    names = _department_names(router)
+    _warn_unknown_labels(labels, names)
+    suggestions = route_all(router, tickets)
+    report = score_suggestions(suggestions, labels, tickets)
+    version = router.model_version
+    typer.echo(f"{version} on {data.name}: n={report.n} top1={report.top1:.3f} top3={report.top3:.3f}")
+    zero = zero_version = None
+    if not _is_zero_shot(router):
+        del router
+        zr = _eval_router("none")
+        zero, zero_version = route_all(zr, tickets), zr.model_version
+        del zr
+        z = score_suggestions(zero, labels)
+        typer.echo(f"{zero_version} on {data.name}: n={z.n} top1={z.top1:.3f} top3={z.top3:.3f}")
+        typer.echo(beats_line(f"{version}", {"top1": report.top1, "top3": report.top3}, "the zero-shot router",
+                              {"top1": z.top1, "top3": z.top3})[0])
     base = None
     if baseline and report.n >= 10:
         from eval.report import tfidf_svc_baseline
 
         base = tfidf_svc_baseline([t.text for t in tickets], labels)
         typer.echo(f"baseline {base['name']}: top1={base['top1']:.3f} top3={base['top3']:.3f}")
+        typer.echo(beats_line(f"{version}", {"top1": report.top1, "top3": report.top3}, "the baseline", base)[0])
+    dedup = None
+    if dup_pairs is not None:
+        dedup = _dedup_at_windows(dup_pairs, messages)
+        for w in dedup["windows"]:
+            typer.echo(f"dedup {w['setting']}, window {w['window_days']:g} d: precision {w['precision']:.3f} "
+                       f"recall {w['recall']:.3f} F1 {w['f1']:.3f} ({dedup['n_pairs']} pairs, {dedup['positives']} same)")
     if out:
-        from eval.report import write_report
-
-        write_report(out, data.name, router.model_version, tickets, labels, suggestions, base)
-        typer.echo(f"report: {out / 'report.md'}")
+        write_misses(out, report.misses)
+        write_report(out, data.name, version, tickets, labels, suggestions, base, names=names, zero_shot=zero,
+                     zero_shot_version=zero_version or "zero-shot", dedup=dedup)
+        typer.echo(f"report: {out / 'report.md'} (and report.html)")
     for (gold, pred, k) in report.confusions[:10]:
         typer.echo(f"  {gold:22} -> {pred:22} {k}")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    v1: Annotated[str, typer.Argument(help="first model version ('none' = the zero-shot router)")],
+    v2: Annotated[str, typer.Argument(help="second model version ('none' = the zero-shot router)")],
+    data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (roster code or 'locality')")],
+    out: Annotated[Path, typer.Option(help="Folder for compare.md + compare.json")],
+    examples: Annotated[int, typer.Option(min=0, max=100, help="ticket ids listed per side")] = 8,
+) -> None:
+    """Two versions on the same labelled tickets: top-1/top-3/ECE/arbitration rate, per-department F1 and its
+    delta, the tickets one gets right and the other wrong. Ends with one JSON line."""
+    from eval.compare import compare_suggestions, summary_line, write_compare
+    from eval.routing import route_all
+
+    tickets, labels = _labelled_or_fail(data)
+    routers = {v: _eval_router(v) for v in dict.fromkeys((v1, v2))}  # both load before any routing; the same version once
+    names = _department_names(routers[v1])
+    routed = {v: route_all(r, tickets) for v, r in routers.items()}
+    resolved = {v: r.model_version for v, r in routers.items()}
+    del routers
+    _warn_unknown_labels(labels, names)
+    ids = [t.id or f"#{i + 1}" for i, t in enumerate(tickets)]
+    res = compare_suggestions(routed[v1], routed[v2], labels, ids, names=(v1, v2), examples=examples)
+    res["versions"] = {"a": resolved[v1], "b": resolved[v2]}
+    md = write_compare(out, res, data.name, names)
+    typer.echo(f"compare: {md} (and compare.json)", err=True)
+    typer.echo(json.dumps(summary_line(res, out), ensure_ascii=False))
 
 
 @app.command("bench")

@@ -1,0 +1,376 @@
+"""``hotline eval routing`` report folder (confusion PNG, duplicate section, trained version beside zero-shot and
+baseline, report.html) and ``hotline eval compare``: on tickets made up here or by training/synthetic.py, never
+on the real data."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eval.compare import compare_suggestions, mcnemar_exact, write_compare
+from eval.confusion import confusion_matrix, plot_confusion, tick_labels
+from eval.report import write_report
+from hotline.cli import app
+from hotline.settings import get_settings
+from model.suggestion import Candidate, DepartmentScore, Suggestion, Ticket
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path, min_side: int = 100) -> None:
+    from PIL import Image
+
+    assert path.is_file(), f"{path} missing"
+    assert path.read_bytes()[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG" and min(im.size) >= min_side, im.size
+
+
+def sug(i: int, lead: str, conf: float = 0.7, cands: tuple[str, ...] = (), arb: bool = False) -> Suggestion:
+    kind = "locality" if lead == "meilin" else "functional"
+    return Suggestion(id=f"T{i}", lead=DepartmentScore(code=lead, name=lead, kind=kind, score=conf), co=[],
+                      candidates=[Candidate(code=c, kind="functional", score=0.1) for c in cands], confidence=conf,
+                      auto_dispatch=False, needs_arbitration=arb, reasons=[], evidence=[], model_version="fake")
+
+
+# 40 made-up tickets: gold leads, and two predictors with errors put there on purpose.
+GOLD = ["education"] * 10 + ["health"] * 10 + ["public_security"] * 8 + ["urban_management"] * 8 + ["locality"] * 4
+
+
+def predictor_a() -> list[Suggestion]:
+    """Right everywhere except 5 education -> health and 3 public_security -> traffic_police."""
+    out = []
+    for i, g in enumerate(GOLD):
+        lead = {"locality": "meilin"}.get(g, g)
+        if g == "education" and i < 5:
+            lead = "health"
+        if g == "public_security" and i < 23:
+            lead = "traffic_police"
+        ok = lead == g or (g, lead) == ("locality", "meilin")
+        out.append(sug(i, lead, conf=0.9 if ok else 0.4, cands=("education", "health"), arb=not ok))
+    return out
+
+
+def predictor_b() -> list[Suggestion]:
+    """A, but fixes 2 of the education errors and breaks 4 urban_management tickets (-> ecology_environment)."""
+    out = predictor_a()
+    for i in (0, 1):
+        out[i] = sug(i, "education", conf=0.8)
+    for i in range(28, 32):
+        out[i] = sug(i, "ecology_environment", conf=0.6)
+    return out
+
+
+def tickets() -> list[Ticket]:
+    return [Ticket(id=f"T{i}", content=f"测试工单第{i}号：楼下有问题") for i in range(len(GOLD))]
+
+
+NAMES = {"education": "区教育局", "health": "区卫生健康委员会（区疾控）", "public_security": "区公安分局",
+         "traffic_police": "区交警大队", "urban_management": "区城管局", "ecology_environment": "区生态环境局",
+         "locality": "属地街道（镇）"}
+
+
+# ---------------------------------------------------------------------------------- functions
+
+
+def test_confusion_matrix_holds_the_errors_made_on_purpose():
+    pred = [s.lead.code if s.lead.kind != "locality" else "locality" for s in predictor_b()]
+    cm = confusion_matrix(GOLD, pred, top=12)
+    assert cm["errors_total"] == 3 + 3 + 4
+    assert cm["errors_shown"] == cm["errors_total"]
+    pos = {lab: i for i, lab in enumerate(cm["labels"])}
+    assert cm["matrix"][pos["education"]][pos["health"]] == 3
+    assert cm["matrix"][pos["public_security"]][pos["traffic_police"]] == 3
+    assert cm["matrix"][pos["urban_management"]][pos["ecology_environment"]] == 4
+    assert cm["matrix"][pos["health"]][pos["health"]] == 10  # the diagonal is kept for involved labels
+    assert "locality" not in pos  # never confused: not shown
+    small = confusion_matrix(GOLD, pred, top=2)
+    assert small["labels"] == ["ecology_environment", "urban_management"] and small["errors_shown"] == 4
+
+
+def test_tick_labels_names_with_a_cjk_font_else_codes(tmp_path):
+    labels = ["health", "education"]
+    assert tick_labels(labels, NAMES, font="WenQuanYi Micro Hei") == ["区卫生健康委员会", "区教育局"]
+    assert tick_labels(labels, NAMES, font=None) == labels
+    cm = confusion_matrix(["a", "b", "a"], ["b", "a", "a"])
+    assert plot_confusion(cm, tmp_path / "c.png", {"a": "甲", "b": "乙"}, font=None) == ["a", "b"]
+    assert_png(tmp_path / "c.png")
+
+
+def test_report_folder_with_plots_confusions_and_html(tmp_path):
+    out = tmp_path / "rep"
+    baseline = {"name": "fake baseline", "top1": 0.5, "top3": 0.7}
+    m = write_report(out, "made-up.csv", "zero-shot@test", tickets(), GOLD, predictor_a(), baseline, names=NAMES)
+    for png in ("reliability.png", "coverage_accuracy.png", "confusion.png"):
+        assert_png(out / png)
+    saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert saved == json.loads(json.dumps(m, ensure_ascii=False))
+    assert ["education", "health", 5] in saved["confusions"]
+    assert ["public_security", "traffic_police", 3] in saved["confusions"]
+    cm = saved["confusion_matrix"]
+    assert set(cm["labels"]) == {"education", "health", "public_security", "traffic_police"}
+    assert saved["router"]["top1"] == pytest.approx(32 / 40)
+    assert saved["router"]["arbitration_rate"] == pytest.approx(8 / 40)
+    assert saved["verdicts"] == [{"against": "baseline", "beats": True, "text": saved["verdicts"][0]["text"]}]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "![confusion matrix](confusion.png)" in md and "![reliability](reliability.png)" in md
+    assert "beats the baseline" in md and "NOT" not in md
+    assert "| education | health | 5 | 区教育局 |" in md
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count('src="data:image/png;base64,') == 3 and "<table>" in html
+    assert "测试工单" not in md + html  # ticket texts stay in misses.jsonl only
+
+
+def test_report_without_cjk_font_draws_codes(tmp_path, monkeypatch):
+    import eval.report
+
+    monkeypatch.setattr(eval.report, "find_cjk_font", lambda: None)
+    m = write_report(tmp_path, "made-up.csv", "zero-shot@test", tickets(), GOLD, predictor_a(), None, names=NAMES)
+    assert m["confusion_matrix"]["font"] is None
+    assert m["confusion_matrix"]["tick_labels"] == m["confusion_matrix"]["labels"]
+    assert "fonts-wqy-microhei" in (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert_png(tmp_path / "confusion.png")
+
+
+def test_trained_version_beside_zero_shot_and_baseline_says_when_it_does_not_beat(tmp_path):
+    baseline = {"name": "fake baseline", "top1": 0.78, "top3": 0.9}
+    dedup = {"pairs": "p.csv", "messages": "m.csv", "n_messages": 9, "span_days": 80.0, "n_pairs": 3, "positives": 2,
+             "windows": [{"setting": "default", "window_days": 30.0, "precision": 1.0, "recall": 0.5, "f1": 0.667,
+                          "tp": 1, "fp": 0, "fn": 1},
+                         {"setting": "no limit", "window_days": 81.0, "precision": 1.0, "recall": 1.0, "f1": 1.0,
+                          "tp": 2, "fp": 0, "fn": 0}],
+             "baseline_cosine": {"precision": 0.5, "recall": 1.0, "f1": 0.667, "tp": 2, "fp": 2, "fn": 0, "threshold": 0.9}}
+    m = write_report(tmp_path, "made-up.csv", "v-trained", tickets(), GOLD, predictor_b(), baseline, names=NAMES,
+                     zero_shot=predictor_a(), zero_shot_version="zero-shot@test", dedup=dedup)
+    assert m["router"]["top1"] == pytest.approx(30 / 40) and m["zero_shot"]["top1"] == pytest.approx(32 / 40)
+    assert {v["against"]: v["beats"] for v in m["verdicts"]} == {"baseline": False, "zero_shot": False}
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "The evaluated router `v-trained` does NOT beat the baseline" in md
+    assert "The evaluated model `v-trained` does NOT beat the zero-shot router `zero-shot@test`" in md
+    assert "| zero-shot router `zero-shot@test` | 0.800 |" in md and "| baseline: fake baseline | 0.780 |" in md
+    cmp = m["comparison_to_zero_shot"]
+    assert cmp["only_a_right"]["count"] == 4 and cmp["only_b_right"]["count"] == 2
+    assert "## Duplicate detection" in md and "| no limit | 81 | 1.000 | 1.000 |" in md
+    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))["dedup"]["windows"][0]["recall"] == 0.5
+
+
+def test_compare_finds_the_department_difference_made_on_purpose(tmp_path):
+    a, b = predictor_a(), predictor_b()
+    ids = [f"T{i}" for i in range(len(GOLD))]
+    res = compare_suggestions(a, b, GOLD, ids, names=("va", "vb"), examples=3)
+    per = {r["label"]: r for r in res["per_label"]}
+    assert per["urban_management"]["f1_a"] == 1.0 and per["urban_management"]["f1_b"] == pytest.approx(0.667)
+    assert per["urban_management"]["delta"] == pytest.approx(-0.333)
+    assert per["education"]["delta"] > 0 and per["health"]["delta"] > 0
+    assert per["locality"]["delta"] == 0 and per["public_security"]["delta"] == 0
+    assert res["per_label"][0]["label"] == "urban_management"  # largest change first
+    assert res["only_a_right"]["count"] == 4 and [e["id"] for e in res["only_a_right"]["examples"]] == ["T28", "T29", "T30"]
+    assert res["only_a_right"]["examples"][0] == {"id": "T28", "gold": "urban_management", "a": "urban_management",
+                                                  "b": "ecology_environment"}
+    assert res["only_b_right"]["count"] == 2 and res["both_wrong"]["count"] == 3 + 3
+    assert res["delta"]["top1"] == pytest.approx(-0.05)
+    assert res["mcnemar_p"] == pytest.approx(2 * (1 + 6 + 15) / 64, abs=1e-4)
+    write_compare(tmp_path, res, "made-up.csv", NAMES)
+    md = (tmp_path / "compare.md").read_text(encoding="utf-8")
+    assert "| urban_management | 区城管局 | 8 | 1.000 | 0.667 | -0.333 |" in md
+    assert "`va` beats `vb` on lead top-1 (0.800 vs 0.750)" in md
+    assert json.loads((tmp_path / "compare.json").read_text(encoding="utf-8"))["only_b_right"]["count"] == 2
+    same = compare_suggestions(a, a, GOLD)
+    assert same["only_a_right"]["count"] == same["only_b_right"]["count"] == 0 and same["mcnemar_p"] == 1.0
+    assert all(r["delta"] == 0 for r in same["per_label"])
+    with pytest.raises(ValueError):
+        compare_suggestions(a, b[:-1], GOLD)
+
+
+def test_mcnemar_exact():
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(10, 0) == pytest.approx(2 / 1024, abs=1e-4)
+    assert mcnemar_exact(3, 3) == 1.0
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+MESSAGES = [  # made up: a repeat within days, the same problem again 78 days later, an unrelated matter
+    ("M1", "U1", "梅林路幸福里小区烧烤油烟", "2025-01-01 20:00:00", "梅林路幸福里小区3号楼楼下的烧烤店每天晚上油烟太大，熏得家里没法开窗，请相关部门管一管。"),
+    ("M2", "U2", "梅林路幸福里小区烧烤油烟", "2025-01-04 21:00:00", "梅林路幸福里小区3号楼楼下的烧烤店每天晚上油烟太大，熏得家里没法开窗，请相关部门管一管！"),
+    ("M3", "U1", "梅林路幸福里小区烧烤油烟", "2025-03-23 20:30:00", "梅林路幸福里小区3号楼楼下的烧烤店每天晚上油烟太大，熏得家里没法开窗，请相关部门管一管。"),
+    ("M4", "U3", "柳溪镇小学门口路灯坏了", "2025-01-10 08:00:00", "柳溪镇中心小学门口的路灯坏了一个多月，晚上孩子放学路上一片漆黑，希望尽快修好。"),
+]
+PAIRS = [("M1", "M2", 1), ("M1", "M3", 1), ("M2", "M4", 0)]
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory, router):
+    """60 synthetic tickets (training/synthetic.py) in the routing file format."""
+    from training.synthetic import generate, write_csv
+
+    path = tmp_path_factory.mktemp("eval-data") / "synthetic.csv"
+    recs = generate(router.lists, 60, seed=5)
+    write_csv(recs, path)
+    return path, recs
+
+
+def run_cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(tmp_path / "models"))
+    monkeypatch.delenv("HOTLINE_MODEL_VERSION", raising=False)
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+class Memo:
+    """The session router, routing each ticket once (the zero-shot router and the stand-in share it)."""
+
+    def __init__(self, router):
+        self.router, self.lists, self.model_version, self.seen = router, router.lists, router.model_version, {}
+
+    def route_many(self, tickets, batch_size=32):
+        todo = [t for t in tickets if t.id not in self.seen]
+        for t, s in zip(todo, self.router.route_many(todo, batch_size=batch_size) if todo else []):
+            self.seen[t.id] = s
+        return [self.seen[t.id] for t in tickets]
+
+
+class TrainedStandIn:
+    """Stands in for a trained model version: the zero-shot suggestions, except the chosen tickets get ``health``."""
+
+    def __init__(self, memo: Memo, version: str, spoil: set[str]):
+        self.memo, self.model_version, self.spoil, self.lists = memo, version, spoil, memo.lists
+
+    def route_many(self, tickets, batch_size=32):
+        out = []
+        for s in self.memo.route_many(tickets, batch_size=batch_size):
+            upd = {"model_version": self.model_version}
+            if s.id in self.spoil:
+                upd["lead"] = DepartmentScore(code="health", name="卫生", kind="functional", score=0.99)
+            out.append(s.model_copy(update=upd))
+        return out
+
+
+def test_cli_report_with_trained_version_and_duplicates(env, router, labelled, tmp_path):
+    import model.pipeline
+    from hotline import cmd_dedup
+
+    path, recs = labelled
+    target = [lab for lab, _ in __import__("collections").Counter(r["lead"] for r in recs if r["lead"] != "health").most_common()][0]
+    spoil = {r["id"] for r in recs if r["lead"] == target}
+    calls, memo = [], Memo(router)
+
+    def fake_build_router(lists_dir, *, model_version=None, **kw):
+        calls.append(model_version)
+        if model_version in (None, "", "none"):
+            return memo
+        if model_version == "v-test":
+            return TrainedStandIn(memo, "v-test", spoil)
+        raise FileNotFoundError(f"no model version {model_version!r}")
+
+    env.setattr(model.pipeline, "build_router", fake_build_router)
+    env.setattr(cmd_dedup, "_encoder", lambda settings: router.index.encoder)
+    dup = tmp_path / "dup"
+    dup.mkdir()
+    with open(dup / "messages.csv", "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["留言编号", "留言用户", "留言主题", "留言时间", "留言详情"])
+        w.writerows(MESSAGES)
+    (dup / "pairs.csv").write_text("a,b,same\n" + "".join(f"{a},{b},{s}\n" for a, b, s in PAIRS), encoding="utf-8")
+    out = tmp_path / "report"
+    r = run_cli("eval", "routing", "--data", path, "--out", out, "--model-version", "v-test", "--dup-pairs", dup / "pairs.csv")
+    assert r.exit_code == 0, r.output
+    assert calls == ["v-test", "none"]
+    assert "v-test does NOT beat the zero-shot router" in r.stdout
+    for png in ("reliability.png", "coverage_accuracy.png", "confusion.png"):
+        assert_png(out / png)
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["model_version"] == "v-test" and m["zero_shot"]["model_version"].startswith("zero-shot")
+    assert m["router"]["top1"] <= m["zero_shot"]["top1"] and m["baseline"]["top1"] is not None
+    assert [target, "health", len(spoil)] in m["confusions"]
+    assert {"health", target} <= set(m["confusion_matrix"]["labels"])
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "does NOT beat the zero-shot router" in md and "| baseline: char TF-IDF" in md
+    d = m["dedup"]
+    assert d["messages"] == "messages.csv" and d["n_pairs"] == 3 and d["positives"] == 2
+    assert d["span_days"] == 81.0
+    default, w180, unlimited = d["windows"]
+    assert default["setting"].startswith("default") and default["window_days"] == 30.0
+    assert w180["window_days"] == 180.0 and unlimited["setting"].startswith("no limit") and unlimited["window_days"] == 83.0
+    assert default["tp"] == 1 and default["fn"] == 1  # M3 comes 78 days after M2: outside the 30-day window
+    assert unlimited["tp"] == 2 and unlimited["fp"] == 0 and w180["tp"] == 2
+    assert "## Duplicate detection" in md
+    assert (out / "misses.jsonl").is_file() and (out / "report.html").is_file()
+
+
+def test_cli_compare_none_vs_none_has_zero_deltas(monkeypatch, model_cache, labelled, tmp_path):
+    """Through the real build_router (the zero-shot router from the test model cache)."""
+    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "cmp"
+        r = run_cli("eval", "compare", "none", "none", "--data", labelled[0], "--out", out)
+    finally:
+        get_settings.cache_clear()
+    assert r.exit_code == 0, r.output
+    line = json.loads(r.stdout.strip().splitlines()[-1])
+    assert line["a"] == line["b"] == "none" and line["n"] == 60
+    assert line["delta_top1"] == 0 and line["only_a_right"] == line["only_b_right"] == 0 and line["mcnemar_p"] == 1.0
+    assert line["top1_a"] == line["top1_b"] and 0 < line["top1_a"] <= 1
+    res = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert res["per_label"] and all(r["delta"] == 0 for r in res["per_label"])
+    assert all(v == 0 for v in res["delta"].values()) and res["same_lead"] == 60
+    assert "same lead top-1" in (out / "compare.md").read_text(encoding="utf-8")
+
+
+def _one_error_line(r) -> str:
+    assert r.exit_code != 0, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+def test_cli_bad_input_says_what_to_fix(env, model_cache, labelled, tmp_path):
+    env.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))  # an unknown version must not convert an encoder first
+    get_settings.cache_clear()
+    line = _one_error_line(run_cli("eval", "routing", "--data", tmp_path / "nope.csv"))
+    assert "nope.csv: no such file" in line and "content, lead" in line
+    nolabel = tmp_path / "nolabel.csv"
+    nolabel.write_text("id,title,content\n1,路灯,路灯坏了\n", encoding="utf-8")
+    line = _one_error_line(run_cli("eval", "routing", "--data", nolabel))
+    assert "missing column(s) lead" in line
+    line = _one_error_line(run_cli("eval", "compare", "none", "none", "--data", nolabel, "--out", tmp_path / "c"))
+    assert "missing column(s) lead" in line
+    line = _one_error_line(run_cli("eval", "routing", "--data", labelled[0], "--model-version", "no-such-version-9"))
+    assert "'no-such-version-9'" in line
+    line = _one_error_line(run_cli("eval", "compare", "none", "no-such-version-9", "--data", labelled[0], "--out", tmp_path / "c"))
+    assert "'no-such-version-9'" in line
+    line = _one_error_line(run_cli("eval", "compare", "bad name!", "none", "--data", labelled[0], "--out", tmp_path / "c"))
+    assert "bad name!" in line
+    line = _one_error_line(run_cli("eval", "routing", "--data", labelled[0], "--dup-pairs", tmp_path / "pairs.csv"))
+    assert "pairs.csv: no such file" in line
+    (tmp_path / "pairs.csv").write_text("a,b,same\nX1,X2,1\n", encoding="utf-8")
+    line = _one_error_line(run_cli("eval", "routing", "--data", labelled[0], "--dup-pairs", tmp_path / "pairs.csv"))
+    assert "--dup-messages" in line
+    assert not (tmp_path / "c").exists()
+
+
+def test_screenshot_of_the_report_page(tmp_path):
+    from eval.screenshot import chromium_missing, screenshot
+
+    why = chromium_missing()
+    if why:
+        pytest.skip(why)
+    write_report(tmp_path, "made-up.csv", "zero-shot@test", tickets(), GOLD, predictor_a(), None, names=NAMES)
+    png = screenshot(tmp_path / "report.html", tmp_path / "shot.png", width=1000, max_height=1500)
+    assert_png(png, min_side=400)
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.size[0] == 1000 and 400 <= im.size[1] <= 1500
