@@ -127,7 +127,8 @@ def test_auto_dispatch_needs_the_model_to_agree_with_sure_lists(fusion):
 
 
 def test_co_handlers_come_from_the_model_head_above_its_threshold(fusion):
-    t = fusion.classifier.co_threshold
+    t = fusion.fusion.co_threshold
+    assert t is not None
     s = route(fusion, WAGES, view(fusion, {"human_resources": 0.9}, co={"justice": min(0.99, t + 0.3)}))
     assert [c.code for c in s.co] == ["justice"] and s.co[0].score == pytest.approx(min(0.99, t + 0.3), abs=1e-3)
     s = route(fusion, WAGES, view(fusion, {"human_resources": 0.9}, co={"justice": max(0.0, t - 0.2)}))
