@@ -489,6 +489,36 @@ def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JS
             typer.echo(f"{k:26} {v}")
 
 
+@app.command("bench-api")
+def bench_api(clients: Annotated[int, typer.Option(min=1, max=500, help="concurrent clients")] = 20,
+              seconds: Annotated[float, typer.Option(min=1, help="how long the load lasts")] = 60.0,
+              database_url: Annotated[Optional[str], typer.Option(help="PostgreSQL URL: the run uses a scratch schema there, dropped after (default: a temporary SQLite file)")] = None,
+              tickets_share: Annotated[float, typer.Option(min=0, max=1, help="share of POST /tickets (the rest POST /route)")] = 0.5,
+              keep: Annotated[bool, typer.Option(help="keep the temporary data dir (server log, database)")] = False) -> None:
+    """Load test over HTTP: start `hotline serve` on a free port with a temporary store, create a dispatcher key,
+    run concurrent clients mixing POST /route and POST /tickets; requests/s, p50/p99, errors by status, then one
+    JSON line. Exit 1 if any request failed (non-2xx or no answer)."""
+    from eval.loadtest import run_loadtest
+
+    try:
+        res = run_loadtest(clients=clients, seconds=seconds, database_url=database_url, tickets_share=tickets_share,
+                           keep=keep, say=lambda m: typer.echo(m, err=True))
+    except KeyboardInterrupt:
+        fail("interrupted; the server was stopped", 130)
+    except RuntimeError as e:
+        fail(str(e))
+    for k in ("requests", "seconds", "requests_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "status", "errors_by_status",
+              "tickets_created", "tickets_stored", "load_avg_1m"):
+        typer.echo(f"{k:18} {res[k]}")
+    for ep, v in res["endpoints"].items():
+        typer.echo(f"{ep:18} {v}")
+    if res.get("server_log_tail"):
+        typer.echo(res.pop("server_log_tail"), err=True)
+    typer.echo(json.dumps(res, ensure_ascii=False))
+    if res["errors"]:
+        raise typer.Exit(1)
+
+
 # ------------------------------------------------------------------------------------------- serve
 
 

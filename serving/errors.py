@@ -28,6 +28,7 @@ _ZH = {
     "json_invalid": "JSON 格式错误",
     "extra_forbidden": "不允许的字段",
     "string_pattern_mismatch": "格式不正确",
+    "string_nul": "不能包含空字符（\\u0000）",
 }
 
 

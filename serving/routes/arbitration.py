@@ -51,7 +51,7 @@ def similar(_: Arbitrator, ticket_id: TicketId, store: StoreDep) -> list[dict]:
 
 
 @router.get("/clarifications")
-def clarifications(_: Arbitrator, store: StoreDep, status: Annotated[str | None, Query(max_length=16)] = "pending",
+def clarifications(_: Arbitrator, store: StoreDep, status: Annotated[str | None, Query(max_length=16, pattern=r"^[a-z_]*$")] = "pending",
                    limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict]:
     """Proposed clarifications of the responsibility lists, kept for review."""
     return store.clarifications(status=status, limit=limit)

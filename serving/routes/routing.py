@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from model.suggestion import Suggestion, Ticket
+from model.suggestion import Suggestion
 from serving.auth import Dispatcher, Staff
 from serving.deps import RouterDep, SettingsDep
 from serving.errors import InputError
+from serving.routes.schemas import TicketIn
 
 router = APIRouter(prefix="/api/v1")
 
@@ -32,7 +33,7 @@ class SearchHit(BaseModel):
 
 
 class BatchIn(BaseModel):
-    tickets: list[Ticket] = Field(min_length=1, max_length=1000, description="at most HOTLINE_API_MAX_BATCH (100)")
+    tickets: list[TicketIn] = Field(min_length=1, max_length=1000, description="at most HOTLINE_API_MAX_BATCH (100)")
 
 
 @router.get("/departments", tags=["lists"])
@@ -42,7 +43,7 @@ def departments(_: Staff, r: RouterDep) -> list[DepartmentOut]:
 
 
 @router.post("/route", tags=["routing"])
-def route(_: Dispatcher, ticket: Ticket, r: RouterDep, request: Request) -> Suggestion:
+def route(_: Dispatcher, ticket: TicketIn, r: RouterDep, request: Request) -> Suggestion:
     """Suggest lead and co-handlers for one ticket without storing it."""
     sug = r.route(ticket)
     request.app.state.metrics.suggestions.labels(str(sug.needs_arbitration).lower()).inc()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from model.suggestion import Suggestion, Ticket
 
@@ -13,8 +14,24 @@ def _strip(v):
     return v.strip() if isinstance(v, str) else v
 
 
+def no_nul(v):
+    """NUL (U+0000) in text: PostgreSQL cannot store it (text or jsonb), so it is refused on every database alike —
+    a field-level 422, never a 500 from the driver."""
+    if (isinstance(v, str) and "\x00" in v) or (isinstance(v, list) and any(isinstance(x, str) and "\x00" in x for x in v)):
+        raise PydanticCustomError("string_nul", "must not contain the NUL character (\\u0000)")
+    return v
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    _no_nul = field_validator("*")(no_nul)
+
+
+class TicketIn(Ticket):
+    """The ticket as the API takes it: :class:`model.suggestion.Ticket` without NUL characters."""
+
+    _no_nul = field_validator("*")(no_nul)
 
 
 class DispatchIn(_In):
@@ -95,5 +112,5 @@ class QueueItem(TicketOut):
 
 TicketOut.model_rebuild()
 
-__all__ = ["DuplicateOut", "Ticket", "Suggestion", "DispatchIn", "ReturnIn", "EscalateIn", "CloseIn", "DecisionIn", "TicketOut",
+__all__ = ["DuplicateOut", "Ticket", "TicketIn", "Suggestion", "DispatchIn", "ReturnIn", "EscalateIn", "CloseIn", "DecisionIn", "TicketOut",
            "QueueItem", "Event"]

@@ -5,11 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from model.suggestion import Ticket
 from serving.auth import Dispatcher, Staff
 from serving.deps import RouterDep, StoreDep
 from serving.errors import InputError
-from serving.routes.schemas import CloseIn, DispatchIn, EscalateIn, ReturnIn, TicketOut
+from serving.routes.schemas import CloseIn, DispatchIn, EscalateIn, ReturnIn, TicketIn, TicketOut
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 TicketId = Annotated[int, Path(ge=1, le=2**31 - 1, description="工单 id (from POST /tickets)")]
@@ -25,7 +24,7 @@ def check_codes(r, lead: str | None, co: list[str] = (), field: str = "lead") ->
 
 
 @router.post("/tickets", status_code=201)
-def create_ticket(user: Dispatcher, ticket: Ticket, r: RouterDep, store: StoreDep, request: Request) -> TicketOut:
+def create_ticket(user: Dispatcher, ticket: TicketIn, r: RouterDep, store: StoreDep, request: Request) -> TicketOut:
     """Store a ticket with its suggestion. Flagged tickets (needs_arbitration) enter the arbitration queue;
     ``repeats`` lists earlier tickets from the same caller; ``duplicate`` is the duplicate index's verdict
     (duplicate_of, cluster, kind, score; null until the index has seen the ticket)."""
