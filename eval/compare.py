@@ -43,7 +43,7 @@ def compare_suggestions(a: list[Suggestion], b: list[Suggestion], labels: list[s
         fa, fb = pa.get(lab, {}).get("f1", 0.0), pb.get(lab, {}).get("f1", 0.0)
         per_label.append({"label": lab, "support": pa.get(lab, {}).get("support", 0), "f1_a": fa, "f1_b": fb,
                           "delta": round(fb - fa, 3)})
-    per_label.sort(key=lambda r: (-abs(r["delta"]), -r["support"], r["label"]))
+    per_label.sort(key=lambda r: (-abs(r["delta"]) * r["support"], -abs(r["delta"]), r["label"]))  # weight of the change
     ok_a, ok_b = correct(a, labels), correct(b, labels)
     la, lb = lead_labels(a), lead_labels(b)
     only_a = [i for i in range(len(labels)) if ok_a[i] and not ok_b[i]]

@@ -157,23 +157,31 @@ def _plots(out: Path, systems: dict[str, tuple[list[dict], list[dict]]]) -> None
 # --------------------------------------------------------------------------------------------- report
 
 
-def beats_line(name: str, a: dict, other: str, b: dict) -> tuple[str, bool]:
-    """One plain sentence: does ``a`` beat ``b`` on lead top-1 (ties do not beat), and the boolean."""
-    ok = a["top1"] > b["top1"]
-    word = "beats" if ok else "does NOT beat"
-    return (f"{name} {word} {other} on lead top-1 ({a['top1']:.3f} vs {b['top1']:.3f}; top-3 {a['top3']:.3f} vs "
-            f"{b['top3']:.3f})."), ok
+def beats_line(name: str, a: dict, other: str, b: dict, paired: dict | None = None) -> tuple[str, bool]:
+    """One plain sentence: does ``a`` beat ``b`` on lead top-1, and the boolean. Ties do not beat. With
+    ``paired`` (from :func:`eval.compare.compare_suggestions`, ``b`` as its A side and ``a`` as its B side) a
+    higher top-1 beats only when McNemar's test says it is more than chance (p < 0.05)."""
+    higher = a["top1"] > b["top1"]
+    figures = f"lead top-1 {a['top1']:.3f} vs {b['top1']:.3f}; top-3 {a['top3']:.3f} vs {b['top3']:.3f}"
+    if paired is not None and higher:
+        won, lost, p = paired["only_b_right"]["count"], paired["only_a_right"]["count"], paired["mcnemar_p"]
+        if p >= 0.05:
+            return (f"{name} does NOT clearly beat {other}: {figures}; it is right on {won} tickets where the other is wrong "
+                    f"and wrong on {lost} where the other is right, within chance (McNemar p = {p:.3g})."), False
+        return f"{name} beats {other} ({figures}; McNemar p = {p:.3g} on the tickets where exactly one is right).", True
+    return f"{name} {'beats' if higher else 'does NOT beat'} {other} ({figures}).", higher
 
 
 def write_report(out: Path, data_name: str, model_version: str, tickets: list[Ticket], labels: list[str],
                  suggestions: list[Suggestion], baseline: dict | None, *, names: dict[str, str] | None = None,
                  zero_shot: list[Suggestion] | None = None, zero_shot_version: str = "zero-shot",
-                 dedup: dict | None = None, confusion_top: int = 12) -> dict:
+                 dedup: dict | None = None, confusion_top: int = 12, version_arg: str | None = None) -> dict:
     """Write report.md, report.html, metrics.json and the PNGs into ``out``; return the metrics.
 
     ``zero_shot``: the zero-shot router's suggestions for the same tickets, when ``suggestions`` come from a
     trained model version (shown side by side). ``dedup``: from :func:`dedup_windows`. ``names``: roster
-    code -> department name (tables; the confusion plot when a CJK font is installed)."""
+    code -> department name (tables; the confusion plot when a CJK font is installed). ``version_arg``: the
+    version as given on the command line (for the ``hotline eval compare`` hint)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = names or {}
@@ -194,18 +202,19 @@ def write_report(out: Path, data_name: str, model_version: str, tickets: list[Ti
 
     verdicts = []
     if baseline:
-        text, good = beats_line(f"The evaluated router `{model_version}`", m, "the baseline (" + baseline["name"] + ")", baseline)
+        text, good = beats_line(f"The evaluated router `{model_version}`", m, "the baseline", baseline)
         verdicts.append({"against": "baseline", "beats": good, "text": text})
     comparison = None
     if mz is not None:
-        text, good = beats_line(f"The evaluated model `{model_version}`", m, f"the zero-shot router `{zero_shot_version}`", mz)
-        verdicts.append({"against": "zero_shot", "beats": good, "text": text})
         ids = [t.id or f"#{i + 1}" for i, t in enumerate(tickets)]
         comparison = compare_suggestions(zero_shot, suggestions, labels, ids, names=(zero_shot_version, model_version))
+        text, good = beats_line(f"The evaluated model `{model_version}`", m, f"the zero-shot router `{zero_shot_version}`", mz,
+                                paired=comparison)
+        verdicts.append({"against": "zero_shot", "beats": good, "text": text})
 
     router = {k: v for k, v in m.items() if k != "reliability"}
     metrics = {
-        "data": data_name, "model_version": model_version, "n": rep.n,
+        "data": data_name, "model_version": model_version, "version_arg": version_arg or model_version, "n": rep.n,
         "router": router, "zero_shot": ({"model_version": zero_shot_version, **{k: v for k, v in mz.items() if k != "reliability"}}
                                         if mz is not None else None),
         "baseline": baseline, "verdicts": verdicts, "per_label": rep.per_label,
@@ -251,7 +260,7 @@ def _blocks(metrics: dict, m: dict, mz: dict | None, baseline: dict | None, comp
         blocks += [Heading(f"`{ev}` vs zero-shot, ticket by ticket"),
                    Para(f"Only `{ev}` right: {comparison['only_b_right']['count']} tickets; only `{zs}` right: "
                         f"{comparison['only_a_right']['count']}; both wrong: {comparison['both_wrong']['count']}. "
-                        + verdict(comparison) + f" Per-department detail: `hotline eval compare none {ev} --data …`."),
+                        + verdict(comparison) + f" All departments: `hotline eval compare none {metrics['version_arg']} --data …`."),
                    Table(["label", "support", f"F1 `{zs}`", f"F1 `{ev}`", "Δ"],
                          [[r["label"], r["support"], r["f1_a"], r["f1_b"], r["delta"]] for r in comparison["per_label"][:8]],
                          align="lrrrr")]

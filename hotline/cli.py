@@ -410,8 +410,11 @@ def eval_routing(
         del zr
         z = score_suggestions(zero, labels)
         typer.echo(f"{zero_version} on {data.name}: n={z.n} top1={z.top1:.3f} top3={z.top3:.3f}")
+        from eval.compare import compare_suggestions
+
+        paired = compare_suggestions(zero, suggestions, labels)
         typer.echo(beats_line(f"{version}", {"top1": report.top1, "top3": report.top3}, "the zero-shot router",
-                              {"top1": z.top1, "top3": z.top3})[0])
+                              {"top1": z.top1, "top3": z.top3}, paired=paired)[0])
     base = None
     if baseline and report.n >= 10:
         from eval.report import tfidf_svc_baseline
@@ -428,7 +431,8 @@ def eval_routing(
     if out:
         write_misses(out, report.misses)
         write_report(out, data.name, version, tickets, labels, suggestions, base, names=names, zero_shot=zero,
-                     zero_shot_version=zero_version or "zero-shot", dedup=dedup)
+                     zero_shot_version=zero_version or "zero-shot", dedup=dedup,
+                     version_arg=model_version or get_settings().model_version or "promoted")
         typer.echo(f"report: {out / 'report.md'} (and report.html)")
     for (gold, pred, k) in report.confusions[:10]:
         typer.echo(f"  {gold:22} -> {pred:22} {k}")

@@ -159,6 +159,21 @@ def test_trained_version_beside_zero_shot_and_baseline_says_when_it_does_not_bea
     assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))["dedup"]["windows"][0]["recall"] == 0.5
 
 
+def test_higher_top1_beats_zero_shot_only_beyond_chance(tmp_path):
+    """A trained model 2 tickets better than zero-shot (McNemar p 0.69) does not 'beat' it; 22 tickets better does."""
+    m = write_report(tmp_path / "close", "made-up.csv", "v-close", tickets(), GOLD, predictor_a(), None, zero_shot=predictor_b(),
+                     zero_shot_version="zero-shot@test", version_arg="v-close")
+    (v,) = m["verdicts"]
+    assert v["against"] == "zero_shot" and v["beats"] is False
+    md = (tmp_path / "close" / "report.md").read_text(encoding="utf-8")
+    assert "`v-close` does NOT clearly beat the zero-shot router" in md and "within chance (McNemar p = 0.688)" in md
+    assert "`hotline eval compare none v-close --data …`" in md
+    all_health = [sug(i, "health", conf=0.5) for i in range(len(GOLD))]
+    m = write_report(tmp_path / "far", "made-up.csv", "v-far", tickets(), GOLD, predictor_a(), None, zero_shot=all_health)
+    assert m["verdicts"][0]["beats"] is True and m["comparison_to_zero_shot"]["mcnemar_p"] < 0.001
+    assert "`v-far` beats the zero-shot router" in (tmp_path / "far" / "report.md").read_text(encoding="utf-8")
+
+
 def test_compare_finds_the_department_difference_made_on_purpose(tmp_path):
     a, b = predictor_a(), predictor_b()
     ids = [f"T{i}" for i in range(len(GOLD))]
