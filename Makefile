@@ -23,10 +23,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Everything the main job needs before it can serve: convert the offline encoder, build the index.
+# Everything the main job needs before it can serve: convert the offline encoder, build the index, and on
+# first start (no promoted model version) train the embedded default model on synthetic history and promote it.
 prepare: install
 	$(VENV)/bin/hotline lists validate
 	$(VENV)/bin/hotline models prepare
+	$(VENV)/bin/hotline train --default --promote --unless-promoted
 
 serve: prepare
 	$(VENV)/bin/hotline serve --host $(HOTLINE_HOST) --port $(HOTLINE_PORT)

@@ -186,9 +186,9 @@ def _router(model_version=_FROM_SETTINGS):
             s.lists_dir, encoder_source=s.encoder, model_cache_dir=s.model_cache_dir, index_dir=s.index_dir,
             max_seq_length=s.max_seq_length,
             model_version=s.model_version if model_version is _FROM_SETTINGS else model_version, dtype=s.encoder_dtype,
-            num_threads=s.torch_threads,
+            num_threads=s.torch_threads, versions_root=s.model_versions_dir,
         )
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         fail(str(e))
 
 
