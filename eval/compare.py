@@ -68,17 +68,19 @@ def compare_suggestions(a: list[Suggestion], b: list[Suggestion], labels: list[s
 
 
 def verdict(res: dict) -> str:
-    """One sentence: which system is better on top-1 and whether the difference is more than chance."""
+    """One sentence: which system is ahead on top-1 and whether that is more than chance (McNemar p < 0.05)."""
     a, b = res["a"], res["b"]
     t1a, t1b = res["systems"]["a"]["top1"], res["systems"]["b"]["top1"]
     p = res["mcnemar_p"]
+    k = res["only_a_right"]["count"] + res["only_b_right"]["count"]
     if t1a == t1b:
         return f"`{a}` and `{b}` have the same lead top-1 ({t1a:.3f})."
     better, worse = (b, a) if t1b > t1a else (a, b)
-    sig = "more than chance" if p < 0.05 else "within chance"
-    return (f"`{better}` beats `{worse}` on lead top-1 ({max(t1a, t1b):.3f} vs {min(t1a, t1b):.3f}); "
-            f"McNemar p = {p:.3g} on the {res['only_a_right']['count'] + res['only_b_right']['count']} tickets "
-            f"where exactly one is right ({sig}).")
+    figures = f"lead top-1 ({max(t1a, t1b):.3f} vs {min(t1a, t1b):.3f})"
+    if p < 0.05:
+        return f"`{better}` beats `{worse}` on {figures}; McNemar p = {p:.3g} on the {k} tickets where exactly one is right."
+    return (f"`{better}` is ahead of `{worse}` on {figures}, but within chance (McNemar p = {p:.3g} on the {k} tickets "
+            "where exactly one is right): neither clearly beats the other.")
 
 
 def compare_blocks(res: dict, data_name: str, department_names: dict[str, str] | None = None) -> list:

@@ -171,7 +171,8 @@ def test_higher_top1_beats_zero_shot_only_beyond_chance(tmp_path):
     all_health = [sug(i, "health", conf=0.5) for i in range(len(GOLD))]
     m = write_report(tmp_path / "far", "made-up.csv", "v-far", tickets(), GOLD, predictor_a(), None, zero_shot=all_health)
     assert m["verdicts"][0]["beats"] is True and m["comparison_to_zero_shot"]["mcnemar_p"] < 0.001
-    assert "`v-far` beats the zero-shot router" in (tmp_path / "far" / "report.md").read_text(encoding="utf-8")
+    md = (tmp_path / "far" / "report.md").read_text(encoding="utf-8")
+    assert "`v-far` beats the zero-shot router" in md and "`v-far` beats `zero-shot` on lead top-1 (0.800 vs 0.250)" in md
 
 
 def test_compare_finds_the_department_difference_made_on_purpose(tmp_path):
@@ -193,7 +194,7 @@ def test_compare_finds_the_department_difference_made_on_purpose(tmp_path):
     write_compare(tmp_path, res, "made-up.csv", NAMES)
     md = (tmp_path / "compare.md").read_text(encoding="utf-8")
     assert "| urban_management | 区城管局 | 8 | 1.000 | 0.667 | -0.333 |" in md
-    assert "`va` beats `vb` on lead top-1 (0.800 vs 0.750)" in md
+    assert "`va` is ahead of `vb` on lead top-1 (0.800 vs 0.750), but within chance (McNemar p = 0.688" in md
     assert json.loads((tmp_path / "compare.json").read_text(encoding="utf-8"))["only_b_right"]["count"] == 2
     same = compare_suggestions(a, a, GOLD)
     assert same["only_a_right"]["count"] == same["only_b_right"]["count"] == 0 and same["mcnemar_p"] == 1.0
