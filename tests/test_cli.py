@@ -112,7 +112,7 @@ def test_eval_report_with_baseline(cli, tmp_path, router):
     for png in ("reliability.png", "coverage_accuracy.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (out / "report.md").read_text(encoding="utf-8")
-    assert "| router |" in text and "TF-IDF" in text and "## Per label" in text
+    assert "| **router `" in text and "TF-IDF" in text and "## Per label" in text
 
 
 def test_data_synth_writes_seeded_held_out_history(cli, tmp_path):
