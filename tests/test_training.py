@@ -329,3 +329,36 @@ def test_full_preset_trains_every_layer_on_token_ids(lists, encoder_dir):
     assert torch.equal(base.embeddings.word_embeddings.weight, res.model.bert.embeddings.word_embeddings.weight)
     lead, co = predict_logits(res, h.subset(range(3)))
     assert lead.shape == co.shape == (3, len(labels)) and np.isfinite(lead).all()
+
+
+def test_layers_that_train_get_length_grouped_batches(tmp_path, lists, encoder_dir):
+    """Token-level batches are grouped by length (padding is most of the cost of a layer that trains);
+    the pooled-vector cache of the heads-only preset keeps the plain random sampler (same results as before)."""
+    import torch
+    from transformers import AutoTokenizer, TrainingArguments
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from training.trainer import TicketDataset, _trainer_classes
+
+    labels, _ = roster_label_space(lists)
+    h = _tiny_history(lists, 200)
+    tok = AutoTokenizer.from_pretrained(str(encoder_dir))
+    ds = TicketDataset(h, {l: i for i, l in enumerate(labels)}, tok, max_len=256)
+    assert ds.lengths == [len(x) for x in ds.enc["input_ids"]] and len(set(ds.lengths)) > 20
+    DispatchTrainer, _ = _trainer_classes()
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, report_to="none", use_cpu=True)
+    torch.manual_seed(0)
+    trainer = DispatchTrainer(model=torch.nn.Linear(2, 2), args=args, train_dataset=ds)
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, LengthGroupedSampler)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(ds)))  # every row once per epoch
+
+    def padded(idx):
+        return sum(len(b) * max(ds.lengths[i] for i in b) for b in (idx[s : s + 8] for s in range(0, len(idx), 8)))
+
+    shuffled = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)).tolist()
+    assert padded(order) < 0.85 * padded(shuffled), (padded(order), padded(shuffled))
+    ds.lengths = [1] * len(ds)  # what a pooled-vector cache (train_layers=0) reports
+    assert not isinstance(DispatchTrainer(model=torch.nn.Linear(2, 2), args=args, train_dataset=ds)._get_train_sampler(),
+                          LengthGroupedSampler)

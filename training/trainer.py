@@ -47,7 +47,9 @@ class Preset:
 
 PRESETS = {
     # 2 shared cores: the whole encoder is frozen and run once per text; the heads train on its cached
-    # output (--train-layers 1 also trains the top layer: better, ~10x slower)
+    # output. `--train-layers 1 --epochs 10` also trains the top layer: 5-fold macro-F1 on the 495 real
+    # messages 0.812±0.051 vs 0.784±0.066, for ~6x the CPU time (keep --epochs 10: the 40 epochs here are
+    # for heads on cached vectors). max_seq_length 512 gained nothing for the frozen encoder (0.779).
     "cpu": Preset("cpu", max_seq_length=256, train_layers=0, epochs=40, batch_size=16, head_lr=2e-2, patience=6),
     "full": Preset("full", max_seq_length=384, train_layers=None, epochs=6, batch_size=32, lr=3e-5, head_lr=1e-3, patience=2),
     # for the test-suite: seconds, not minutes
@@ -155,8 +157,10 @@ class TicketDataset(Dataset):
         self.cache = cache
         if cache is not None:
             self.hidden = cache.get(data.texts, progress)
+            self.lengths = [h.shape[0] for h in self.hidden]
         else:
             self.enc = tokenizer([text_prefix + t for t in data.texts], truncation=True, max_length=max_len)
+            self.lengths = [len(x) for x in self.enc["input_ids"]]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -269,6 +273,18 @@ def _trainer_classes():
 
     class DispatchTrainer(Trainer):
         head_lr: float = 1e-3
+
+        def _get_train_sampler(self, train_dataset=None):
+            # batches of similar length (shuffled megabatches): on the 495 real messages at 256 tokens, 26% fewer
+            # padded tokens per epoch for the layers that train; pooled-vector caches (train_layers=0, all length 1)
+            # keep the plain random sampler, so heads-only results are unchanged
+            ds = self.train_dataset if train_dataset is None else train_dataset
+            lengths = getattr(ds, "lengths", None)
+            if lengths and len(set(lengths)) > 1:
+                from transformers.trainer_pt_utils import LengthGroupedSampler
+
+                return LengthGroupedSampler(self.args.train_batch_size, lengths=lengths)
+            return super()._get_train_sampler(train_dataset)
 
         def create_optimizer(self, model=None):
             if self.optimizer is None:
