@@ -48,7 +48,21 @@ def _rate(mask: np.ndarray, of: np.ndarray) -> float | None:
     return round(float(of[mask].mean()), 4) if mask.any() else None
 
 
-def system_metrics(suggestions: list[Suggestion], labels: list[str]) -> dict:
+def co_handling_metrics(suggestions: list[Suggestion], labels: list[str], co_gold: list[list[str]]) -> dict:
+    """Micro precision/recall/F1 of the suggested co-handlers (as labels: towns count as ``locality``) against
+    the gold ones, the gold lead left out of both."""
+    tp = fp = fn = 0
+    for s, lead, gold in zip(suggestions, labels, co_gold):
+        pred = {as_label(c.code, c.kind) for c in s.co} - {lead}
+        g = set(gold) - {lead}
+        tp, fp, fn = tp + len(pred & g), fp + len(pred - g), fn + len(g - pred)
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"co_precision": round(p, 4), "co_recall": round(r, 4), "co_f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+            "co_gold_pairs": tp + fn}
+
+
+def system_metrics(suggestions: list[Suggestion], labels: list[str], co_gold: list[list[str]] | None = None) -> dict:
     """top1, top3, ece, arbitration_rate (+ lead accuracy flagged / not flagged), auto-dispatch coverage and
     precision, and the reliability bins of one system."""
     if len(suggestions) != len(labels):
@@ -66,4 +80,5 @@ def system_metrics(suggestions: list[Suggestion], labels: list[str]) -> dict:
         "auto_dispatch_coverage": round(float(auto.mean()), 4) if len(auto) else 0.0,
         "auto_dispatch_precision": _rate(auto, ok),
         "reliability": rel,
+        **(co_handling_metrics(suggestions, labels, co_gold) if co_gold is not None else {}),
     }

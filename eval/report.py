@@ -175,7 +175,8 @@ def beats_line(name: str, a: dict, other: str, b: dict, paired: dict | None = No
 def write_report(out: Path, data_name: str, model_version: str, tickets: list[Ticket], labels: list[str],
                  suggestions: list[Suggestion], baseline: dict | None, *, names: dict[str, str] | None = None,
                  zero_shot: list[Suggestion] | None = None, zero_shot_version: str = "zero-shot",
-                 dedup: dict | None = None, confusion_top: int = 12, version_arg: str | None = None) -> dict:
+                 dedup: dict | None = None, confusion_top: int = 12, version_arg: str | None = None,
+                 co_gold: list[list[str]] | None = None) -> dict:
     """Write report.md, report.html, metrics.json and the PNGs into ``out``; return the metrics.
 
     ``zero_shot``: the zero-shot router's suggestions for the same tickets, when ``suggestions`` come from a
@@ -186,13 +187,13 @@ def write_report(out: Path, data_name: str, model_version: str, tickets: list[Ti
     out.mkdir(parents=True, exist_ok=True)
     names = names or {}
     rep: RoutingReport = score_suggestions(suggestions, labels, tickets)
-    m = system_metrics(suggestions, labels)
+    m = system_metrics(suggestions, labels, co_gold)
     conf = np.array([s.confidence for s in suggestions], dtype=float)
     ok = correct(suggestions, labels)
     systems = {model_version: (m["reliability"], coverage_curve(conf, ok))}
     mz = None
     if zero_shot is not None:
-        mz = system_metrics(zero_shot, labels)
+        mz = system_metrics(zero_shot, labels, co_gold)
         zc = np.array([s.confidence for s in zero_shot], dtype=float)
         systems[zero_shot_version] = (mz["reliability"], coverage_curve(zc, correct(zero_shot, labels)))
     _plots(out, systems)
@@ -236,20 +237,21 @@ def _blocks(metrics: dict, m: dict, mz: dict | None, baseline: dict | None, comp
             names: dict[str, str], data_name: str) -> list:
     version = metrics["model_version"]
     n = metrics["n"]
-    head = ["system", "lead top-1", "lead top-3", "ECE", "arbitration rate", "auto-dispatch coverage", "auto-dispatch precision"]
+    head = ["system", "lead top-1", "lead top-3", "ECE", "arbitration rate", "auto-dispatch coverage", "auto-dispatch precision",
+            "co-handling F1"]
     rows = [[f"**router `{version}`** (evaluated)", m["top1"], m["top3"], m["ece"], m["arbitration_rate"],
-             m["auto_dispatch_coverage"], m["auto_dispatch_precision"]]]
+             m["auto_dispatch_coverage"], m["auto_dispatch_precision"], m.get("co_f1")]]
     if mz is not None:
         zs = metrics["zero_shot"]["model_version"]
         rows.append([f"zero-shot router `{zs}`", mz["top1"], mz["top3"], mz["ece"], mz["arbitration_rate"],
-                     mz["auto_dispatch_coverage"], mz["auto_dispatch_precision"]])
+                     mz["auto_dispatch_coverage"], mz["auto_dispatch_precision"], mz.get("co_f1")])
     if baseline:
-        rows.append([f"baseline: {baseline['name']}", baseline["top1"], baseline["top3"], None, None, None, None])
+        rows.append([f"baseline: {baseline['name']}", baseline["top1"], baseline["top3"], None, None, None, None, None])
     blocks: list = [
         Heading(f"Routing evaluation — {data_name}", 1),
         Para(f"Router `{version}` on {n} labelled tickets (lead department; a suggestion of kind `locality` counts as "
              "`locality`). Top-3 counts the gold lead among the first three candidates."),
-        Table(head, rows, align="lrrrrrr"),
+        Table(head, rows, align="lrrrrrrr"),
     ]
     for v in metrics["verdicts"]:
         blocks.append(Para(("✔ " if v["beats"] else "✘ ") + v["text"], cls="verdict" if v["beats"] else "verdict bad"))

@@ -52,6 +52,23 @@ def read_labelled_csv(path: Path) -> tuple[list[Ticket], list[str]]:
     return tickets, labels
 
 
+def read_co_column(path: Path) -> list[list[str]] | None:
+    """The gold co-handlers of the rows :func:`read_labelled_csv` keeps (codes joined by ``|``/``、``/``,``),
+    or ``None`` when the file has no ``co`` column."""
+    import re
+
+    out = []
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        if "co" not in (reader.fieldnames or []):
+            return None
+        for row in reader:
+            if not (row.get("content") or "").strip() or not (row.get("lead") or "").strip():
+                continue
+            out.append([c for c in re.split(r"[|、,，;；\s]+", row.get("co") or "") if c])
+    return out
+
+
 def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets: list[Ticket] | None = None) -> RoutingReport:
     hit1 = hit3 = 0
     per = defaultdict(Counter)
@@ -59,13 +76,11 @@ def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets:
     misses = []
     for i, (s, gold) in enumerate(zip(suggestions, labels)):
         pred = as_label(s.lead.code, s.lead.kind)
-        top = []
+        top = [pred]  # the suggested lead is the first choice (a joint-handling rule may pick a lower candidate)
         for c in s.candidates:
             lab = as_label(c.code, c.kind)
             if lab not in top:
                 top.append(lab)
-        if pred not in top:
-            top.insert(0, pred)
         ok1 = pred == gold
         hit1 += ok1
         hit3 += gold in top[:3]

@@ -387,13 +387,21 @@ def eval_routing(
     dup_pairs: Annotated[Optional[Path], typer.Option("--dup-pairs", help="CSV a, b, same: add duplicate-detection precision/recall")] = None,
     dup_messages: Annotated[Optional[Path], typer.Option("--dup-messages", help="message CSV the pairs refer to (default: the one "
                             "beside --dup-pairs that holds every id)")] = None,
+    rows: Annotated[str, typer.Option("--rows", help="all | even | odd: the even rows tune, the odd rows judge (a held-out half)")] = "all",
 ) -> None:
     """Lead top-1 / top-3 of the router on a labelled CSV beside a TF-IDF baseline (and the zero-shot router when a
     trained version is evaluated); with --out a report folder a reviewer can open."""
     from eval.report import beats_line, write_report
-    from eval.routing import route_all, score_suggestions, write_misses
+    from eval.routing import read_co_column, route_all, score_suggestions, write_misses
 
+    if rows not in ("all", "even", "odd"):
+        fail(f"--rows must be all, even or odd, not {rows!r}")
     tickets, labels = _labelled_or_fail(data)
+    co_gold = read_co_column(data)
+    if rows != "all":
+        keep = [i for i in range(len(tickets)) if i % 2 == (0 if rows == "even" else 1)]
+        tickets, labels = [tickets[i] for i in keep], [labels[i] for i in keep]
+        co_gold = [co_gold[i] for i in keep] if co_gold is not None else None
     messages = _dup_messages_or_fail(dup_pairs, dup_messages) if dup_pairs is not None else None
     router = _eval_router(model_version if model_version is not None else get_settings().model_version)
     names = _department_names(router)
@@ -402,6 +410,12 @@ def eval_routing(
     report = score_suggestions(suggestions, labels, tickets)
     version = router.model_version
     typer.echo(f"{version} on {data.name}: n={report.n} top1={report.top1:.3f} top3={report.top3:.3f}")
+    if co_gold is not None:
+        from eval.metrics import co_handling_metrics
+
+        c = co_handling_metrics(suggestions, labels, co_gold)
+        typer.echo(f"co-handling: precision {c['co_precision']:.3f} recall {c['co_recall']:.3f} F1 {c['co_f1']:.3f} "
+                   f"({c['co_gold_pairs']} gold co-handlers)")
     zero = zero_version = None
     if not _is_zero_shot(router):
         del router
@@ -432,7 +446,7 @@ def eval_routing(
         write_misses(out, report.misses)
         write_report(out, data.name, version, tickets, labels, suggestions, base, names=names, zero_shot=zero,
                      zero_shot_version=zero_version or "zero-shot", dedup=dedup,
-                     version_arg=model_version or get_settings().model_version or "promoted")
+                     version_arg=model_version or get_settings().model_version or "promoted", co_gold=co_gold)
         typer.echo(f"report: {out / 'report.md'} (and report.html)")
     for (gold, pred, k) in report.confusions[:10]:
         typer.echo(f"  {gold:22} -> {pred:22} {k}")

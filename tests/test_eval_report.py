@@ -390,3 +390,50 @@ def test_screenshot_of_the_report_page(tmp_path):
 
     with Image.open(png) as im:
         assert im.size[0] == 1000 and 400 <= im.size[1] <= 1500
+
+
+def test_co_handling_metrics_count_labels_and_leave_the_lead_out():
+    from eval.metrics import co_handling_metrics, system_metrics
+
+    def with_co(s, codes):
+        return s.model_copy(update={"co": [DepartmentScore(code=c, name=c, kind="locality" if c == "meilin" else "functional",
+                                                           score=0.5) for c in codes]})
+
+    labels = ["education", "health", "public_security"]
+    sugs = [with_co(sug(0, "education"), ["health", "meilin"]),  # meilin counts as locality: 2 right
+            with_co(sug(1, "health"), ["education"]),  # 1 wrong (gold has none)
+            with_co(sug(2, "public_security"), [])]  # 1 missed
+    gold = [["health", "locality", "education"], [], ["urban_management"]]  # the gold lead among co is ignored
+    m = co_handling_metrics(sugs, labels, gold)
+    assert (m["co_precision"], m["co_recall"], m["co_gold_pairs"]) == (round(2 / 3, 4), round(2 / 3, 4), 3)
+    assert m["co_f1"] == round(2 / 3, 4)
+    assert "co_f1" not in system_metrics(sugs, labels) and system_metrics(sugs, labels, gold)["co_f1"] == m["co_f1"]
+
+
+def test_top3_starts_with_the_suggested_lead():
+    from eval.routing import score_suggestions
+
+    # a rule chose a lead that is fourth among the candidates: top-3 still holds it
+    s = sug(0, "health", cands=("education", "public_security", "urban_management", "health"))
+    assert score_suggestions([s], ["health"]).top3 == 1.0
+    assert score_suggestions([s], ["urban_management"]).top3 == 0.0
+
+
+def test_cli_rows_halves_and_co_handling_line(env, model_cache, labelled, tmp_path):
+    import csv
+
+    env.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
+    env.setenv("HOTLINE_MODEL_VERSION", "none")
+    get_settings.cache_clear()
+    path, recs = labelled
+    n = len(list(csv.DictReader(open(path, encoding="utf-8"))))
+    outs = {}
+    for rows in ("even", "odd"):
+        r = run_cli("eval", "routing", "--data", path, "--rows", rows, "--no-baseline", "--out", tmp_path / rows)
+        assert r.exit_code == 0, r.output
+        assert "co-handling: precision" in r.output
+        outs[rows] = json.loads((tmp_path / rows / "metrics.json").read_text(encoding="utf-8"))
+    assert outs["even"]["n"] + outs["odd"]["n"] == n and outs["even"]["n"] == (n + 1) // 2
+    assert "co_f1" in outs["even"]["router"]
+    bad = run_cli("eval", "routing", "--data", path, "--rows", "first")
+    assert bad.exit_code != 0 and "--rows" in bad.output
