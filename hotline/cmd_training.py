@@ -147,7 +147,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
                 typer.echo(json.dumps({"promoted": v, "trained": False}, ensure_ascii=False))
                 return
             typer.echo("no model version is promoted: building the default model from synthetic history "
-                       "(about 10 minutes on 2 cores; progress below) …", err=True)
+                       "(2–3 minutes on 2 idle cores; progress below) …", err=True)
         p = with_overrides(PRESETS[preset], epochs=epochs, max_seq_length=max_seq_length, train_layers=train_layers)
         if default:
             lists = _lists()
