@@ -25,6 +25,19 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+@app.callback()
+def _check_settings() -> None:
+    """Read the HOTLINE_* settings once, up front: a bad value is one line naming the variable, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = "HOTLINE_" + "_".join(str(x) for x in err.get("loc", ())).upper()
+        fail(f"{name}={err.get('input')!r}: {err.get('msg')} — fix or unset it ({len(e.errors())} problem(s) in the settings)")
+
+
 def _lists(folder: Optional[Path] = None):
     from responsibility_lists.loader import ListsInvalid, load_lists
 
@@ -187,6 +200,7 @@ def _router(model_version=_FROM_SETTINGS):
             max_seq_length=s.max_seq_length,
             model_version=s.model_version if model_version is _FROM_SETTINGS else model_version, dtype=s.encoder_dtype,
             num_threads=s.torch_threads, versions_root=s.model_versions_dir,
+            config=s.router_config(), fusion=s.fusion_config(),
         )
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))

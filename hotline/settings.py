@@ -42,7 +42,34 @@ class Settings(BaseSettings):
     encoder_dtype: str = Field("auto", pattern="^(auto|float32|bfloat16|float16)$",
                                description="Encoder dtype at inference; auto = bfloat16 where the CPU has native bf16, else float32.")
 
-    # --- routing engine / arbitration (issue 6)
+    # --- routing engine / arbitration (issue 6): unset = the defaults documented in model/router.py
+    # RouterConfig and model/fusion.py FusionConfig (chosen on the even rows of routing_dev; README)
+    auto_dispatch_confidence: float | None = Field(None, ge=0, le=1, description="auto_dispatch: confidence at or above this and no reason raised.")
+    low_confidence: float | None = Field(None, ge=0, le=1, description="LOW_CONFIDENCE below this lead confidence.")
+    ambiguous_margin: float | None = Field(None, ge=0, le=1, description="AMBIGUOUS: top-2 probability gap below this.")
+    novel_similarity: float | None = Field(None, ge=0, le=1, description="NOVEL_MATTER: best list-item cosine below this.")
+    repeated_return: int | None = Field(None, ge=1, le=100, description="REPEATED_RETURN from this many returns (退单).")
+    fusion_lists_weight: float | None = Field(None, ge=0, le=1, description="Fusion: the lists' share of the geometric mean (1 = lists only).")
+    fusion_temperature: float | None = Field(None, gt=0, le=10, description="Fusion: temperature of the fused distribution.")
+    disagree_model: float | None = Field(None, ge=0, le=1, description="MODEL_LIST_DISAGREE: the classifier at least this sure ...")
+    disagree_lists: float | None = Field(None, ge=0, le=1, description="... and the lists at least this sure, of different owners.")
+    auto_lists_confidence: float | None = Field(None, ge=0, le=1, description="Fusion auto-dispatch: the lists alone at least this sure (and the model agrees).")
+    co_threshold: float | None = Field(None, ge=0, le=1, description="Fusion: co-handling sigmoid threshold of the classifier's co head.")
+
+    def router_config(self):
+        """``RouterConfig`` with the knobs set here (unset ones keep their documented defaults)."""
+        from model.router import RouterConfig
+
+        knobs = ("auto_dispatch_confidence", "low_confidence", "ambiguous_margin", "novel_similarity", "repeated_return")
+        return RouterConfig(**{k: getattr(self, k) for k in knobs if getattr(self, k) is not None})
+
+    def fusion_config(self):
+        """``FusionConfig`` with the knobs set here (unset ones keep their documented defaults)."""
+        from model.fusion import FusionConfig
+
+        knobs = {"fusion_lists_weight": "lists_weight", "fusion_temperature": "temperature", "disagree_model": "disagree_model",
+                 "disagree_lists": "disagree_lists", "auto_lists_confidence": "auto_lists_confidence", "co_threshold": "co_threshold"}
+        return FusionConfig(**{v: getattr(self, k) for k, v in knobs.items() if getattr(self, k) is not None})
 
     # --- duplicates and hot issues (issue 6)
     dedup_window_days: float = Field(30.0, gt=0, le=366, description="Earlier tickets looked at for duplicates (days).")

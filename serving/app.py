@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
                 model_cache_dir=settings.model_cache_dir, index_dir=settings.index_dir,
                 max_seq_length=settings.max_seq_length, model_version=settings.model_version,
                 versions_root=settings.model_versions_dir,
+                config=settings.router_config(), fusion=settings.fusion_config(),
                 dtype=settings.encoder_dtype, num_threads=settings.torch_threads,
             )
         # the duplicate index: saved state if it matches the database, else rebuilt from the stored tickets

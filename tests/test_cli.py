@@ -131,3 +131,44 @@ def test_data_synth_writes_seeded_held_out_history(cli, tmp_path):
     assert len(rows) == 40 and all(r["content"] and r["lead"] in allowed for r in rows)
     bad = cli("data", "synth", "--out", str(tmp_path / "x.xlsx"))
     assert bad.exit_code != 0 and ".csv" in bad.output
+
+
+def test_router_thresholds_are_settings(cli, monkeypatch):
+    """HOTLINE_AUTO_DISPATCH_CONFIDENCE / HOTLINE_LOW_CONFIDENCE reach the router; unset keeps the defaults."""
+    text = "公司拖欠我三个月工资不发，老板跑了"
+    monkeypatch.setenv("HOTLINE_MODEL_VERSION", "none")
+
+    def route():
+        get_settings.cache_clear()
+        r = cli("route", "--json", text)
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output.strip().splitlines()[-1])
+
+    default = route()
+    assert default["auto_dispatch"] and default["confidence"] < 0.999 and not default["reasons"]
+    monkeypatch.setenv("HOTLINE_AUTO_DISPATCH_CONFIDENCE", "0.999")
+    assert not route()["auto_dispatch"]
+    monkeypatch.setenv("HOTLINE_LOW_CONFIDENCE", "0.9999")
+    strict = route()
+    assert [x["code"] for x in strict["reasons"]] == ["LOW_CONFIDENCE"] and strict["needs_arbitration"]
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(cli, monkeypatch):
+    monkeypatch.setenv("HOTLINE_LOW_CONFIDENCE", "2")
+    get_settings.cache_clear()
+    r = cli("lists", "stats")
+    assert r.exit_code != 0
+    assert "HOTLINE_LOW_CONFIDENCE" in r.output and "Traceback" not in r.output
+
+
+def test_fusion_knobs_from_settings(monkeypatch):
+    from hotline.settings import Settings
+    from model.fusion import FusionConfig
+    from model.router import RouterConfig
+
+    monkeypatch.delenv("HOTLINE_FUSION_LISTS_WEIGHT", raising=False)
+    assert Settings().fusion_config() == FusionConfig() and Settings().router_config() == RouterConfig()
+    monkeypatch.setenv("HOTLINE_FUSION_LISTS_WEIGHT", "0.5")
+    monkeypatch.setenv("HOTLINE_CO_THRESHOLD", "0.6")
+    f = Settings().fusion_config()
+    assert (f.lists_weight, f.co_threshold, f.temperature) == (0.5, 0.6, FusionConfig().temperature)
