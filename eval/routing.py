@@ -35,38 +35,35 @@ class RoutingReport:
 REQUIRED_COLUMNS = ("content", "lead")
 
 
+def _labelled_rows(path: Path, required=REQUIRED_COLUMNS):
+    """The field names and the rows that have both content and lead (the rows every reader here keeps)."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        fields = list(reader.fieldnames or [])
+        missing = [c for c in required if c not in fields]
+        if missing:
+            raise ValueError(f"missing column(s) {', '.join(missing)}")
+        rows = [r for r in reader if (r.get("content") or "").strip() and (r.get("lead") or "").strip()]
+    return fields, rows
+
+
 def read_labelled_csv(path: Path) -> tuple[list[Ticket], list[str]]:
     """Tickets and gold leads; rows without content or lead are skipped. A file without a ``content`` or
     ``lead`` column is refused (ValueError naming the missing columns)."""
-    tickets, labels = [], []
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"missing column(s) {', '.join(missing)}")
-        for row in reader:
-            if not (row.get("content") or "").strip() or not (row.get("lead") or "").strip():
-                continue
-            tickets.append(Ticket(id=row.get("id"), title=row.get("title") or None, content=row["content"][:20000]))
-            labels.append(row["lead"].strip())
-    return tickets, labels
+    _, rows = _labelled_rows(path)
+    tickets = [Ticket(id=r.get("id"), title=r.get("title") or None, content=r["content"][:20000]) for r in rows]
+    return tickets, [r["lead"].strip() for r in rows]
 
 
 def read_co_column(path: Path) -> list[list[str]] | None:
-    """The gold co-handlers of the rows :func:`read_labelled_csv` keeps (codes joined by ``|``/``、``/``,``),
-    or ``None`` when the file has no ``co`` column."""
-    import re
+    """The gold co-handlers of the rows :func:`read_labelled_csv` keeps (codes joined as ``hotline train``
+    reads them: ``|``, ``、``, ``,``…), or ``None`` when the file has no ``co`` column."""
+    from training.data import CO_SPLIT
 
-    out = []
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        if "co" not in (reader.fieldnames or []):
-            return None
-        for row in reader:
-            if not (row.get("content") or "").strip() or not (row.get("lead") or "").strip():
-                continue
-            out.append([c for c in re.split(r"[|、,，;；\s]+", row.get("co") or "") if c])
-    return out
+    fields, rows = _labelled_rows(path)
+    if "co" not in fields:
+        return None
+    return [[c for c in CO_SPLIT.split(r.get("co") or "") if c] for r in rows]
 
 
 def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets: list[Ticket] | None = None) -> RoutingReport:

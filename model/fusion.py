@@ -81,22 +81,32 @@ class FusionRouter(ZeroShotRouter):
         labels = self.classifier.labels
         return [ModelView(dict(zip(labels, lead[i].tolist())), dict(zip(labels, co[i].tolist()))) for i in range(len(tickets))]
 
+    def group_mass(self, probs: dict[str, float]) -> dict[str, float]:
+        """``probs`` summed by classifier label (the towns' probabilities add up under ``locality``)."""
+        mass: dict[str, float] = {}
+        for c, p in probs.items():
+            g = self.group(c)
+            mass[g] = mass.get(g, 0.0) + p
+        return mass
+
     def fuse(self, a: Analysis, view: ModelView) -> dict[str, float]:
         """The fused lead distribution over department codes."""
         f = self.fusion
         w = min(max(f.lists_weight, 0.0), 1.0)
         p_lists = dict(a.probs)
+        groups = {c: self.group(c) for c in p_lists}
         for label in view.lead:  # a department the model knows but no list item scored
-            if label not in p_lists and not any(self.group(c) == label for c in p_lists):
-                p_lists[label] = 0.0
-        mass: dict[str, float] = {}
-        for c, p in p_lists.items():
-            mass[self.group(c)] = mass.get(self.group(c), 0.0) + p
+            if label not in groups.values():
+                p_lists[label], groups[label] = 0.0, label
+        mass = self.group_mass(p_lists)
+        members: dict[str, int] = {}
+        for g in groups.values():
+            members[g] = members.get(g, 0) + 1
         codes = list(p_lists)
         logits = np.empty(len(codes))
         for i, c in enumerate(codes):
-            g = self.group(c)
-            share = (p_lists[c] / mass[g]) if mass[g] > 0 else 1.0 / sum(1 for x in codes if self.group(x) == g)
+            g = groups[c]
+            share = p_lists[c] / mass[g] if mass[g] > 0 else 1.0 / members[g]
             p_model = view.lead.get(g, 0.0) * share
             logits[i] = w * math.log(p_lists[c] + EPS) + (1 - w) * math.log(p_model + EPS)
         logits /= max(f.temperature, 1e-3)
@@ -107,10 +117,7 @@ class FusionRouter(ZeroShotRouter):
     def disagreement(self, a: Analysis, view: ModelView) -> Reason | None:
         if a.rule is not None or not view.lead:
             return None  # a matched joint-handling rule is policy: it decides
-        mass: dict[str, float] = {}
-        for c, p in a.probs.items():
-            mass[self.group(c)] = mass.get(self.group(c), 0.0) + p
-        lists_top, lists_p = max(mass.items(), key=lambda kv: kv[1])
+        lists_top, lists_p = max(self.group_mass(a.probs).items(), key=lambda kv: kv[1])
         model_top, model_p = max(view.lead.items(), key=lambda kv: kv[1])
         if model_top == lists_top or model_p < self.fusion.disagree_model or lists_p < self.fusion.disagree_lists:
             return None

@@ -16,7 +16,8 @@ import numpy as np
 
 from model.classifier import CALIBRATION_FILE, LABELS_FILE, METRICS_FILE, TRAINING_FILE
 
-from model.versions import PROMOTED_FILE, VERSION_RE, promoted_version, resolve_version, versions_dir  # noqa: F401  (re-exported)
+from model.versions import PROMOTED_FILE, VERSION_RE, promoted_version, resolve_version, version_names, versions_dir  # noqa: F401  (re-exported)
+from model.versions import read_json as _read
 
 
 def _json(path: Path, obj) -> None:
@@ -104,13 +105,10 @@ def model_card(version: str, labels: list[str], calibration: dict, metrics: dict
 
 def list_versions(root: Path) -> list[dict]:
     root = Path(root)
-    if not root.is_dir():
-        return []
     promoted = promoted_version(root)
     out = []
-    for d in sorted(root.iterdir()):
-        if not d.is_dir() or d.name.endswith(".tmp") or not (d / LABELS_FILE).is_file():
-            continue
+    for name in version_names(root):
+        d = root / name
         metrics = _read(d / METRICS_FILE)
         training = _read(d / TRAINING_FILE)
         val = metrics.get("validation", {})
@@ -119,13 +117,6 @@ def list_versions(root: Path) -> list[dict]:
                     "macro_f1": val.get("macro_f1"), "accuracy": val.get("accuracy"), "preset": training.get("preset", {}).get("name"),
                     "path": str(d)})
     return out
-
-
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def promote(root: Path, version: str) -> str:
