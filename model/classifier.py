@@ -6,6 +6,7 @@ A model version is a folder written by ``training/package.py``::
     labels.json        {"labels": [...]}  (same order for the lead and the co-handling heads)
     calibration.json   {"temperature": T, "conformal_threshold": q, "alpha": a, "co_threshold": c, ...}
     metrics.json, README.md (model card), training.json (data fingerprint, lists version, preset)
+    ngram_head.json, ngram_head.npz   optional character n-gram head (model/ngram_head.py)
 
 :class:`DispatchClassifier` is the inference API the router and the CLI use::
 
@@ -13,7 +14,8 @@ A model version is a folder written by ``training/package.py``::
     lead_probs, co_probs = clf.predict_proba(["工单文本", ...])   # (n, L), (n, L); labels = clf.labels
     clf.plausible_sets(lead_probs)   # the conformal sets: labels whose probability >= clf.conformal_threshold
 
-``lead_probs`` is a softmax with the calibrated temperature applied; ``co_probs`` are independent
+``lead_probs`` is a softmax with the calibrated temperature applied (to the transformer's lead logits, or to
+their combination with the n-gram head when the version has one); ``co_probs`` are independent
 sigmoids (co-handling: several departments may help). This module never imports ``training``.
 """
 from __future__ import annotations
@@ -29,6 +31,8 @@ from torch import nn
 from transformers import BertConfig, BertModel, BertPreTrainedModel
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
+
+from .ngram_head import NgramHead
 
 LABELS_FILE = "labels.json"
 CALIBRATION_FILE = "calibration.json"
@@ -124,8 +128,9 @@ class DispatchClassifier:
     """Inference over a model version folder (see the module docstring)."""
 
     def __init__(self, model: DispatchModel, tokenizer, labels: list[str], calibration: dict, folder: Path | None = None,
-                 max_seq_length: int = 256):
+                 max_seq_length: int = 256, ngram: NgramHead | None = None):
         self.model = model.eval()
+        self.ngram = ngram
         self.tokenizer = tokenizer
         self.labels = list(labels)
         self.calibration = dict(calibration)
@@ -163,7 +168,10 @@ class DispatchClassifier:
         cal_path = folder / CALIBRATION_FILE
         calibration = json.loads(cal_path.read_text(encoding="utf-8")) if cal_path.is_file() else {}
         msl = max_seq_length or int(getattr(model.config, "train_max_seq_length", 256))
-        return cls(model, tok, labels, calibration, folder, msl)
+        ngram = NgramHead.load(folder)
+        if ngram is not None and ngram.num_labels != len(labels):
+            raise ValueError(f"{folder}: the n-gram head has {ngram.num_labels} labels, labels.json {len(labels)}")
+        return cls(model, tok, labels, calibration, folder, msl, ngram)
 
     @property
     def version(self) -> str:
@@ -184,10 +192,12 @@ class DispatchClassifier:
         return float(self.calibration.get("co_threshold", 0.5))
 
     def logits(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-        """Raw (uncalibrated) lead and co-handling logits, both ``(n, L)``."""
+        """Raw (uncalibrated) lead and co-handling logits, both ``(n, L)``; with an n-gram head the lead
+        score is the combined one (:meth:`NgramHead.combine`)."""
         if isinstance(texts, str):
             raise TypeError("pass a list of texts, not a single string")
-        texts = [self.text_prefix + (t or "") for t in texts]
+        raw = list(texts)
+        texts = [self.text_prefix + (t or "") for t in raw]
         L = len(self.labels)
         if not texts:
             return np.zeros((0, L), np.float32), np.zeros((0, L), np.float32)
@@ -205,7 +215,10 @@ class DispatchClassifier:
         lead_l, co_l = np.concatenate(lead), np.concatenate(co)
         inv = np.empty(len(order), dtype=int)
         inv[order] = np.arange(len(order))
-        return lead_l[inv], co_l[inv]
+        lead_l, co_l = lead_l[inv], co_l[inv]
+        if self.ngram is not None:
+            lead_l = self.ngram.combine(lead_l, raw)
+        return lead_l, co_l
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """(lead_probs ``(n, L)`` softmax with the calibrated temperature, co_probs ``(n, L)`` sigmoids)."""

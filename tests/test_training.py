@@ -199,12 +199,14 @@ def test_tiny_training_run_produces_a_version_the_classifier_loads(tmp_path, lis
                      slug="tiny", lists_version=lists.version, source="synthetic", names=lists.names, progress=False)
     folder = Path(s["path"])
     for f in ("config.json", "model.safetensors", "tokenizer.json", "labels.json", "calibration.json", "metrics.json",
-              "training.json", "README.md"):
+              "training.json", "README.md", "ngram_head.json", "ngram_head.npz"):
         assert (folder / f).is_file(), f
     training = json.loads((folder / "training.json").read_text(encoding="utf-8"))
     assert training["lists_version"] == lists.version and training["data_fingerprint"] == h.fingerprint()
     assert "| urban_management |" in (folder / "README.md").read_text(encoding="utf-8")
+    assert "character 1–3-gram" in (folder / "README.md").read_text(encoding="utf-8")
     clf = DispatchClassifier.from_pretrained(folder)
+    assert clf.ngram is not None and clf.ngram.num_labels == len(labels)
     assert clf.labels == labels and clf.temperature == json.loads((folder / "calibration.json").read_text())["temperature"]
     texts = ["楼下烧烤店油烟太大，晚上窗户都不敢开", "幸福里小区门口的路灯坏了一个月了"]
     lead, co = clf.predict_proba(texts)

@@ -42,9 +42,9 @@ def new_version_name(slug: str, now: datetime | None = None) -> str:
 
 
 def save_version(folder: Path, model, tokenizer, labels: list[str], calibration: dict, metrics: dict, training: dict,
-                 names: dict[str, str] | None = None) -> Path:
+                 names: dict[str, str] | None = None, ngram=None) -> Path:
     """Write a complete version folder (written to ``folder.tmp`` then renamed, so a crash leaves no
-    half version behind)."""
+    half version behind). ``ngram``: the character n-gram head (:class:`model.ngram_head.NgramHead`), if any."""
     folder = Path(folder)
     if folder.exists():
         raise FileExistsError(f"{folder} exists already")
@@ -58,6 +58,8 @@ def save_version(folder: Path, model, tokenizer, labels: list[str], calibration:
     _json(tmp / CALIBRATION_FILE, calibration)
     _json(tmp / METRICS_FILE, metrics)
     _json(tmp / TRAINING_FILE, training)
+    if ngram is not None:
+        ngram.save(tmp)
     (tmp / "README.md").write_text(model_card(folder.name, labels, calibration, metrics, training, names), encoding="utf-8")
     tmp.rename(folder)
     return folder
@@ -69,7 +71,9 @@ def model_card(version: str, labels: list[str], calibration: dict, metrics: dict
     val = metrics.get("validation", {})
     lines = [f"# Dispatch classifier {version}", "",
              "Lead department (softmax) and co-handling departments (sigmoid) for 12345 hotline tickets, "
-             f"fine-tuned from `{training.get('encoder')}` with the `{training.get('preset', {}).get('name')}` preset.", "",
+             f"fine-tuned from `{training.get('encoder')}` with the `{training.get('preset', {}).get('name')}` preset"
+             + (f", beside a character 1–3-gram TF-IDF + logistic-regression head (weight {training['preset']['ngram_weight']} in the "
+                "combined lead score)." if training.get("preset", {}).get("ngram_weight") else "."), "",
              "## Data", "",
              f"- source: `{training.get('data')}` ({training.get('rows_used')} rows used, {training.get('rows_skipped', 0)} skipped — see training.json)",
              f"- data fingerprint: `{training.get('data_fingerprint')}`; responsibility lists version: `{training.get('lists_version')}`",

@@ -69,7 +69,7 @@ def run_training(data: History, labels: list[str] | None, *, encoder_dir: Path, 
                     "conformal_threshold": cal["conformal_threshold"]})
     if versions_root is not None:
         folder = Path(versions_root) / new_version_name(slug)
-        save_version(folder, res.model, res.tokenizer, labels, cal, metrics, training, names)
+        save_version(folder, res.model, res.tokenizer, labels, cal, metrics, training, names, res.ngram)
         summary.update({"version": folder.name, "path": str(folder)})
     summary["_result"] = res
     return summary

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from model.classifier import DispatchModel, mean_pool, softmax_np
+from model.ngram_head import NgramHead
 
 from .data import History
 
@@ -39,6 +40,7 @@ class Preset:
     co_loss_weight: float = 0.5
     dropout: float = 0.1
     max_steps: int = -1
+    ngram_weight: float = 1.0  # character n-gram head beside the transformer (model/ngram_head.py); 0 = none
 
     @property
     def cached(self) -> bool:
@@ -250,6 +252,7 @@ class TrainResult:
     epochs_run: float
     log: list[dict] = field(default_factory=list)
     cache: FrozenCache | None = None
+    ngram: NgramHead | None = None
 
 
 def _trainer_classes():
@@ -371,11 +374,19 @@ def train_classifier(train: History, val: History | None, labels: list[str], *, 
         log = [dict(x) for x in trainer.state.log_history]
         epochs_run = float(trainer.state.epoch or 0)
     hf_logging.set_verbosity_warning()
+    ngram = None
+    if preset.ngram_weight > 0:
+        from .ngram import fit_ngram_head
+
+        ngram = fit_ngram_head(train.texts, np.array([index[l] for l in train.labels]), len(labels),
+                               weight=preset.ngram_weight, seed=seed)
+        if vl is not None:
+            vl = ngram.combine(vl, val.texts)
     for p in model.parameters():
         p.requires_grad = True
     model.eval()
     return TrainResult(model, tok, labels, preset, vl, vc, vy, vco, time.time() - t0, peak_memory_mb(), epochs_run, log,
-                       cache if preset.cached else None)
+                       cache if preset.cached else None, ngram)
 
 
 def cross_validate(data: History, labels: list[str], *, encoder_dir: Path, preset: Preset, k: int = 5, seed: int = 13,
@@ -430,7 +441,8 @@ def cross_validate(data: History, labels: list[str], *, encoder_dir: Path, prese
 
 
 def predict_logits(res: TrainResult, data: History, cache: FrozenCache | None = None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Lead and co logits of a freshly trained model (uses the frozen cache when there is one)."""
+    """Lead and co logits of a freshly trained model (uses the frozen cache when there is one); with an
+    n-gram head the lead score is the combined one, as the saved version will compute it."""
     model = res.model.eval()
     if res.preset.cached and cache is not None:
         hs = cache.get(data.texts, progress=False)
@@ -442,10 +454,11 @@ def predict_logits(res: TrainResult, data: History, cache: FrozenCache | None = 
                 out = model(hidden_states=b["hidden_states"], attention_mask=b["attention_mask"], start_layer=cache.start)
                 lead.append(out.logits.numpy())
                 co.append(out.co_logits.numpy())
-        return np.concatenate(lead), np.concatenate(co)
+        lead_l = np.concatenate(lead)
+        return (res.ngram.combine(lead_l, data.texts) if res.ngram is not None else lead_l), np.concatenate(co)
     from model.classifier import DispatchClassifier
 
-    clf = DispatchClassifier(model, res.tokenizer, res.labels, {}, None, res.preset.max_seq_length)
+    clf = DispatchClassifier(model, res.tokenizer, res.labels, {}, None, res.preset.max_seq_length, res.ngram)
     return clf.logits(data.texts, batch_size)
 
 
