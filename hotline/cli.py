@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from hotline.console import fail
 from hotline.settings import get_settings
 
 app = typer.Typer(help="12345 热线工单派单与裁定助手 (hotline-dispatch)", no_args_is_help=True, add_completion=False)
@@ -17,12 +18,6 @@ app.add_typer(lists_app, name="lists")
 eval_app = typer.Typer(help="Evaluate routing on labelled data.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
-
-
-def fail(message: str, code: int = 1) -> None:
-    """One line on stderr saying what to fix, then a non-zero exit."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @app.callback()

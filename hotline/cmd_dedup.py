@@ -11,13 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from hotline.console import fail as _fail
 from hotline.settings import get_settings
-
-
-def _fail(message: str, code: int = 1) -> None:
-    """One line on stderr saying what to fix, then a non-zero exit (same form as ``hotline.cli.fail``)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def caller_salt(settings) -> str:

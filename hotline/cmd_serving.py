@@ -11,15 +11,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from hotline.console import fail as _fail
 from hotline.settings import get_settings
 
 ROLES = ("dispatcher", "arbitrator", "admin")
 EXPORT_COLUMNS = ["id", "text", "lead", "co", "created_at", "source"]
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _store():

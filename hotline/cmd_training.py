@@ -10,12 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from hotline.console import fail as _fail
 from hotline.settings import get_settings
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _cols(s: str | None) -> list[str]:
