@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hotline.settings import Settings, get_settings
 from model.router import ZeroShotRouter
-from serving import dedup, errors
+from serving import dedup, errors, logs
 from serving.bootstrap import open_store
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import arbitration, duplicates, ops, routing, tickets
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
                store: Store | None = None) -> FastAPI:
     settings = settings or get_settings()
     store = store or open_store(settings)
+    logs.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
