@@ -338,3 +338,25 @@ def test_auto_dtype_follows_the_cpu(model_dir):
     assert auto.name.endswith("@bfloat16") == cpu_has_fast_bf16()
     with pytest.raises(ValueError, match="dtype must be"):
         load_encoder(str(model_dir), dtype="int3")
+
+
+def test_query_cache_runs_a_text_through_the_model_once_and_stays_bounded(model_dir):
+    from model.encoder.encoder import Encoder
+
+    cached = load_encoder(str(model_dir))
+    cached.query_cache_size = 3
+    plain = Encoder(cached.model, cached.name, query_cache_size=0)
+    texts = ["梅林路幸福里小区3号楼楼下餐馆油烟扰民", "咨询新生儿入户需要哪些材料", "路灯坏了"]
+    first = cached.encode_queries(texts)
+    assert (cached.query_cache_hits, cached.query_cache_misses) == (0, 3)
+    # repeated and reordered, with one new text and a duplicate inside the call: only the new text is encoded
+    again = cached.encode_queries(["路灯坏了", "噪音扰民", texts[0], "噪音扰民"])
+    assert (cached.query_cache_hits, cached.query_cache_misses) == (2, 4)
+    np.testing.assert_array_equal(again[0], first[2])
+    np.testing.assert_array_equal(again[2], first[0])
+    np.testing.assert_array_equal(again[1], again[3])
+    np.testing.assert_allclose(again, plain.encode_queries(["路灯坏了", "噪音扰民", texts[0], "噪音扰民"]), atol=1e-5)
+    assert len(cached._qcache) == 3 and texts[1] not in cached._qcache  # least recently used went first
+    again[:] = 0  # callers own what they get: the cache keeps its copy
+    assert np.linalg.norm(cached.encode_queries(["路灯坏了"])[0]) == pytest.approx(1.0, abs=1e-5)
+    assert plain.query_cache_misses == 0 and not plain._qcache  # size 0: no cache

