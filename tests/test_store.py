@@ -237,3 +237,19 @@ def test_upgrade_from_0001_keeps_tickets_and_adds_duplicate_columns(kind, tmp_pa
         engine.dispose()
         cleanup()
 
+
+
+def test_repeat_complaint_reason_is_recorded_once_even_when_two_processes_judge(store):
+    """Two services on one database may both write the first verdict of a new ticket: the reason and its
+    event appear once, whether the ticket waits for a dispatcher or has been dispatched already."""
+    reason = {"code": "REPEAT_COMPLAINT", "message": "同一问题已被反复反映3次，建议重点督办"}
+    waiting = intake(store, content="又是烧烤油烟")["id"]
+    gone = intake(store, content="烧烤油烟第三次反映")["id"]
+    store.dispatch(gone, "urban_management", [], actor="disp#1")
+    for tid in (waiting, gone):
+        for _ in range(2):
+            store.record_duplicate(tid, duplicate_of=1, cluster=1, kind="same_event", score=0.95, reason=reason)
+    w, g = store.get(waiting), store.get(gone)
+    assert [r["code"] for r in w["arbitration_reasons"]] == ["REPEAT_COMPLAINT"] and w["status"] == "in_arbitration"
+    assert sum(e["kind"] == "arbitration" for e in w["history"]) == 1
+    assert [r["code"] for r in g["suggestion"]["reasons"]] == ["REPEAT_COMPLAINT"] and g["status"] == "dispatched"

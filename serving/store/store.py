@@ -440,7 +440,10 @@ class Store:
             if t is None:
                 raise NotFound(f"ticket {ticket_id} not found", f"工单 {ticket_id} 不存在")
             t.duplicate_of, t.cluster_id, t.dup_kind, t.dup_score = duplicate_of, cluster, kind, score
-            if reason is None or any(r.get("code") == reason["code"] for r in t.arbitration_reasons or []):
+            # once is enough: another process may have judged the same ticket a moment earlier (and a ticket
+            # already dispatched carries the reason only in its suggestion)
+            have = [*(t.arbitration_reasons or []), *((t.suggestion or {}).get("reasons") or [])]
+            if reason is None or any(r.get("code") == reason["code"] for r in have):
                 return
             if t.suggestion is not None:
                 sug = dict(t.suggestion)
