@@ -201,3 +201,21 @@ def test_two_processes_on_one_database_see_each_others_tickets(router, tmp_path,
         s1.dispose()
         s2.dispose()
         cleanup()
+
+
+def test_a_ticket_is_embedded_once_from_route_to_stored_and_checked(api_db):
+    """The widget asks POST /route, then saves with POST /tickets (which routes again and runs the duplicate
+    check): the encoder's query cache means the text goes through the model only for the first call."""
+    client, k = api_db
+    enc = client.app.state.router.index.encoder
+    import uuid
+
+    tag = uuid.uuid4().hex[:8]  # the router (and its encoder's cache) is shared by the whole test session
+    body = {"title": f"电梯坏了 {tag}", "content": f"{LIFT['content']}（编号 {tag}）", "address": LIFT["address"]}
+    misses = enc.query_cache_misses
+    assert client.post("/api/v1/route", json=body, headers=h(k["dispatcher"])).status_code == 200
+    assert enc.query_cache_misses - misses == 2  # the full text and the title
+    misses, hits = enc.query_cache_misses, enc.query_cache_hits
+    stored = post(client, k["dispatcher"], body)
+    assert stored["duplicate"] is not None  # the duplicate check ran
+    assert enc.query_cache_misses == misses and enc.query_cache_hits - hits == 3  # route (2) + duplicate check (1)
