@@ -185,6 +185,10 @@ async def _drive(base: str, key: str, bodies: list[dict], clients: int, seconds:
             i = 0
             while time.perf_counter() < deadline:
                 body = dict(rng.choice(bodies))
+                # every request a text never seen before: the encoder's query cache must not flatter the figures
+                body["content"] = f"{body['content']}（第{w}-{i}次）"
+                if body.get("title"):
+                    body["title"] = f"{body['title']}（{w}-{i}）"
                 ep = TICKETS if rng.random() < tickets_share else ROUTE
                 if ep == TICKETS:
                     body["id"] = f"LT-{w:03d}-{i:06d}-{seed}"  # the centre's ticket number: unique
