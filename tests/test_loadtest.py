@@ -59,3 +59,15 @@ def test_a_short_real_run_has_no_errors_and_loses_no_ticket(model_cache):
     assert res["server_exit"] == 0  # stopped by SIGINT, shut down cleanly
     tmp = said[0].rsplit(" in ", 1)[1]
     assert not os.path.exists(tmp)  # the temporary data dir is gone
+
+
+def test_router_benchmark_embeds_every_ticket_and_restores_the_cache(router):
+    """`hotline bench` routes the same tickets one by one and then in batches: with the query cache on, the
+    batch pass would skip the encoder and flatter the throughput."""
+    from eval.bench import bench_router
+
+    enc = router.index.encoder
+    size, hits = enc.query_cache_size, enc.query_cache_hits
+    res = bench_router(router, single=3, batch=6, batch_size=3)
+    assert enc.query_cache_hits == hits and enc.query_cache_size == size > 0
+    assert res["route_p50_ms"] > 0 and res["batch_tickets_per_s"] > 0
