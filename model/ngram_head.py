@@ -88,9 +88,13 @@ class NgramHead:
         folder = Path(folder)
         if not (folder / NGRAM_JSON).is_file():
             return None
-        meta = json.loads((folder / NGRAM_JSON).read_text(encoding="utf-8"))
-        with np.load(folder / NGRAM_NPZ, allow_pickle=False) as z:
-            idf, coef, intercept = z["idf"], z["coef"], z["intercept"]
-        return cls(meta["vocabulary"], idf, coef, intercept, weight=meta.get("weight", 1.0),
-                   ngram_range=tuple(meta.get("ngram_range", (1, 3))), sublinear_tf=meta.get("sublinear_tf", True),
-                   lowercase=meta.get("lowercase", True))
+        try:
+            meta = json.loads((folder / NGRAM_JSON).read_text(encoding="utf-8"))
+            with np.load(folder / NGRAM_NPZ, allow_pickle=False) as z:
+                idf, coef, intercept = z["idf"], z["coef"], z["intercept"]
+            return cls(meta["vocabulary"], idf, coef, intercept, weight=meta.get("weight", 1.0),
+                       ngram_range=tuple(meta.get("ngram_range", (1, 3))), sublinear_tf=meta.get("sublinear_tf", True),
+                       lowercase=meta.get("lowercase", True))
+        except (OSError, KeyError, TypeError, ValueError) as e:  # missing, truncated or hand-edited files
+            raise ValueError(f"{folder}: the n-gram head ({NGRAM_JSON}, {NGRAM_NPZ}) is damaged ({type(e).__name__}: "
+                             f"{str(e)[:120]}) — retrain the version or pick another with `hotline models promote`") from e

@@ -55,6 +55,13 @@ def test_save_and_load_round_trip_without_pickle(tmp_path):
     assert np.allclose(back.log_proba(probe), head.log_proba(probe), atol=1e-5)
     assert back.weight == 0.7 and back.num_labels == len(LABELS)
     assert NgramHead.load(tmp_path / "nothing-here") is None
+    # damaged files: one clear ValueError naming the folder (the CLI and the server turn it into one line)
+    (tmp_path / NGRAM_NPZ).write_bytes(b"not a numpy archive")
+    with pytest.raises(ValueError, match="n-gram head .* is damaged"):
+        NgramHead.load(tmp_path)
+    (tmp_path / NGRAM_NPZ).unlink()
+    with pytest.raises(ValueError, match="is damaged"):
+        NgramHead.load(tmp_path)
 
 
 def test_two_classes_and_one_class_keep_the_version_label_count():
