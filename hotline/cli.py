@@ -549,6 +549,19 @@ def bench_api(clients: Annotated[int, typer.Option(min=1, max=500, help="concurr
 # ------------------------------------------------------------------------------------------- serve
 
 
+def _check_serving_version(settings) -> None:
+    """Before the server starts: the model version it will load exists and is whole (else one line, exit 1)."""
+    from model.versions import check_version, serving_version, versions_dir
+
+    root = settings.model_versions_dir or versions_dir(settings.model_cache_dir)
+    try:
+        folder = serving_version(root, settings.model_version)
+        if folder is not None:
+            check_version(folder)
+    except (ValueError, FileNotFoundError) as e:
+        fail(f"{e} — promote another version (`hotline models promote V`), retrain, or set HOTLINE_MODEL_VERSION=none")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[Optional[str], typer.Option(help="default HOTLINE_HOST")] = None,
@@ -560,6 +573,7 @@ def serve(
     from hotline.cmd_serving import print_first_start
 
     settings = get_settings()
+    _check_serving_version(settings)
     print_first_start(host or settings.host, port or settings.port)
     uvicorn.run("serving.app:create_app", factory=True, host=host or settings.host, port=port or settings.port)
 

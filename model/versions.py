@@ -63,6 +63,43 @@ def resolve_version(root: Path, version: str) -> Path:
     raise FileNotFoundError(f"no model version {version!r} in {root} — see `hotline models list`")
 
 
+def check_version(folder: Path) -> None:
+    """Cheap checks that a version folder will load (no weights are read): labels, config and calibration parse
+    and agree, the weights file is there, the n-gram head (if any) is whole. Raises ValueError naming the
+    folder and the damaged file, so `hotline serve` can say so in one line instead of failing at start-up."""
+    from .ngram_head import NgramHead
+
+    folder = Path(folder)
+
+    def parsed(name: str, required: bool = True) -> dict:
+        path = folder / name
+        if not path.is_file():
+            if required:
+                raise ValueError(f"{folder}: {name} is missing")
+            return {}
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{folder}: {name} is damaged ({e})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{folder}: {name} is damaged (not a JSON object)")
+        return obj
+
+    labels = parsed(LABELS_FILE).get("labels")
+    if not isinstance(labels, list) or not labels:
+        raise ValueError(f"{folder}: {LABELS_FILE} has no label list")
+    n = parsed("config.json").get("num_labels", len(parsed("config.json").get("id2label") or {}))
+    if n != len(labels):
+        raise ValueError(f"{folder}: {len(labels)} labels but config.json says {n}")
+    parsed("calibration.json", required=False)
+    weights = folder / "model.safetensors"
+    if not weights.is_file() or weights.stat().st_size == 0:
+        raise ValueError(f"{folder}: model.safetensors is missing or empty")
+    head = NgramHead.load(folder)
+    if head is not None and head.num_labels != len(labels):
+        raise ValueError(f"{folder}: the n-gram head has {head.num_labels} labels, {LABELS_FILE} {len(labels)}")
+
+
 def serving_version(root: Path, requested: str | None) -> Path | None:
     """The version folder the router should load: ``requested`` (a name, prefix or ``promoted``); when not
     given, the promoted one if any; ``none``/``zero-shot`` (or nothing promoted) = ``None``, the zero-shot router."""

@@ -231,3 +231,28 @@ def test_first_start_training_is_skipped_when_a_version_is_promoted(version_root
     assert res.exit_code == 0, res.output
     assert json.loads(res.output.strip().splitlines()[-1]) == {"promoted": name, "trained": False}
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [name]  # nothing new was trained
+
+
+def test_check_version_names_the_damaged_file_before_any_weights_load(version_root, tmp_path):
+    """`hotline serve` runs this before starting, so a damaged promoted version is one line, not a start-up traceback."""
+    import shutil
+
+    from model.versions import check_version
+
+    root, name = version_root
+    check_version(root / name)  # whole
+    cases = {
+        "labels.json": lambda f: (f / "labels.json").write_text("{not json"),
+        "config.json": lambda f: (f / "config.json").unlink(),
+        "calibration.json": lambda f: (f / "calibration.json").write_text("[1, 2]"),
+        "model.safetensors": lambda f: (f / "model.safetensors").write_bytes(b""),
+        "n-gram head": lambda f: (f / "ngram_head.json").write_text('{"labels": 3'),
+        "says": lambda f: (f / "labels.json").write_text(json.dumps({"labels": ["a", "b"]})),
+    }
+    for what, damage in cases.items():
+        folder = tmp_path / what.replace(" ", "_")
+        shutil.copytree(root / name, folder)
+        damage(folder)
+        with pytest.raises(ValueError, match=what.replace(".", r"\.")) as e:
+            check_version(folder)
+        assert str(folder) in str(e.value)

@@ -101,16 +101,34 @@ def test_cli_trains_with_the_head_by_default_and_without_it_at_weight_zero(tmp_p
     try:
         base = ["train", "--data", str(data), "--text-cols", "标题,详情", "--label-col", "分类", "--epochs", "2",
                 "--max-seq-length", "32", "--quiet"]
+        folders = {}
         for weight, has_head in ((None, True), ("0", False)):
             out = tmp_path / f"versions-{weight}"
             res = CliRunner().invoke(app, base + ["--out", str(out)] + (["--ngram-weight", weight] if weight else []))
             assert res.exit_code == 0, res.output
-            folder = out / json.loads(res.output.strip().splitlines()[-1])["version"]
+            folder = folders[weight] = out / json.loads(res.output.strip().splitlines()[-1])["version"]
             assert (folder / NGRAM_JSON).is_file() == has_head
             clf = DispatchClassifier.from_pretrained(folder)
             assert (clf.ngram is not None) == has_head
             assert clf.predict(["停水好几天了"])[0]["lead"] in LABELS
         res = CliRunner().invoke(app, base + ["--ngram-weight", "-1"])
         assert res.exit_code != 0 and "ngram-weight" in res.output
+        # `hotline serve` checks the version it will serve before starting: a damaged head is one line, no server
+        import uvicorn
+
+        from hotline.cli import _check_serving_version
+
+        started = []
+        monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(a))
+        with_head = folders[None]
+        monkeypatch.setenv("HOTLINE_MODEL_VERSIONS_DIR", str(with_head.parent))
+        monkeypatch.setenv("HOTLINE_MODEL_VERSION", with_head.name)
+        get_settings.cache_clear()
+        _check_serving_version(get_settings())  # whole: passes
+        (with_head / NGRAM_NPZ).write_bytes(b"truncated")
+        res = CliRunner().invoke(app, ["serve"])
+        assert res.exit_code == 1 and not started, res.output
+        line = res.output.strip()
+        assert "\n" not in line and "damaged" in line and "hotline models promote" in line and "Traceback" not in line
     finally:
         get_settings.cache_clear()
