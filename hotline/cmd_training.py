@@ -108,7 +108,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         caller_col: Annotated[Optional[str], typer.Option()] = None,
         address_col: Annotated[Optional[str], typer.Option()] = None,
         labels: Annotated[str, typer.Option(help="'roster' = department codes of the lists (routing model); 'any' = the labels found (category model)")] = "any",
-        preset: Annotated[Optional[str], typer.Option(help="cpu (minutes on 2 cores) | full (GPU); default HOTLINE_TRAIN_PRESET")] = None,
+        preset: Annotated[Optional[str], typer.Option(help="cpu (minutes on 2 cores) | cpu-deep (top 3 layers train: slower, better on small real sets) | full (GPU); default HOTLINE_TRAIN_PRESET")] = None,
         cv: Annotated[int, typer.Option("--cv", min=0, max=20, help="k-fold cross-validation before the final model")] = 0,
         cv_only: Annotated[bool, typer.Option(help="with --cv: report only, train no final model")] = False,
         epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
@@ -127,11 +127,11 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         """Fine-tune the classifier, calibrate it and save a model version; prints one JSON line of metrics."""
         from training.package import promote
         from training.pipeline import default_history, run_training
-        from training.trainer import PRESETS, with_overrides
+        from training.trainer import PRESETS, USER_PRESETS, with_overrides
 
         preset = preset or get_settings().train_preset
-        if preset not in ("cpu", "full"):
-            _fail(f"--preset must be cpu or full, not {preset!r}")
+        if preset not in USER_PRESETS:
+            _fail(f"--preset must be one of {', '.join(USER_PRESETS)}, not {preset!r}")
         if default == (data is not None):
             _fail("give --data FILE (your history) or --default (synthetic history), not both")
         if cv_only and not cv:

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     model_versions_dir: Path | None = Field(
         None, description="Trained model versions (default: <model_cache_dir>/versions); PROMOTED.json there names the served one."
     )
-    train_preset: str = Field("cpu", pattern="^(cpu|full)$", description="Default `hotline train` preset (cpu | full).")
+    train_preset: str = Field("cpu", pattern="^(cpu|cpu-deep|full)$", description="Default `hotline train` preset (cpu | cpu-deep | full).")
 
     # --- serving, store, auth (issue 7)
     phone_salt: str | None = Field(None, repr=False, description="Secret salt (HMAC key) for callers' phone hashes; "

@@ -226,6 +226,45 @@ def test_tiny_training_run_produces_a_version_the_classifier_loads(tmp_path, lis
     assert not torch.equal(base.encoder.layer[11].output.dense.weight, clf.model.bert.encoder.layer[11].output.dense.weight)
 
 
+def test_cli_cpu_deep_preset_trains_the_top_three_layers_only(tmp_path, lists, encoder_dir, model_cache, monkeypatch):
+    import csv
+
+    import torch
+    from transformers import AutoModel
+    from typer.testing import CliRunner
+
+    from hotline.cli import app
+    from hotline.settings import get_settings
+    from model.classifier import DispatchClassifier
+
+    data = tmp_path / "history.csv"
+    with open(data, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["详情", "分类"])
+        for r in generate(lists, 40, seed=3):
+            w.writerow([text_of(r), r["lead"]])
+    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
+    get_settings.cache_clear()
+    try:
+        base = ["train", "--data", str(data), "--text-cols", "详情", "--label-col", "分类", "--quiet"]
+        res = CliRunner().invoke(app, base + ["--preset", "gpu"])
+        assert res.exit_code == 1 and "cpu, cpu-deep, full" in res.output and "Traceback" not in res.output
+        out = tmp_path / "versions"
+        res = CliRunner().invoke(app, base + ["--preset", "cpu-deep", "--epochs", "1", "--max-seq-length", "32",
+                                              "--ngram-weight", "0", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        folder = out / json.loads(res.output.strip().splitlines()[-1])["version"]
+        assert json.loads((folder / "training.json").read_text(encoding="utf-8"))["preset"]["name"] == "cpu-deep"
+        clf = DispatchClassifier.from_pretrained(folder)
+        base_model = AutoModel.from_pretrained(str(encoder_dir))
+        weight = lambda m, i: m.encoder.layer[i].output.dense.weight  # noqa: E731
+        assert torch.equal(weight(base_model, 8), weight(clf.model.bert, 8))  # below the top three: frozen
+        for i in (9, 10, 11):
+            assert not torch.equal(weight(base_model, i), weight(clf.model.bert, i)), i
+    finally:
+        get_settings.cache_clear()
+
+
 def test_versions_cli_list_show_promote(tmp_path, lists, encoder_dir, monkeypatch):
     import typer
     from typer.testing import CliRunner
