@@ -190,7 +190,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             typer.echo(f"no model versions in {_versions_root()} — train one with `hotline train --default`")
             return
         for r in rows:
-            typer.echo(f"{'★' if r['promoted'] else ' '} {r['version']:40} {r['preset'] or '':5} labels={r['labels']:<3} "
+            typer.echo(f"{'★' if r['promoted'] else ' '} {r['version']:40} {r['preset'] or '':8} labels={r['labels']:<3} "
                        f"rows={r['rows']}  macro_f1={r['macro_f1']}  acc={r['accuracy']}  {r['data']}")
 
     @models_app.command("show")
