@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from hotline.console import fail as _fail
-from hotline.settings import get_settings
+from hotline.settings import TRAIN_PRESETS, get_settings
 
 
 def _cols(s: str | None) -> list[str]:
@@ -127,11 +127,11 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         """Fine-tune the classifier, calibrate it and save a model version; prints one JSON line of metrics."""
         from training.package import promote
         from training.pipeline import default_history, run_training
-        from training.trainer import PRESETS, USER_PRESETS, with_overrides
+        from training.trainer import PRESETS, with_overrides
 
         preset = preset or get_settings().train_preset
-        if preset not in USER_PRESETS:
-            _fail(f"--preset must be one of {', '.join(USER_PRESETS)}, not {preset!r}")
+        if preset not in TRAIN_PRESETS:
+            _fail(f"--preset must be one of {', '.join(TRAIN_PRESETS)}, not {preset!r}")
         if default == (data is not None):
             _fail("give --data FILE (your history) or --default (synthetic history), not both")
         if cv_only and not cv:

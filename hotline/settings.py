@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, get_args
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import responsibility_lists
+
+TrainPreset = Literal["cpu", "cpu-deep", "full"]  # what `hotline train --preset` offers (training/trainer.py PRESETS)
+TRAIN_PRESETS: tuple[str, ...] = get_args(TrainPreset)
 
 PACKAGE_LISTS_DIR = Path(responsibility_lists.__file__).resolve().parent
 
@@ -91,7 +95,7 @@ class Settings(BaseSettings):
     model_versions_dir: Path | None = Field(
         None, description="Trained model versions (default: <model_cache_dir>/versions); PROMOTED.json there names the served one."
     )
-    train_preset: str = Field("cpu", pattern="^(cpu|cpu-deep|full)$", description="Default `hotline train` preset (cpu | cpu-deep | full).")
+    train_preset: TrainPreset = Field("cpu", description="Default `hotline train` preset (cpu | cpu-deep | full).")
 
     # --- serving, store, auth (issue 7)
     phone_salt: str | None = Field(None, repr=False, description="Secret salt (HMAC key) for callers' phone hashes; "

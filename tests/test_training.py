@@ -249,9 +249,16 @@ def test_cli_cpu_deep_preset_trains_the_top_three_layers_only(tmp_path, lists, e
         base = ["train", "--data", str(data), "--text-cols", "详情", "--label-col", "分类", "--quiet"]
         res = CliRunner().invoke(app, base + ["--preset", "gpu"])
         assert res.exit_code == 1 and "cpu, cpu-deep, full" in res.output and "Traceback" not in res.output
+        monkeypatch.setenv("HOTLINE_TRAIN_PRESET", "gpu")
+        get_settings.cache_clear()
+        res = CliRunner().invoke(app, base)
+        assert res.exit_code == 1 and "HOTLINE_TRAIN_PRESET" in res.output and "'cpu-deep'" in res.output
+        # the preset from the settings (HOTLINE_TRAIN_PRESET) when --preset is not given
+        monkeypatch.setenv("HOTLINE_TRAIN_PRESET", "cpu-deep")
+        get_settings.cache_clear()
         out = tmp_path / "versions"
-        res = CliRunner().invoke(app, base + ["--preset", "cpu-deep", "--epochs", "1", "--max-seq-length", "32",
-                                              "--ngram-weight", "0", "--out", str(out)])
+        res = CliRunner().invoke(app, base + ["--epochs", "1", "--max-seq-length", "32", "--ngram-weight", "0",
+                                              "--out", str(out)])
         assert res.exit_code == 0, res.output
         folder = out / json.loads(res.output.strip().splitlines()[-1])["version"]
         assert json.loads((folder / "training.json").read_text(encoding="utf-8"))["preset"]["name"] == "cpu-deep"
