@@ -34,14 +34,13 @@ def caller_salt(settings) -> str:
 
 
 def dedup_config(settings, window_days: float | None = None):
-    from model.duplicates import DedupConfig
+    """The served configuration (settings), with the main window replaced when ``window_days`` is given."""
+    from dataclasses import replace
 
-    return DedupConfig(
-        window_days=window_days or settings.dedup_window_days, caller_cos=settings.dedup_caller_cos,
-        near_jaccard=settings.dedup_near_jaccard, event_cos_place=settings.dedup_event_cos_place,
-        event_cos_problem=settings.dedup_event_cos_problem, problem_dice=settings.dedup_problem_dice,
-        event_cos_locality=settings.dedup_event_cos_locality, event_cos_noplace=settings.dedup_event_cos_noplace,
-    )
+    from serving.dedup import dedup_config as served
+
+    cfg = served(settings)
+    return replace(cfg, window_days=window_days) if window_days else cfg
 
 
 def _encoder(settings):

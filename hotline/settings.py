@@ -77,6 +77,8 @@ class Settings(BaseSettings):
 
     # --- duplicates and hot issues (issue 6)
     dedup_window_days: float = Field(30.0, gt=0, le=366, description="Earlier tickets looked at for duplicates (days).")
+    dedup_caller_window_days: float = Field(365.0, gt=0, le=3660, description="Same caller: earlier tickets looked at for "
+                                            "repeats (days; at least dedup_window_days): an unresolved problem reported again months later.")
     dedup_max_seq_length: int = Field(128, ge=16, le=512, description="Encoder truncation for duplicate detection (tokens).")
     dedup_near_jaccard: float = Field(0.5, ge=0, le=1, description="Near-identical text: character 3-gram Jaccard.")
     dedup_caller_cos: float = Field(0.95, ge=0, le=1.01, description="Same caller: e5 cosine for 'the same problem again'.")

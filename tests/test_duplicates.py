@@ -98,6 +98,45 @@ def test_outside_window_not_linked(scenario, encoder, locator):
     assert res60["t6"].cluster == "t1"
 
 
+def _at(id, content, when, caller):
+    return Ticket(id=id, content=content, caller=caller, address="梅林街道幸福里小区", created_at=f"{when}T09:00:00+08:00")
+
+
+def test_same_caller_linked_over_the_longer_caller_window(encoder, locator, tmp_path):
+    """A caller reporting the same unresolved problem months later is a repeat (caller window, default 365
+    days); someone else with the same words that late is not (main window, 30 days)."""
+    first = _at("c1", SCENARIO[0].content, "2024-01-10", PHONE_A)
+    again = _at("c2", SCENARIO[1].content, "2024-04-20", PHONE_A)          # 101 days later, same caller
+    other = _at("c3", SCENARIO[1].content, "2024-04-20", PHONE_B)          # same words, another caller
+    much_later = _at("c4", SCENARIO[1].content, "2025-02-12", PHONE_A)     # 399 days after c1
+    vec = {t.id: v for t, v in zip([first, again, other, much_later],
+                                   DuplicateDetector(encoder, SALT).embed([first, again, other, much_later]))}
+
+    def run(tickets, **cfg):
+        det = DuplicateDetector(encoder, SALT, DedupConfig(**cfg), locator)
+        return det, {r.id: r for r in det.rebuild(tickets, vectors=np.stack([vec[t.id] for t in tickets]))}
+
+    _, res = run([first, again])
+    assert res["c2"].duplicate_of == "c1" and res["c2"].kind == "repeat" and res["c2"].cluster == "c1"
+    _, res = run([first, again], caller_window_days=30)  # the caller window, not the text, linked them
+    assert res["c2"].duplicate_of is None
+    _, res = run([first, other])
+    assert res["c3"].duplicate_of is None and res["c3"].cluster == "c3"
+    _, res = run([first, much_later])
+    assert res["c4"].duplicate_of is None
+    _, res = run([first, much_later], caller_window_days=400)
+    assert res["c4"].duplicate_of == "c1"
+    # the caller's history survives a save/load after the main window has moved past it
+    filler = _at("f1", SCENARIO[3].content, "2024-03-15", PHONE_C)
+    vec["f1"] = DuplicateDetector(encoder, SALT).embed([filler])[0]
+    det, _ = run([first, filler])
+    assert 0 not in det.window_mh and 0 in det.window_sig  # c1's MinHash left with the 30-day window
+    det.save(tmp_path / "state")
+    loaded = DuplicateDetector.load(tmp_path / "state", encoder, SALT, locator)
+    r = loaded.process(again, vector=vec["c2"])
+    assert r.duplicate_of == "c1" and r.kind == "repeat"
+
+
 def test_order_of_input_does_not_matter(scenario, encoder, locator):
     _, vecs, res = scenario
     idx = list(range(len(SCENARIO)))

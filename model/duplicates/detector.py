@@ -1,11 +1,13 @@
 """Duplicate and repeat complaints (重复诉求): link each ticket to an earlier one about the same problem.
 
-Tickets are processed in ``created_at`` order. For each one, candidates come from three places, all
-limited to the time window (default 30 days before it):
+Tickets are processed in ``created_at`` order. For each one, candidates come from three places:
 
-- the e5 vector index (:class:`VectorIndex`, nearest neighbours by cosine),
-- a MinHash LSH over character 3-grams (near-identical text, whoever sent it),
-- earlier tickets from the same caller (a salted hash of the number, never the number).
+- the e5 vector index (:class:`VectorIndex`, nearest neighbours by cosine), within the time window
+  (default 30 days before it),
+- a MinHash LSH over character 3-grams (near-identical text, whoever sent it), within the same window,
+- earlier tickets from the same caller (a salted hash of the number, never the number), within the longer
+  caller window (default 365 days): a caller who reports the same problem again months later is a repeat
+  of an unresolved problem (重复诉求), and one caller's history is short enough to look at in full.
 
 Each candidate is judged on cosine, estimated Jaccard, caller, place (place names in common: free-text
 names of >= ``min_place_len`` characters or gazetteer names; else the same locality) and "problem overlap"
@@ -47,7 +49,7 @@ from ..suggestion import Ticket
 from .signals import MINHASH_SCHEME, caller_key, dice, jaccard, mask_numbers, minhash, parse_time, place_keys, problem_signature
 from .vectors import VectorIndex
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: caller window (per-caller history kept longer than the main window)
 DAY = 86400.0
 Kind = Literal["repeat", "same_event"]
 
@@ -58,6 +60,7 @@ class DedupConfig:
     k: int = 16                       # vector neighbours looked at per ticket
     caller_cos: float = 0.95          # same caller: cosine for "the same problem again"
     caller_dice: float = 0.0          # ... and problem overlap (unless a place is in common)
+    caller_window_days: float = 365.0  # same caller: earlier tickets looked at (at least window_days)
     near_jaccard: float = 0.5         # near-identical text (3-gram Jaccard), any caller
     event_cos_place: float = 0.94     # different callers + a shared place name: cosine alone
     event_cos_problem: float = 0.93   # ... or this cosine plus problem overlap >= problem_dice
@@ -159,7 +162,8 @@ class DuplicateDetector:
         self.window_mh: dict[int, np.ndarray] = {}
         self.window_sig: dict[int, np.ndarray] = {}
         self.window_callers: dict[str, list[int]] = defaultdict(list)
-        self._expired_upto = 0  # records before this index are out of every future window
+        self._expired_upto = 0  # records before this index are out of every future (main) window
+        self._caller_expired_upto = 0  # ... and out of every future caller window
         self._latest = float("-inf")
 
     def __len__(self) -> int:
@@ -252,11 +256,16 @@ class DuplicateDetector:
 
     # --------------------------------------------------------------------------------------- matching
 
-    def _window_start(self, ts: float) -> int:
-        return bisect.bisect_left(self.records.cummax, ts - self.config.window_days * DAY)
+    @property
+    def caller_window_days(self) -> float:
+        return max(self.config.window_days, self.config.caller_window_days)
+
+    def _window_start(self, ts: float, days: float | None = None) -> int:
+        return bisect.bisect_left(self.records.cummax, ts - (days or self.config.window_days) * DAY)
 
     def candidates(self, p: _Prepared, vec: np.ndarray) -> dict[int, float]:
-        """Earlier tickets in the window worth judging, with their cosine to this one."""
+        """Earlier tickets worth judging, with their cosine to this one: vector neighbours and near-identical
+        texts in the window, the same caller's tickets in the caller window."""
         c, r = self.config, self.records
         lo = max(self._window_start(p.ts), 0)
         n = len(r)
@@ -266,17 +275,19 @@ class DuplicateDetector:
             for s, j in zip(scores[0], ids[0]):
                 if j >= 0:
                     found[int(j)] = float(s)
+        lo_ts = p.ts - c.window_days * DAY
+        found = {j: s for j, s in found.items() if lo_ts <= r.ts[j] <= p.ts}
         extra = set()
         if self.window_mh:
-            extra.update(int(j) for j in self.lsh.query(_sig(p.mh)))
+            extra.update(j for j in map(int, self.lsh.query(_sig(p.mh))) if j >= lo and lo_ts <= r.ts[j] <= p.ts)
         if p.caller:
-            extra.update(self.window_callers.get(p.caller, ()))
-        extra = [j for j in extra if j not in found and j >= lo]
+            caller_lo_ts = p.ts - self.caller_window_days * DAY
+            extra.update(j for j in self.window_callers.get(p.caller, ()) if caller_lo_ts <= r.ts[j] <= p.ts)
+        extra = [j for j in extra if j not in found]
         if extra:
             for j, v in zip(extra, self.vectors.vector_of(extra)):
                 found[j] = float(v @ vec)
-        lo_ts = p.ts - c.window_days * DAY
-        return {j: s for j, s in found.items() if lo_ts <= r.ts[j] <= p.ts}
+        return found
 
     def judge(self, p: _Prepared, j: int, cos: float) -> tuple[Kind, float] | None:
         """The verdict for this ticket against earlier ticket ``j``: (kind, score) or ``None``."""
@@ -324,12 +335,19 @@ class DuplicateDetector:
             self.window_callers[caller].append(idx)
 
     def _expire(self, before_ts: float) -> None:
-        """Forget MinHashes and caller links of tickets older than every future window."""
+        """Forget MinHashes of tickets older than every future window, and the caller links (and problem
+        signatures) of tickets older than every future caller window."""
         r = self.records
         stop = bisect.bisect_left(r.cummax, before_ts)
         for idx in range(self._expired_upto, stop):
             if self.window_mh.pop(idx, None) is not None:
                 self.lsh.remove(str(idx))
+            if not r.caller[idx]:
+                self.window_sig.pop(idx, None)
+        self._expired_upto = max(self._expired_upto, stop)
+        extra_days = self.caller_window_days - self.config.window_days
+        stop = bisect.bisect_left(r.cummax, before_ts - extra_days * DAY)
+        for idx in range(self._caller_expired_upto, stop):
             self.window_sig.pop(idx, None)
             caller = r.caller[idx]
             if caller and caller in self.window_callers:
@@ -338,7 +356,7 @@ class DuplicateDetector:
                     lst.remove(idx)
                 if not lst:
                     del self.window_callers[caller]
-        self._expired_upto = max(self._expired_upto, stop)
+        self._caller_expired_upto = max(self._caller_expired_upto, stop)
 
     # ------------------------------------------------------------------------------------------ output
 
@@ -382,12 +400,14 @@ class DuplicateDetector:
             np.save(tmp / "window_ids.npy", np.asarray(win, dtype=np.int64))
             np.save(tmp / "window_minhash.npy", np.stack([self.window_mh[i] for i in win]) if win
                     else np.zeros((0, self.config.num_perm), np.uint32))
-            sigs = [self.window_sig[i] for i in win]
+            sig_ids = sorted(self.window_sig)
+            np.save(tmp / "window_sig_ids.npy", np.asarray(sig_ids, dtype=np.int64))
+            sigs = [self.window_sig[i] for i in sig_ids]
             np.save(tmp / "window_sig_offsets.npy", np.cumsum([0] + [len(x) for x in sigs]).astype(np.int64))
             np.save(tmp / "window_sig.npy", np.concatenate(sigs) if sigs else np.zeros(0, np.uint32))
             meta = {"version": STATE_VERSION, "encoder": self.fingerprint, "dim": self.dim,
                     "salt_check": salt_check(self._salt), "config": asdict(self.config), "count": len(r),
-                    "expired_upto": self._expired_upto, "latest": self._latest if len(r) else None,
+                    "expired_upto": self._expired_upto, "caller_expired_upto": self._caller_expired_upto, "latest": self._latest if len(r) else None,
                     "vectors": self.vectors.state()}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
             for p in tmp.iterdir():
@@ -441,9 +461,17 @@ class DuplicateDetector:
         det._latest = meta["latest"] if meta["latest"] is not None else float("-inf")
         ids = np.load(state / "window_ids.npy")
         mhs = np.load(state / "window_minhash.npy")
+        for i, mh in zip(ids.tolist(), mhs):
+            det.window_mh[int(i)] = mh.astype(np.uint32)
+            det.lsh.insert(str(int(i)), _sig(det.window_mh[int(i)]), check_duplication=False)
+        sig_ids = np.load(state / "window_sig_ids.npy")
         offs, sigs = np.load(state / "window_sig_offsets.npy"), np.load(state / "window_sig.npy")
-        for n, (i, mh) in enumerate(zip(ids.tolist(), mhs)):
-            det._window_add(int(i), mh.astype(np.uint32), sigs[offs[n] : offs[n + 1]].astype(np.uint32), r.caller[int(i)])
+        for n, i in enumerate(sig_ids.tolist()):
+            det.window_sig[int(i)] = sigs[offs[n] : offs[n + 1]].astype(np.uint32)
+        det._caller_expired_upto = meta["caller_expired_upto"]
+        for i in range(det._caller_expired_upto, len(r)):
+            if r.caller[i]:
+                det.window_callers[r.caller[i]].append(i)
         return det
 
     # ---------------------------------------------------------------------------------------- helpers
