@@ -307,3 +307,19 @@ def test_real_pairs_load_and_evaluate_subset(encoder):
     assert rep.n_pairs == 16 and d["tp"] + d["fn"] == rep.positives
     assert d["tp"] + d["fp"] + d["fn"] == len(rep.errors) + d["tp"]
     assert 0.0 <= rep.baseline_cosine["precision"] <= 1.0
+
+
+def test_caller_window_setting_reaches_cli_and_server(monkeypatch):
+    from hotline.cmd_dedup import dedup_config as cli_config
+    from hotline.settings import Settings
+    from serving.dedup import dedup_config as served_config
+
+    monkeypatch.setenv("HOTLINE_DEDUP_CALLER_WINDOW_DAYS", "40")
+    s = Settings()
+    assert served_config(s).caller_window_days == 40 and cli_config(s).caller_window_days == 40
+    # --window-days replaces the main window only
+    assert cli_config(s, 90).window_days == 90 and cli_config(s, 90).caller_window_days == 40
+    assert DedupConfig().caller_window_days == 365
+    monkeypatch.setenv("HOTLINE_DEDUP_CALLER_WINDOW_DAYS", "0")
+    with pytest.raises(ValueError, match="dedup_caller_window_days"):
+        Settings()
