@@ -198,6 +198,18 @@ def test_hot_issues(encoder, locator):
     assert hot2 and hot2[0].previous > 0 and hot2[0].trend in {"up", "down", "steady"}
 
 
+def test_ticket_times_as_exports_write_them():
+    from model.duplicates import parse_time
+
+    iso = parse_time("2019-04-24T15:07:30+08:00")
+    for s in ("2019-4-24 15:07:30", "2019/4/24 15:07:30", "2019-04-24 15:07:30", "2019年4月24日 15:07:30", "2019-04-24T07:07:30Z"):
+        assert parse_time(s) == iso, s
+    assert parse_time("2019-4-24") == parse_time("2019-04-24T00:00:00+08:00")
+    for bad in ("昨天", "2019-13-01 10:00:00", "24/4/2019"):
+        with pytest.raises(ValueError, match="ISO 8601"):
+            parse_time(bad)
+
+
 def test_place_keys():
     keys = place_keys("反映丽发新城小区附近搅拌站噪音，我们小区的马路也坏了")
     assert "丽发新城" in keys

@@ -44,8 +44,8 @@ def test_xlsx_with_empty_tail_unknown_labels_empty_text_and_co_separators(tmp_pa
     labels, aliases = roster_label_space(lists)
     path = _xlsx(tmp_path / "h.xlsx", [
         ["标题", "内容", "主办", "协办", "时间"],
-        ["油烟", "楼下烧烤店油烟太大", "ecology_environment", "urban_management|locality", "2025-03-01 10:00:00"],
-        ["路灯", "幸福路路灯坏了", "区城市管理委员会（区城管综合执法局）", "binjiang、power_supply", "2025/03/02"],
+        ["油烟", "楼下烧烤店油烟太大", "ecology_environment", "urban_management|locality", "2025-3-1 10:00:00"],
+        ["路灯", "幸福路路灯坏了", "区城市管理委员会（区城管综合执法局）", "binjiang、power_supply", "2025/3/2 9:05"],
         ["", "   ", "urban_management", "", "2025-03-03"],
         ["噪音", "广场舞太吵", "no_such_dept", "", "2025-03-04"],
         ["停车", "小区门口乱停车", "", "", "2025-03-05"],
@@ -61,6 +61,7 @@ def test_xlsx_with_empty_tail_unknown_labels_empty_text_and_co_separators(tmp_pa
     assert h.labels == ["ecology_environment", "urban_management", "water_affairs"]  # the department name mapped to its code
     assert h.co == [["urban_management", "locality"], ["locality", "power_supply"], ["locality"]]  # binjiang -> locality
     assert h.times[1].day == 2 and h.times[2] is None
+    assert (h.times[0].month, h.times[0].day, h.times[0].hour) == (3, 1, 10) and h.times[1].hour == 9  # unpadded, as exports write
     assert h.rows == [2, 3, 7]
     assert rep.summary()["problems"] == {"bad_time": 1, "empty_label": 1, "empty_text": 1, "unknown_co": 1, "unknown_label": 1}
     ds = h.to_dataset()

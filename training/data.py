@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
+from model.times import CST, read_datetime
 from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
 
 CO_SPLIT = re.compile(r"[|、,，;；/\s]+")
@@ -257,17 +258,9 @@ def read_rows(path: Path):
 
 
 def parse_time(s: str) -> datetime | None:
-    s = s.strip()
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d",
-                "%Y年%m月%d日", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return datetime.strptime(s, fmt)
-        except ValueError:
-            pass
-    try:
-        return datetime.fromisoformat(s)
-    except ValueError:
-        return None
+    """A row's time as a naive China Standard Time datetime (the formats of ``model``'s ticket times), or ``None``."""
+    dt = read_datetime(s)
+    return None if dt is None else dt.astimezone(CST).replace(tzinfo=None)
 
 
 def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | None = None,

@@ -10,36 +10,20 @@ import hashlib
 import hmac
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
 
 import numpy as np
 from datasketch import MinHash
 
-#: naive times (no offset) are read as China Standard Time, the hotline's clock
-CST = timezone(timedelta(hours=8))
-
-_DT_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日")
+from ..times import CST, read_datetime  # noqa: F401  (CST: naive times are China Standard Time)
 
 
 def parse_time(value: str | None) -> float:
-    """Seconds since the epoch for an ISO 8601 time (or ``YYYY/M/D h:m:s``); ``ValueError`` if unreadable."""
+    """Seconds since the epoch for a :func:`read_datetime` time; ``ValueError`` saying what to write if unreadable."""
     if value is None or not str(value).strip():
         raise ValueError("created_at is missing: duplicates are found in time order (ISO 8601, e.g. 2024-05-01T09:30:00+08:00)")
-    s = str(value).strip()
-    dt = None
-    try:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        for fmt in _DT_FORMATS:
-            try:
-                dt = datetime.strptime(s, fmt)
-                break
-            except ValueError:
-                continue
+    dt = read_datetime(value)
     if dt is None:
-        raise ValueError(f"created_at {s[:40]!r} is not a date/time (use ISO 8601, e.g. 2024-05-01T09:30:00+08:00)")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=CST)
+        raise ValueError(f"created_at {str(value).strip()[:40]!r} is not a date/time (use ISO 8601, e.g. 2024-05-01T09:30:00+08:00)")
     return dt.timestamp()
 
 
