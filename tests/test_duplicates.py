@@ -130,11 +130,19 @@ def test_same_caller_linked_over_the_longer_caller_window(encoder, locator, tmp_
     filler = _at("f1", SCENARIO[3].content, "2024-03-15", PHONE_C)
     vec["f1"] = DuplicateDetector(encoder, SALT).embed([filler])[0]
     det, _ = run([first, filler])
-    assert 0 not in det.window_mh and 0 in det.window_sig  # c1's MinHash left with the 30-day window
+    assert 0 not in det.window_mh and 0 not in det.window_sig  # c1's MinHash and signature left with the 30-day window
+    assert 0 in det.window_callers[det.records.caller[0]]       # ... its caller link did not
     det.save(tmp_path / "state")
     loaded = DuplicateDetector.load(tmp_path / "state", encoder, SALT, locator)
     r = loaded.process(again, vector=vec["c2"])
     assert r.duplicate_of == "c1" and r.kind == "repeat"
+    # with a problem-overlap condition for callers the signatures stay for the caller window, and are saved
+    det, _ = run([first, filler], caller_dice=0.1)
+    assert 0 in det.window_sig
+    det.save(tmp_path / "state2")
+    loaded = DuplicateDetector.load(tmp_path / "state2", encoder, SALT, locator)
+    assert np.array_equal(loaded.window_sig[0], det.window_sig[0])
+    assert loaded.process(again, vector=vec["c2"]).duplicate_of == "c1"
 
 
 def test_order_of_input_does_not_matter(scenario, encoder, locator):
