@@ -129,6 +129,9 @@ def test_same_caller_linked_over_the_longer_caller_window(encoder, locator, tmp_
     # the caller's history survives a save/load after the main window has moved past it
     filler = _at("f1", SCENARIO[3].content, "2024-03-15", PHONE_C)
     vec["f1"] = DuplicateDetector(encoder, SALT).embed([filler])[0]
+    # a caller window shorter than the window is the window: nothing inside the window is forgotten early
+    det, _ = run([first, filler], window_days=120, caller_window_days=1)
+    assert 0 in det.window_mh and 0 in det.window_sig and 0 in det.window_callers[det.records.caller[0]]
     det, _ = run([first, filler])
     assert 0 not in det.window_mh and 0 not in det.window_sig  # c1's MinHash and signature left with the 30-day window
     assert 0 in det.window_callers[det.records.caller[0]]       # ... its caller link did not

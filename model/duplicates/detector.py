@@ -260,8 +260,8 @@ class DuplicateDetector:
     def caller_window_days(self) -> float:
         return max(self.config.window_days, self.config.caller_window_days)
 
-    def _window_start(self, ts: float, days: float | None = None) -> int:
-        return bisect.bisect_left(self.records.cummax, ts - (days or self.config.window_days) * DAY)
+    def _window_start(self, ts: float) -> int:
+        return bisect.bisect_left(self.records.cummax, ts - self.config.window_days * DAY)
 
     def candidates(self, p: _Prepared, vec: np.ndarray) -> dict[int, float]:
         """Earlier tickets worth judging, with their cosine to this one: vector neighbours and near-identical
@@ -279,7 +279,7 @@ class DuplicateDetector:
         found = {j: s for j, s in found.items() if lo_ts <= r.ts[j] <= p.ts}
         extra = set()
         if self.window_mh:
-            extra.update(j for j in map(int, self.lsh.query(_sig(p.mh))) if j >= lo and lo_ts <= r.ts[j] <= p.ts)
+            extra.update(j for j in map(int, self.lsh.query(_sig(p.mh))) if lo_ts <= r.ts[j] <= p.ts)
         if p.caller:
             caller_lo_ts = p.ts - self.caller_window_days * DAY
             extra.update(j for j in self.window_callers.get(p.caller, ()) if caller_lo_ts <= r.ts[j] <= p.ts)
