@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     hot_window_days: float = Field(7.0, gt=0, le=366, description="Hot issues: window (days).")
     hot_min_count: int = Field(5, ge=2, description="Hot issues: tickets in the window for a cluster to be hot.")
     dedup_repeat_min_count: int = Field(3, ge=2, le=1000, description="REPEAT_COMPLAINT: a duplicate whose cluster has this many "
-                                        "tickets within dedup_window_days goes to arbitration (重点督办).")
+                                        "tickets within dedup_window_days (the same caller's own reports: within dedup_caller_window_days) goes to "
+                                        "arbitration (重点督办).")
 
     # --- training and model versions (issue 5)
     model_versions_dir: Path | None = Field(

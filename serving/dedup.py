@@ -14,7 +14,8 @@ instead of overwriting it, so every process's index agrees with the database.
 
 Detector ids are the store's ticket ids as strings; times are the stored ``created_at``; callers are the
 store's salted ``phone_hash`` (never the number). A ticket gets REPEAT_COMPLAINT the first time its verdict
-is written, when it is a duplicate and its cluster has ``dedup_repeat_min_count`` tickets in the window.
+is written, when it is a duplicate and its cluster has ``dedup_repeat_min_count`` tickets in the window (the
+same caller's own reports counted over the caller window).
 """
 from __future__ import annotations
 
@@ -159,14 +160,21 @@ class DedupService:
         return True
 
     def cluster_count(self, ticket_id: str) -> int:
-        """Tickets of this ticket's cluster within the window ending at it (itself included)."""
+        """Tickets of this ticket's cluster within the window ending at it (itself included), plus the same
+        caller's earlier tickets of the cluster within the caller window: one caller reporting a problem for the
+        third time in months is as much 重点督办 as three callers in a month."""
         det = self.det
         r = det.records
         i = det.by_id[ticket_id]
         c, ts = r.cluster[i], r.ts[i]
         lo_ts = ts - self.config.window_days * DAY
         lo = bisect.bisect_left(r.cummax, lo_ts)
-        return sum(1 for j in range(lo, len(r)) if r.cluster[j] == c and lo_ts <= r.ts[j] <= ts)
+        members = {j for j in range(lo, len(r)) if r.cluster[j] == c and lo_ts <= r.ts[j] <= ts}
+        caller = r.caller[i]
+        if caller:
+            caller_lo = ts - det.caller_window_days * DAY
+            members.update(j for j in det.window_callers.get(caller, ()) if r.cluster[j] == c and caller_lo <= r.ts[j] <= ts)
+        return len(members)
 
     # ------------------------------------------------------------------------------------ reading
     def hot(self, days: float, min_count: int, top: int = 20) -> list[dict]:

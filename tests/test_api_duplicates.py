@@ -92,6 +92,51 @@ def test_repeat_complaint_goes_to_arbitration_and_hot_issue_appears(api_db):
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, r.text
 
 
+def test_one_caller_reporting_again_over_months_is_a_repeat_complaint(api_db):
+    """The third report of one caller within the caller window (365 days) goes to arbitration as REPEAT_COMPLAINT
+    though the earlier two are months old; other callers' months-old reports of the same problem do not count."""
+    from datetime import timedelta
+
+    from model.suggestion import Ticket
+    from serving.store.store import utcnow
+
+    client, k = api_db
+    store, d = client.app.state.store, k["dispatcher"]
+    now = utcnow()
+
+    def earlier(body, days):
+        return store.intake(Ticket(**body), None, actor="import", received_at=now - timedelta(days=days))["id"]
+
+    other = {**OIL_A, "caller": "13900000001"}  # the same problem from other callers, months ago: outside the window
+    earlier(other, 300)
+    earlier({**OIL_A2, "caller": "13900000002"}, 260)
+    first, second = earlier(OIL_A, 200), earlier(OIL_A2, 100)
+    third = post(client, d, OIL_A)
+    assert third["duplicate"]["kind"] == "repeat" and third["duplicate"]["cluster"] == first, third["duplicate"]
+    assert store.get(second)["duplicate"]["duplicate_of"] == first
+    codes = [r["code"] for r in third["arbitration_reasons"]]
+    assert "REPEAT_COMPLAINT" in codes and third["status"] == "in_arbitration"
+    assert [r for r in third["arbitration_reasons"] if r["code"] == "REPEAT_COMPLAINT"][0]["message"] == \
+        "同一问题已被反复反映3次，建议重点督办"
+    # another caller reporting it now: linked to nobody within 30 days, so no 重点督办
+    fresh = post(client, d, {**OIL_A, "caller": "13900000003"})
+    assert "REPEAT_COMPLAINT" not in [r["code"] for r in fresh["arbitration_reasons"] or []]
+
+
+def test_two_reports_of_one_caller_over_months_are_not_yet_a_repeat_complaint(api_db):
+    from datetime import timedelta
+
+    from model.suggestion import Ticket
+    from serving.store.store import utcnow
+
+    client, k = api_db
+    store = client.app.state.store
+    first = store.intake(Ticket(**OIL_A), None, actor="import", received_at=utcnow() - timedelta(days=150))["id"]
+    again = post(client, k["dispatcher"], OIL_A2)
+    assert again["duplicate"]["duplicate_of"] == first
+    assert "REPEAT_COMPLAINT" not in [r["code"] for r in again["arbitration_reasons"] or []]
+
+
 def test_rebuilt_and_loaded_index_equal_the_live_one(router, tmp_path):
     client, k = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router)
     app = client.app
