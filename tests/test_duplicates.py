@@ -228,6 +228,14 @@ def test_place_keys():
     assert "马路" not in keys
 
 
+def test_the_government_written_to_is_not_a_place():
+    """Two letters to "市委市政府" share no place by that: only 府-named estates are places."""
+    keys = place_keys("恳请市委市政府重视，要求政府尽快回复金地三千府小区的问题")
+    assert "金地三千府" in keys
+    assert not any("政府" in k for k in keys), keys
+    assert not place_keys("请A市委市政府加快建设步伐") & place_keys("希望市政府关注一下这个事情")
+
+
 def test_vector_index_ivf_window_and_persistence(tmp_path):
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(3000, 32)).astype(np.float32)

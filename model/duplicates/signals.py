@@ -96,6 +96,7 @@ PLACE_SUFFIXES = (
 _NOT_IN_NAME = set("的了是我你他她它们在有和就不都也很到说要去会着没这那么吗吧呢啊呀哦嗯请您个该此各所本某附近条家边旁对从被把给让向往于与及或等为上下里外前后内中其每哪什")
 _GENERIC = {"马路", "道路", "公路", "铁路", "小路", "大路", "街道", "社区", "小区", "学校", "医院", "公园", "广场",
             "市场", "商场", "中心", "公司", "工地", "项目", "酒店", "新城", "老城", "县城", "市区", "城区", "农村"}
+_AUTHORITY = ("政府",)  # 府 ends estate names ("金地三千府"), but 政府 is the authority written to
 
 
 def place_keys(text: str) -> set[str]:
@@ -115,6 +116,8 @@ def place_keys(text: str) -> set[str]:
                     if any(ch in _NOT_IN_NAME for ch in head) or head.isascii():
                         break
                     key = head + suf
+                    if key.endswith(_AUTHORITY):  # "市政府", "要求政府": who is asked, not where it happens
+                        break
                     if key not in _GENERIC and head not in _GENERIC:
                         out.add(key)
                 start = run.find(suf, end)
