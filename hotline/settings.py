@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     ambiguous_margin: float | None = Field(None, ge=0, le=1, description="AMBIGUOUS: top-2 probability gap below this.")
     novel_similarity: float | None = Field(None, ge=0, le=1, description="NOVEL_MATTER: best list-item cosine below this.")
     repeated_return: int | None = Field(None, ge=1, le=100, description="REPEATED_RETURN from this many returns (退单).")
+    title_weight: float | None = Field(None, ge=0, le=1, description="The title's (call-taker's summary) share of the query embedding.")
     fusion_lists_weight: float | None = Field(None, ge=0, le=1, description="Fusion: the lists' share of the geometric mean (1 = lists only).")
     fusion_temperature: float | None = Field(None, gt=0, le=10, description="Fusion: temperature of the fused distribution.")
     disagree_model: float | None = Field(None, ge=0, le=1, description="MODEL_LIST_DISAGREE: the classifier at least this sure ...")
@@ -64,7 +65,8 @@ class Settings(BaseSettings):
         """``RouterConfig`` with the knobs set here (unset ones keep their documented defaults)."""
         from model.router import RouterConfig
 
-        knobs = ("auto_dispatch_confidence", "low_confidence", "ambiguous_margin", "novel_similarity", "repeated_return")
+        knobs = ("auto_dispatch_confidence", "low_confidence", "ambiguous_margin", "novel_similarity", "repeated_return",
+                 "title_weight")
         return RouterConfig(**{k: getattr(self, k) for k in knobs if getattr(self, k) is not None})
 
     def fusion_config(self):

@@ -99,3 +99,29 @@ def test_jsonl_reader_reports_bad_lines(tmp_path):
     assert [t.id for t in tickets] == ["a", "c"]
     assert [p.split(":")[0] for p in problems] == ["2", "3", "4", "5", "8"]
     assert "content" in problems[1] and "not UTF-8" in problems[-1]
+
+
+def test_title_weight_mixes_the_title_into_the_query(router):
+    """title_weight 0: the title does not change the query; 1: the title alone is the query; between: a mix."""
+    import dataclasses
+
+    import numpy as np
+
+    from model.router import ZeroShotRouter
+
+    t = Ticket(title="拖欠工资", content="小区楼下烧烤店油烟太大，晚上窗户都不敢开")
+    enc = router.index.encoder
+    full, title = enc.encode_queries([t.text, t.title])
+
+    def query(w):
+        r = ZeroShotRouter(router.lists, router.index, dataclasses.replace(router.config, title_weight=w))
+        return r.query_vectors([t])[0]
+
+    assert np.allclose(query(0.0), full, atol=1e-5)
+    assert np.allclose(query(1.0), title / np.linalg.norm(title), atol=1e-5)
+    mid = query(0.5)
+    assert abs(np.linalg.norm(mid) - 1) < 1e-5 and float(mid @ title) > float(full @ title)
+    # untitled tickets are never mixed
+    plain = Ticket(content=t.content)
+    assert np.allclose(ZeroShotRouter(router.lists, router.index, dataclasses.replace(router.config, title_weight=1.0))
+                       .query_vectors([plain])[0], enc.encode_queries([plain.text])[0], atol=1e-5)
