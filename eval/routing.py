@@ -127,3 +127,18 @@ def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size:
     if return_all:
         return report, tickets, labels, suggestions
     return report
+
+
+def precedents_from_file(router, path: Path, config=None, batch_size: int = 32) -> int:
+    """Give ``router`` the tickets of a labelled CSV (id, title, content, lead[, co]) as precedents: settled tickets
+    that vote on similar ones (model/precedents.py). Returns how many."""
+    from model.precedents import Precedent, PrecedentMemory
+
+    tickets, labels = read_labelled_csv(path)
+    co = read_co_column(path) or [[] for _ in tickets]
+    vecs = router.query_vectors(tickets, batch_size=batch_size)
+    mem = PrecedentMemory(vecs.shape[1], config) if config is not None else PrecedentMemory(vecs.shape[1])
+    mem.add([Precedent(id=str(t.id), lead=lab, co=tuple(c), text=t.text, source="file")
+             for t, lab, c in zip(tickets, labels, co)], vecs)
+    router.precedents = mem
+    return len(mem)

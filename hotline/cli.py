@@ -386,6 +386,15 @@ def _dedup_at_windows(pairs: Path, messages: Path) -> dict:
         fail(f"duplicate pairs: {' '.join(str(e).split())}")
 
 
+def _precedents_or_fail(router, path: Path) -> int:
+    from eval.routing import precedents_from_file
+
+    if not path.is_file():
+        fail(f"--precedents {path}: no such file")
+    _labelled_or_fail(path)  # one line naming what to fix
+    return precedents_from_file(router, path, get_settings().precedent_config())
+
+
 @eval_app.command("routing")
 def eval_routing(
     data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (roster code or 'locality')")],
@@ -397,6 +406,8 @@ def eval_routing(
     dup_messages: Annotated[Optional[Path], typer.Option("--dup-messages", help="message CSV the pairs refer to (default: the one "
                             "beside --dup-pairs that holds every id)")] = None,
     rows: Annotated[str, typer.Option("--rows", help="all | even | odd: the even rows tune, the odd rows judge (a held-out half)")] = "all",
+    precedents: Annotated[Optional[Path], typer.Option("--precedents", help="CSV of settled tickets (id, title, content, lead): "
+                          "precedents that vote on similar tickets, as decisions do in serving (both routers)")] = None,
 ) -> None:
     """Lead top-1 / top-3 of the router on a labelled CSV beside a TF-IDF baseline (and the zero-shot router when a
     trained version is evaluated); with --out a report folder a reviewer can open."""
@@ -413,6 +424,9 @@ def eval_routing(
         co_gold = [co_gold[i] for i in keep] if co_gold is not None else None
     messages = _dup_messages_or_fail(dup_pairs, dup_messages) if dup_pairs is not None else None
     router = _eval_router(model_version if model_version is not None else get_settings().model_version)
+    if precedents is not None:
+        n_prec = _precedents_or_fail(router, precedents)
+        typer.echo(f"{n_prec} precedents from {precedents.name} (weight {get_settings().precedent_weight})")
     names = _department_names(router)
     _warn_unknown_labels(labels, names)
     suggestions = route_all(router, tickets)
@@ -429,6 +443,8 @@ def eval_routing(
     if not _is_zero_shot(router):
         del router
         zr = _eval_router("none")
+        if precedents is not None:
+            _precedents_or_fail(zr, precedents)
         zero, zero_version = route_all(zr, tickets), zr.model_version
         del zr
         z = score_suggestions(zero, labels)

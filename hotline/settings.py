@@ -61,6 +61,20 @@ class Settings(BaseSettings):
     auto_lists_confidence: float | None = Field(None, ge=0, le=1, description="Fusion auto-dispatch: the lists alone at least this sure (and the model agrees).")
     co_threshold: float | None = Field(None, ge=0, le=1, description="Fusion: co-handling sigmoid threshold of the classifier's co head.")
 
+    # --- precedents (判例): settled tickets vote on similar new ones (model/precedents.py; README "What precedents buy")
+    precedent_weight: float = Field(0.2, ge=0, le=1, description="Precedents' share of the lead distribution (0 = off).")
+    precedent_k: int = Field(10, ge=1, le=100, description="Nearest precedents that vote.")
+    precedent_min_similarity: float = Field(0.9, ge=0, le=1, description="Precedents: e5 cosine below this is not similar.")
+    precedent_temperature: float = Field(0.03, gt=0, le=1, description="Precedents: sharpness of the similarity weights.")
+    precedent_sync_seconds: float = Field(5.0, ge=0, le=3600, description="Serving: how often the precedents are re-read "
+                                          "from the database (decisions taken by other processes; 0 = before every suggestion).")
+
+    def precedent_config(self):
+        from model.precedents import PrecedentConfig
+
+        return PrecedentConfig(weight=self.precedent_weight, k=self.precedent_k, min_similarity=self.precedent_min_similarity,
+                               temperature=self.precedent_temperature)
+
     def router_config(self):
         """``RouterConfig`` with the knobs set here (unset ones keep their documented defaults)."""
         from model.router import RouterConfig

@@ -70,11 +70,6 @@ class FusionRouter(ZeroShotRouter):
         self.model_version = f"{classifier.version}+lists@{lists.version}"
 
     # ------------------------------------------------------------------------------ pieces
-    def group(self, code: str) -> str:
-        """The classifier's label for a department code (every street office/town is ``locality``)."""
-        d = self.lists.departments.get(code)
-        return LOCALITY if code == LOCALITY or (d is not None and d.kind == "locality") else code
-
     def model_views(self, tickets: list[Ticket], batch_size: int = 32) -> list[ModelView]:
         texts = [join_texts([t.title or "", t.content]) for t in tickets]
         lead, co = self.classifier.predict_proba(texts, batch_size=batch_size)
@@ -136,11 +131,12 @@ class FusionRouter(ZeroShotRouter):
         if view is None:
             view = self.model_views([ticket])[0]
         a = self.analyse(ticket, query_vec)
-        probs = self.fuse(a, view)
+        probs, near = self.with_precedents(ticket, self.fuse(a, view), query_vec)
         lead = a.rule.rule.lead if a.rule else max(probs, key=probs.get)
         co = {c: p for c, p in self.co_handlers(view).items() if c != self.group(lead)}
         extra = [r for r in [self.disagreement(a, view)] if r is not None]
-        return self.suggest(ticket, a, probs, co_extra=co, extra_reasons=extra, auto_gate=self.auto_gate(a, view, lead))
+        return self.suggest(ticket, a, probs, co_extra=co, extra_reasons=extra, auto_gate=self.auto_gate(a, view, lead),
+                            precedents=near)
 
     def auto_gate(self, a: Analysis, view: ModelView, lead: str) -> bool:
         """Routine enough to go out unchecked: the lists alone are sure of the lead and the model's top label

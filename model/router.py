@@ -23,6 +23,7 @@ from responsibility_lists.loader import ResponsibilityLists
 from responsibility_lists.schema import LOCALITY, BoundaryRule
 
 from .locality import Location, Locator
+from .precedents import Neighbour, PrecedentMemory
 from .retrieval import ItemHit, ListIndex
 from .suggestion import Candidate, DepartmentScore, Evidence, Reason, Suggestion, Ticket
 
@@ -85,6 +86,7 @@ class ZeroShotRouter:
         self.locator = Locator(lists.gazetteer)
         self.codes = sorted({r.department for r in lists.items})  # departments that own items (+ locality)
         self.model_version = f"{ZERO_SHOT_VERSION}@{lists.version}"
+        self.precedents: PrecedentMemory | None = None  # settled tickets that vote on similar ones (model/precedents.py)
 
     # ---------------------------------------------------------------------------- pieces
     def match_rules(self, text: str) -> list[RuleMatch]:
@@ -94,6 +96,22 @@ class ZeroShotRouter:
             if ok:
                 out.append(RuleMatch(rule, hits))
         return sorted(out, key=lambda m: -m.strength)
+
+    def group(self, code: str) -> str:
+        """The routing label of a department code (every street office/town is ``locality``)."""
+        d = self.lists.departments.get(code)
+        return LOCALITY if code == LOCALITY or (d is not None and d.kind == "locality") else code
+
+    def with_precedents(self, ticket: Ticket, probs: dict[str, float], query_vec: np.ndarray
+                        ) -> tuple[dict[str, float], list[Neighbour]]:
+        """``probs`` mixed with the vote of the nearest settled tickets (unchanged when none is similar)."""
+        mem = self.precedents
+        if mem is None or not len(mem) or mem.config.weight <= 0:
+            return probs, []
+        near = mem.neighbours(query_vec, exclude=ticket.id)
+        if not near:
+            return probs, []
+        return mem.mix(probs, mem.vote(near, self.group), self.group), near
 
     def department_scores(self, hits: list[ItemHit]) -> dict[str, float]:
         best: dict[str, list[float]] = defaultdict(list)
@@ -148,10 +166,12 @@ class ZeroShotRouter:
         if query_vec is None:
             query_vec = self.query_vectors([ticket])[0]
         a = self.analyse(ticket, query_vec)
-        return self.suggest(ticket, a, a.probs)
+        probs, near = self.with_precedents(ticket, a.probs, query_vec)
+        return self.suggest(ticket, a, probs, precedents=near)
 
     def suggest(self, ticket: Ticket, a: Analysis, probs: dict[str, float], co_extra: dict[str, float] | None = None,
-                extra_reasons: list[Reason] | None = None, auto_gate: bool = True) -> Suggestion:
+                extra_reasons: list[Reason] | None = None, auto_gate: bool = True,
+                precedents: list[Neighbour] | None = None) -> Suggestion:
         """The suggestion from an analysis and a lead distribution over department codes (the lists' own, or
         fused with a classifier). ``co_extra``: co-handlers proposed by a model (code -> probability);
         ``auto_gate``: a further condition for auto-dispatch (fusion: the model and the lists agree)."""
@@ -193,6 +213,11 @@ class ZeroShotRouter:
         if rule:
             evidence.append(Evidence(department=rule.rule.lead, item_id=f"rule:{rule.rule.id}", item=rule.rule.matter,
                                      score=1.0, type="rule", text=rule.rule.conditions))
+        for n in (precedents or [])[: self.precedents.config.evidence if self.precedents else 0]:
+            p = n.precedent
+            how = "经裁定" if p.source == "decision" else ("经派单员改派" if p.source == "override" else "已")
+            evidence.append(Evidence(department=p.lead, item_id=f"ticket:{p.id}", type="precedent", score=round(n.similarity, 4),
+                                     item=f"相似工单 #{p.id} {how}由{self.lists.name_of(p.lead)}牵头", text=p.text[:80] or None))
         wanted = {lead_code, *co_codes}
         for h in hits:
             if len(evidence) >= cfg.evidence_items:

@@ -78,7 +78,7 @@ class Evidence(BaseModel):
     item_id: str
     item: str
     score: float
-    type: Literal["item", "rule", "locality"] = "item"
+    type: Literal["item", "rule", "locality", "precedent"] = "item"
     text: str | None = None
 
 

@@ -8,6 +8,7 @@ created; the router is built at start-up unless one is passed in.
 from __future__ import annotations
 
 import asyncio
+import copy
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hotline.settings import Settings, get_settings
 from model.router import ZeroShotRouter
-from serving import dedup, errors, logs
+from serving import dedup, errors, logs, precedents
 from serving.bootstrap import open_store
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import arbitration, duplicates, ops, routing, tickets
@@ -30,6 +31,9 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
                store: Store | None = None) -> FastAPI:
     settings = settings or get_settings()
     store = store or open_store(settings)
+    if router is not None:  # this app's own view: its precedents are its database's, the heavy parts are shared
+        router = copy.copy(router)
+        router.precedents = None
     logs.install()
 
     @asynccontextmanager
@@ -45,6 +49,8 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
                 config=settings.router_config(), fusion=settings.fusion_config(),
                 dtype=settings.encoder_dtype, num_threads=settings.torch_threads,
             )
+        # the precedents: every ticket a person settled, from the database
+        await asyncio.to_thread(precedents.service(app).sync, True)
         # the duplicate index: saved state if it matches the database, else rebuilt from the stored tickets
         await asyncio.to_thread(dedup.service(app).open)
         try:
@@ -61,8 +67,10 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
     app.state.metrics = Metrics(store)
     app.state.on_ticket = None  # hook for the duplicate index (issue 6) to see every stored ticket
     app.state.dedup = None      # serving.dedup.DedupService, installed once the router (encoder) exists
+    app.state.precedents = None  # serving.precedents.PrecedentService: settled tickets that vote (same)
     if router is not None:
         dedup.install(app)      # opened lazily at the first ticket (or at start-up, in the lifespan)
+        precedents.install(app)  # read at the first suggestion (or at start-up)
 
     errors.install(app)
     for r in (ops.router, routing.router, tickets.router, arbitration.router, duplicates.router):

@@ -13,8 +13,8 @@ ROLES = ("dispatcher", "arbitrator", "admin")
 OILY = {"content": "小区楼下烧烤店油烟太大，晚上窗户都不敢开", "address": "梅林路幸福里小区3号楼", "caller": "13812345678"}
 
 
-def make_client(url, tmp_path, router):
-    settings = Settings(data_dir=tmp_path, database_url=url, phone_salt="api-test-salt", api_max_batch=5)
+def make_client(url, tmp_path, router, **overrides):
+    settings = Settings(data_dir=tmp_path, database_url=url, phone_salt="api-test-salt", api_max_batch=5, **overrides)
     app = create_app(settings, router=router)
     store = app.state.store
     keys = {r: store.create_key(r, f"{r}-test")[1] for r in ROLES}

@@ -180,3 +180,37 @@ def test_fusion_knobs_from_settings(monkeypatch):
     monkeypatch.setenv("HOTLINE_TITLE_WEIGHT", "1.5")
     with pytest.raises(ValueError, match="title_weight"):
         Settings()
+
+
+def test_eval_routing_with_precedents(cli, tmp_path, monkeypatch):
+    """--precedents: a labelled file of settled tickets votes on similar tickets (here: the same texts, settled
+    against the lists); a missing or unlabelled file is one line."""
+    import csv
+
+    texts = ["公司拖欠我三个月工资不发，老板跑了", "小区门口的路灯坏了一个多月没人修", "孩子学校食堂的饭菜很差，还不卫生",
+             "菜市场门口有人占道经营，堵得车都过不去"]
+    data, prec = tmp_path / "data.csv", tmp_path / "settled.csv"
+    for path, prefix in ((data, "D"), (prec, "P")):
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["id", "title", "content", "lead"])
+            w.writeheader()
+            w.writerows({"id": f"{prefix}{i}", "title": "", "content": t, "lead": "taxation"} for i, t in enumerate(texts))
+    monkeypatch.setenv("HOTLINE_MODEL_VERSION", "none")
+    monkeypatch.setenv("HOTLINE_PRECEDENT_WEIGHT", "0.9")
+
+    def top1(*extra):
+        get_settings.cache_clear()
+        out = tmp_path / f"r{len(extra)}"
+        r = cli("eval", "routing", "--data", str(data), "--no-baseline", "--out", str(out), *extra)
+        assert r.exit_code == 0, r.output
+        return json.loads((out / "metrics.json").read_text(encoding="utf-8"))["router"]["top1"], r.output
+
+    without, _ = top1()
+    with_prec, output = top1("--precedents", str(prec))
+    assert without == 0.0 and with_prec >= 0.75 and "4 precedents from settled.csv" in output
+    get_settings.cache_clear()
+    r = cli("eval", "routing", "--data", str(data), "--no-baseline", "--precedents", str(tmp_path / "nope.csv"))
+    assert r.exit_code != 0 and "nope.csv" in r.output and "Traceback" not in r.output
+    (tmp_path / "bad.csv").write_text("id,content\n1,没有牵头单位列\n", encoding="utf-8")
+    r = cli("eval", "routing", "--data", str(data), "--no-baseline", "--precedents", str(tmp_path / "bad.csv"))
+    assert r.exit_code != 0 and "lead" in r.output and "Traceback" not in r.output

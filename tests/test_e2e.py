@@ -2,7 +2,8 @@
 submits a ticket, sees the suggestion and dispatches; the same complaint again shows the duplicate warning with
 links (accepted with Alt+1); a third time it goes to arbitration as REPEAT_COMPLAINT; another ticket is sent to
 arbitration with Alt+3; the arbitrator sees the queue (reasons, returns), the duplicate links of a ticket, and
-claims and decides one in the workbench. Screenshots go to reports/e2e/ (HOTLINE_E2E_DIR)."""
+claims and decides one in the workbench; the decision is cited at once as a precedent for a similar new ticket.
+Screenshots go to reports/e2e/ (HOTLINE_E2E_DIR)."""
 from __future__ import annotations
 
 import os
@@ -235,6 +236,15 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     t = store.get(tid2)
     assert t["status"] == "decided" and t["lead"] == "housing_construction" and t["co"] == ["urban_management"]
     assert t["decisions"][0]["arbitrator"] == "e2e-arbitrator#2"
+
+    # the decision is a precedent (判例) at once: a similar new ticket cites it, linked to the decided ticket
+    drv.get(f"{base}/#key={keys['dispatcher']}")
+    submit(drv, "楼上邻居装修噪音扰民，物业也不管")
+    prec = wait(drv, "[data-testid=suggestion] [data-testid=evidence] li[data-type=precedent] a")
+    assert f"相似工单 #{tid2}" in prec.text and "经裁定" in prec.text
+    assert prec.get_attribute("href").endswith(f"/workbench#t={tid2}")
+    assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=evidence] img") and drv.title != "pwned"
+    shot(drv, "06-widget-precedent")
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

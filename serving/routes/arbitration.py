@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request
 
 from serving.auth import Arbitrator
 from serving.deps import RouterDep, StoreDep
+from serving.precedents import invalidate as invalidate_precedents
 from serving.routes.schemas import DecisionIn, QueueItem, TicketOut
 from serving.routes.tickets import TicketId, check_codes
 
@@ -39,6 +40,7 @@ def decide(user: Arbitrator, ticket_id: TicketId, body: DecisionIn, r: RouterDep
     out = store.decide(ticket_id, body.lead, body.co, body.rationale, actor=user.actor,
                        clarification=body.clarification, admin=user.is_admin)
     request.app.state.metrics.decisions.inc()
+    invalidate_precedents(request.app)
     return TicketOut(**out)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Request
 from serving.auth import Dispatcher, Staff
 from serving.deps import RouterDep, StoreDep
 from serving.errors import InputError
+from serving.precedents import invalidate as invalidate_precedents
 from serving.routes.schemas import CloseIn, DispatchIn, EscalateIn, ReturnIn, TicketIn, TicketOut
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
@@ -54,6 +55,7 @@ def dispatch(user: Dispatcher, ticket_id: TicketId, body: DispatchIn, r: RouterD
     out = store.dispatch(ticket_id, body.lead, body.co, actor=user.actor)
     accepted = next(e for e in reversed(out["history"]) if e["kind"] == "dispatched")["data"]["accepted"]
     request.app.state.metrics.dispatches.labels(str(accepted).lower()).inc()
+    invalidate_precedents(request.app)
     return TicketOut(**out)
 
 
@@ -64,6 +66,7 @@ def return_ticket(user: Dispatcher, ticket_id: TicketId, body: ReturnIn, r: Rout
     check_codes(r, body.department, field="department")
     out = store.return_ticket(ticket_id, body.reason, actor=user.actor, department=body.department)
     request.app.state.metrics.returns.inc()
+    invalidate_precedents(request.app)
     return TicketOut(**out)
 
 

@@ -16,8 +16,12 @@ function suggestionCard(s, testid) {
     card.append(el("h3", {}, "提示"), ul);
   }
   const ev = el("ul", { "data-testid": "evidence" });
-  for (const e of s.evidence) ev.append(el("li", {}, `${e.item}`, el("span", { class: "muted" }, ` [${e.item_id}] ${e.text ? "· " + e.text.slice(0, 60) : ""}`)));
-  card.append(el("h3", {}, "依据（权责清单）"), ev);
+  for (const e of s.evidence) {
+    // a precedent (判例): a settled ticket, opened in the workbench
+    const head = e.type === "precedent" ? el("a", { href: `/workbench#t=${e.item_id.replace("ticket:", "")}`, target: "_blank" }, e.item) : `${e.item}`;
+    ev.append(el("li", { "data-type": e.type }, head, el("span", { class: "muted" }, ` [${e.item_id}] ${e.text ? "· " + e.text.slice(0, 60) : ""}`)));
+  }
+  card.append(el("h3", {}, "依据（权责清单、判例）"), ev);
   card.append(el("p", { class: "muted" }, "候选：" + s.candidates.map((c) => `${c.code} ${(c.score * 100).toFixed(0)}%`).join("  ")));
   return card;
 }

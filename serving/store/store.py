@@ -380,11 +380,16 @@ class Store:
             return [{**decision_view(d), "excerpt": t.content[:120]} for d, t in rows]
 
     # ---------------------------------------------------------------- training data
-    def training_rows(self) -> Iterator[dict]:
-        """Labels for the next training run: each ticket's latest arbitration decision; otherwise its latest
-        dispatch when that overrode the suggestion and was not returned afterwards."""
+    def events_version(self) -> int:
+        """The latest event id: every decision, dispatch and return appends one, so an unchanged value means that
+        :meth:`settled_rows` has not changed either (a cheap check before reading them all)."""
         with self.Session() as s:
-            decided: set[int] = set()
+            return int(s.scalar(select(func.max(EventRow.id))) or 0)
+
+    def settled_rows(self) -> list[dict]:
+        """Tickets whose owner a person settled, by ticket id: the latest arbitration decision; otherwise the latest
+        dispatch when it overrode the suggestion and was not returned afterwards. Training data and precedents."""
+        with self.Session() as s:
             latest: dict[int, tuple] = {}
             for d, t in s.execute(select(DecisionRow, TicketRow).join(TicketRow, TicketRow.id == DecisionRow.ticket_id)
                                   .order_by(DecisionRow.id)):
@@ -398,10 +403,19 @@ class Store:
             for tid, (t, f) in fb_latest.items():
                 if not f.accepted and t.status in ("dispatched", "closed") and t.lead == f.lead:
                     latest[tid] = (t, f.lead, f.co, "override")
+            out = []
             for tid in sorted(latest):
                 t, lead, co, source = latest[tid]
-                yield {"id": t.external_id or str(t.id), "text": f"{t.title}。{t.content}" if t.title else t.content,
-                       "lead": lead, "co": co or "", "created_at": iso(t.created_at), "source": source}
+                out.append({"ticket_id": t.id, "external_id": t.external_id, "title": t.title, "content": t.content,
+                            "lead": lead, "co": co or "", "created_at": iso(t.created_at), "source": source})
+            return out
+
+    def training_rows(self) -> Iterator[dict]:
+        """Labels for the next training run (:meth:`settled_rows` in the export's columns)."""
+        for r in self.settled_rows():
+            yield {"id": r["external_id"] or str(r["ticket_id"]),
+                   "text": f"{r['title']}。{r['content']}" if r["title"] else r["content"],
+                   "lead": r["lead"], "co": r["co"], "created_at": r["created_at"], "source": r["source"]}
 
     # ---------------------------------------------------------------- duplicates (issue 6 §3)
     def dedup_rows(self, *, pending_only: bool = False, ids: list[int] | None = None) -> list[dict]:

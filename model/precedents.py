@@ -1,0 +1,139 @@
+"""Precedents (判例): tickets whose owner a person settled — an arbitration decision, or a dispatcher's
+override that was not returned — vote on the lead of similar new tickets, right away, before any retraining.
+
+The arbitration group's decisions are how a centre's own conventions enter the lists; a precedent applies them to
+the next similar ticket the moment they are taken. Each precedent is one e5 query vector (the same vectors the
+router searches the lists with) in a faiss inner-product index. A new ticket's ``k`` nearest precedents at or
+above ``min_similarity`` vote, each with weight ``exp((cos - 1) / temperature)``; the router mixes the vote into
+its lead distribution as a weighted geometric mean (``weight`` = the precedents' share) and cites the nearest
+precedents as evidence. A matched joint-handling rule still decides (policy). Defaults chosen on half of
+``routing_dev.csv`` (README, "What precedents buy").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import faiss
+import numpy as np
+
+EPS = 1e-3  # a department no precedent names keeps this much of the vote (log-space floor)
+
+
+@dataclass
+class PrecedentConfig:
+    weight: float = 0.2          # the precedents' share of the geometric mean (0 = precedents off)
+    k: int = 10                  # nearest precedents that vote
+    min_similarity: float = 0.9  # e5 cosine below which a precedent is not "similar"
+    temperature: float = 0.03    # sharpness of the similarity weights
+    evidence: int = 2            # nearest precedents cited as evidence
+
+
+@dataclass(frozen=True)
+class Precedent:
+    id: str                      # the ticket that was settled (the store's id, or a file's id)
+    lead: str                    # department code (a street office/town counts as ``locality`` when voting)
+    co: tuple[str, ...] = ()
+    text: str = ""
+    source: str = "decision"     # decision (arbitration) | override (dispatcher) | file
+
+
+@dataclass
+class Neighbour:
+    precedent: Precedent
+    similarity: float
+
+
+@dataclass
+class PrecedentMemory:
+    dim: int
+    config: PrecedentConfig = field(default_factory=PrecedentConfig)
+
+    def __post_init__(self):
+        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        self._by_row: dict[int, Precedent] = {}
+        self._row_of: dict[str, int] = {}
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self._by_row)
+
+    def __contains__(self, precedent_id: str) -> bool:
+        return str(precedent_id) in self._row_of
+
+    def get(self, precedent_id: str) -> Precedent | None:
+        row = self._row_of.get(str(precedent_id))
+        return None if row is None else self._by_row[row]
+
+    def add(self, precedents: list[Precedent], vectors: np.ndarray) -> None:
+        """Add precedents; one with the id of a stored one replaces it (a later decision on the same ticket wins)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(precedents), self.dim)
+        if not precedents:
+            return
+        self.remove([p.id for p in precedents])
+        rows = np.arange(self._next, self._next + len(precedents), dtype=np.int64)
+        self._next += len(precedents)
+        self.index.add_with_ids(vectors, rows)
+        for p, r in zip(precedents, rows.tolist()):
+            self._by_row[r] = p
+            self._row_of[str(p.id)] = r
+
+    def remove(self, ids: list[str]) -> int:
+        rows = [self._row_of.pop(str(i)) for i in ids if str(i) in self._row_of]
+        if rows:
+            self.index.remove_ids(np.asarray(rows, dtype=np.int64))
+            for r in rows:
+                del self._by_row[r]
+        return len(rows)
+
+    def neighbours(self, query_vec: np.ndarray, exclude: str | None = None) -> list[Neighbour]:
+        """The ``k`` nearest precedents at or above ``min_similarity``, nearest first (``exclude``: a ticket's own)."""
+        cfg = self.config
+        if not len(self) or cfg.k <= 0:
+            return []
+        k = min(cfg.k + (1 if exclude is not None else 0), len(self))
+        sims, rows = self.index.search(np.asarray(query_vec, dtype=np.float32).reshape(1, -1), k)
+        out = []
+        for s, r in zip(sims[0].tolist(), rows[0].tolist()):
+            p = self._by_row.get(r)
+            if p is None or s < cfg.min_similarity or (exclude is not None and p.id == str(exclude)):
+                continue
+            out.append(Neighbour(p, float(s)))
+        return out[: cfg.k]
+
+    def vote(self, neighbours: list[Neighbour], group: Callable[[str], str] = lambda c: c) -> dict[str, float]:
+        """The neighbours' lead distribution over ``group(lead)`` labels (sums to 1; empty without neighbours)."""
+        t = max(self.config.temperature, 1e-4)
+        votes: dict[str, float] = {}
+        for n in neighbours:
+            g = group(n.precedent.lead)
+            votes[g] = votes.get(g, 0.0) + math.exp((n.similarity - 1.0) / t)
+        total = sum(votes.values())
+        return {g: v / total for g, v in votes.items()} if total > 0 else {}
+
+    def mix(self, probs: dict[str, float], vote: dict[str, float], group: Callable[[str], str] = lambda c: c) -> dict[str, float]:
+        """``probs`` (department codes) mixed with ``vote`` (group labels): ``(1 - w)·log p + w·log vote``, renormalised.
+        A group's vote is shared among its codes as ``probs`` shares the group (the towns under ``locality``)."""
+        w = min(max(self.config.weight, 0.0), 1.0)
+        if not vote or w == 0:
+            return dict(probs)
+        probs = dict(probs)
+        for g in vote:  # a department the precedents name but no list item scored
+            if not any(group(c) == g for c in probs):
+                probs[g] = 0.0
+        mass: dict[str, float] = {}
+        members: dict[str, int] = {}
+        for c, p in probs.items():
+            g = group(c)
+            mass[g] = mass.get(g, 0.0) + p
+            members[g] = members.get(g, 0) + 1
+        codes = list(probs)
+        logits = np.empty(len(codes))
+        for i, c in enumerate(codes):
+            g = group(c)
+            share = probs[c] / mass[g] if mass[g] > 0 else 1.0 / members[g]
+            logits[i] = (1 - w) * math.log(probs[c] + EPS) + w * math.log(vote.get(g, 0.0) * share + EPS)
+        e = np.exp(logits - logits.max())
+        p = e / e.sum()
+        return dict(zip(codes, p.tolist()))

@@ -1,0 +1,129 @@
+"""The router's precedents (判例) in the service: every ticket a person settled (an arbitration decision, or a
+dispatcher's override that was not returned) votes on similar new tickets (model/precedents.py).
+
+The settled tickets are read from the database (``Store.settled_rows``): at start-up, at most every
+``precedent_sync_seconds`` before a suggestion (so decisions taken by another process arrive too), and right after
+this process records a decision, a dispatch or a return. A changed set is built into a new memory and swapped in
+whole, so a suggestion being made meanwhile sees the old one or the new one, never half of each. Each settled
+ticket is embedded once: vectors are kept under ``data_dir/precedents`` by ticket and text (a cache; removing it
+only costs the time to embed again).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.precedents import Precedent, PrecedentMemory
+from model.suggestion import Ticket
+
+log = logging.getLogger("hotline.precedents")
+
+
+def _key(row: dict) -> str:
+    h = hashlib.blake2b(f"{row['title'] or ''}\x00{row['content']}".encode("utf-8"), digest_size=8).hexdigest()
+    return f"{row['ticket_id']}:{h}"
+
+
+class PrecedentService:
+    def __init__(self, settings, store, router):
+        self.settings = settings
+        self.store = store
+        self.router = router
+        self.config = settings.precedent_config()
+        enc = router.index.encoder
+        tag = hashlib.blake2b(f"{enc.fingerprint}|{router.config.title_weight}".encode(), digest_size=6).hexdigest()
+        self.cache_path = Path(settings.data_dir) / "precedents" / f"vectors-{tag}.npz"
+        self._vectors: dict[str, np.ndarray] | None = None
+        self._state: tuple | None = None  # what the current memory was built from
+        self._version: int | None = None  # the store's events_version when it was read
+        self._due = 0.0
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------------- vectors
+    def _load_cache(self) -> dict[str, np.ndarray]:
+        try:
+            with np.load(self.cache_path, allow_pickle=False) as z:
+                return dict(zip(z["keys"].tolist(), z["vectors"]))
+        except (OSError, ValueError, KeyError):
+            return {}
+
+    def _save_cache(self) -> None:
+        try:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            keys = list(self._vectors)
+            tmp = self.cache_path.with_name(self.cache_path.name + ".tmp.npz")
+            vecs = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, self.router.index.encoder.dim), np.float32)
+            np.savez(tmp, keys=np.asarray(keys, dtype=str), vectors=vecs)
+            tmp.replace(self.cache_path)
+        except OSError as e:  # a cache: never fail a request for it
+            log.warning("could not save precedent vectors to %s: %s", self.cache_path, e)
+
+    # -------------------------------------------------------------------------------------- sync
+    def invalidate(self) -> None:
+        """Re-read at the next suggestion (this process just recorded a decision, dispatch or return)."""
+        self._due = 0.0
+
+    def sync(self, force: bool = False) -> None:
+        if self.config.weight <= 0:
+            return
+        now = time.monotonic()
+        if not force and now < self._due:
+            return
+        with self._lock:
+            if not force and time.monotonic() < self._due:
+                return
+            version = self.store.events_version()  # cheap: nothing settled changed unless this moved
+            if version != self._version:
+                rows = self.store.settled_rows()
+                state = tuple((r["ticket_id"], _key(r), r["lead"], r["co"], r["source"]) for r in rows)
+                if state != self._state:
+                    self._rebuild(rows)
+                    self._state = state
+                self._version = version
+            self._due = time.monotonic() + self.settings.precedent_sync_seconds
+
+    def _rebuild(self, rows: list[dict]) -> None:
+        if self._vectors is None:
+            self._vectors = self._load_cache()
+        keys = [_key(r) for r in rows]
+        missing = [(k, r) for k, r in zip(keys, rows) if k not in self._vectors]
+        if missing:
+            tickets = [Ticket(id=str(r["ticket_id"]), title=r["title"], content=r["content"]) for _, r in missing]
+            for (k, _), v in zip(missing, self.router.query_vectors(tickets)):
+                self._vectors[k] = np.asarray(v, dtype=np.float32)
+        kept = set(keys)
+        stale = [k for k in self._vectors if k not in kept]
+        for k in stale:
+            del self._vectors[k]
+        if missing or stale:
+            self._save_cache()
+        mem = PrecedentMemory(self.router.index.encoder.dim, self.config)
+        if rows:
+            mem.add([Precedent(id=str(r["ticket_id"]), lead=r["lead"], co=tuple(c for c in r["co"].split("|") if c),
+                               text=f"{r['title']}。{r['content']}" if r["title"] else r["content"], source=r["source"])
+                     for r in rows], np.stack([self._vectors[k] for k in keys]))
+        self.router.precedents = mem  # swapped whole
+        log.info("precedents: %d settled tickets (%d embedded now)", len(mem), len(missing))
+
+
+def install(app) -> None:
+    state = app.state
+    if getattr(state, "precedents", None) is None and state.router is not None:
+        state.precedents = PrecedentService(state.settings, state.store, state.router)
+
+
+def invalidate(app) -> None:
+    """A decision, dispatch or return was just recorded: re-read the precedents before the next suggestion."""
+    svc = getattr(app.state, "precedents", None)
+    if svc is not None:
+        svc.invalidate()
+
+
+def service(app) -> PrecedentService | None:
+    install(app)
+    return getattr(app.state, "precedents", None)

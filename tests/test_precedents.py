@@ -1,0 +1,182 @@
+"""Precedents (判例, model/precedents.py): settled tickets vote on the lead of similar new tickets — the memory
+(faiss, replace by id, similarity floor), the vote and the mix, the router citing them, and the service reading
+them from the database on both kinds (decisions, overrides, a returned override withdrawn, a restart)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dbutil import DB_KINDS
+
+from model.precedents import Precedent, PrecedentConfig, PrecedentMemory
+from model.suggestion import Ticket
+
+
+def unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def basis(i, dim=8):
+    v = np.zeros(dim, np.float32)
+    v[i] = 1
+    return v
+
+
+def test_neighbours_respect_the_similarity_floor_k_and_exclusion():
+    mem = PrecedentMemory(8, PrecedentConfig(k=2, min_similarity=0.9))
+    mem.add([Precedent("a", "health"), Precedent("b", "education"), Precedent("c", "transport")],
+            np.stack([unit(basis(0) + 0.1 * basis(1)), unit(basis(0) + 0.3 * basis(2)), basis(5)]))
+    near = mem.neighbours(basis(0))
+    assert [n.precedent.id for n in near] == ["a", "b"] and near[0].similarity > near[1].similarity >= 0.9
+    assert [n.precedent.id for n in mem.neighbours(basis(0), exclude="a")] == ["b"]
+    assert mem.neighbours(basis(3)) == []  # nothing similar: no vote
+    assert mem.neighbours(basis(5))[0].precedent.lead == "transport"
+
+
+def test_a_later_decision_on_the_same_ticket_replaces_the_earlier_and_remove_withdraws():
+    mem = PrecedentMemory(8)
+    mem.add([Precedent("7", "health")], basis(0)[None])
+    mem.add([Precedent("7", "education")], basis(0)[None])
+    assert len(mem) == 1 and mem.get("7").lead == "education"
+    assert [n.precedent.lead for n in mem.neighbours(basis(0))] == ["education"]
+    assert mem.remove(["7", "nope"]) == 1 and len(mem) == 0 and mem.neighbours(basis(0)) == []
+
+
+def test_vote_weights_nearer_precedents_more_and_groups_towns():
+    from model.precedents import Neighbour
+
+    mem = PrecedentMemory(8, PrecedentConfig(temperature=0.03))
+
+    votes = mem.vote([Neighbour(Precedent("1", "health"), 0.97), Neighbour(Precedent("2", "education"), 0.93)])
+    assert abs(sum(votes.values()) - 1) < 1e-9 and votes["health"] > 0.75
+    towns = mem.vote([Neighbour(Precedent("1", "meilin"), 0.95), Neighbour(Precedent("2", "liuxi"), 0.95)],
+                     group=lambda c: "locality" if c in ("meilin", "liuxi") else c)
+    assert towns == {"locality": 1.0}
+    assert mem.vote([]) == {}
+
+
+def test_mix_moves_the_lead_by_the_weight_and_only_then():
+    probs = {"health": 0.6, "education": 0.3, "transport": 0.1}
+    vote = {"education": 1.0}
+    strong = PrecedentMemory(8, PrecedentConfig(weight=0.2)).mix(probs, vote)
+    assert max(strong, key=strong.get) == "education" and abs(sum(strong.values()) - 1) < 1e-9
+    assert PrecedentMemory(8, PrecedentConfig(weight=0.0)).mix(probs, vote) == probs
+    weak = PrecedentMemory(8, PrecedentConfig(weight=0.05)).mix(probs, vote)
+    assert max(weak, key=weak.get) == "health" and weak["education"] > probs["education"]
+    # a department the precedents name but the lists did not score joins the distribution
+    added = PrecedentMemory(8, PrecedentConfig(weight=0.5)).mix(probs, {"taxation": 1.0})
+    assert "taxation" in added and added["taxation"] > 0.01
+    # a vote for the locality is shared among the towns as the lists share it
+    g = lambda c: "locality" if c in ("meilin", "liuxi") else c  # noqa: E731
+    town = PrecedentMemory(8, PrecedentConfig(weight=0.5)).mix({"meilin": 0.3, "liuxi": 0.1, "health": 0.6}, {"locality": 1.0}, g)
+    assert town["meilin"] > town["liuxi"] and town["meilin"] > town["health"]
+
+
+# ------------------------------------------------------------------------------------------- router
+TEXT = "我们单位拖欠了三个月工资一直不发，老板也联系不上"
+
+
+def with_memory(router, precedents, vectors, **cfg):
+    import copy
+
+    r = copy.copy(router)
+    r.precedents = PrecedentMemory(vectors.shape[1], PrecedentConfig(**cfg))
+    r.precedents.add(precedents, vectors)
+    return r
+
+
+def test_a_similar_settled_ticket_moves_the_lead_and_is_cited(router):
+    t = Ticket(content=TEXT)
+    before = router.route(t)
+    assert before.lead.code == "human_resources" and not any(e.type == "precedent" for e in before.evidence)
+    vec = router.query_vectors([t])
+    r = with_memory(router, [Precedent("41", "public_security", text="老板拖欠工资后跑路了，已报警")], vec, weight=0.5)
+    after = r.route(t)
+    assert after.lead.code == "public_security", after.candidates
+    ev = [e for e in after.evidence if e.type == "precedent"]
+    assert ev and ev[0].item_id == "ticket:41" and ev[0].department == "public_security" and ev[0].score > 0.99
+    assert "相似工单 #41" in ev[0].item and "经裁定" in ev[0].item
+    # the same ticket's own decision does not vote on itself; an unrelated precedent does not vote at all
+    assert r.route(Ticket(id="41", content=TEXT)).lead.code == "human_resources"
+    other = with_memory(router, [Precedent("42", "public_security")], router.query_vectors([Ticket(content="小区路灯坏了一个月没人修")]),
+                        weight=0.5)
+    s = other.route(t)
+    assert s.lead.code == "human_resources" and s.model_dump() == before.model_dump()
+
+
+def test_a_matched_joint_handling_rule_still_decides(router):
+    t = Ticket(content="小区里有人私搭乱建，在楼顶违章搭建了一个大棚子")
+    before = router.route(t)
+    assert any(e.type == "rule" for e in before.evidence)
+    other = next(c for c in ("health", "education", "taxation") if c != before.lead.code)
+    r = with_memory(router, [Precedent("9", other)], router.query_vectors([t]), weight=0.9)
+    assert r.route(t).lead.code == before.lead.code
+
+
+# ------------------------------------------------------------------------------------------ service
+WAGES = {"content": TEXT}
+LAMP = {"content": "小区门口的路灯坏了一个多月了，晚上黑漆漆的，老人孩子出门很不安全"}
+
+
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_decisions_and_overrides_become_precedents_in_the_service(router, tmp_path, kind):
+    from dbutil import database_url
+    from test_api import h, make_client
+
+    url, cleanup = database_url(kind, tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    c1, k1 = make_client(url, tmp_path / "a", router, precedent_weight=0.5)
+    c2, k2 = make_client(url, tmp_path / "b", router, precedent_weight=0.5, precedent_sync_seconds=0)
+    d, a = h(k1["dispatcher"]), h(k1["arbitrator"])
+
+    def lead(client, key, body):
+        r = client.post("/api/v1/route", json=body, headers=key)
+        assert r.status_code == 200, r.text
+        s = r.json()
+        return s["lead"]["code"], [e for e in s["evidence"] if e["type"] == "precedent"]
+
+    try:
+        assert lead(c1, d, WAGES) == ("human_resources", [])
+        # a dispatcher's override is a precedent until the department returns the ticket (then none is left)
+        before = lead(c1, d, LAMP)[0]
+        other = "health" if before != "health" else "civil_affairs"
+        lamp = c1.post("/api/v1/tickets", json=LAMP, headers=d).json()
+        assert c1.post(f"/api/v1/tickets/{lamp['id']}/dispatch", json={"lead": other}, headers=d).status_code == 200
+        code, ev = lead(c1, d, LAMP)
+        assert code == other and "经派单员改派" in ev[0]["item"]
+        assert c1.post(f"/api/v1/tickets/{lamp['id']}/return", json={"reason": "不属于本单位职责"}, headers=d).status_code == 200
+        assert lead(c1, d, LAMP) == (before, []) and len(c1.app.state.router.precedents) == 0
+
+        # an arbitration decision
+        t = c1.post("/api/v1/tickets", json=WAGES, headers=d).json()
+        assert c1.post(f"/api/v1/tickets/{t['id']}/escalate", json={"reason": "老板失联，可能涉嫌拒不支付劳动报酬罪"},
+                       headers=d).status_code == 200
+        assert c1.post(f"/api/v1/arbitration/{t['id']}/claim", headers=a).status_code == 200
+        r = c1.post(f"/api/v1/arbitration/{t['id']}/decision", headers=a,
+                    json={"lead": "public_security", "rationale": "老板失联，按涉嫌拒不支付劳动报酬罪移送公安"})
+        assert r.status_code == 200, r.text
+        code, ev = lead(c1, d, WAGES)  # at once, in the process that took the decision
+        assert code == "public_security" and ev[0]["item_id"] == f"ticket:{t['id']}" and "经裁定" in ev[0]["item"]
+        assert lead(c2, h(k2["dispatcher"]), WAGES)[0] == "public_security"  # another process, from the database
+        assert lead(c1, d, LAMP)[1] == []  # an unrelated ticket: no precedent
+
+        # a restart reads the decisions from the database (the vectors from the cache beside it)
+        assert list((tmp_path / "a" / "precedents").glob("vectors-*.npz"))
+        c3, k3 = make_client(url, tmp_path / "a", router, precedent_weight=0.5)
+        try:
+            assert lead(c3, h(k3["dispatcher"]), WAGES)[0] == "public_security"
+            assert len(c3.app.state.router.precedents) == 1
+        finally:
+            c3.app.state.store.dispose()
+        # precedents off: the same service suggests as before
+        c4, k4 = make_client(url, tmp_path / "b", router, precedent_weight=0.0)
+        try:
+            assert lead(c4, h(k4["dispatcher"]), WAGES) == ("human_resources", [])
+        finally:
+            c4.app.state.store.dispose()
+    finally:
+        c1.app.state.store.dispose()
+        c2.app.state.store.dispose()
+        cleanup()
