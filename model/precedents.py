@@ -87,20 +87,24 @@ class PrecedentMemory:
                 del self._by_row[r]
         return len(rows)
 
-    def neighbours(self, query_vec: np.ndarray, exclude: str | None = None) -> list[Neighbour]:
-        """The ``k`` nearest precedents at or above ``min_similarity``, nearest first (``exclude``: a ticket's own)."""
+    def neighbours(self, query_vec: np.ndarray, exclude: str | None = None, *, k: int | None = None,
+                   min_similarity: float | None = None) -> list[Neighbour]:
+        """The ``k`` nearest precedents at or above ``min_similarity`` (default: the config's), nearest first
+        (``exclude``: a ticket's own)."""
         cfg = self.config
-        if not len(self) or cfg.k <= 0:
+        want = cfg.k if k is None else k
+        floor = cfg.min_similarity if min_similarity is None else min_similarity
+        if not len(self) or want <= 0:
             return []
-        k = min(cfg.k + (1 if exclude is not None else 0), len(self))
+        k = min(want + (1 if exclude is not None else 0), len(self))
         sims, rows = self.index.search(np.asarray(query_vec, dtype=np.float32).reshape(1, -1), k)
         out = []
         for s, r in zip(sims[0].tolist(), rows[0].tolist()):
             p = self._by_row.get(r)
-            if p is None or s < cfg.min_similarity or (exclude is not None and p.id == str(exclude)):
+            if p is None or s < floor or (exclude is not None and p.id == str(exclude)):
                 continue
             out.append(Neighbour(p, float(s)))
-        return out[: cfg.k]
+        return out[:want]
 
     def vote(self, neighbours: list[Neighbour], group: Callable[[str], str] = lambda c: c) -> dict[str, float]:
         """The neighbours' lead distribution over ``group(lead)`` labels (sums to 1; empty without neighbours)."""

@@ -127,3 +127,26 @@ def invalidate(app) -> None:
 def service(app) -> PrecedentService | None:
     install(app)
     return getattr(app.state, "precedents", None)
+
+
+def similar_decisions(router, store, ticket: dict, limit: int = 5, min_similarity: float = 0.85) -> list[dict]:
+    """The workbench's 'similar past decisions': decisions on the settled tickets nearest to this one (each with its
+    ``similarity``), then recent decisions whose lead is among the ticket's candidates (``similarity`` null)."""
+    out: list[dict] = []
+    mem = getattr(router, "precedents", None)
+    if mem is not None and len(mem):
+        vec = router.query_vectors([Ticket(id=str(ticket["id"]), title=ticket.get("title"), content=ticket["content"])])[0]
+        near = [n for n in mem.neighbours(vec, exclude=str(ticket["id"]), k=limit * 2, min_similarity=min_similarity)
+                if n.precedent.source == "decision"]
+        found = store.latest_decisions([int(n.precedent.id) for n in near])
+        for n in near:
+            d = found.get(int(n.precedent.id))
+            if d is not None:
+                out.append({**d, "similarity": round(n.similarity, 4)})
+    if len(out) < limit:
+        codes = [c["code"] for c in (ticket["suggestion"] or {}).get("candidates", [])]
+        seen = {d["ticket_id"] for d in out}
+        for d in store.past_decisions(codes=codes, exclude=ticket["id"], limit=limit + len(seen)):
+            if d["ticket_id"] not in seen and len(out) < limit:
+                out.append({**d, "similarity": None})
+    return out[:limit]

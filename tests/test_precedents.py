@@ -162,6 +162,15 @@ def test_decisions_and_overrides_become_precedents_in_the_service(router, tmp_pa
         assert lead(c2, h(k2["dispatcher"]), WAGES)[0] == "public_security"  # another process, from the database
         assert lead(c1, d, LAMP)[1] == []  # an unrelated ticket: no precedent
 
+        # the workbench's similar past decisions: the nearest decided ticket first, with its similarity
+        t2 = c1.post("/api/v1/tickets", json={"content": "单位拖欠三个月工资不发，老板现在联系不上了"}, headers=d).json()
+        sim = c1.get(f"/api/v1/arbitration/{t2['id']}/similar", headers=a).json()
+        assert sim[0]["ticket_id"] == t["id"] and sim[0]["similarity"] > 0.9 and sim[0]["lead"] == "public_security"
+        assert sim[0]["rationale"].startswith("老板失联") and len(sim) == 1
+        assert c1.get(f"/api/v1/arbitration/{t['id']}/similar", headers=a).json() == []  # not its own
+        lamp_sim = c1.get(f"/api/v1/arbitration/{lamp['id']}/similar", headers=a).json()
+        assert all(x["similarity"] is None for x in lamp_sim), lamp_sim
+
         # a restart reads the decisions from the database (the vectors from the cache beside it)
         assert list((tmp_path / "a" / "precedents").glob("vectors-*.npz"))
         c3, k3 = make_client(url, tmp_path / "a", router, precedent_weight=0.5)

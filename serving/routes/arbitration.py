@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from serving.auth import Arbitrator
 from serving.deps import RouterDep, StoreDep
 from serving.precedents import invalidate as invalidate_precedents
+from serving.precedents import similar_decisions
 from serving.routes.schemas import DecisionIn, QueueItem, TicketOut
 from serving.routes.tickets import TicketId, check_codes
 
@@ -45,11 +46,11 @@ def decide(user: Arbitrator, ticket_id: TicketId, body: DecisionIn, r: RouterDep
 
 
 @router.get("/{ticket_id}/similar")
-def similar(_: Arbitrator, ticket_id: TicketId, store: StoreDep) -> list[dict]:
-    """Past decisions whose lead is among this ticket's candidates (most recent first)."""
+def similar(_: Arbitrator, ticket_id: TicketId, store: StoreDep, r: RouterDep) -> list[dict]:
+    """Past decisions on the most similar tickets (the precedents, with their e5 similarity), then recent decisions
+    whose lead is among this ticket's candidates; five at most."""
     t = store.get(ticket_id, history=False)
-    codes = [c["code"] for c in (t["suggestion"] or {}).get("candidates", [])]
-    return store.past_decisions(codes=codes, exclude=ticket_id)
+    return similar_decisions(r, store, t)
 
 
 @router.get("/clarifications")

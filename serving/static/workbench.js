@@ -70,7 +70,11 @@ function render(t, similar, dups) {
     (t.suggestion.co.length ? `，协办 ${t.suggestion.co.map((c) => c.name).join("、")}` : "")));
   box.append(el("h3", {}, "办理历史"), historyList(t.history));
   const sim = el("ul", { "data-testid": "similar" });
-  for (const d of similar || []) sim.append(el("li", {}, `#${d.ticket_id} 牵头 ${deptName(d.lead)}：${d.rationale}`, el("span", { class: "muted" }, ` ${d.excerpt}`)));
+  for (const d of similar || []) {
+    const how = d.similarity == null ? "" : `（相似度 ${(d.similarity * 100).toFixed(0)}%）`;
+    sim.append(el("li", { "data-similarity": d.similarity == null ? "" : String(d.similarity) },
+      ticketLink(d.ticket_id, TO_TICKET), ` ${how}牵头 ${deptName(d.lead)}：${d.rationale}`, el("span", { class: "muted" }, ` ${d.excerpt}`)));
+  }
   box.append(el("h3", {}, "相近的既往裁定"), similar && similar.length ? sim : el("p", { class: "muted" }, similar ? "暂无" : "需裁定员密钥"));
   if (t.status !== "in_arbitration") return;
   if (!t.claimed_by) {

@@ -379,6 +379,18 @@ class Store:
             rows = s.execute(q.order_by(DecisionRow.id.desc()).limit(limit)).all()
             return [{**decision_view(d), "excerpt": t.content[:120]} for d, t in rows]
 
+    def latest_decisions(self, ticket_ids: list[int]) -> dict[int, dict]:
+        """Each ticket's latest arbitration decision (with the ticket's excerpt), for the tickets that have one."""
+        if not ticket_ids:
+            return {}
+        with self.Session() as s:
+            out: dict[int, dict] = {}
+            q = (select(DecisionRow, TicketRow).join(TicketRow, TicketRow.id == DecisionRow.ticket_id)
+                 .where(DecisionRow.ticket_id.in_([int(i) for i in ticket_ids])).order_by(DecisionRow.id))
+            for d, t in s.execute(q):
+                out[t.id] = {**decision_view(d), "excerpt": t.content[:120]}
+            return out
+
     # ---------------------------------------------------------------- training data
     def events_version(self) -> int:
         """The latest event id: every decision, dispatch and return appends one, so an unchanged value means that
