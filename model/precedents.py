@@ -6,7 +6,8 @@ the next similar ticket the moment they are taken. Each precedent is one e5 quer
 router searches the lists with) in a faiss inner-product index. A new ticket's ``k`` nearest precedents at or
 above ``min_similarity`` vote, each with weight ``exp((cos - 1) / temperature)``; the router mixes the vote into
 its lead distribution as a weighted geometric mean (``weight`` = the precedents' share) and cites the nearest
-precedents as evidence. A matched joint-handling rule still decides (policy). Defaults chosen on half of
+precedents as evidence; when the lead stays the nearest precedent's, its co-handlers are suggested too. A matched
+joint-handling rule still decides (policy). Defaults chosen on half of
 ``routing_dev.csv`` (README, "What precedents buy").
 """
 from __future__ import annotations

@@ -113,6 +113,14 @@ class ZeroShotRouter:
             return probs, []
         return mem.mix(probs, mem.vote(near, self.group), self.group), near
 
+    def precedent_co(self, near: list[Neighbour], lead_code: str) -> list[str]:
+        """The co-handlers settled for the nearest precedent whose lead is ``lead_code``'s (none if no such)."""
+        g = self.group(lead_code)
+        for n in near:
+            if self.group(n.precedent.lead) == g:
+                return [c for c in n.precedent.co if self.group(c) != g]
+        return []
+
     def department_scores(self, hits: list[ItemHit]) -> dict[str, float]:
         best: dict[str, list[float]] = defaultdict(list)
         for h in hits:
@@ -196,6 +204,11 @@ class ZeroShotRouter:
                 if p >= cfg.co_ratio * confidence and p >= cfg.co_min_prob:
                     co_codes.append(code)
                     co_probs[code] = p
+        if not rule and precedents:  # the co-handlers of the nearest settled ticket with the same lead
+            for c in self.precedent_co(precedents, lead_code):
+                if c not in co_codes:
+                    co_codes.append(c)
+                    co_probs[c] = confidence
         co: list[DepartmentScore] = []
         seen = {lead.code}
         for c in co_codes:

@@ -91,9 +91,11 @@ def test_a_similar_settled_ticket_moves_the_lead_and_is_cited(router):
     before = router.route(t)
     assert before.lead.code == "human_resources" and not any(e.type == "precedent" for e in before.evidence)
     vec = router.query_vectors([t])
-    r = with_memory(router, [Precedent("41", "public_security", text="老板拖欠工资后跑路了，已报警")], vec, weight=0.5)
+    r = with_memory(router, [Precedent("41", "public_security", co=("human_resources",), text="老板拖欠工资后跑路了，已报警")],
+                    vec, weight=0.5)
     after = r.route(t)
     assert after.lead.code == "public_security", after.candidates
+    assert "human_resources" in [c.code for c in after.co]  # the settled ticket's co-handlers come with its lead
     ev = [e for e in after.evidence if e.type == "precedent"]
     assert ev and ev[0].item_id == "ticket:41" and ev[0].department == "public_security" and ev[0].score > 0.99
     assert "相似工单 #41" in ev[0].item and "经裁定" in ev[0].item
