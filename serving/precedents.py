@@ -47,8 +47,9 @@ class PrecedentService:
     # ----------------------------------------------------------------------------------- vectors
     def _load_cache(self) -> dict[str, np.ndarray]:
         try:
+            dim = self.router.index.encoder.dim
             with np.load(self.cache_path, allow_pickle=False) as z:
-                return dict(zip(z["keys"].tolist(), z["vectors"]))
+                return {k: v for k, v in zip(z["keys"].tolist(), z["vectors"]) if v.shape == (dim,)}
         except (OSError, ValueError, KeyError):
             return {}
 

@@ -191,3 +191,29 @@ def test_decisions_and_overrides_become_precedents_in_the_service(router, tmp_pa
         c1.app.state.store.dispose()
         c2.app.state.store.dispose()
         cleanup()
+
+
+def test_a_damaged_vector_cache_is_rebuilt_not_fatal(router, tmp_path):
+    """The vector cache is only a cache: an unreadable or foreign file costs the embedding, not the precedents."""
+    from test_api import h, make_client
+
+    c, k = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router, precedent_weight=0.5)
+    try:
+        d = h(k["dispatcher"])
+        t = c.post("/api/v1/tickets", json=LAMP, headers=d).json()
+        assert c.post(f"/api/v1/tickets/{t['id']}/dispatch", json={"lead": "health"}, headers=d).status_code == 200
+        assert c.post("/api/v1/route", json=LAMP, headers=d).json()["lead"]["code"] == "health"
+        (cache,) = (tmp_path / "precedents").glob("vectors-*.npz")
+        for damage in (b"not a zip file", None):
+            if damage is None:  # readable, but vectors of another size
+                np.savez(cache, keys=np.asarray([k for k in np.load(cache)["keys"]]), vectors=np.ones((1, 3), np.float32))
+            else:
+                cache.write_bytes(damage)
+            again, k2 = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router, precedent_weight=0.5)
+            try:
+                r = again.post("/api/v1/route", json=LAMP, headers=h(k2["dispatcher"])).json()
+                assert r["lead"]["code"] == "health" and any(e["type"] == "precedent" for e in r["evidence"])
+            finally:
+                again.app.state.store.dispose()
+    finally:
+        c.app.state.store.dispose()
