@@ -508,14 +508,19 @@ def eval_compare(
 @app.command("bench")
 def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JSON line of all figures")] = False,
           single: Annotated[int, typer.Option(min=10)] = 100, batch: Annotated[int, typer.Option(min=32)] = 256,
-          dedup_sizes: Annotated[str, typer.Option(help="stored tickets for the duplicate-lookup benchmark, comma-separated; '' skips it")] = "10000,100000,1000000") -> None:
-    """Route latency p50/p99 (one ticket), batch throughput, duplicate lookup at scale, peak memory."""
+          dedup_sizes: Annotated[str, typer.Option(help="stored tickets for the duplicate-lookup benchmark, comma-separated; '' skips it")] = "10000,100000,1000000",
+          precedent_sizes: Annotated[str, typer.Option(help="settled tickets for the precedent-lookup benchmark, comma-separated; '' skips it")] = "10000,100000") -> None:
+    """Route latency p50/p99 (one ticket), batch throughput, duplicate and precedent lookup at scale, peak memory."""
     from eval.bench import bench_router, peak_rss_mb
 
-    try:
-        sizes = tuple(int(x) for x in dedup_sizes.split(",") if x.strip())
-    except ValueError:
-        fail("--dedup-sizes: give whole numbers separated by commas, e.g. 10000,100000,1000000")
+    def _sizes(opt: str, value: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(x) for x in value.split(",") if x.strip())
+        except ValueError:
+            fail(f"{opt}: give whole numbers separated by commas, e.g. 10000,100000")
+
+    sizes = _sizes("--dedup-sizes", dedup_sizes)
+    prec_sizes = _sizes("--precedent-sizes", precedent_sizes)
     router = _router()
     res = bench_router(router, single=single, batch=batch)
     res["model_version"] = router.model_version
@@ -524,6 +529,10 @@ def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JS
         from eval.bench_dedup import bench_dedup
 
         res.update(bench_dedup(sizes))
+    if prec_sizes:
+        from eval.bench_precedents import bench_precedents
+
+        res.update(bench_precedents(prec_sizes))
     res["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if json_out:
         typer.echo(json.dumps(res, ensure_ascii=False))
