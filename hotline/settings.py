@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     precedent_k: int = Field(10, ge=1, le=100, description="Nearest precedents that vote.")
     precedent_min_similarity: float = Field(0.9, ge=0, le=1, description="Precedents: e5 cosine below this is not similar.")
     precedent_temperature: float = Field(0.03, gt=0, le=1, description="Precedents: sharpness of the similarity weights.")
+    precedent_settles_dispute: float = Field(0.95, ge=0, le=1.01, description="An arbitration decision at least this similar "
+                                             "settles a disputed rule's matter (no DISPUTED_BOUNDARY; > 1 = never).")
     precedent_sync_seconds: float = Field(5.0, ge=0, le=3600, description="Serving: how often the precedents are re-read "
                                           "from the database (decisions taken by other processes; 0 = before every suggestion).")
 
@@ -73,7 +75,7 @@ class Settings(BaseSettings):
         from model.precedents import PrecedentConfig
 
         return PrecedentConfig(weight=self.precedent_weight, k=self.precedent_k, min_similarity=self.precedent_min_similarity,
-                               temperature=self.precedent_temperature)
+                               temperature=self.precedent_temperature, settles_dispute=self.precedent_settles_dispute)
 
     def router_config(self):
         """``RouterConfig`` with the knobs set here (unset ones keep their documented defaults)."""

@@ -132,6 +132,7 @@ class FusionRouter(ZeroShotRouter):
             view = self.model_views([ticket])[0]
         a = self.analyse(ticket, query_vec)
         probs, near = self.with_precedents(ticket, self.fuse(a, view), query_vec)
+        a = self.settle_dispute(a, near)
         lead = a.rule.rule.lead if a.rule else max(probs, key=probs.get)
         co = {c: p for c, p in self.co_handlers(view).items() if c != self.group(lead)}
         extra = [r for r in [self.disagreement(a, view)] if r is not None]

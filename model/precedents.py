@@ -7,7 +7,9 @@ router searches the lists with) in a faiss inner-product index. A new ticket's `
 above ``min_similarity`` vote, each with weight ``exp((cos - 1) / temperature)``; the router mixes the vote into
 its lead distribution as a weighted geometric mean (``weight`` = the precedents' share) and cites the nearest
 precedents as evidence; when the lead stays the nearest precedent's, its co-handlers are suggested too. A matched
-joint-handling rule still decides (policy). Defaults chosen on half of
+joint-handling rule still decides (policy) — unless the rule is marked disputed and the arbitration group settled a
+near-identical ticket (cosine >= ``settles_dispute``): then that decision says who leads and co-handles, and the
+ticket does not go back to the group for DISPUTED_BOUNDARY. Defaults chosen on half of
 ``routing_dev.csv`` (README, "What precedents buy").
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ class PrecedentConfig:
     min_similarity: float = 0.9  # e5 cosine below which a precedent is not "similar"
     temperature: float = 0.03    # sharpness of the similarity weights
     evidence: int = 2            # nearest precedents cited as evidence
+    settles_dispute: float = 0.95  # an arbitration decision this similar settles a disputed rule's matter (> 1: never)
 
 
 @dataclass(frozen=True)

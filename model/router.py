@@ -12,6 +12,7 @@ Steps for one ticket:
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -113,6 +114,20 @@ class ZeroShotRouter:
             return probs, []
         return mem.mix(probs, mem.vote(near, self.group), self.group), near
 
+    def settle_dispute(self, a: Analysis, near: list[Neighbour]) -> Analysis:
+        """A disputed rule whose matter the arbitration group settled on a near-identical ticket: that decision, not
+        the contested rule, names lead and co (the rule is still cited; DISPUTED_BOUNDARY is not raised)."""
+        mem = self.precedents
+        if a.rule is None or not a.rule.rule.disputed or not near or mem is None:
+            return a
+        top = near[0]
+        if top.similarity < mem.config.settles_dispute or top.precedent.source == "override":
+            return a
+        lead = self.group(top.precedent.lead)  # a town settles as 属地: the new ticket's own locality leads
+        co = [self.group(c) for c in top.precedent.co if self.group(c) != lead]
+        settled = a.rule.rule.model_copy(update={"lead": lead, "co": co, "disputed": False, "dispute_note": ""})
+        return dataclasses.replace(a, rule=RuleMatch(settled, a.rule.hits))
+
     def precedent_co(self, near: list[Neighbour], lead_code: str) -> list[str]:
         """The co-handlers settled for the nearest precedent whose lead is ``lead_code``'s (none if no such)."""
         g = self.group(lead_code)
@@ -175,7 +190,7 @@ class ZeroShotRouter:
             query_vec = self.query_vectors([ticket])[0]
         a = self.analyse(ticket, query_vec)
         probs, near = self.with_precedents(ticket, a.probs, query_vec)
-        return self.suggest(ticket, a, probs, precedents=near)
+        return self.suggest(ticket, self.settle_dispute(a, near), probs, precedents=near)
 
     def suggest(self, ticket: Ticket, a: Analysis, probs: dict[str, float], co_extra: dict[str, float] | None = None,
                 extra_reasons: list[Reason] | None = None, auto_gate: bool = True,

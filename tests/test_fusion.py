@@ -256,3 +256,26 @@ def test_check_version_names_the_damaged_file_before_any_weights_load(version_ro
         with pytest.raises(ValueError, match=what.replace(".", r"\.")) as e:
             check_version(folder)
         assert str(folder) in str(e.value)
+
+
+def test_precedents_in_the_fused_router_vote_and_settle_a_dispute(fusion):
+    """The fused router mixes the precedents' vote into the fused distribution and lets an arbitration decision on a
+    near-identical ticket settle a disputed rule's matter, as the lists router does."""
+    import copy
+
+    from model.precedents import Precedent, PrecedentMemory
+
+    t = Ticket(content="楼上邻居装修噪音扰民，物业也不管")
+    v = view(fusion, {"public_security": 0.6})
+    before = fusion.route(t, view=v)
+    assert "DISPUTED_BOUNDARY" in [r.code for r in before.reasons]
+    settled = "housing_construction" if before.lead.code != "housing_construction" else "urban_management"
+    fr = copy.copy(fusion)
+    fr.precedents = PrecedentMemory(fusion.index.encoder.dim)
+    fr.precedents.add([Precedent("5", settled, source="decision")], fusion.query_vectors([t]))
+    after = fr.route(t, view=v)
+    assert after.lead.code == settled and "DISPUTED_BOUNDARY" not in [r.code for r in after.reasons]
+    assert any(e.item_id == "ticket:5" and e.type == "precedent" for e in after.evidence)
+    # an unrelated ticket: the fused suggestion is unchanged
+    other = Ticket(content="公司拖欠我三个月工资不发，老板跑了")
+    assert fr.route(other, view=v).model_dump() == fusion.route(other, view=v).model_dump()

@@ -3,6 +3,8 @@
 them from the database on both kinds (decisions, overrides, a returned override withdrawn, a restart)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -114,6 +116,41 @@ def test_a_matched_joint_handling_rule_still_decides(router):
     other = next(c for c in ("health", "education", "taxation") if c != before.lead.code)
     r = with_memory(router, [Precedent("9", other)], router.query_vectors([t]), weight=0.9)
     assert r.route(t).lead.code == before.lead.code
+
+
+def test_a_settled_dispute_is_not_sent_back_to_arbitration(router):
+    """A disputed rule's matter settled by an arbitration decision on a near-identical ticket (cosine >= 0.95): the
+    decision names lead and co, DISPUTED_BOUNDARY is not raised; a dispatcher's override, a merely similar decision
+    (0.93) or settles_dispute > 1 leave the rule deciding and the ticket flagged."""
+    t = Ticket(content="楼上邻居装修噪音扰民，物业也不管")
+    before = router.route(t)
+    codes = lambda s: [r.code for r in s.reasons]  # noqa: E731
+    rule_lead = before.lead.code
+    assert "DISPUTED_BOUNDARY" in codes(before) and any(e.type == "rule" for e in before.evidence)
+    settled_lead = "housing_construction" if rule_lead != "housing_construction" else "urban_management"
+    vec = router.query_vectors([t])
+    decided = Precedent("77", settled_lead, co=("locality",), text="装修噪音扰民", source="decision")
+
+    s = with_memory(router, [decided], vec).route(t)  # the default knobs
+    assert s.lead.code == settled_lead and "DISPUTED_BOUNDARY" not in codes(s)
+    assert [c.kind for c in s.co] == ["locality"]
+    assert any(e.type == "rule" for e in s.evidence) and any(e.item_id == "ticket:77" for e in s.evidence)
+
+    overridden = dataclasses.replace(decided, source="override")
+    s = with_memory(router, [overridden], vec).route(t)
+    assert s.lead.code == rule_lead and "DISPUTED_BOUNDARY" in codes(s)
+
+    q = vec[0] / np.linalg.norm(vec[0])
+    orth = np.random.default_rng(0).normal(size=q.shape).astype(np.float32)
+    orth -= (orth @ q) * q
+    orth /= np.linalg.norm(orth)
+    near = (0.93 * q + np.sqrt(1 - 0.93 ** 2) * orth)[None].astype(np.float32)
+    s = with_memory(router, [decided], near).route(t)
+    assert s.lead.code == rule_lead and "DISPUTED_BOUNDARY" in codes(s)
+    assert any(e.item_id == "ticket:77" for e in s.evidence)  # still similar enough to be cited
+
+    s = with_memory(router, [decided], vec, settles_dispute=1.01).route(t)
+    assert s.lead.code == rule_lead and "DISPUTED_BOUNDARY" in codes(s)
 
 
 # ------------------------------------------------------------------------------------------ service
