@@ -8,8 +8,9 @@ above ``min_similarity`` vote, each with weight ``exp((cos - 1) / temperature)``
 its lead distribution as a weighted geometric mean (``weight`` = the precedents' share) and cites the nearest
 precedents as evidence; when the lead stays the nearest precedent's, its co-handlers are suggested too. A matched
 joint-handling rule still decides (policy) — unless the rule is marked disputed and the arbitration group settled a
-near-identical ticket (cosine >= ``settles_dispute``): then that decision says who leads and co-handles, and the
-ticket does not go back to the group for DISPUTED_BOUNDARY. Defaults chosen on half of
+near-identical ticket (cosine >= ``settles_dispute``): then that decision says who leads and co-handles, the
+precedents dominate the lead distribution (``SETTLED_WEIGHT``), the ticket does not go back to the group for
+DISPUTED_BOUNDARY, and it is never auto-dispatched (a dispatcher still looks). Defaults chosen on half of
 ``routing_dev.csv`` (README, "What precedents buy").
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import faiss
 import numpy as np
 
 EPS = 1e-3  # a department no precedent names keeps this much of the vote (log-space floor)
+SETTLED_WEIGHT = 0.9  # a settled dispute: the precedents' share of the lead distribution (the lists order the rest)
 
 
 @dataclass
@@ -120,10 +122,11 @@ class PrecedentMemory:
         total = sum(votes.values())
         return {g: v / total for g, v in votes.items()} if total > 0 else {}
 
-    def mix(self, probs: dict[str, float], vote: dict[str, float], group: Callable[[str], str] = lambda c: c) -> dict[str, float]:
+    def mix(self, probs: dict[str, float], vote: dict[str, float], group: Callable[[str], str] = lambda c: c,
+            weight: float | None = None) -> dict[str, float]:
         """``probs`` (department codes) mixed with ``vote`` (group labels): ``(1 - w)·log p + w·log vote``, renormalised.
         A group's vote is shared among its codes as ``probs`` shares the group (the towns under ``locality``)."""
-        w = min(max(self.config.weight, 0.0), 1.0)
+        w = min(max(self.config.weight if weight is None else weight, 0.0), 1.0)
         if not vote or w == 0:
             return dict(probs)
         probs = dict(probs)

@@ -24,7 +24,7 @@ from responsibility_lists.loader import ResponsibilityLists
 from responsibility_lists.schema import LOCALITY, BoundaryRule
 
 from .locality import Location, Locator
-from .precedents import Neighbour, PrecedentMemory
+from .precedents import SETTLED_WEIGHT, Neighbour, PrecedentMemory
 from .retrieval import ItemHit, ListIndex
 from .suggestion import Candidate, DepartmentScore, Evidence, Reason, Suggestion, Ticket
 
@@ -114,19 +114,22 @@ class ZeroShotRouter:
             return probs, []
         return mem.mix(probs, mem.vote(near, self.group), self.group), near
 
-    def settle_dispute(self, a: Analysis, near: list[Neighbour]) -> Analysis:
+    def settle_dispute(self, a: Analysis, probs: dict[str, float], near: list[Neighbour]
+                       ) -> tuple[Analysis, dict[str, float], bool]:
         """A disputed rule whose matter the arbitration group settled on a near-identical ticket: that decision, not
-        the contested rule, names lead and co (the rule is still cited; DISPUTED_BOUNDARY is not raised)."""
+        the contested rule, names lead and co (the rule is still cited; DISPUTED_BOUNDARY is not raised), and the
+        precedents dominate the lead distribution. Returns the analysis, the distribution and whether it settled."""
         mem = self.precedents
         if a.rule is None or not a.rule.rule.disputed or not near or mem is None:
-            return a
+            return a, probs, False
         top = near[0]
         if top.similarity < mem.config.settles_dispute or top.precedent.source == "override":
-            return a
+            return a, probs, False
         lead = self.group(top.precedent.lead)  # a town settles as 属地: the new ticket's own locality leads
         co = [self.group(c) for c in top.precedent.co if self.group(c) != lead]
         settled = a.rule.rule.model_copy(update={"lead": lead, "co": co, "disputed": False, "dispute_note": ""})
-        return dataclasses.replace(a, rule=RuleMatch(settled, a.rule.hits))
+        probs = mem.mix(probs, mem.vote(near, self.group), self.group, weight=SETTLED_WEIGHT)
+        return dataclasses.replace(a, rule=RuleMatch(settled, a.rule.hits)), probs, True
 
     def precedent_co(self, near: list[Neighbour], lead_code: str) -> list[str]:
         """The co-handlers settled for the nearest precedent whose lead is ``lead_code``'s (none if no such)."""
@@ -190,7 +193,8 @@ class ZeroShotRouter:
             query_vec = self.query_vectors([ticket])[0]
         a = self.analyse(ticket, query_vec)
         probs, near = self.with_precedents(ticket, a.probs, query_vec)
-        return self.suggest(ticket, self.settle_dispute(a, near), probs, precedents=near)
+        a, probs, settled = self.settle_dispute(a, probs, near)
+        return self.suggest(ticket, a, probs, precedents=near, auto_gate=not settled)
 
     def suggest(self, ticket: Ticket, a: Analysis, probs: dict[str, float], co_extra: dict[str, float] | None = None,
                 extra_reasons: list[Reason] | None = None, auto_gate: bool = True,

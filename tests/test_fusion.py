@@ -275,6 +275,7 @@ def test_precedents_in_the_fused_router_vote_and_settle_a_dispute(fusion):
     fr.precedents.add([Precedent("5", settled, source="decision")], fusion.query_vectors([t]))
     after = fr.route(t, view=v)
     assert after.lead.code == settled and "DISPUTED_BOUNDARY" not in [r.code for r in after.reasons]
+    assert after.confidence >= 0.5 and not after.auto_dispatch and not after.needs_arbitration, after.reasons
     assert any(e.item_id == "ticket:5" and e.type == "precedent" for e in after.evidence)
     # an unrelated ticket: the fused suggestion is unchanged
     other = Ticket(content="公司拖欠我三个月工资不发，老板跑了")

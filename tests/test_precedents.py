@@ -133,6 +133,9 @@ def test_a_settled_dispute_is_not_sent_back_to_arbitration(router):
 
     s = with_memory(router, [decided], vec).route(t)  # the default knobs
     assert s.lead.code == settled_lead and "DISPUTED_BOUNDARY" not in codes(s)
+    # settled: the decision dominates the distribution (no LOW_CONFIDENCE), but a dispatcher still looks
+    assert s.confidence >= 0.5 and s.candidates[0].code == settled_lead and "LOW_CONFIDENCE" not in codes(s)
+    assert not s.auto_dispatch and not s.needs_arbitration, s.reasons
     assert [c.kind for c in s.co] == ["locality"]
     assert any(e.type == "rule" for e in s.evidence) and any(e.item_id == "ticket:77" for e in s.evidence)
 
