@@ -2,7 +2,7 @@
 submits a ticket, sees the suggestion and dispatches; the same complaint again shows the duplicate warning with
 links (accepted with Alt+1); a third time it goes to arbitration as REPEAT_COMPLAINT; another ticket is sent to
 arbitration with Alt+3; the arbitrator sees the queue (reasons, returns), the duplicate links of a ticket, and
-claims and decides one in the workbench; the decision is cited at once as a precedent for a similar new ticket.
+claims and decides one in the workbench; the decision is cited at once as a precedent for a similar new ticket and settles its disputed boundary.
 Screenshots go to reports/e2e/ (HOTLINE_E2E_DIR)."""
 from __future__ import annotations
 
@@ -239,11 +239,15 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
 
     # the decision is a precedent (判例) at once: a similar new ticket cites it, linked to the decided ticket
     drv.get(f"{base}/#key={keys['dispatcher']}")
-    submit(drv, "楼上邻居装修噪音扰民，物业也不管")
+    tid3 = submit(drv, "楼上邻居装修噪音扰民，物业也不管")
     prec = wait(drv, "[data-testid=suggestion] [data-testid=evidence] li[data-type=precedent] a")
     assert f"相似工单 #{tid2}" in prec.text and "经裁定" in prec.text
     assert prec.get_attribute("href").endswith(f"/workbench#t={tid2}")
     assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=evidence] img") and drv.title != "pwned"
+    # a near-identical ticket: the decision settles the disputed boundary — its lead, and not back to arbitration
+    t3 = store.get(tid3)
+    assert t3["suggestion"]["lead"]["code"] == "housing_construction" and t3["status"] != "in_arbitration"
+    assert "DISPUTED_BOUNDARY" not in [r["code"] for r in t3["suggestion"]["reasons"]]
     shot(drv, "06-widget-precedent")
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
