@@ -19,7 +19,6 @@ each with at least the configured probability.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +27,7 @@ from responsibility_lists.loader import ResponsibilityLists
 from responsibility_lists.schema import LOCALITY
 
 from .classifier import DispatchClassifier
+from .mixing import geometric_mix
 from .retrieval import ListIndex
 from .router import Analysis, RouterConfig, ZeroShotRouter
 from .suggestion import Reason, Suggestion, Ticket, join_texts
@@ -85,29 +85,10 @@ class FusionRouter(ZeroShotRouter):
         return mass
 
     def fuse(self, a: Analysis, view: ModelView) -> dict[str, float]:
-        """The fused lead distribution over department codes."""
+        """The fused lead distribution over department codes: a weighted geometric mean of the lists' and the
+        classifier's (model/mixing.py), sharpened or flattened by the temperature."""
         f = self.fusion
-        w = min(max(f.lists_weight, 0.0), 1.0)
-        p_lists = dict(a.probs)
-        groups = {c: self.group(c) for c in p_lists}
-        for label in view.lead:  # a department the model knows but no list item scored
-            if label not in groups.values():
-                p_lists[label], groups[label] = 0.0, label
-        mass = self.group_mass(p_lists)
-        members: dict[str, int] = {}
-        for g in groups.values():
-            members[g] = members.get(g, 0) + 1
-        codes = list(p_lists)
-        logits = np.empty(len(codes))
-        for i, c in enumerate(codes):
-            g = groups[c]
-            share = p_lists[c] / mass[g] if mass[g] > 0 else 1.0 / members[g]
-            p_model = view.lead.get(g, 0.0) * share
-            logits[i] = w * math.log(p_lists[c] + EPS) + (1 - w) * math.log(p_model + EPS)
-        logits /= max(f.temperature, 1e-3)
-        e = np.exp(logits - logits.max())
-        p = e / e.sum()
-        return dict(zip(codes, p.tolist()))
+        return geometric_mix(a.probs, view.lead, self.group, 1.0 - min(max(f.lists_weight, 0.0), 1.0), EPS, f.temperature)
 
     def disagreement(self, a: Analysis, view: ModelView) -> Reason | None:
         if a.rule is not None or not view.lead:

@@ -22,6 +22,8 @@ from typing import Callable
 import faiss
 import numpy as np
 
+from .mixing import geometric_mix
+
 EPS = 1e-3  # a department no precedent names keeps this much of the vote (log-space floor)
 SETTLED_WEIGHT = 0.9  # a settled dispute: the precedents' share of the lead distribution (the lists order the rest)
 
@@ -126,25 +128,7 @@ class PrecedentMemory:
             weight: float | None = None) -> dict[str, float]:
         """``probs`` (department codes) mixed with ``vote`` (group labels): ``(1 - w)·log p + w·log vote``, renormalised.
         A group's vote is shared among its codes as ``probs`` shares the group (the towns under ``locality``)."""
-        w = min(max(self.config.weight if weight is None else weight, 0.0), 1.0)
-        if not vote or w == 0:
+        w = self.config.weight if weight is None else weight
+        if not vote or w <= 0:
             return dict(probs)
-        probs = dict(probs)
-        for g in vote:  # a department the precedents name but no list item scored
-            if not any(group(c) == g for c in probs):
-                probs[g] = 0.0
-        mass: dict[str, float] = {}
-        members: dict[str, int] = {}
-        for c, p in probs.items():
-            g = group(c)
-            mass[g] = mass.get(g, 0.0) + p
-            members[g] = members.get(g, 0) + 1
-        codes = list(probs)
-        logits = np.empty(len(codes))
-        for i, c in enumerate(codes):
-            g = group(c)
-            share = probs[c] / mass[g] if mass[g] > 0 else 1.0 / members[g]
-            logits[i] = (1 - w) * math.log(probs[c] + EPS) + w * math.log(vote.get(g, 0.0) * share + EPS)
-        e = np.exp(logits - logits.max())
-        p = e / e.sum()
-        return dict(zip(codes, p.tolist()))
+        return geometric_mix(probs, vote, group, w, EPS)

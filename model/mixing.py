@@ -1,0 +1,39 @@
+"""One mechanism for combining a lead distribution with another opinion given per routing label: a weighted geometric
+mean. Fusion uses it for the classifier (model/fusion.py), precedents for their vote (model/precedents.py)."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+
+def geometric_mix(probs: dict[str, float], other: dict[str, float], group: Callable[[str], str], weight: float,
+                  eps: float, temperature: float = 1.0) -> dict[str, float]:
+    """``(1 - weight)·log probs[c] + weight·log(other[group(c)]·share(c))``, divided by ``temperature``, softmaxed.
+
+    ``probs`` is over department codes, ``other`` over routing labels (every town is ``locality``); a label's mass in
+    ``other`` is shared among its codes as ``probs`` shares the label (evenly when ``probs`` gives it nothing). A label
+    ``other`` names but no code of ``probs`` carries joins with probability 0."""
+    w = min(max(weight, 0.0), 1.0)
+    probs = dict(probs)
+    known = {group(c) for c in probs}
+    for g in other:
+        if g not in known:
+            probs[g] = 0.0
+    mass: dict[str, float] = {}
+    members: dict[str, int] = {}
+    for c, p in probs.items():
+        g = group(c)
+        mass[g] = mass.get(g, 0.0) + p
+        members[g] = members.get(g, 0) + 1
+    codes = list(probs)
+    logits = np.empty(len(codes))
+    for i, c in enumerate(codes):
+        g = group(c)
+        share = probs[c] / mass[g] if mass[g] > 0 else 1.0 / members[g]
+        logits[i] = (1 - w) * math.log(probs[c] + eps) + w * math.log(other.get(g, 0.0) * share + eps)
+    logits /= max(temperature, 1e-3)
+    e = np.exp(logits - logits.max())
+    p = e / e.sum()
+    return dict(zip(codes, p.tolist()))
