@@ -249,6 +249,12 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert t3["suggestion"]["lead"]["code"] == "housing_construction" and t3["status"] != "in_arbitration"
     assert "DISPUTED_BOUNDARY" not in [r["code"] for r in t3["suggestion"]["reasons"]]
     shot(drv, "06-widget-precedent")
+
+    # in the workbench, the new ticket's similar past decisions start with that decision, its similarity shown
+    drv.get(f"{base}/workbench#t={tid3}&key={keys['arbitrator']}")
+    first = wait(drv, "#detail [data-testid=similar] li")
+    assert first.find_element(By.CSS_SELECTOR, "a").text == f"#{tid2}" and float(first.get_attribute("data-similarity")) > 0.95
+    assert "相似度" in first.text and "装修噪音由住建牵头" in first.text
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000
