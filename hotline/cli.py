@@ -391,7 +391,11 @@ def _precedents_or_fail(router, path: Path) -> int:
 
     if not path.is_file():
         fail(f"--precedents {path}: no such file")
-    _labelled_or_fail(path)  # one line naming what to fix
+    _, labels = _labelled_or_fail(path)  # one line naming what to fix
+    known = set(router.lists.departments) | {"locality"}
+    unknown = sorted({lab for lab in labels if lab not in known})
+    if unknown:
+        fail(f"--precedents {path.name}: lead(s) not in the roster: {', '.join(unknown[:5])} — use department codes or 'locality'")
     return precedents_from_file(router, path, get_settings().precedent_config())
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from model.precedents import Precedent, PrecedentMemory
+from responsibility_lists.schema import LOCALITY
 from model.suggestion import Ticket
 
 log = logging.getLogger("hotline.precedents")
@@ -80,13 +81,25 @@ class PrecedentService:
                 return
             version = self.store.events_version()  # cheap: nothing settled changed unless this moved
             if version != self._version:
-                rows = self.store.settled_rows()
+                rows = self.usable(self.store.settled_rows())
                 state = tuple((r["ticket_id"], _key(r), r["lead"], r["co"], r["source"]) for r in rows)
                 if state != self._state:
                     self._rebuild(rows)
                     self._state = state
                 self._version = version
             self._due = time.monotonic() + self.settings.precedent_sync_seconds
+
+    def usable(self, rows: list[dict]) -> list[dict]:
+        """Settled tickets whose lead the current lists know (a department removed from the roster since the decision
+        cannot lead a suggestion); unknown co-handlers are dropped."""
+        known = set(self.router.lists.departments) | {LOCALITY}
+        out = []
+        for r in rows:
+            if r["lead"] not in known:
+                log.warning("precedent ticket %s: lead %r is not in the lists any more; not used", r["ticket_id"], r["lead"])
+                continue
+            out.append({**r, "co": "|".join(c for c in (r["co"] or "").split("|") if c in known)})
+        return out
 
     def _rebuild(self, rows: list[dict]) -> None:
         if self._vectors is None:

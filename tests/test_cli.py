@@ -213,6 +213,9 @@ def test_eval_routing_with_precedents(cli, tmp_path, monkeypatch):
     get_settings.cache_clear()
     r = cli("eval", "routing", "--data", str(data), "--no-baseline", "--precedents", str(tmp_path / "nope.csv"))
     assert r.exit_code != 0 and "nope.csv" in r.output and "Traceback" not in r.output
+    (tmp_path / "alien.csv").write_text("id,title,content,lead\n1,,小区路灯坏了,street_lights_bureau\n", encoding="utf-8")
+    r = cli("eval", "routing", "--data", str(data), "--no-baseline", "--precedents", str(tmp_path / "alien.csv"))
+    assert r.exit_code != 0 and "street_lights_bureau" in r.output and "Traceback" not in r.output
     (tmp_path / "bad.csv").write_text("id,content\n1,没有牵头单位列\n", encoding="utf-8")
     r = cli("eval", "routing", "--data", str(data), "--no-baseline", "--precedents", str(tmp_path / "bad.csv"))
     assert r.exit_code != 0 and "lead" in r.output and "Traceback" not in r.output

@@ -257,3 +257,23 @@ def test_a_damaged_vector_cache_is_rebuilt_not_fatal(router, tmp_path):
                 again.app.state.store.dispose()
     finally:
         c.app.state.store.dispose()
+
+
+def test_a_decision_naming_a_department_no_longer_in_the_lists_is_not_used(router, tmp_path):
+    """Lists change: a decision whose lead has left the roster is skipped (logged), never a failed suggestion."""
+    from test_api import h, make_client
+
+    c, k = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router, precedent_weight=0.5,
+                       precedent_sync_seconds=0)
+    store = c.app.state.store
+    try:
+        d, a = h(k["dispatcher"]), h(k["arbitrator"])
+        t = c.post("/api/v1/tickets", json=LAMP, headers=d).json()
+        assert c.post(f"/api/v1/tickets/{t['id']}/escalate", json={"reason": "边界不清"}, headers=d).status_code == 200
+        assert c.post(f"/api/v1/arbitration/{t['id']}/claim", headers=a).status_code == 200
+        store.decide(t["id"], "street_lights_bureau", ["health", "retired_office"], "当时由路灯所负责", actor="old#1", admin=True)
+        r = c.post("/api/v1/route", json=LAMP, headers=d)
+        assert r.status_code == 200 and not [e for e in r.json()["evidence"] if e["type"] == "precedent"]
+        assert len(c.app.state.router.precedents) == 0
+    finally:
+        store.dispose()
