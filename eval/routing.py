@@ -131,14 +131,16 @@ def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size:
 
 def precedents_from_file(router, path: Path, config=None, batch_size: int = 32) -> int:
     """Give ``router`` the tickets of a labelled CSV (id, title, content, lead[, co]) as precedents: settled tickets
-    that vote on similar ones (model/precedents.py). Returns how many."""
+    that vote on similar ones (model/precedents.py), each with the joint-handling rule the lists would have cited
+    for it (as a decided ticket's suggestion does in serving). Returns how many."""
     from model.precedents import Precedent, PrecedentMemory
 
     tickets, labels = read_labelled_csv(path)
     co = read_co_column(path) or [[] for _ in tickets]
     vecs = router.query_vectors(tickets, batch_size=batch_size)
+    rules = [getattr(router.analyse(t, v).rule, "rule", None) for t, v in zip(tickets, vecs)]
     mem = PrecedentMemory(vecs.shape[1], config) if config is not None else PrecedentMemory(vecs.shape[1])
-    mem.add([Precedent(id=str(t.id), lead=lab, co=tuple(c), text=t.text, source="file")
-             for t, lab, c in zip(tickets, labels, co)], vecs)
+    mem.add([Precedent(id=str(t.id), lead=lab, co=tuple(c), text=t.text, source="file", rule=r.id if r else None)
+             for t, lab, c, r in zip(tickets, labels, co, rules)], vecs)
     router.precedents = mem
     return len(mem)

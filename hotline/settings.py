@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     precedent_temperature: float = Field(0.03, gt=0, le=1, description="Precedents: sharpness of the similarity weights.")
     precedent_settles_dispute: float = Field(0.95, ge=0, le=1.01, description="An arbitration decision at least this similar "
                                              "settles a disputed rule's matter (no DISPUTED_BOUNDARY; > 1 = never).")
+    precedent_contest_rule: int = Field(2, ge=0, le=1000, description="Arbitration decisions overruling a joint-handling rule "
+                                        "(more than upheld it) after which its tickets raise DISPUTED_BOUNDARY until the lists are clarified (0 = never).")
     precedent_sync_seconds: float = Field(5.0, ge=0, le=3600, description="Serving: how often the precedents are re-read "
                                           "from the database (decisions taken by other processes; 0 = before every suggestion).")
 
@@ -75,7 +77,8 @@ class Settings(BaseSettings):
         from model.precedents import PrecedentConfig
 
         return PrecedentConfig(weight=self.precedent_weight, k=self.precedent_k, min_similarity=self.precedent_min_similarity,
-                               temperature=self.precedent_temperature, settles_dispute=self.precedent_settles_dispute)
+                               temperature=self.precedent_temperature, settles_dispute=self.precedent_settles_dispute,
+                               contest_rule=self.precedent_contest_rule)
 
     def router_config(self):
         """``RouterConfig`` with the knobs set here (unset ones keep their documented defaults)."""

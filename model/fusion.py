@@ -111,7 +111,7 @@ class FusionRouter(ZeroShotRouter):
             query_vec = self.query_vectors([ticket])[0]
         if view is None:
             view = self.model_views([ticket])[0]
-        a = self.analyse(ticket, query_vec)
+        a = self.contest_rule(self.analyse(ticket, query_vec))
         probs, near = self.with_precedents(ticket, self.fuse(a, view), query_vec)
         a, probs, settled = self.settle_dispute(a, probs, near)
         lead = a.rule.rule.lead if a.rule else max(probs, key=probs.get)

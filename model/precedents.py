@@ -10,7 +10,10 @@ precedents as evidence; when the lead stays the nearest precedent's, its co-hand
 joint-handling rule still decides (policy) — unless the rule is marked disputed and the arbitration group settled a
 near-identical ticket (cosine >= ``settles_dispute``): then that decision says who leads and co-handles, the
 precedents dominate the lead distribution (``SETTLED_WEIGHT``), the ticket does not go back to the group for
-DISPUTED_BOUNDARY, and it is never auto-dispatched (a dispatcher still looks). Defaults chosen on half of
+DISPUTED_BOUNDARY, and it is never auto-dispatched (a dispatcher still looks). Each precedent also remembers the
+joint-handling rule its suggestion cited: a rule that the arbitration group keeps overruling (``contest_rule``
+decisions naming another lead, more than upheld it) is treated as disputed until the lists are clarified
+(:meth:`PrecedentMemory.rule_record`, ``ZeroShotRouter.contest_rule``). Defaults chosen on half of
 ``routing_dev.csv`` (README, "What precedents buy").
 """
 from __future__ import annotations
@@ -36,6 +39,7 @@ class PrecedentConfig:
     temperature: float = 0.03    # sharpness of the similarity weights
     evidence: int = 2            # nearest precedents cited as evidence
     settles_dispute: float = 0.95  # an arbitration decision this similar settles a disputed rule's matter (> 1: never)
+    contest_rule: int = 2        # decisions overruling a joint-handling rule (more than upheld it) that make it disputed (0: never)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,18 @@ class Precedent:
     co: tuple[str, ...] = ()
     text: str = ""
     source: str = "decision"     # decision (arbitration) | override (dispatcher) | file
+    rule: str | None = None      # the joint-handling rule the ticket's suggestion cited when it was settled
+
+
+@dataclass
+class RuleRecord:
+    """What the arbitration group decided on tickets a joint-handling rule assigned (oldest settled ticket first)."""
+    rule: str
+    overruled: list[Precedent]   # decided with another lead than the rule's
+    upheld: list[Precedent]      # decided with the rule's lead
+
+    def contested(self, min_overrules: int) -> bool:
+        return min_overrules > 0 and len(self.overruled) >= min_overrules and len(self.overruled) > len(self.upheld)
 
 
 @dataclass
@@ -62,6 +78,7 @@ class PrecedentMemory:
         self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
         self._by_row: dict[int, Precedent] = {}
         self._row_of: dict[str, int] = {}
+        self._by_rule: dict[str, set[int]] = {}
         self._next = 0
 
     def __len__(self) -> int:
@@ -86,14 +103,37 @@ class PrecedentMemory:
         for p, r in zip(precedents, rows.tolist()):
             self._by_row[r] = p
             self._row_of[str(p.id)] = r
+            if p.rule:
+                self._by_rule.setdefault(p.rule, set()).add(r)
 
     def remove(self, ids: list[str]) -> int:
         rows = [self._row_of.pop(str(i)) for i in ids if str(i) in self._row_of]
         if rows:
             self.index.remove_ids(np.asarray(rows, dtype=np.int64))
             for r in rows:
-                del self._by_row[r]
+                p = self._by_row.pop(r)
+                if p.rule and p.rule in self._by_rule:
+                    self._by_rule[p.rule].discard(r)
+                    if not self._by_rule[p.rule]:
+                        del self._by_rule[p.rule]
         return len(rows)
+
+    def rules(self) -> list[str]:
+        """The rules that settled tickets' suggestions cited."""
+        return sorted(self._by_rule)
+
+    def rule_record(self, rule_id: str, rule_lead: str, group: Callable[[str], str] = lambda c: c) -> RuleRecord:
+        """The arbitration decisions (and labelled files' tickets) on tickets whose suggestion cited ``rule_id``: which
+        named another lead than ``rule_lead`` (compared as ``group`` labels: any town is the locality). A dispatcher's
+        override is not counted: contesting a rule is the arbitration group's call."""
+        lead = group(rule_lead)
+        over, up = [], []
+        for r in sorted(self._by_rule.get(rule_id, ())):
+            p = self._by_row[r]
+            if p.source == "override":
+                continue
+            (up if group(p.lead) == lead else over).append(p)
+        return RuleRecord(rule_id, over, up)
 
     def neighbours(self, query_vec: np.ndarray, exclude: str | None = None, *, k: int | None = None,
                    min_similarity: float | None = None) -> list[Neighbour]:

@@ -114,6 +114,28 @@ class ZeroShotRouter:
             return probs, []
         return mem.mix(probs, mem.vote(near, self.group), self.group), near
 
+    def contest_rule(self, a: Analysis) -> Analysis:
+        """A matched rule that the arbitration group keeps overruling (PrecedentConfig.contest_rule decisions naming
+        another lead, more than upheld it) is treated as disputed: DISPUTED_BOUNDARY says so, with what was decided,
+        until the lists are clarified (a near-identical decided ticket can still settle it, :meth:`settle_dispute`)."""
+        mem = self.precedents
+        if a.rule is None or a.rule.rule.disputed or mem is None or mem.config.contest_rule <= 0:
+            return a
+        rule = a.rule.rule
+        rec = mem.rule_record(rule.id, rule.lead, self.group)
+        if not rec.contested(mem.config.contest_rule):
+            return a
+        leads: dict[str, int] = {}
+        for p in rec.overruled:
+            leads[self.group(p.lead)] = leads.get(self.group(p.lead), 0) + 1
+        name = lambda g: "属地街道（镇）" if g == LOCALITY else self.lists.name_of(g)  # noqa: E731
+        decided = "、".join(f"{name(g)}{n}次" for g, n in sorted(leads.items(), key=lambda kv: -kv[1]))
+        ids = "、".join(f"#{p.id}" for p in rec.overruled[-3:])
+        note = (f"本规则定由{name(self.group(rule.lead))}牵头，但裁定小组已{len(rec.overruled)}次改判（{decided}；如工单 {ids}），"
+                f"维持{len(rec.upheld)}次，规则有待澄清。")
+        contested = rule.model_copy(update={"disputed": True, "dispute_note": note})
+        return dataclasses.replace(a, rule=RuleMatch(contested, a.rule.hits))
+
     def settle_dispute(self, a: Analysis, probs: dict[str, float], near: list[Neighbour]
                        ) -> tuple[Analysis, dict[str, float], bool]:
         """A disputed rule whose matter the arbitration group settled on a near-identical ticket: that decision, not
@@ -191,7 +213,7 @@ class ZeroShotRouter:
     def route(self, ticket: Ticket, query_vec: np.ndarray | None = None) -> Suggestion:
         if query_vec is None:
             query_vec = self.query_vectors([ticket])[0]
-        a = self.analyse(ticket, query_vec)
+        a = self.contest_rule(self.analyse(ticket, query_vec))
         probs, near = self.with_precedents(ticket, a.probs, query_vec)
         a, probs, settled = self.settle_dispute(a, probs, near)
         return self.suggest(ticket, a, probs, precedents=near, auto_gate=not settled)

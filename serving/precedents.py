@@ -71,7 +71,7 @@ class PrecedentService:
         self._due = 0.0
 
     def sync(self, force: bool = False) -> None:
-        if self.config.weight <= 0:
+        if self.config.weight <= 0 and self.config.contest_rule <= 0:
             return
         now = time.monotonic()
         if not force and now < self._due:
@@ -82,7 +82,7 @@ class PrecedentService:
             version = self.store.events_version()  # cheap: nothing settled changed unless this moved
             if version != self._version:
                 rows = self.usable(self.store.settled_rows())
-                state = tuple((r["ticket_id"], _key(r), r["lead"], r["co"], r["source"]) for r in rows)
+                state = tuple((r["ticket_id"], _key(r), r["lead"], r["co"], r["source"], r.get("rule")) for r in rows)
                 if state != self._state:
                     self._rebuild(rows)
                     self._state = state
@@ -119,7 +119,8 @@ class PrecedentService:
         mem = PrecedentMemory(self.router.index.encoder.dim, self.config)
         if rows:
             mem.add([Precedent(id=str(r["ticket_id"]), lead=r["lead"], co=tuple(c for c in r["co"].split("|") if c),
-                               text=f"{r['title']}。{r['content']}" if r["title"] else r["content"], source=r["source"])
+                               text=f"{r['title']}。{r['content']}" if r["title"] else r["content"], source=r["source"],
+                               rule=r.get("rule"))
                      for r in rows], np.stack([self._vectors[k] for k in keys]))
         self.router.precedents = mem  # swapped whole
         log.info("precedents: %d settled tickets (%d embedded now)", len(mem), len(missing))
@@ -164,3 +165,31 @@ def similar_decisions(router, store, ticket: dict, limit: int = 5, min_similarit
             if d["ticket_id"] not in seen and len(out) < limit:
                 out.append({**d, "similarity": None})
     return out[:limit]
+
+
+def rule_outcomes(router) -> list[dict]:
+    """Each joint-handling rule that settled tickets' suggestions cited, with the arbitration group's decisions on
+    them: overruled / upheld, the leads decided instead, and whether the rule is now treated as disputed
+    (``PrecedentConfig.contest_rule``). Most overruled first: what the list editors should clarify."""
+    mem = getattr(router, "precedents", None)
+    if mem is None:
+        return []
+    rules = {r.id: r for r in router.lists.rules}
+    out = []
+    for rid in mem.rules():
+        rule = rules.get(rid)
+        if rule is None:  # removed from the lists since
+            continue
+        rec = mem.rule_record(rid, rule.lead, router.group)
+        if not rec.overruled and not rec.upheld:
+            continue
+        decided: dict[str, int] = {}
+        for p in rec.overruled:
+            g = router.group(p.lead)
+            decided[g] = decided.get(g, 0) + 1
+        out.append({"rule": rid, "matter": rule.matter, "lead": rule.lead, "lead_name": router.lists.name_of(rule.lead),
+                    "disputed_in_lists": rule.disputed, "overruled": len(rec.overruled), "upheld": len(rec.upheld),
+                    "contested": not rule.disputed and rec.contested(mem.config.contest_rule),
+                    "decided": dict(sorted(decided.items(), key=lambda kv: -kv[1])),
+                    "tickets": [int(p.id) if p.id.isdigit() else p.id for p in rec.overruled]})
+    return sorted(out, key=lambda d: (-d["overruled"], d["upheld"], d["rule"]))

@@ -2,7 +2,8 @@
 submits a ticket, sees the suggestion and dispatches; the same complaint again shows the duplicate warning with
 links (accepted with Alt+1); a third time it goes to arbitration as REPEAT_COMPLAINT; another ticket is sent to
 arbitration with Alt+3; the arbitrator sees the queue (reasons, returns), the duplicate links of a ticket, and
-claims and decides one in the workbench; the decision is cited at once as a precedent for a similar new ticket and settles its disputed boundary.
+claims and decides one in the workbench; the decision is cited at once as a precedent for a similar new ticket and settles its disputed boundary,
+and the workbench lists the rule it overruled.
 Screenshots go to reports/e2e/ (HOTLINE_E2E_DIR)."""
 from __future__ import annotations
 
@@ -255,6 +256,11 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     first = wait(drv, "#detail [data-testid=similar] li")
     assert first.find_element(By.CSS_SELECTOR, "a").text == f"#{tid2}" and float(first.get_attribute("data-similarity")) > 0.95
     assert "相似度" in first.text and "装修噪音由住建牵头" in first.text
+    # the rules the group's decisions overruled: the (disputed) renovation-noise rule, decided otherwise once
+    rule = wait(drv, "#rules tr[data-rule='noise-renovation']")
+    assert "1 / 0" in rule.text and "住房和城乡建设" in rule.text and "公安" in rule.text
+    assert [a.text for a in rule.find_elements(By.CSS_SELECTOR, "a")] == [f"#{tid2}"]
+    shot(drv, "07-workbench-rules")
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

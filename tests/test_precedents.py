@@ -156,6 +156,60 @@ def test_a_settled_dispute_is_not_sent_back_to_arbitration(router):
     assert s.lead.code == rule_lead and "DISPUTED_BOUNDARY" in codes(s)
 
 
+def test_rule_record_counts_decisions_against_the_rule_not_overrides():
+    mem = PrecedentMemory(8)
+    town = lambda c: "locality" if c in ("meilin", "xinhua") else c  # noqa: E731
+    mem.add([Precedent("1", "meilin", rule="r1"), Precedent("2", "xinhua", rule="r1"), Precedent("3", "urban_management", rule="r1"),
+             Precedent("4", "health", rule="r1", source="override"), Precedent("5", "health", rule="r2"), Precedent("6", "health")],
+            np.stack([basis(i) for i in range(6)]))
+    rec = mem.rule_record("r1", "urban_management", town)
+    assert [p.id for p in rec.overruled] == ["1", "2"] and [p.id for p in rec.upheld] == ["3"]  # the override is not counted
+    assert rec.contested(2) and not rec.contested(3) and not rec.contested(0)
+    assert mem.rules() == ["r1", "r2"] and mem.rule_record("r9", "health").overruled == []
+    mem.remove(["1"])  # a withdrawn precedent no longer counts; upheld as often as overruled is not contested
+    rec = mem.rule_record("r1", "urban_management", town)
+    assert len(rec.overruled) == 1 and not rec.contested(1)
+    mem.remove(["5"])
+    assert mem.rules() == ["r1"]
+
+
+BUILD = ["小区里有人私搭乱建，在楼顶违章搭建了一个大棚子", "有住户在小区绿地上私搭乱建围了个院子",
+         "我们楼顶被人违章搭建了彩钢房，一直没人来拆"]
+
+
+def test_a_rule_the_arbitration_group_keeps_overruling_is_disputed_until_clarified(router):
+    """Two decisions naming another lead than a (not disputed) rule's, on tickets it assigned: the rule's next ticket
+    raises DISPUTED_BOUNDARY saying what was decided, and does not go out unchecked. One overrule, as many upheld,
+    dispatchers' overrides or contest_rule=0 leave the rule deciding as before; a near-identical decision settles it."""
+    t = Ticket(content=BUILD[2])
+    before = router.route(t)
+    rule = next(e.item_id[5:] for e in before.evidence if e.type == "rule")
+    assert before.auto_dispatch and not before.reasons and before.lead.code == "urban_management"
+    far = np.random.default_rng(1).normal(size=(4, router.index.encoder.dim)).astype(np.float32)  # not similar: no vote
+    far /= np.linalg.norm(far, axis=1, keepdims=True)
+    over = [Precedent("11", "meilin", rule=rule), Precedent("12", "xinhua", co=("urban_management",), rule=rule)]
+    codes = lambda s: [r.code for r in s.reasons]  # noqa: E731
+
+    s = with_memory(router, over, far[:2]).route(t)
+    assert s.lead.code == "urban_management" and codes(s) == ["DISPUTED_BOUNDARY"], s.reasons
+    assert s.needs_arbitration and not s.auto_dispatch
+    msg = s.reasons[0].message
+    assert "裁定小组已2次改判" in msg and "属地街道（镇）2次" in msg and "#11" in msg and "#12" in msg and "维持0次" in msg
+
+    unchanged = lambda r: r.route(t).model_dump() == before.model_dump()  # noqa: E731
+    assert unchanged(with_memory(router, over[:1], far[:1]))
+    upheld = [Precedent("13", "urban_management", rule=rule), Precedent("14", "urban_management", rule=rule)]
+    assert unchanged(with_memory(router, over + upheld, far))
+    assert unchanged(with_memory(router, [dataclasses.replace(p, source="override") for p in over], far[:2]))
+    assert unchanged(with_memory(router, over, far[:2], contest_rule=0))
+    assert unchanged(with_memory(router, [dataclasses.replace(p, rule="noise-renovation") for p in over], far[:2]))
+
+    # the group decided a near-identical ticket: settled (its lead, not sent back), like a disputed rule in the lists
+    vec = router.query_vectors([t])
+    s = with_memory(router, over + [Precedent("15", "xinhua", rule=rule)], np.concatenate([far[:2], vec])).route(t)
+    assert s.lead.kind == "locality" and "DISPUTED_BOUNDARY" not in codes(s) and not s.auto_dispatch
+
+
 # ------------------------------------------------------------------------------------------ service
 WAGES = {"content": TEXT}
 LAMP = {"content": "小区门口的路灯坏了一个多月了，晚上黑漆漆的，老人孩子出门很不安全"}
@@ -277,3 +331,41 @@ def test_a_decision_naming_a_department_no_longer_in_the_lists_is_not_used(route
         assert len(c.app.state.router.precedents) == 0
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_decisions_overruling_a_rule_flag_its_next_tickets_and_are_listed(router, tmp_path, kind):
+    """In the service: the rule a decided ticket's stored suggestion cited is tallied; after two decisions naming a
+    town instead of the rule's lead, a third ticket under the rule raises DISPUTED_BOUNDARY, and
+    /arbitration/rules lists the rule as contested with the tickets and the leads decided."""
+    from dbutil import database_url
+    from test_api import h, make_client
+
+    url, cleanup = database_url(kind, tmp_path)
+    c, k = make_client(url, tmp_path, router)
+    d, a = h(k["dispatcher"]), h(k["arbitrator"])
+    try:
+        third = c.post("/api/v1/route", json={"content": BUILD[2]}, headers=d).json()
+        assert third["auto_dispatch"] and not third["reasons"]
+        assert c.get("/api/v1/arbitration/rules", headers=a).json() == []
+        ids = []
+        for text, town in zip(BUILD[:2], ("meilin", "xinhua")):
+            t = c.post("/api/v1/tickets", json={"content": text}, headers=d).json()
+            assert any(e["item_id"] == "rule:illegal-construction-urban" for e in t["suggestion"]["evidence"])
+            assert c.post(f"/api/v1/tickets/{t['id']}/escalate", json={"reason": "小区内违建应由属地牵头"}, headers=d).status_code == 200
+            assert c.post(f"/api/v1/arbitration/{t['id']}/claim", headers=a).status_code == 200
+            r = c.post(f"/api/v1/arbitration/{t['id']}/decision", headers=a,
+                       json={"lead": town, "co": ["urban_management"], "rationale": "小区内违建由属地街道牵头、城管协办"})
+            assert r.status_code == 200, r.text
+            ids.append(t["id"])
+            s = c.post("/api/v1/route", json={"content": BUILD[2]}, headers=d).json()
+            flagged = [x for x in s["reasons"] if x["code"] == "DISPUTED_BOUNDARY"]
+            assert bool(flagged) == (len(ids) == 2), s["reasons"]  # one overrule is not enough
+        assert s["needs_arbitration"] and not s["auto_dispatch"] and "裁定小组已2次改判" in flagged[0]["message"]
+        (out,) = c.get("/api/v1/arbitration/rules", headers=a).json()
+        assert out["rule"] == "illegal-construction-urban" and out["contested"] and out["lead"] == "urban_management"
+        assert (out["overruled"], out["upheld"], out["decided"], out["tickets"]) == (2, 0, {"locality": 2}, ids)
+        assert c.get("/api/v1/arbitration/rules", headers=d).status_code == 403  # the arbitration group's view
+    finally:
+        c.app.state.store.dispose()
+        cleanup()

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from serving.auth import Arbitrator
 from serving.deps import RouterDep, StoreDep
 from serving.precedents import invalidate as invalidate_precedents
-from serving.precedents import similar_decisions
-from serving.routes.schemas import DecisionIn, QueueItem, TicketOut
+from serving.precedents import rule_outcomes, similar_decisions
+from serving.routes.schemas import DecisionIn, QueueItem, RuleOutcome, TicketOut
 from serving.routes.tickets import TicketId, check_codes
 
 router = APIRouter(prefix="/api/v1/arbitration", tags=["arbitration"])
@@ -51,6 +51,14 @@ def similar(_: Arbitrator, ticket_id: TicketId, store: StoreDep, r: RouterDep) -
     whose lead is among this ticket's candidates; five at most."""
     t = store.get(ticket_id, history=False)
     return similar_decisions(r, store, t)
+
+
+@router.get("/rules")
+def rules(_: Arbitrator, r: RouterDep) -> list[RuleOutcome]:
+    """Joint-handling rules against the group's decisions on the tickets they assigned, most overruled first. A rule
+    overruled ``HOTLINE_PRECEDENT_CONTEST_RULE`` times (more than upheld) is ``contested``: its tickets raise
+    DISPUTED_BOUNDARY until the lists are clarified (``hotline lists``)."""
+    return [RuleOutcome(**x) for x in rule_outcomes(r)]
 
 
 @router.get("/clarifications")

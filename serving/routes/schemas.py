@@ -110,7 +110,21 @@ class QueueItem(TicketOut):
     returns: list[dict]
 
 
+class RuleOutcome(BaseModel):
+    """How the arbitration group decided the tickets one joint-handling rule assigned (boundaries.yaml)."""
+    rule: str
+    matter: str
+    lead: str = Field(description="the rule's lead (部门代码)")
+    lead_name: str
+    disputed_in_lists: bool = Field(description="already marked disputed in the lists")
+    overruled: int = Field(description="decisions naming another lead")
+    upheld: int = Field(description="decisions naming the rule's lead")
+    contested: bool = Field(description="overruled often enough that its tickets raise DISPUTED_BOUNDARY")
+    decided: dict[str, int] = Field(description="the leads decided instead (code -> decisions; towns as 'locality')")
+    tickets: list[int | str] = Field(description="the overruled tickets, latest last")
+
+
 TicketOut.model_rebuild()
 
 __all__ = ["DuplicateOut", "Ticket", "TicketIn", "Suggestion", "DispatchIn", "ReturnIn", "EscalateIn", "CloseIn", "DecisionIn", "TicketOut",
-           "QueueItem", "Event"]
+           "QueueItem", "Event", "RuleOutcome"]

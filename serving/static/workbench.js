@@ -1,5 +1,6 @@
 // Arbitration workbench: the queue (oldest first, reasons, returns so far), ticket detail with history, duplicate
-// and repeat links, similar past decisions, claim and decide with a rationale. #t=ID opens a ticket (the widget's
+// and repeat links, similar past decisions, claim and decide with a rationale; the joint-handling rules the group's
+// decisions overruled (a contested rule's tickets come back as 争议边界 until the lists are clarified). #t=ID opens a ticket (the widget's
 // duplicate links point here; a dispatcher's key can read the ticket, an arbitrator's key is needed to decide).
 let selected = null;
 const HASH_T = location.hash.match(/t=(\d+)/);
@@ -25,7 +26,23 @@ async function loadQueue() {
       body.append(tr);
     }
     $("status").textContent = q.length ? `${q.length} 件待裁定` : "队列为空";
+    loadRules();
   } catch (e) { $("status").textContent = "出错：" + e.message; }
+}
+async function loadRules() {
+  const rules = (await api("GET", "/api/v1/arbitration/rules").catch(() => [])).filter((r) => r.overruled > 0);
+  const box = $("rules");
+  if (!rules.length) { box.replaceChildren(el("p", { class: "muted" }, "暂无")); return; }
+  const body = el("tbody");
+  for (const r of rules) {
+    const decided = Object.entries(r.decided).map(([c, n]) => `${c === "locality" ? "属地街道（镇）" : deptName(c)} ${n}次`).join("、");
+    body.append(el("tr", { "data-rule": r.rule, class: r.contested ? "warn" : null },
+      el("td", {}, r.matter, r.contested || r.disputed_in_lists
+        ? el("div", { class: "muted" }, r.disputed_in_lists ? "清单已标为争议边界" : "改判已多于维持：按争议边界处理") : null),
+      el("td", {}, r.lead_name), el("td", {}, `${r.overruled} / ${r.upheld}`), el("td", {}, decided),
+      el("td", {}, ...r.tickets.slice(-3).flatMap((id) => [ticketLink(id, TO_TICKET), " "]))));
+  }
+  box.replaceChildren(el("table", {}, el("thead", {}, el("tr", {}, ...["事项", "规则定牵头", "改判/维持", "改由", "工单"].map((h) => el("th", {}, h)))), body));
 }
 async function open(id) {
   selected = id;

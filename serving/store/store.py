@@ -65,6 +65,15 @@ def iso(dt: datetime | None) -> str | None:
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
+def cited_rule(suggestion: dict | None) -> str | None:
+    """The id of the joint-handling rule a stored suggestion cited (evidence ``rule:ID``), if any."""
+    for e in (suggestion or {}).get("evidence") or []:
+        item = e.get("item_id") or ""
+        if e.get("type") == "rule" and item.startswith("rule:"):
+            return item[5:]
+    return None
+
+
 def join_codes(codes) -> str:
     return "|".join(codes or [])
 
@@ -400,7 +409,8 @@ class Store:
 
     def settled_rows(self) -> list[dict]:
         """Tickets whose owner a person settled, by ticket id: the latest arbitration decision; otherwise the latest
-        dispatch when it overrode the suggestion and was not returned afterwards. Training data and precedents."""
+        dispatch when it overrode the suggestion and was not returned afterwards. Training data and precedents
+        (``rule``: the joint-handling rule the ticket's suggestion cited, if any)."""
         with self.Session() as s:
             latest: dict[int, tuple] = {}
             for d, t in s.execute(select(DecisionRow, TicketRow).join(TicketRow, TicketRow.id == DecisionRow.ticket_id)
@@ -419,7 +429,8 @@ class Store:
             for tid in sorted(latest):
                 t, lead, co, source = latest[tid]
                 out.append({"ticket_id": t.id, "external_id": t.external_id, "title": t.title, "content": t.content,
-                            "lead": lead, "co": co or "", "created_at": iso(t.created_at), "source": source})
+                            "lead": lead, "co": co or "", "created_at": iso(t.created_at), "source": source,
+                            "rule": cited_rule(t.suggestion)})
             return out
 
     def training_rows(self) -> Iterator[dict]:
