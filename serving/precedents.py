@@ -1,9 +1,10 @@
 """The router's precedents (判例) in the service: every ticket a person settled (an arbitration decision, or a
 dispatcher's override that was not returned) votes on similar new tickets (model/precedents.py).
 
-The settled tickets are read from the database (``Store.settled_rows``): at start-up, at most every
-``precedent_sync_seconds`` before a suggestion (so decisions taken by another process arrive too), and right after
-this process records a decision, a dispatch or a return. A changed set is built into a new memory and swapped in
+The settled tickets are read from the database (``Store.settled_rows``): all of them at start-up; then, at most
+every ``precedent_sync_seconds`` before a suggestion (so decisions taken by another process arrive too) and right
+after this process records a decision, a dispatch or a return, only the tickets with events since the last read
+(``Store.touched_tickets``), so a year of settled tickets is not re-read after each new one. A changed set is built into a new memory and swapped in
 whole, so a suggestion being made meanwhile sees the old one or the new one, never half of each. Each settled
 ticket is embedded once: vectors are kept under ``data_dir/precedents`` by ticket and text (a cache; removing it
 only costs the time to embed again).
@@ -25,6 +26,15 @@ from model.suggestion import Ticket
 log = logging.getLogger("hotline.precedents")
 
 
+# Event ids re-checked below the last one read: a transaction that took its id earlier but committed after that
+# read (PostgreSQL sequences) is still seen. Re-reading a few tickets' settled state is idempotent and cheap.
+OVERLAP = 200
+
+
+def _state(row: dict | None) -> tuple | None:
+    return None if row is None else (_key(row), row["lead"], row["co"], row["source"], row.get("rule"))
+
+
 def _key(row: dict) -> str:
     h = hashlib.blake2b(f"{row['title'] or ''}\x00{row['content']}".encode("utf-8"), digest_size=8).hexdigest()
     return f"{row['ticket_id']}:{h}"
@@ -40,7 +50,7 @@ class PrecedentService:
         tag = hashlib.blake2b(f"{enc.fingerprint}|{router.config.title_weight}".encode(), digest_size=6).hexdigest()
         self.cache_path = Path(settings.data_dir) / "precedents" / f"vectors-{tag}.npz"
         self._vectors: dict[str, np.ndarray] | None = None
-        self._state: tuple | None = None  # what the current memory was built from
+        self._rows: dict[int, dict] | None = None  # the settled tickets the current memory was built from, by id
         self._version: int | None = None  # the store's events_version when it was read
         self._due = 0.0
         self._lock = threading.Lock()
@@ -80,13 +90,25 @@ class PrecedentService:
             if not force and time.monotonic() < self._due:
                 return
             version = self.store.events_version()  # cheap: nothing settled changed unless this moved
-            if version != self._version:
+            if force or self._rows is None:  # start-up: every settled ticket
                 rows = self.usable(self.store.settled_rows())
-                state = tuple((r["ticket_id"], _key(r), r["lead"], r["co"], r["source"], r.get("rule")) for r in rows)
-                if state != self._state:
-                    self._rebuild(rows)
-                    self._state = state
-                self._version = version
+                self._rows = {r["ticket_id"]: r for r in rows}
+                self._rebuild(rows)
+            elif version != self._version:  # only the tickets with new events (and a few before: see OVERLAP)
+                touched = self.store.touched_tickets(after=max(self._version - OVERLAP, 0))
+                fresh = {r["ticket_id"]: r for r in self.usable(self.store.settled_rows(ids=touched))}
+                changed = False
+                for tid in touched:
+                    new, old = fresh.get(tid), self._rows.get(tid)
+                    if _state(new) != _state(old):
+                        changed = True
+                        if new is None:
+                            del self._rows[tid]
+                        else:
+                            self._rows[tid] = new
+                if changed:
+                    self._rebuild([self._rows[t] for t in sorted(self._rows)])
+            self._version = version
             self._due = time.monotonic() + self.settings.precedent_sync_seconds
 
     def usable(self, rows: list[dict]) -> list[dict]:

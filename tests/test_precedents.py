@@ -369,3 +369,44 @@ def test_decisions_overruling_a_rule_flag_its_next_tickets_and_are_listed(router
     finally:
         c.app.state.store.dispose()
         cleanup()
+
+
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_after_start_up_only_tickets_with_new_events_are_re_read(router, tmp_path, kind, monkeypatch):
+    """A year of settled tickets is not re-read after each new one: after the start-up read, a sync reads the settled
+    state of the tickets with events since the last read only (and of those a few events before it, so an event
+    that committed late with a lower id is still seen)."""
+    import serving.precedents as sp
+    from dbutil import database_url
+    from test_api import h, make_client
+
+    url, cleanup = database_url(kind, tmp_path)
+    c, k = make_client(url, tmp_path, router, precedent_weight=0.5, precedent_sync_seconds=0)
+    store, d = c.app.state.store, h(k["dispatcher"])
+    calls = []
+    real = store.settled_rows
+    monkeypatch.setattr(store, "settled_rows", lambda ids=None: calls.append(None if ids is None else set(ids)) or real(ids))
+    monkeypatch.setattr(sp, "OVERLAP", 0)
+    try:
+        ids = [c.post("/api/v1/tickets", json={"content": f"{LAMP['content']}（第{i}次）"}, headers=d).json()["id"] for i in range(3)]
+        svc = c.app.state.precedents
+        svc.sync(force=True)
+        assert calls[-1] is None and len(c.app.state.router.precedents) == 0  # start-up: everything
+        assert c.post(f"/api/v1/tickets/{ids[1]}/dispatch", json={"lead": "health"}, headers=d).status_code == 200
+        r = c.post("/api/v1/route", json=LAMP, headers=d).json()
+        assert r["lead"]["code"] == "health" and calls[-1] == {ids[1]}, calls  # only the ticket that changed
+        assert [p.precedent.id for p in c.app.state.router.precedents.neighbours(router.query_vectors([Ticket(**LAMP)])[0])] == [str(ids[1])]
+        # an event that committed after a read with a lower id than that read saw: the overlap picks it up
+        assert c.post(f"/api/v1/tickets/{ids[2]}/dispatch", json={"lead": "education"}, headers=d).status_code == 200
+        svc._version = store.events_version()  # as if the read had already covered it
+        svc.invalidate()
+        c.post("/api/v1/tickets", json={"content": "另一张无关的工单：楼道灯不亮"}, headers=d)
+        svc.sync()
+        assert len(c.app.state.router.precedents) == 1  # missed without the overlap
+        monkeypatch.setattr(sp, "OVERLAP", 200)
+        c.post("/api/v1/tickets", json={"content": "又一张无关的工单：井盖松动"}, headers=d)
+        svc.sync()
+        assert len(c.app.state.router.precedents) == 2 and str(ids[2]) in c.app.state.router.precedents
+    finally:
+        store.dispose()
+        cleanup()

@@ -16,7 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -407,23 +407,34 @@ class Store:
         with self.Session() as s:
             return int(s.scalar(select(func.max(EventRow.id))) or 0)
 
-    def settled_rows(self) -> list[dict]:
+    def touched_tickets(self, after: int, upto: int | None = None) -> set[int]:
+        """The tickets with an event whose id is above ``after`` (and at most ``upto``): the only ones whose
+        :meth:`settled_rows` entry can have changed since ``events_version()`` was ``after``."""
+        with self.Session() as s:
+            q = select(EventRow.ticket_id).where(EventRow.id > after).distinct()
+            if upto is not None:
+                q = q.where(EventRow.id <= upto)
+            return {int(x) for x in s.scalars(q)}
+
+    def settled_rows(self, ids: Iterable[int] | None = None) -> list[dict]:
         """Tickets whose owner a person settled, by ticket id: the latest arbitration decision; otherwise the latest
         dispatch when it overrode the suggestion and was not returned afterwards. Training data and precedents
-        (``rule``: the joint-handling rule the ticket's suggestion cited, if any)."""
+        (``rule``: the joint-handling rule the ticket's suggestion cited, if any). ``ids``: only these tickets."""
+        wanted = None if ids is None else sorted(set(ids))
         with self.Session() as s:
             latest: dict[int, tuple] = {}
-            for d, t in s.execute(select(DecisionRow, TicketRow).join(TicketRow, TicketRow.id == DecisionRow.ticket_id)
-                                  .order_by(DecisionRow.id)):
-                latest[t.id] = (t, d.lead, d.co, "decision")
-            decided = set(latest)
             fb_latest: dict[int, tuple] = {}
-            for f, t in s.execute(select(FeedbackRow, TicketRow).join(TicketRow, TicketRow.id == FeedbackRow.ticket_id)
-                                  .order_by(FeedbackRow.id)):
-                if t.id not in decided:
+            for chunk in ([None] if wanted is None else [wanted[i:i + 500] for i in range(0, len(wanted), 500)]):
+                dq = select(DecisionRow, TicketRow).join(TicketRow, TicketRow.id == DecisionRow.ticket_id).order_by(DecisionRow.id)
+                fq = select(FeedbackRow, TicketRow).join(TicketRow, TicketRow.id == FeedbackRow.ticket_id).order_by(FeedbackRow.id)
+                if chunk is not None:
+                    dq, fq = dq.where(DecisionRow.ticket_id.in_(chunk)), fq.where(FeedbackRow.ticket_id.in_(chunk))
+                for d, t in s.execute(dq):
+                    latest[t.id] = (t, d.lead, d.co, "decision")
+                for f, t in s.execute(fq):
                     fb_latest[t.id] = (t, f)
             for tid, (t, f) in fb_latest.items():
-                if not f.accepted and t.status in ("dispatched", "closed") and t.lead == f.lead:
+                if tid not in latest and not f.accepted and t.status in ("dispatched", "closed") and t.lead == f.lead:
                     latest[tid] = (t, f.lead, f.co, "override")
             out = []
             for tid in sorted(latest):
