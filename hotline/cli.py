@@ -136,7 +136,7 @@ def lists_import(
     except ListsInvalid as e:
         for p in e.problems:
             typer.echo(str(p), err=True)
-        fail(f"the imported lists would not validate; nothing was written")
+        fail("the imported lists would not validate; nothing was written")
     except ValueError as e:
         fail(str(e))
     total = sum(counts.values())
@@ -513,7 +513,9 @@ def eval_compare(
 def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JSON line of all figures")] = False,
           single: Annotated[int, typer.Option(min=10)] = 100, batch: Annotated[int, typer.Option(min=32)] = 256,
           dedup_sizes: Annotated[str, typer.Option(help="stored tickets for the duplicate-lookup benchmark, comma-separated; '' skips it")] = "10000,100000,1000000",
-          precedent_sizes: Annotated[str, typer.Option(help="settled tickets for the precedent-lookup benchmark, comma-separated; '' skips it")] = "10000,100000") -> None:
+          precedent_sizes: Annotated[str, typer.Option(help="settled tickets for the precedent-lookup benchmark, comma-separated; '' skips it")] = "10000,100000",
+          precedent_sync: Annotated[int, typer.Option("--precedent-sync", min=0, help="settled tickets stored (temporary SQLite) to time "
+                                                      "what a sync re-reads after a new one: all of them vs the changed ones (0 skips it)")] = 0) -> None:
     """Route latency p50/p99 (one ticket), batch throughput, duplicate and precedent lookup at scale, peak memory."""
     from eval.bench import bench_router, peak_rss_mb
 
@@ -537,6 +539,10 @@ def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JS
         from eval.bench_precedents import bench_precedents
 
         res.update(bench_precedents(prec_sizes))
+    if precedent_sync:
+        from eval.bench_precedents import bench_precedent_sync
+
+        res.update(bench_precedent_sync(precedent_sync))
     res["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if json_out:
         typer.echo(json.dumps(res, ensure_ascii=False))

@@ -76,12 +76,16 @@ def test_bad_cli_input_is_one_line_and_nonzero(tmp_path):
 
 
 def test_bench_ends_with_one_json_line(cli):
-    r = cli("bench", "--json", "--single", "10", "--batch", "32", "--dedup-sizes", "3000", "--precedent-sizes", "2000")
+    r = cli("bench", "--json", "--single", "10", "--batch", "32", "--dedup-sizes", "3000", "--precedent-sizes", "2000",
+            "--precedent-sync", "60")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout.strip().splitlines()[-1])
     for key in ("route_p50_ms", "route_p99_ms", "batch_tickets_per_s", "peak_rss_mb", "rest_rss_mb", "route_peak_rss_mb",
-                "dedup_p99_ms_3k", "precedents_p50_ms_2k", "precedents_p99_ms_2k"):
+                "dedup_p99_ms_3k", "precedents_p50_ms_2k", "precedents_p99_ms_2k", "precedent_sync_full_ms",
+                "precedent_sync_incremental_ms"):
         assert isinstance(d[key], (int, float)) and d[key] > 0, key
+    # 60 stored + one new per repeat (3) read in full; the overlap re-reads the last 200 events' tickets (here: all)
+    assert d["precedent_sync_settled"] == 63 and 1 <= d["precedent_sync_tickets_reread"] <= 63
     assert d["route_p50_ms"] <= d["route_p99_ms"]
     assert 200 < d["rest_rss_mb"] <= d["route_peak_rss_mb"] <= d["peak_rss_mb"]  # a loaded encoder is hundreds of MB
     r = cli("bench", "--dedup-sizes", "ten")
