@@ -55,6 +55,8 @@ MATRIX = [
     ("post", "/api/v1/arbitration/{tid}/decision", {"lead": "urban_management", "rationale": "油烟归城管"}, A),
     ("get", "/api/v1/arbitration/{tid}/similar", None, A),
     ("get", "/api/v1/arbitration/clarifications", None, A),
+    ("get", "/api/v1/arbitration/rules", None, A),
+    ("post", "/api/v1/arbitration/clarifications/1/review", {"status": "rejected"}, set()),
     ("get", "/api/v1/duplicates/{tid}", None, S),
     ("get", "/api/v1/hot-issues?days=7&min_count=2", None, S),
     ("get", "/metrics", None, set()),
@@ -120,10 +122,25 @@ def test_whole_life_over_http(api_db):
                     json={"lead": "urban_management", "co": ["ecology_environment"], "rationale": "餐饮油烟由城管牵头",
                           "clarification": "边界规则补充：露天烧烤油烟由城管牵头"})
     assert r.status_code == 200 and r.json()["status"] == "decided"
-    assert client.get("/api/v1/arbitration/clarifications", headers=a).json()[0]["ticket_id"] == tid
+    (clar,) = client.get("/api/v1/arbitration/clarifications", headers=a).json()
+    assert clar["ticket_id"] == tid and clar["status"] == "pending" and clar["reviewed_by"] is None
+    # the list editors (admin) accept or reject it, once; arbitrators propose but do not review
+    review = f"/api/v1/arbitration/clarifications/{clar['id']}/review"
+    assert client.post(review, json={"status": "accepted"}, headers=a).status_code == 403
+    r = client.post(review, json={"status": "maybe"}, headers=h(k["admin"]))
+    assert r.status_code == 422 and "status" in r.text
+    assert client.post("/api/v1/arbitration/clarifications/999/review", json={"status": "accepted"}, headers=h(k["admin"])).status_code == 404
+    r = client.post(review, json={"status": "accepted", "note": "已写入边界规则 outdoor-bbq"}, headers=h(k["admin"]))
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["review_note"], r.json()["reviewed_by"].startswith("admin")) == ("accepted", "已写入边界规则 outdoor-bbq", True)
+    r = client.post(review, json={"status": "rejected"}, headers=h(k["admin"]))
+    assert r.status_code == 409 and "已审核" in r.json()["message_zh"]
+    assert client.get("/api/v1/arbitration/clarifications", headers=a).json() == []  # none pending
+    (done,) = client.get("/api/v1/arbitration/clarifications", params={"status": "accepted"}, headers=a).json()
+    assert done["id"] == clar["id"] and done["review_note"] == "已写入边界规则 outdoor-bbq" and done["reviewed_at"]
     r = client.post(f"/api/v1/tickets/{tid}/close", json={}, headers=d)
     kinds = [e["kind"] for e in r.json()["history"]]
-    assert kinds[-4:] == ["arbitration", "claimed", "decided", "closed"] and kinds.count("returned") == 2
+    assert kinds[-5:] == ["arbitration", "claimed", "decided", "clarification_reviewed", "closed"] and kinds.count("returned") == 2
     metrics = client.get("/metrics", headers=h(k["admin"])).text
     assert 'hotline_tickets{status="closed"} 1.0' in metrics
     assert 'hotline_dispatches_total{accepted="false"} 1.0' in metrics

@@ -3,7 +3,7 @@ submits a ticket, sees the suggestion and dispatches; the same complaint again s
 links (accepted with Alt+1); a third time it goes to arbitration as REPEAT_COMPLAINT; another ticket is sent to
 arbitration with Alt+3; the arbitrator sees the queue (reasons, returns), the duplicate links of a ticket, and
 claims and decides one in the workbench; the decision is cited at once as a precedent for a similar new ticket and settles its disputed boundary,
-and the workbench lists the rule it overruled.
+and the workbench lists the rule it overruled and the clarification it proposed, which an admin accepts.
 Screenshots go to reports/e2e/ (HOTLINE_E2E_DIR)."""
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def server(router, tmp_path_factory):
             break
         time.sleep(0.05)
     store = app.state.store
-    keys = {r: store.create_key(r, f"e2e-{r}")[1] for r in ("dispatcher", "arbitrator")}
+    keys = {r: store.create_key(r, f"e2e-{r}")[1] for r in ("dispatcher", "arbitrator", "admin")}
     yield f"http://127.0.0.1:{port}", keys, store
     srv.should_exit = True
     th.join(10)
@@ -229,6 +229,7 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     Select(drv.find_element(By.ID, "d-lead")).select_by_value("housing_construction")
     Select(drv.find_element(By.ID, "d-co")).select_by_value("urban_management")
     drv.find_element(By.ID, "d-rationale").send_keys("装修噪音由住建牵头，城管协办")
+    drv.find_element(By.ID, "d-clar").send_keys("建议在边界规则中写明：住宅装修噪音由住建牵头")
     shot(drv, "04-workbench-decide")
     drv.find_element(By.ID, "decide").click()
     wait(drv, "#status", text="已裁定")
@@ -260,7 +261,21 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     rule = wait(drv, "#rules tr[data-rule='noise-renovation']")
     assert "1 / 0" in rule.text and "住房和城乡建设" in rule.text and "公安" in rule.text
     assert [a.text for a in rule.find_elements(By.CSS_SELECTOR, "a")] == [f"#{tid2}"]
+    # the proposed clarification waits for the list editors: an arbitrator may not review it, an admin accepts it
+    clar = wait(drv, "#clarifications li")
+    assert "住宅装修噪音由住建牵头" in clar.text and clar.find_element(By.CSS_SELECTOR, "a").text == f"#{tid2}"
     shot(drv, "07-workbench-rules")
+    clar.find_elements(By.CSS_SELECTOR, "button")[0].click()
+    wait(drv, "#status", text="出错")
+    assert store.clarifications()[0]["status"] == "pending"
+    drv.get(f"{base}/workbench#key={keys['admin']}")
+    clar = wait(drv, "#clarifications li")
+    clar.find_element(By.CSS_SELECTOR, "input").send_keys("已写入 noise-renovation 的争议说明")
+    clar.find_elements(By.CSS_SELECTOR, "button")[0].click()
+    wait(drv, "#status", text="已采纳")
+    wait(drv, "#clarifications", text="暂无")
+    (done,) = store.clarifications(status="accepted")
+    assert done["ticket_id"] == tid2 and done["review_note"] == "已写入 noise-renovation 的争议说明"
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
-from serving.auth import Arbitrator
+from serving.auth import Admin, Arbitrator
 from serving.deps import RouterDep, StoreDep
 from serving.precedents import invalidate as invalidate_precedents
 from serving.precedents import rule_outcomes, similar_decisions
-from serving.routes.schemas import DecisionIn, QueueItem, RuleOutcome, TicketOut
+from serving.routes.schemas import ClarificationReviewIn, DecisionIn, QueueItem, RuleOutcome, TicketOut
 from serving.routes.tickets import TicketId, check_codes
 
 router = APIRouter(prefix="/api/v1/arbitration", tags=["arbitration"])
@@ -66,3 +66,11 @@ def clarifications(_: Arbitrator, store: StoreDep, status: Annotated[str | None,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict]:
     """Proposed clarifications of the responsibility lists, kept for review."""
     return store.clarifications(status=status, limit=limit)
+
+
+@router.post("/clarifications/{clarification_id}/review")
+def review_clarification(user: Admin, clarification_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: ClarificationReviewIn,
+                         store: StoreDep) -> dict:
+    """The list editors (admin) accept or reject a proposed clarification, once, with an optional note; the lists
+    themselves are edited and validated with `hotline lists`."""
+    return store.review_clarification(clarification_id, body.status, body.note, actor=user.actor)

@@ -1,6 +1,8 @@
 """Request and response bodies of the /api/v1 routes (field limits give 422s with field-level messages)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -65,6 +67,11 @@ class DecisionIn(DispatchIn):
     clarification: str | None = Field(None, max_length=5000, description="建议对权责清单/边界规则的澄清（留待审核）")
 
 
+class ClarificationReviewIn(_In):
+    status: Literal["accepted", "rejected"] = Field(description="accepted（采纳，据此修改清单）或 rejected（不采纳）")
+    note: str | None = Field(None, max_length=2000, description="审核意见")
+
+
 class Event(BaseModel):
     kind: str
     actor: str
@@ -127,4 +134,4 @@ class RuleOutcome(BaseModel):
 TicketOut.model_rebuild()
 
 __all__ = ["DuplicateOut", "Ticket", "TicketIn", "Suggestion", "DispatchIn", "ReturnIn", "EscalateIn", "CloseIn", "DecisionIn", "TicketOut",
-           "QueueItem", "Event", "RuleOutcome"]
+           "QueueItem", "Event", "RuleOutcome", "ClarificationReviewIn"]

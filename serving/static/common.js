@@ -57,14 +57,15 @@ function fillDeptSelect(select, selected, blank) {
 }
 function fmtTime(iso) { return iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false }) : ""; }
 const EVENT_ZH = { received: "受理", suggested: "系统建议", dispatched: "派单", returned: "退单", arbitration: "进入裁定",
-  claimed: "领取", released: "放弃领取", decided: "裁定", closed: "办结" };
+  claimed: "领取", released: "放弃领取", decided: "裁定", closed: "办结", clarification_reviewed: "审核清单澄清建议" };
+const CLAR_ZH = { pending: "待审核", accepted: "已采纳", rejected: "未采纳" };
 function historyList(events) {
   const ul = el("ol", { "data-testid": "history" });
   for (const e of events) {
     const d = e.data || {};
     const extra = [d.lead && `牵头 ${deptName(d.lead)}`, d.co && d.co.length && `协办 ${d.co.map(deptName).join("、")}`,
       d.reason && `理由：${d.reason}`, d.accepted === true && "采纳建议", d.accepted === false && "改派",
-      d.reasons && d.reasons.join("、")].filter(Boolean).join("；");
+      d.reasons && d.reasons.join("、"), d.clarification_id && CLAR_ZH[d.status], d.note && `意见：${d.note}`].filter(Boolean).join("；");
     ul.append(el("li", {}, `${fmtTime(e.at)} ${EVENT_ZH[e.kind] || e.kind} · ${e.actor}`, extra ? el("span", { class: "muted" }, ` ${extra}`) : null));
   }
   return ul;

@@ -27,6 +27,7 @@ async function loadQueue() {
     }
     $("status").textContent = q.length ? `${q.length} 件待裁定` : "队列为空";
     loadRules();
+    loadClarifications();
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
 async function loadRules() {
@@ -43,6 +44,23 @@ async function loadRules() {
       el("td", {}, ...r.tickets.slice(-3).flatMap((id) => [ticketLink(id, TO_TICKET), " "]))));
   }
   box.replaceChildren(el("table", {}, el("thead", {}, el("tr", {}, ...["事项", "规则定牵头", "改判/维持", "改由", "工单"].map((h) => el("th", {}, h)))), body));
+}
+// Proposed clarifications of the lists: the list editors (an admin key) accept or reject each, once, with a note.
+async function loadClarifications() {
+  const items = await api("GET", "/api/v1/arbitration/clarifications").catch(() => []);
+  const box = $("clarifications");
+  if (!items.length) { box.replaceChildren(el("p", { class: "muted" }, "暂无")); return; }
+  const ul = el("ul");
+  for (const c of items) {
+    const note = el("input", { type: "text", maxlength: "2000", placeholder: "审核意见（可选）", "aria-label": "审核意见" });
+    const review = (status) => act(() => api("POST", `/api/v1/arbitration/clarifications/${c.id}/review`, { status, note: note.value || null }),
+      status === "accepted" ? "已采纳" : "未采纳");
+    ul.append(el("li", { "data-clarification": String(c.id) }, ticketLink(c.ticket_id, TO_TICKET), ` ${c.text}`,
+      el("div", { class: "muted" }, `${c.proposed_by} · ${fmtTime(c.created_at)}`), note,
+      el("button", { type: "button", class: "secondary", onclick: () => review("accepted") }, "采纳"), " ",
+      el("button", { type: "button", class: "secondary", onclick: () => review("rejected") }, "不采纳")));
+  }
+  box.replaceChildren(ul);
 }
 async function open(id) {
   selected = id;

@@ -65,6 +65,10 @@ def iso(dt: datetime | None) -> str | None:
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
+CLARIFICATION_REVIEWED = ("accepted", "rejected")
+CLARIFICATION_ZH = {"pending": "待审核", "accepted": "已采纳", "rejected": "未采纳"}
+
+
 def cited_rule(suggestion: dict | None) -> str | None:
     """The id of the joint-handling rule a stored suggestion cited (evidence ``rule:ID``), if any."""
     for e in (suggestion or {}).get("evidence") or []:
@@ -367,14 +371,50 @@ class Store:
                         clarification=bool(clarification))
         return self.get(ticket_id)
 
-    def clarifications(self, status: str | None = "pending", limit: int = 200) -> list[dict]:
+    def clarifications(self, status: str | None = "pending", limit: int = 200, ids: list[int] | None = None) -> list[dict]:
+        """Proposed clarifications of the lists, oldest first, with their review (who, when, note) once reviewed."""
         with self.Session() as s:
             q = select(ClarificationRow).order_by(ClarificationRow.id)
             if status:
                 q = q.where(ClarificationRow.status == status)
-            return [{"id": c.id, "ticket_id": c.ticket_id, "decision_id": c.decision_id, "proposed_by": c.proposed_by,
-                     "text": c.text, "status": c.status, "created_at": iso(c.created_at)}
-                    for c in s.scalars(q.limit(limit))]
+            if ids is not None:
+                q = q.where(ClarificationRow.id.in_(ids))
+            rows = list(s.scalars(q.limit(limit)))
+            reviews: dict[int, EventRow] = {}
+            done = [c.ticket_id for c in rows if c.status != "pending"]
+            if done:
+                for e in s.scalars(select(EventRow).where(EventRow.ticket_id.in_(done), EventRow.kind == "clarification_reviewed")
+                                   .order_by(EventRow.id)):
+                    reviews[int((e.data or {}).get("clarification_id", -1))] = e
+            out = []
+            for c in rows:
+                e = reviews.get(c.id)
+                out.append({"id": c.id, "ticket_id": c.ticket_id, "decision_id": c.decision_id, "proposed_by": c.proposed_by,
+                            "text": c.text, "status": c.status, "created_at": iso(c.created_at),
+                            "reviewed_by": e.actor if e else None, "reviewed_at": iso(e.at) if e else None,
+                            "review_note": (e.data or {}).get("note") if e else None})
+            return out
+
+    def review_clarification(self, clarification_id: int, status: str, note: str | None, *, actor: str) -> dict:
+        """Accept or reject a pending clarification (the list editors' call; the lists themselves are edited and
+        re-validated with ``hotline lists``). Once only: a second review is a 409. Recorded as an event of the ticket."""
+        if status not in CLARIFICATION_REVIEWED:
+            raise ValueError(f"status must be one of {', '.join(CLARIFICATION_REVIEWED)}")
+        now = utcnow()
+        with self.Session.begin() as s:
+            c = s.get(ClarificationRow, clarification_id)
+            if c is None:
+                raise NotFound(f"clarification {clarification_id} not found", f"澄清建议 {clarification_id} 不存在")
+            res = s.execute(update(ClarificationRow).where(ClarificationRow.id == clarification_id,
+                                                           ClarificationRow.status == "pending").values(status=status)
+                            .execution_options(synchronize_session=False))
+            if res.rowcount != 1:
+                s.refresh(c)
+                raise Conflict(f"clarification {clarification_id} was already reviewed ({c.status})",
+                               f"澄清建议 {clarification_id} 已审核（{CLARIFICATION_ZH.get(c.status, c.status)}）")
+            self._event(s, c.ticket_id, "clarification_reviewed", actor, now, clarification_id=clarification_id,
+                        status=status, **({"note": note} if note else {}))
+        return self.clarifications(status=None, ids=[clarification_id])[0]
 
     def past_decisions(self, *, codes: list[str], exclude: int | None = None, limit: int = 5) -> list[dict]:
         """Recent decisions whose lead is one of ``codes`` (the workbench's 'similar past decisions')."""
