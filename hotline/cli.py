@@ -256,8 +256,11 @@ def route(
     json_out: Annotated[bool, typer.Option("--json", help="print the JSON suggestion")] = False,
     address: Annotated[Optional[str], typer.Option(help="事发地址")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=512)] = 32,
+    precedents: Annotated[Optional[Path], typer.Option("--precedents", help="CSV of settled tickets (id, title, content, lead[, co]): "
+                          "they vote and are cited as decisions are in serving (default: none)")] = None,
 ) -> None:
-    """Suggest lead and co-handling departments for one ticket or a JSONL file."""
+    """Suggest lead and co-handling departments for one ticket or a JSONL file (without the service's precedents
+    unless --precedents gives a file of settled tickets)."""
     from pydantic import ValidationError
 
     from model.router import iter_batches
@@ -270,7 +273,10 @@ def route(
             ticket = Ticket(content=text, address=address)
         except ValidationError as e:
             fail(f"ticket text: {e.errors()[0]['msg']}")
-        sug = _router().route(ticket)
+        router = _router()
+        if precedents is not None:
+            _precedents_or_fail(router, precedents)
+        sug = router.route(ticket)
         if json_out:
             typer.echo(sug.model_dump_json(indent=None))
         else:
@@ -282,6 +288,8 @@ def route(
 
     tickets, problems = load_jsonl_or_fail(input, read_tickets_jsonl, "a JSONL file with id, content (+ title, address, caller, created_at, channel)")
     router = _router()
+    if precedents is not None:
+        _precedents_or_fail(router, precedents)
     out = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:
         with tqdm(total=len(tickets), unit="ticket", disable=output is None, desc="routing") as bar:

@@ -214,6 +214,16 @@ def test_eval_routing_with_precedents(cli, tmp_path, monkeypatch):
     without, _ = top1()
     with_prec, output = top1("--precedents", str(prec))
     assert without == 0.0 and with_prec >= 0.75 and "4 precedents from settled.csv" in output
+    # hotline route takes the same file: the settled lead, cited with the precedent's id
+    get_settings.cache_clear()
+    r = cli("route", "--json", texts[1], "--precedents", str(prec))
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert s["lead"]["code"] == "taxation" and any(e["item_id"] == "ticket:P1" for e in s["evidence"])
+    r = cli("route", "--json", texts[1])
+    assert json.loads(r.stdout.strip().splitlines()[-1])["lead"]["code"] != "taxation"
+    r = cli("route", texts[1], "--precedents", str(tmp_path / "nope.csv"))
+    assert r.exit_code != 0 and "nope.csv" in r.output and "Traceback" not in r.output
     get_settings.cache_clear()
     r = cli("eval", "routing", "--data", str(data), "--no-baseline", "--precedents", str(tmp_path / "nope.csv"))
     assert r.exit_code != 0 and "nope.csv" in r.output and "Traceback" not in r.output
