@@ -1,7 +1,7 @@
 """Resolve an address or ticket text to its locality (属地: street office or town) via the gazetteer.
 
-Every place name of the gazetteer (and, where unambiguous, its short form without a suffix such as
-小区/社区/村/街道/镇) is searched in the text, longest names first, so "幸福里小区" is not also counted as
+Every place name of the gazetteer (and, where unambiguous and at least three characters long, its short form
+without a suffix such as 小区/社区/村/街道/镇) is searched in the text, longest names first, so "幸福里小区" is not also counted as
 "幸福里". Each hit votes for its locality with a weight by type (an estate or community says more than a
 road that may be long). The winner must beat the runner-up clearly or the result is marked ambiguous.
 """
@@ -14,6 +14,10 @@ from responsibility_lists.schema import Gazetteer
 
 WEIGHTS = {"estate": 3.0, "community": 3.0, "landmark": 2.5, "locality": 3.0, "alias": 2.0, "road": 2.0}
 SUFFIXES = ("小区", "社区", "街道", "花园", "新村", "村委会", "村", "镇", "路", "街", "公园")
+# A short form (the name without its suffix) is searched only from this length: two-character ones are mostly
+# common words (人民路 → 人民, 建设小区 → 建设, 科技园 …) that would place every 人民政府 or 建设公司 in a town.
+# The gazetteer's own aliases (新华, 梅林 …) are searched at any length.
+MIN_SHORT = 3
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class Locator:
         short: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for name, (code, typ) in full.items():
             for suf in SUFFIXES:
-                if name.endswith(suf) and len(name) - len(suf) >= 2:
+                if name.endswith(suf) and len(name) - len(suf) >= MIN_SHORT:
                     short[name[: -len(suf)]].add((code, typ))
                     break
         self._names.update(full)

@@ -29,6 +29,16 @@ def test_longest_name_wins_and_short_forms_work(locator):
     assert [h.name for h in locator.hits("幸福里小区门口")] == ["幸福里小区"]
 
 
+def test_two_character_short_forms_are_common_words_not_places(locator):
+    """人民路 → 人民, 建设小区 → 建设, 铁路新村 → 铁路: as short forms they would place every 人民政府, 建设公司 or 铁路职工
+    in a town (seen on real messages). The full names and the gazetteer's own aliases still resolve."""
+    for text in ("请区人民政府尽快处理", "某建设有限公司拖欠工资", "铁路职工购房捆绑车位", "高新科技园区的企业", "景区门票太贵"):
+        assert locator.locate(text) is None, (text, locator.locate(text))
+    assert locator.locate("人民路上井盖松动").code == locator.locate("建设小区门口").code == "xinhua"
+    assert locator.locate("新华这边路灯不亮").code == "xinhua"  # an alias of the gazetteer
+    assert locator.locate("幸福里3栋").code == "meilin"  # a three-character short form still counts
+
+
 def test_every_place_name_resolves_to_its_own_locality(locator, gazetteer):
     for loc in gazetteer.localities:
         for name, _ in loc.names():
