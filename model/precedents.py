@@ -62,6 +62,13 @@ class RuleRecord:
     def contested(self, min_overrules: int) -> bool:
         return min_overrules > 0 and len(self.overruled) >= min_overrules and len(self.overruled) > len(self.upheld)
 
+    def decided(self, group: Callable[[str], str] = lambda c: c) -> dict[str, int]:
+        """The leads decided instead of the rule's (``group`` labels), most often first."""
+        counts: dict[str, int] = {}
+        for p in self.overruled:
+            counts[group(p.lead)] = counts.get(group(p.lead), 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
 
 @dataclass
 class Neighbour:

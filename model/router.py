@@ -125,11 +125,8 @@ class ZeroShotRouter:
         rec = mem.rule_record(rule.id, rule.lead, self.group)
         if not rec.contested(mem.config.contest_rule):
             return a
-        leads: dict[str, int] = {}
-        for p in rec.overruled:
-            leads[self.group(p.lead)] = leads.get(self.group(p.lead), 0) + 1
-        name = lambda g: "属地街道（镇）" if g == LOCALITY else self.lists.name_of(g)  # noqa: E731
-        decided = "、".join(f"{name(g)}{n}次" for g, n in sorted(leads.items(), key=lambda kv: -kv[1]))
+        name = self.lists.name_of  # the locality: 属地街道（镇）
+        decided = "、".join(f"{name(g)}{n}次" for g, n in rec.decided(self.group).items())
         ids = "、".join(f"#{p.id}" for p in rec.overruled[-3:])
         note = (f"本规则定由{name(self.group(rule.lead))}牵头，但裁定小组已{len(rec.overruled)}次改判（{decided}；如工单 {ids}），"
                 f"维持{len(rec.upheld)}次，规则有待澄清。")

@@ -205,13 +205,9 @@ def rule_outcomes(router) -> list[dict]:
         rec = mem.rule_record(rid, rule.lead, router.group)
         if not rec.overruled and not rec.upheld:
             continue
-        decided: dict[str, int] = {}
-        for p in rec.overruled:
-            g = router.group(p.lead)
-            decided[g] = decided.get(g, 0) + 1
         out.append({"rule": rid, "matter": rule.matter, "lead": rule.lead, "lead_name": router.lists.name_of(rule.lead),
                     "disputed_in_lists": rule.disputed, "overruled": len(rec.overruled), "upheld": len(rec.upheld),
                     "contested": not rule.disputed and rec.contested(mem.config.contest_rule),
-                    "decided": dict(sorted(decided.items(), key=lambda kv: -kv[1])),
+                    "decided": rec.decided(router.group),
                     "tickets": [int(p.id) if p.id.isdigit() else p.id for p in rec.overruled]})
     return sorted(out, key=lambda d: (-d["overruled"], d["upheld"], d["rule"]))

@@ -66,12 +66,21 @@ def test_life_of_a_ticket(store):
     t = store.decide(tid, "urban_management", ["ecology_environment"], "餐饮油烟由城管牵头", actor="arb#1",
                      clarification="在边界规则中写明：露天烧烤油烟由城管牵头")
     assert t["status"] == "decided" and t["lead"] == "urban_management" and t["decisions"][0]["arbitrator"] == "arb#1"
-    assert store.clarifications()[0]["text"].startswith("在边界规则中写明")
+    (clar,) = store.clarifications()
+    assert clar["text"].startswith("在边界规则中写明") and clar["reviewed_by"] is None
+    with pytest.raises(ValueError):
+        store.review_clarification(clar["id"], "maybe", None, actor="admin#1")  # refused before anything is written
+    assert store.clarifications()[0]["status"] == "pending"
+    r = store.review_clarification(clar["id"], "rejected", "已有规则覆盖", actor="admin#1")
+    assert (r["status"], r["reviewed_by"], r["review_note"]) == ("rejected", "admin#1", "已有规则覆盖")
+    with pytest.raises(Conflict):
+        store.review_clarification(clar["id"], "accepted", None, actor="admin#2")  # once only
+    assert store.clarifications(status="rejected")[0]["reviewed_by"] == "admin#1"
     t = store.close_ticket(tid, actor="disp#1")
     kinds = [(e["kind"], e["actor"]) for e in t["history"]]
     assert kinds == [("received", "disp#1"), ("suggested", "system"), ("dispatched", "disp#1"), ("returned", "dept#9"),
                      ("dispatched", "disp#2"), ("returned", "dept#8"), ("arbitration", "system"), ("claimed", "arb#1"),
-                     ("decided", "arb#1"), ("closed", "disp#1")]
+                     ("decided", "arb#1"), ("clarification_reviewed", "admin#1"), ("closed", "disp#1")]
     assert all(e["at"].endswith("Z") for e in t["history"])
     with pytest.raises(Conflict):
         store.return_ticket(tid, "again", actor="dept#8")

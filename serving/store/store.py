@@ -447,14 +447,11 @@ class Store:
         with self.Session() as s:
             return int(s.scalar(select(func.max(EventRow.id))) or 0)
 
-    def touched_tickets(self, after: int, upto: int | None = None) -> set[int]:
-        """The tickets with an event whose id is above ``after`` (and at most ``upto``): the only ones whose
-        :meth:`settled_rows` entry can have changed since ``events_version()`` was ``after``."""
+    def touched_tickets(self, after: int) -> set[int]:
+        """The tickets with an event whose id is above ``after``: the only ones whose :meth:`settled_rows` entry can
+        have changed since ``events_version()`` was ``after``."""
         with self.Session() as s:
-            q = select(EventRow.ticket_id).where(EventRow.id > after).distinct()
-            if upto is not None:
-                q = q.where(EventRow.id <= upto)
-            return {int(x) for x in s.scalars(q)}
+            return {int(x) for x in s.scalars(select(EventRow.ticket_id).where(EventRow.id > after).distinct())}
 
     def settled_rows(self, ids: Iterable[int] | None = None) -> list[dict]:
         """Tickets whose owner a person settled, by ticket id: the latest arbitration decision; otherwise the latest
