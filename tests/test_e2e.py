@@ -130,6 +130,10 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     lead = wait(drv, "[data-testid=suggestion] [data-testid=lead]").text
     assert lead.startswith("牵头：") and len(lead) > 4
     assert drv.find_elements(By.CSS_SELECTOR, "[data-testid=evidence] li")
+    # the other plausible leads are named as the dispatcher knows them, not by roster code
+    cands = drv.find_element(By.CSS_SELECTOR, "[data-testid=suggestion] [data-testid=candidates]").text
+    lead_code = store.get(tid)["suggestion"]["lead"]["code"]
+    assert cands.startswith("候选牵头：") and lead[3:] in cands and lead_code not in cands, cands
     assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=preview-suggestion]")
     assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate]")
     shot(drv, "01-widget-suggestion")

@@ -22,7 +22,10 @@ function suggestionCard(s, testid) {
     ev.append(el("li", { "data-type": e.type }, head, el("span", { class: "muted" }, ` [${e.item_id}] ${e.text ? "· " + e.text.slice(0, 60) : ""}`)));
   }
   card.append(el("h3", {}, "依据（权责清单、判例）"), ev);
-  card.append(el("p", { class: "muted" }, "候选：" + s.candidates.map((c) => `${c.code} ${(c.score * 100).toFixed(0)}%`).join("  ")));
+  // the other plausible leads, by name (a department list is loaded before any card is drawn); below 1% is noise
+  const cands = s.candidates.filter((c) => c.score >= 0.01);
+  if (cands.length) card.append(el("p", { class: "muted", "data-testid": "candidates" },
+    "候选牵头：" + cands.map((c) => `${deptName(c.code)} ${(c.score * 100).toFixed(0)}%`).join("，")));
   return card;
 }
 const TO_WORKBENCH = (id) => `/workbench#t=${id}`;
@@ -82,7 +85,9 @@ async function submit(ev) {
   clearTimeout(timer); seq++;
   $("status").textContent = "分析中…";
   try {
-    show(await api("POST", "/api/v1/tickets", body));
+    const t = await api("POST", "/api/v1/tickets", body);
+    await departments().catch(() => null); // names for the card (codes if the list cannot be read)
+    show(t);
     $("status").textContent = "";
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
@@ -103,6 +108,7 @@ function preview() {
     const mine = ++seq;
     try {
       const s = await api("POST", "/api/v1/route", { content: text, address: $("address").value || null });
+      await departments().catch(() => null);
       if (mine === seq) $("preview").replaceChildren(el("p", { class: "muted" }, "实时预览（尚未受理）"), suggestionCard(s, "preview-suggestion"));
     } catch (e) { /* the preview is best-effort; submit shows errors */ }
   }, 500);
