@@ -138,6 +138,41 @@ class DispatchClassifier:
         self.max_seq_length = max_seq_length
         self.text_prefix = getattr(model.config, "text_prefix", "") or ""
         self._lock = threading.Lock()
+        self.encoder = None  # the retrieval encoder this version's frozen encoder is (share_encoder)
+
+    def share_encoder(self, encoder) -> bool:
+        """Read the pooled text from ``encoder`` (a :class:`model.encoder.Encoder`) instead of running this
+        version's own copy, when the copy is that very encoder: the same weights (a version trained with its
+        encoder frozen, the ``cpu`` preset), tokenizer, query prompt, truncation and mean pooling. Then routing a
+        ticket costs one forward pass, not two (the encoder's query cache hands the router's pass to the heads),
+        and this copy's weights are freed. Returns whether it is shared; otherwise nothing changes."""
+        if self.encoder is not None:
+            return True
+        if not self._same_encoder(encoder):
+            return False
+        self.encoder = encoder
+        self.model.bert = None  # the heads stay; the encoder's own weights serve
+        return True
+
+    def _same_encoder(self, encoder) -> bool:
+        try:
+            st = encoder.model
+            hf = st[0].auto_model
+            tok = st.tokenizer
+        except (AttributeError, IndexError, TypeError):
+            return False
+        if (not encoder.mean_pooled or encoder.max_seq_length != self.max_seq_length
+                or (encoder.prompts.get("query") or "") != self.text_prefix or self.model.bert is None):
+            return False
+        probe = [self.text_prefix + "市民来电反映：楼上装修噪音扰民，物业不管。", self.text_prefix + "请问 12345 ABC 咨询医保报销"]
+        if tok(probe)["input_ids"] != self.tokenizer(probe)["input_ids"]:
+            return False
+        theirs = dict(hf.named_parameters())
+        mine = dict(self.model.bert.named_parameters())
+        if not mine.keys() <= theirs.keys():  # the encoder may carry a pooler layer that mean pooling ignores
+            return False
+        with torch.no_grad():
+            return all(a.shape == theirs[k].shape and torch.equal(a.to(theirs[k].dtype), theirs[k]) for k, a in mine.items())
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, *, num_threads: int | None = None, max_seq_length: int | None = None,
@@ -201,6 +236,15 @@ class DispatchClassifier:
         L = len(self.labels)
         if not texts:
             return np.zeros((0, L), np.float32), np.zeros((0, L), np.float32)
+        if self.encoder is not None:  # the shared encoder (and its cache) pools; only the heads run here
+            _, pooled = self.encoder.encode_queries([t or "" for t in raw], batch_size=batch_size, pooled=True)
+            w = self.model.lead_head.weight
+            with self._lock, torch.inference_mode():
+                x = torch.from_numpy(pooled).to(w.dtype)
+                lead_l, co_l = self.model.lead_head(x).float().numpy(), self.model.co_head(x).float().numpy()
+            if self.ngram is not None:
+                lead_l = self.ngram.combine(lead_l, raw)
+            return lead_l, co_l
         lead, co = [], []
         # sort by length so batches pad little
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -30,7 +30,7 @@ from .classifier import DispatchClassifier
 from .mixing import geometric_mix
 from .retrieval import ListIndex
 from .router import Analysis, RouterConfig, ZeroShotRouter
-from .suggestion import Reason, Suggestion, Ticket, join_texts
+from .suggestion import Reason, Suggestion, Ticket
 
 EPS = 1e-6
 
@@ -71,7 +71,7 @@ class FusionRouter(ZeroShotRouter):
 
     # ------------------------------------------------------------------------------ pieces
     def model_views(self, tickets: list[Ticket], batch_size: int = 32) -> list[ModelView]:
-        texts = [join_texts([t.title or "", t.content]) for t in tickets]
+        texts = [t.text for t in tickets]  # the router's query text: a shared encoder has it in its cache
         lead, co = self.classifier.predict_proba(texts, batch_size=batch_size)
         labels = self.classifier.labels
         return [ModelView(dict(zip(labels, lead[i].tolist())), dict(zip(labels, co[i].tolist()))) for i in range(len(tickets))]

@@ -24,10 +24,13 @@ def build_router(
     fusion=None,
     dtype: str = "float32",
     num_threads: int | None = None,
+    share_encoder: bool = True,
 ) -> ZeroShotRouter:
     """The router for ``model_version``: a version name/prefix or ``promoted`` fuses that trained classifier
     with the lists (:class:`model.fusion.FusionRouter`); ``None`` takes the promoted version when there is
-    one; ``none``/``zero-shot`` (or nothing promoted) is the lists-only router."""
+    one; ``none``/``zero-shot`` (or nothing promoted) is the lists-only router. ``share_encoder``: a version
+    trained with the encoder frozen reads the retrieval encoder's pooled output instead of running its own copy
+    (:meth:`DispatchClassifier.share_encoder`; the same suggestions, one forward pass)."""
     root = Path(versions_root) if versions_root else versions_dir(model_cache_dir)
     folder = serving_version(root, model_version)  # raises FileNotFoundError/ValueError with the fix
     lists = load_lists(lists_dir)
@@ -40,4 +43,6 @@ def build_router(
     from .fusion import FusionConfig, FusionRouter
 
     classifier = DispatchClassifier.from_pretrained(folder, num_threads=num_threads, dtype=dtype)
+    if share_encoder:
+        classifier.share_encoder(encoder)  # a frozen-encoder version: one forward pass per ticket, not two
     return FusionRouter(lists, index, classifier, config, fusion or FusionConfig())

@@ -49,7 +49,8 @@ class Ticket(BaseModel):
 
     @property
     def text(self) -> str:
-        return f"{self.title}。{self.content}" if self.title else self.content
+        """Title and content as one text, joined as training joins them (the classifier reads the same string)."""
+        return join_texts([self.title or "", self.content])
 
 
 Kind = Literal["functional", "enterprise", "locality"]

@@ -22,7 +22,6 @@ from .schema import (
     DepartmentFile,
     Gazetteer,
     Item,
-    Locality,
     Roster,
     RosterDepartment,
 )
@@ -224,7 +223,7 @@ def load_lists(root: Path | str = DEFAULT_DIR) -> ResponsibilityLists:
     files = {p.stem: p for p in sorted(dep_dir.glob("*.yaml"))} if dep_dir.is_dir() else {}
     for code in departments:
         if code not in files:
-            problems.append(Problem(f"{DEPARTMENTS}/{code}.yaml", 0, f"file is missing — every roster department needs a list (may be 'items: []' for a locality)"))
+            problems.append(Problem(f"{DEPARTMENTS}/{code}.yaml", 0, "file is missing — every roster department needs a list (may be 'items: []' for a locality)"))
     for stem, path in files.items():
         rel = f"{DEPARTMENTS}/{path.name}"
         doc = _read(root, rel, problems)

@@ -7,7 +7,6 @@ from fastapi.testclient import TestClient
 
 from hotline.settings import Settings
 from serving.app import create_app
-from serving.bootstrap import open_store
 
 ROLES = ("dispatcher", "arbitrator", "admin")
 OILY = {"content": "小区楼下烧烤店油烟太大，晚上窗户都不敢开", "address": "梅林路幸福里小区3号楼", "caller": "13812345678"}

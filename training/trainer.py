@@ -7,8 +7,6 @@ Early stopping on validation macro-F1 (best weights kept in memory, no checkpoin
 """
 from __future__ import annotations
 
-import hashlib
-import math
 import resource
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -342,10 +340,9 @@ def train_classifier(train: History, val: History | None, labels: list[str], *, 
     DispatchTrainer, BestKeeper = _trainer_classes()
     keeper = BestKeeper(preset.patience)
     early_stop = val_ds is not None and len(val_ds) >= MIN_EARLY_STOP_ROWS
-    steps_per_epoch = math.ceil(len(train_ds) / preset.batch_size)
 
     def compute(ep):
-        (lg, co_lg), (y, co_y) = ep.predictions, ep.label_ids
+        (lg, _co_lg), (y, _co_y) = ep.predictions, ep.label_ids
         m = lead_metrics(lg, y, labels)
         return {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
 

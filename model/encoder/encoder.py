@@ -57,13 +57,19 @@ def cpu_has_fast_bf16() -> bool:
 
 
 class Encoder:
-    """Sentence embeddings: float32, L2-normalised, shape ``(n, dim)``."""
+    """Sentence embeddings: float32, L2-normalised, shape ``(n, dim)``.
+
+    ``encode_queries(texts, pooled=True)`` also returns each query's mean-pooled token embeddings before
+    normalisation (for a mean-pooling model, :attr:`mean_pooled`): what a classifier head on the same frozen
+    encoder reads, so a trained version whose encoder is this one's runs no second forward pass
+    (``DispatchClassifier.share_encoder``)."""
 
     def __init__(self, model, name: str, query_cache_size: int = QUERY_CACHE_SIZE):
         self._model = model
         self._lock = threading.Lock()  # torch modules are not meant for concurrent forward calls
         self.query_cache_size = int(query_cache_size)
-        self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> vector, least recently used first
+        # text -> (vector, mean-pooled or None), least recently used first
+        self._qcache: OrderedDict[str, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._qcache_lock = threading.Lock()
         self.query_cache_hits = 0
         self.query_cache_misses = 0
@@ -94,37 +100,84 @@ class Encoder:
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(out)
 
-    def encode_queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    @property
+    def mean_pooled(self) -> bool:
+        """Whether the model is a transformer, mean pooling over every token (prompt included) and at most a
+        normalisation: then :meth:`encode_queries` ``pooled`` is what the model pools (e5's layout)."""
+        mods = list(self._model)
+        if len(mods) not in (2, 3) or type(mods[0]).__name__ != "Transformer" or type(mods[1]).__name__ != "Pooling":
+            return False
+        cfg = mods[1].get_config_dict() if hasattr(mods[1], "get_config_dict") else {}
+        return (cfg.get("pooling_mode") == "mean" and cfg.get("include_prompt", True)
+                and (len(mods) == 2 or type(mods[2]).__name__ == "Normalize"))
+
+    def _encode_pooled(self, texts: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Query vectors and the mean of the token embeddings under the attention mask, before normalisation."""
+        if not self.mean_pooled:
+            raise ValueError(f"{self.name}: not a mean-pooling model; its pooled output is not a token mean")
+        with self._lock:
+            feats = self._model.encode_query(texts, batch_size=batch_size, output_value=None, convert_to_numpy=False,
+                                             show_progress_bar=False)
+        import torch
+
+        pooled = np.empty((len(texts), self.dim), np.float32)
+        vecs = np.empty((len(texts), self.dim), np.float32)
+        for i, f in enumerate(feats):
+            m = f["attention_mask"].float().unsqueeze(-1)
+            pooled[i] = ((f["token_embeddings"].float() * m).sum(0) / m.sum().clamp(min=1e-6)).numpy()
+            # as ``_encode``: sentence-transformers' normalisation in the model's dtype, then again in float32
+            vecs[i] = torch.nn.functional.normalize(f["sentence_embedding"], p=2, dim=0).float().numpy()
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(vecs), pooled
+
+    def encode_queries(self, texts: list[str], batch_size: int = 32, *, pooled: bool = False
+                       ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Embed search queries (e.g. a ticket to route); e5 adds ``query: ``. The last ``query_cache_size``
-        distinct texts are remembered, so the same text is not run through the model twice."""
+        distinct texts are remembered, so the same text is not run through the model twice. ``pooled``: also
+        return the mean-pooled token embeddings before normalisation (:attr:`mean_pooled` models only)."""
         if isinstance(texts, str):
             raise TypeError("pass a list of texts, not a single string")
         texts = list(texts)
         if self.query_cache_size <= 0 or not texts:
+            if pooled:
+                return self._encode_pooled(texts, batch_size) if texts else (
+                    np.zeros((0, self.dim), np.float32), np.zeros((0, self.dim), np.float32))
             return self._encode(self._model.encode_query, texts, batch_size)
         out = np.empty((len(texts), self.dim), np.float32)
+        pool_out = np.empty((len(texts), self.dim), np.float32) if pooled else None
         missing: dict[str, list[int]] = {}
         with self._qcache_lock:
             for i, t in enumerate(texts):
-                v = self._qcache.get(t)
-                if v is None:
+                hit = self._qcache.get(t)
+                if hit is None or (pooled and hit[1] is None):
                     missing.setdefault(t, []).append(i)
                 else:
                     self._qcache.move_to_end(t)
-                    out[i] = v
+                    out[i] = hit[0]
+                    if pooled:
+                        pool_out[i] = hit[1]
             self.query_cache_hits += len(texts) - sum(len(v) for v in missing.values())
             self.query_cache_misses += len(missing)
         if missing:
             keys = list(missing)
-            vecs = self._encode(self._model.encode_query, keys, batch_size)
+            if pooled or self.mean_pooled:  # a mean-pooling model's pooled output costs nothing extra: keep it
+                vecs, pools = self._encode_pooled(keys, batch_size)
+            else:
+                vecs, pools = self._encode(self._model.encode_query, keys, batch_size), [None] * len(keys)
             with self._qcache_lock:
-                for t, v in zip(keys, vecs):
+                for t, v, pv in zip(keys, vecs, pools):
                     out[missing[t]] = v
-                    self._qcache[t] = v.copy()
+                    if pooled:
+                        pool_out[missing[t]] = pv
+                    self._qcache[t] = (v.copy(), None if pv is None else pv.copy())
                     self._qcache.move_to_end(t)
                 while len(self._qcache) > self.query_cache_size:
                     self._qcache.popitem(last=False)
-        return out
+        return (out, pool_out) if pooled else out
+
+    def clear_query_cache(self) -> None:
+        with self._qcache_lock:
+            self._qcache.clear()
 
     def encode_passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Embed documents (e.g. responsibility-list entries); e5 adds ``passage: ``."""
