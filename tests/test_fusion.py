@@ -194,6 +194,13 @@ def test_a_frozen_encoder_version_reads_the_routers_encoder_pass(router, model_c
     assert (enc.query_cache_hits - hits, enc.query_cache_misses - misses) == (1, 1)
     mine = FusionRouter(router.lists, router.index, own, router.config, FusionConfig()).route(ticket)
     assert sug.lead.code == mine.lead.code and sug.confidence == pytest.approx(mine.confidence, abs=1e-3)
+    # with a title (ending in a full stop, as call-takers write them): the text and the title miss, the heads hit
+    titled = Ticket(id="2", title="餐馆油烟噪音扰民。", content=ticket.content)
+    assert titled.text == "餐馆油烟噪音扰民。" + ticket.content  # joined as training joins title and content
+    enc.clear_query_cache()
+    hits, misses = enc.query_cache_hits, enc.query_cache_misses
+    fr.route(titled)
+    assert (enc.query_cache_hits - hits, enc.query_cache_misses - misses) == (1, 2)
     # a version whose top encoder layer trained (the tiny preset), or one that truncates elsewhere, is not shared
     root, name = version_root
     trained = DispatchClassifier.from_pretrained(root / name)
