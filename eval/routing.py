@@ -47,23 +47,36 @@ def _labelled_rows(path: Path, required=REQUIRED_COLUMNS):
     return fields, rows
 
 
-def read_labelled_csv(path: Path) -> tuple[list[Ticket], list[str]]:
-    """Tickets and gold leads; rows without content or lead are skipped. A file without a ``content`` or
-    ``lead`` column is refused (ValueError naming the missing columns)."""
+def label_aliases(lists) -> dict[str, str]:
+    """Gold leads as a centre's own exports write them -> the routing labels suggestions are scored in, as
+    ``hotline train --labels roster`` reads them: a roster code, a department's full name (区教育局), and a street
+    office's or town's code or name (-> ``locality``: the router names the town from the address, and a
+    suggestion of kind locality counts as ``locality``)."""
+    from training.data import LOCALITY, roster_label_space
+
+    return {**roster_label_space(lists)[1], LOCALITY: LOCALITY}
+
+
+def read_labelled_csv(path: Path, aliases: dict[str, str] | None = None) -> tuple[list[Ticket], list[str]]:
+    """Tickets and gold leads (through ``aliases``, :func:`label_aliases`, when given; other labels stay as written);
+    rows without content or lead are skipped. A file without a ``content`` or ``lead`` column is refused (ValueError
+    naming the missing columns)."""
     _, rows = _labelled_rows(path)
     tickets = [Ticket(id=r.get("id"), title=r.get("title") or None, content=r["content"][:20000]) for r in rows]
-    return tickets, [r["lead"].strip() for r in rows]
+    leads = [r["lead"].strip() for r in rows]
+    return tickets, [aliases.get(l, l) for l in leads] if aliases else leads
 
 
-def read_co_column(path: Path) -> list[list[str]] | None:
-    """The gold co-handlers of the rows :func:`read_labelled_csv` keeps (codes joined as ``hotline train``
-    reads them: ``|``, ``、``, ``,``…), or ``None`` when the file has no ``co`` column."""
+def read_co_column(path: Path, aliases: dict[str, str] | None = None) -> list[list[str]] | None:
+    """The gold co-handlers of the rows :func:`read_labelled_csv` keeps (codes or names joined as ``hotline train``
+    reads them: ``|``, ``、``, ``,``…; through ``aliases`` when given), or ``None`` when the file has no ``co`` column."""
     from training.data import CO_SPLIT
 
     fields, rows = _labelled_rows(path)
     if "co" not in fields:
         return None
-    return [[c for c in CO_SPLIT.split(r.get("co") or "") if c] for r in rows]
+    aliases = aliases or {}
+    return [[aliases.get(c.strip(), c.strip()) for c in CO_SPLIT.split(r.get("co") or "") if c.strip()] for r in rows]
 
 
 def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets: list[Ticket] | None = None) -> RoutingReport:
@@ -117,7 +130,7 @@ def write_misses(out_dir: Path, misses: list[dict]) -> Path:
 
 
 def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size: int = 32, return_all: bool = False):
-    tickets, labels = read_labelled_csv(path)
+    tickets, labels = read_labelled_csv(path, label_aliases(router.lists))
     suggestions = route_all(router, tickets, batch_size)
     report = score_suggestions(suggestions, labels, tickets)
     if out_dir:
@@ -135,8 +148,9 @@ def precedents_from_file(router, path: Path, config=None, batch_size: int = 32) 
     for it (as a decided ticket's suggestion does in serving). Returns how many."""
     from model.precedents import Precedent, PrecedentMemory
 
-    tickets, labels = read_labelled_csv(path)
-    co = read_co_column(path) or [[] for _ in tickets]
+    aliases = label_aliases(router.lists)
+    tickets, labels = read_labelled_csv(path, aliases)
+    co = read_co_column(path, aliases) or [[] for _ in tickets]
     vecs = router.query_vectors(tickets, batch_size=batch_size)
     rules = [getattr(router.analyse(t, v).rule, "rule", None) for t, v in zip(tickets, vecs)]
     mem = PrecedentMemory(vecs.shape[1], config) if config is not None else PrecedentMemory(vecs.shape[1])

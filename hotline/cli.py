@@ -308,7 +308,7 @@ def route(
 
 # -------------------------------------------------------------------------------------------- eval
 
-LABELLED_COLUMNS = "id, title, content, lead (roster code or 'locality')"
+LABELLED_COLUMNS = "id, title, content, lead (roster code, department name or 'locality')"
 
 
 def _eval_router(version: Optional[str]):
@@ -333,15 +333,16 @@ def _department_names(router) -> dict:
 
 
 def _labelled_or_fail(data: Path):
-    """Tickets and gold leads of a labelled CSV, or one line saying what to fix."""
+    """Tickets and gold leads of a labelled CSV (department names and towns read as ``hotline train`` reads them:
+    区教育局 -> education, a town -> locality), or one line saying what to fix."""
     import csv
 
-    from eval.routing import read_labelled_csv
+    from eval.routing import label_aliases, read_labelled_csv
 
     if not data.is_file():
         fail(f"{data}: no such file — give a CSV with columns {LABELLED_COLUMNS}")
     try:
-        tickets, labels = read_labelled_csv(data)
+        tickets, labels = read_labelled_csv(data, label_aliases(_lists()))
     except (ValueError, csv.Error) as e:
         fail(f"{data}: {' '.join(str(e).split())[:300]} — the file needs columns {LABELLED_COLUMNS}")
     if not tickets:
@@ -350,7 +351,7 @@ def _labelled_or_fail(data: Path):
 
 
 def _warn_unknown_labels(labels: list[str], names: dict) -> None:
-    unknown = sorted(set(labels) - set(names) - {"locality"})
+    unknown = sorted(set(labels) - set(names) - {"locality"})  # labels are read through the roster's aliases
     if unknown:
         n = sum(lab in unknown for lab in labels)
         typer.echo(f"warning: {n} row(s) have a lead outside the roster ({', '.join(unknown[:8])}): they count as misses", err=True)
@@ -403,7 +404,7 @@ def _precedents_or_fail(router, path: Path) -> int:
     known = set(router.lists.departments) | {"locality"}
     unknown = sorted({lab for lab in labels if lab not in known})
     if unknown:
-        fail(f"--precedents {path.name}: lead(s) not in the roster: {', '.join(unknown[:5])} — use department codes or 'locality'")
+        fail(f"--precedents {path.name}: lead(s) not in the roster: {', '.join(unknown[:5])} — use department codes or names, or 'locality'")
     return precedents_from_file(router, path, get_settings().precedent_config())
 
 
@@ -424,12 +425,12 @@ def eval_routing(
     """Lead top-1 / top-3 of the router on a labelled CSV beside a TF-IDF baseline (and the zero-shot router when a
     trained version is evaluated); with --out a report folder a reviewer can open."""
     from eval.report import beats_line, write_report
-    from eval.routing import read_co_column, route_all, score_suggestions, write_misses
+    from eval.routing import label_aliases, read_co_column, route_all, score_suggestions, write_misses
 
     if rows not in ("all", "even", "odd"):
         fail(f"--rows must be all, even or odd, not {rows!r}")
     tickets, labels = _labelled_or_fail(data)
-    co_gold = read_co_column(data)
+    co_gold = read_co_column(data, label_aliases(_lists()))
     if rows != "all":
         keep = [i for i in range(len(tickets)) if i % 2 == (0 if rows == "even" else 1)]
         tickets, labels = [tickets[i] for i in keep], [labels[i] for i in keep]

@@ -123,6 +123,46 @@ def test_eval_report_with_baseline(cli, tmp_path, router):
     assert "| **router `" in text and "TF-IDF" in text and "## Per label" in text
 
 
+def test_eval_reads_department_names_and_towns_as_training_does(cli, tmp_path, monkeypatch, router):
+    """A centre's export names the departments (区教育局) and the street office that handled a matter: evaluation reads
+    them as `hotline train --labels roster` does (name -> code, any town -> locality), so the scores equal those of
+    the same file written in roster codes; a label outside the roster still only warns."""
+    import csv
+
+    lists = router.lists
+    town = next(c for c, d in lists.departments.items() if d.kind == "locality")
+    rows = [("公司拖欠我三个月工资不发，老板跑了", "human_resources", ""),
+            ("孩子学校食堂的饭菜很差，还不卫生", "education", "market_regulation"),
+            ("小区楼下烧烤店油烟太大，晚上窗户都不敢开", "ecology_environment", town),  # the town co-handles on site
+            (f"{lists.departments[town].name}某村的村民反映村里的道路坑洼不平", "locality", "urban_management")]
+
+    def write(path, name_of):
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["id", "title", "content", "lead", "co"])
+            w.writeheader()
+            for i, (text, lead, co) in enumerate(rows):
+                lab = town if lead == "locality" else lead  # the export names the town that handled it
+                w.writerow({"id": str(i), "title": "", "content": text, "lead": name_of(lab), "co": name_of(co) if co else ""})
+        return path
+
+    monkeypatch.setenv("HOTLINE_MODEL_VERSION", "none")
+    codes = write(tmp_path / "codes.csv", lambda c: "locality" if c == town else c)
+    names = write(tmp_path / "names.csv", lambda c: lists.departments[c].name)
+    got = {}
+    for path in (codes, names):
+        get_settings.cache_clear()
+        out = tmp_path / path.stem
+        r = cli("eval", "routing", "--data", str(path), "--no-baseline", "--out", str(out))
+        assert r.exit_code == 0, r.output
+        assert "outside the roster" not in r.output
+        got[path.stem] = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["router"]
+    assert got["names"] == got["codes"] and got["codes"]["top1"] >= 0.5 and got["codes"]["co_gold_pairs"] == 3
+    (tmp_path / "alien.csv").write_text("id,title,content,lead\n1,,小区路灯坏了,路灯管理所\n", encoding="utf-8")
+    get_settings.cache_clear()
+    r = cli("eval", "routing", "--data", str(tmp_path / "alien.csv"), "--no-baseline")
+    assert r.exit_code == 0 and "outside the roster (路灯管理所)" in r.output
+
+
 def test_data_synth_writes_seeded_held_out_history(cli, tmp_path):
     import csv
 
