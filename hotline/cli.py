@@ -195,7 +195,7 @@ def _router(model_version=_FROM_SETTINGS):
             max_seq_length=s.max_seq_length,
             model_version=s.model_version if model_version is _FROM_SETTINGS else model_version, dtype=s.encoder_dtype,
             num_threads=s.torch_threads, versions_root=s.model_versions_dir,
-            config=s.router_config(), fusion=s.fusion_config(),
+            config=s.router_config(), fusion_overrides=s.fusion_overrides(),
         )
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
@@ -488,6 +488,54 @@ def eval_routing(
         typer.echo(f"report: {out / 'report.md'} (and report.html)")
     for (gold, pred, k) in report.confusions[:10]:
         typer.echo(f"  {gold:22} -> {pred:22} {k}")
+
+
+@eval_app.command("tune-fusion")
+def eval_tune_fusion(
+    data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead: tickets the version was NOT trained on")],
+    model_version: Annotated[Optional[str], typer.Option("--model-version", help="the trained version to tune "
+                             "(default HOTLINE_MODEL_VERSION, else the promoted one)")] = None,
+    rows: Annotated[str, typer.Option("--rows", help="all | even | odd rows of the file")] = "all",
+    save: Annotated[bool, typer.Option("--save", help="write the chosen knobs into the version (fusion.json): serving "
+                    "then uses them unless HOTLINE_FUSION_LISTS_WEIGHT / _TEMPERATURE say otherwise")] = False,
+) -> None:
+    """Choose the fusion knobs (the lists' share and the temperature) for a trained version on labelled tickets:
+    every pair is scored; the lists' share by lead top-1, the temperature by calibration. Ends with one JSON line."""
+    from datetime import datetime, timezone
+
+    from eval.fusion_tuning import tune_fusion
+    from model.fusion import write_version_fusion
+
+    if rows not in ("all", "even", "odd"):
+        fail(f"--rows must be all, even or odd, not {rows!r}")
+    tickets, labels = _labelled_or_fail(data)
+    if rows != "all":
+        keep = [i for i in range(len(tickets)) if i % 2 == (0 if rows == "even" else 1)]
+        tickets, labels = [tickets[i] for i in keep], [labels[i] for i in keep]
+    router = _eval_router(model_version if model_version is not None else get_settings().model_version)
+    _warn_unknown_labels(labels, _department_names(router))
+    try:
+        choice = tune_fusion(router, tickets, labels)
+    except ValueError as e:
+        fail(f"{e} — give --model-version a trained version (`hotline models list`)")
+    typer.echo("lists_weight  temperature  top1   top3   ECE    arbitration  auto-dispatch", err=True)
+    for r in choice.rows:
+        mark = " <- chosen" if r is choice.chosen else (" (current)" if r is choice.current else "")
+        auto = f"{r['auto_dispatch_coverage']:.1%}" + (f" @ {r['auto_dispatch_precision']:.2f}" if r["auto_dispatch_precision"] is not None else "")
+        typer.echo(f"{r['lists_weight']:>12.2f}  {r['temperature']:>11.2f}  {r['top1']:.3f}  {r['top3']:.3f}  {r['ece']:.3f}  "
+                   f"{r['arbitration_rate']:>11.1%}  {auto}{mark}", err=True)
+    c, cur = choice.chosen, choice.current
+    typer.echo(f"chosen: lists_weight {c['lists_weight']:g}, temperature {c['temperature']:g} — top-1 {c['top1']:.3f} (current "
+               f"{cur['top1']:.3f}), ECE {c['ece']:.3f} ({cur['ece']:.3f}) on {len(tickets)} tickets of {data.name}", err=True)
+    saved = None
+    if save:
+        tuned_on = {"data": data.name, "rows": rows, "n": len(tickets), "top1": c["top1"], "top3": c["top3"], "ece": c["ece"],
+                    "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        saved = write_version_fusion(router.classifier.folder, choice.config, tuned_on)
+        typer.echo(f"saved: {saved} (serving uses it for this version unless HOTLINE_FUSION_* is set)", err=True)
+    typer.echo(json.dumps({"version": router.classifier.version, "lists_weight": c["lists_weight"],
+                           "temperature": c["temperature"], "chosen": c, "current": cur,
+                           "saved": str(saved) if saved else None}, ensure_ascii=False))
 
 
 @eval_app.command("compare")

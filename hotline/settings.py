@@ -88,13 +88,18 @@ class Settings(BaseSettings):
                  "title_weight")
         return RouterConfig(**{k: getattr(self, k) for k in knobs if getattr(self, k) is not None})
 
+    def fusion_overrides(self) -> dict:
+        """The fusion knobs set here (``FusionConfig`` field -> value); unset ones come from the served version's own
+        ``fusion.json`` (``hotline eval tune-fusion --save``) or the documented defaults."""
+        knobs = {"fusion_lists_weight": "lists_weight", "fusion_temperature": "temperature", "disagree_model": "disagree_model",
+                 "disagree_lists": "disagree_lists", "auto_lists_confidence": "auto_lists_confidence", "co_threshold": "co_threshold"}
+        return {v: getattr(self, k) for k, v in knobs.items() if getattr(self, k) is not None}
+
     def fusion_config(self):
         """``FusionConfig`` with the knobs set here (unset ones keep their documented defaults)."""
         from model.fusion import FusionConfig
 
-        knobs = {"fusion_lists_weight": "lists_weight", "fusion_temperature": "temperature", "disagree_model": "disagree_model",
-                 "disagree_lists": "disagree_lists", "auto_lists_confidence": "auto_lists_confidence", "co_threshold": "co_threshold"}
-        return FusionConfig(**{v: getattr(self, k) for k, v in knobs.items() if getattr(self, k) is not None})
+        return FusionConfig(**self.fusion_overrides())
 
     # --- duplicates and hot issues (issue 6)
     dedup_window_days: float = Field(30.0, gt=0, le=366, description="Earlier tickets looked at for duplicates (days).")

@@ -19,7 +19,9 @@ each with at least the configured probability.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +48,54 @@ class FusionConfig:
     # co-handling sigmoid threshold (None = the version's own, F1-optimal on its synthetic validation split: it
     # over-predicts on new tickets — co F1 0.76 vs 0.92 at 0.8 on held-out synthetic history, 0.09 vs 0.105 on real)
     co_threshold: float | None = 0.8
+
+    def check(self) -> "FusionConfig":
+        """ValueError naming the knob that is out of range."""
+        if not 0.0 <= self.lists_weight <= 1.0:
+            raise ValueError(f"lists_weight must be within [0, 1], not {self.lists_weight}")
+        if not 0.0 < self.temperature <= 10.0:
+            raise ValueError(f"temperature must be within (0, 10], not {self.temperature}")
+        for k in ("disagree_model", "disagree_lists", "auto_lists_confidence", "co_threshold"):
+            v = getattr(self, k)
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise ValueError(f"{k} must be within [0, 1], not {v}")
+        return self
+
+
+#: a model version's own fusion knobs, chosen on validation data by ``hotline eval tune-fusion --save``
+FUSION_FILE = "fusion.json"
+
+
+def read_version_fusion(folder: Path) -> dict:
+    """The knobs in ``folder``'s ``fusion.json`` (``{}`` when there is none); ValueError naming the file when it is
+    damaged or a knob is out of range."""
+    path = Path(folder) / FUSION_FILE
+    if not path.is_file():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        knobs = {f.name: obj[f.name] for f in fields(FusionConfig) if f.name in obj}
+        FusionConfig(**knobs).check()
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"{folder}: {FUSION_FILE} is damaged ({e})") from None
+    return knobs
+
+
+def fusion_for_version(folder: Path | None, overrides: dict | None = None) -> FusionConfig:
+    """The knobs a version is served with: the documented defaults, then the version's own ``fusion.json``, then
+    ``overrides`` (what the operator set: ``HOTLINE_FUSION_*`` and the like) — the last wins."""
+    knobs = read_version_fusion(folder) if folder is not None else {}
+    return FusionConfig(**{**knobs, **(overrides or {})}).check()
+
+
+def write_version_fusion(folder: Path, config: FusionConfig, tuned_on: dict) -> Path:
+    """Save the knobs chosen for a version (and what they were chosen on) as its ``fusion.json``."""
+    path = Path(folder) / FUSION_FILE
+    path.write_text(json.dumps({**asdict(config.check()), "tuned_on": tuned_on}, ensure_ascii=False, indent=2) + "\n",
+                    encoding="utf-8")
+    return path
 
 
 @dataclass
@@ -106,12 +156,15 @@ class FusionRouter(ZeroShotRouter):
         return {label: p for label, p in view.co.items() if p >= t}
 
     # ------------------------------------------------------------------------------ route
-    def route(self, ticket: Ticket, query_vec: np.ndarray | None = None, view: ModelView | None = None) -> Suggestion:
+    def route(self, ticket: Ticket, query_vec: np.ndarray | None = None, view: ModelView | None = None,
+              analysis: Analysis | None = None) -> Suggestion:
+        """``analysis``: the lists' analysis of this ticket when already made (it does not depend on the fusion
+        knobs; ``hotline eval tune-fusion`` reuses it across a grid of them)."""
         if query_vec is None:
             query_vec = self.query_vectors([ticket])[0]
         if view is None:
             view = self.model_views([ticket])[0]
-        a = self.contest_rule(self.analyse(ticket, query_vec))
+        a = self.contest_rule(analysis if analysis is not None else self.analyse(ticket, query_vec))
         probs, near = self.with_precedents(ticket, self.fuse(a, view), query_vec)
         a, probs, settled = self.settle_dispute(a, probs, near)
         lead = a.rule.rule.lead if a.rule else max(probs, key=probs.get)

@@ -22,6 +22,7 @@ def build_router(
     model_version: str | None = None,
     versions_root: Path | None = None,
     fusion=None,
+    fusion_overrides: dict | None = None,
     dtype: str = "float32",
     num_threads: int | None = None,
     share_encoder: bool = True,
@@ -30,7 +31,8 @@ def build_router(
     with the lists (:class:`model.fusion.FusionRouter`); ``None`` takes the promoted version when there is
     one; ``none``/``zero-shot`` (or nothing promoted) is the lists-only router. ``share_encoder``: a version
     trained with the encoder frozen reads the retrieval encoder's pooled output instead of running its own copy
-    (:meth:`DispatchClassifier.share_encoder`; the same suggestions, one forward pass)."""
+    (:meth:`DispatchClassifier.share_encoder`; the same suggestions, one forward pass). Fusion knobs: ``fusion``
+    (a ``FusionConfig``) as given; else the version's own ``fusion.json`` with ``fusion_overrides`` on top."""
     root = Path(versions_root) if versions_root else versions_dir(model_cache_dir)
     folder = serving_version(root, model_version)  # raises FileNotFoundError/ValueError with the fix
     lists = load_lists(lists_dir)
@@ -40,9 +42,9 @@ def build_router(
     if folder is None:
         return ZeroShotRouter(lists, index, config)
     from .classifier import DispatchClassifier
-    from .fusion import FusionConfig, FusionRouter
+    from .fusion import FusionRouter, fusion_for_version
 
     classifier = DispatchClassifier.from_pretrained(folder, num_threads=num_threads, dtype=dtype)
     if share_encoder:
         classifier.share_encoder(encoder)  # a frozen-encoder version: one forward pass per ticket, not two
-    return FusionRouter(lists, index, classifier, config, fusion or FusionConfig())
+    return FusionRouter(lists, index, classifier, config, fusion or fusion_for_version(folder, fusion_overrides))

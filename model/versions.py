@@ -95,6 +95,9 @@ def check_version(folder: Path) -> None:
     weights = folder / "model.safetensors"
     if not weights.is_file() or weights.stat().st_size == 0:
         raise ValueError(f"{folder}: model.safetensors is missing or empty")
+    from .fusion import read_version_fusion
+
+    read_version_fusion(folder)  # its own fusion knobs, if any (hotline eval tune-fusion --save)
     head = NgramHead.load(folder)
     if head is not None and head.num_labels != len(labels):
         raise ValueError(f"{folder}: the n-gram head has {head.num_labels} labels, {LABELS_FILE} {len(labels)}")

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
                 model_cache_dir=settings.model_cache_dir, index_dir=settings.index_dir,
                 max_seq_length=settings.max_seq_length, model_version=settings.model_version,
                 versions_root=settings.model_versions_dir,
-                config=settings.router_config(), fusion=settings.fusion_config(),
+                config=settings.router_config(), fusion_overrides=settings.fusion_overrides(),
                 dtype=settings.encoder_dtype, num_threads=settings.torch_threads,
             )
         # the precedents: every ticket a person settled, from the database

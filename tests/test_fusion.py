@@ -299,6 +299,7 @@ def test_check_version_names_the_damaged_file_before_any_weights_load(version_ro
         "model.safetensors": lambda f: (f / "model.safetensors").write_bytes(b""),
         "n-gram head": lambda f: (f / "ngram_head.json").write_text('{"labels": 3'),
         "says": lambda f: (f / "labels.json").write_text(json.dumps({"labels": ["a", "b"]})),
+        "fusion.json": lambda f: (f / "fusion.json").write_text(json.dumps({"lists_weight": 1.5})),
     }
     for what, damage in cases.items():
         folder = tmp_path / what.replace(" ", "_")
@@ -331,3 +332,67 @@ def test_precedents_in_the_fused_router_vote_and_settle_a_dispute(fusion):
     # an unrelated ticket: the fused suggestion is unchanged
     other = Ticket(content="公司拖欠我三个月工资不发，老板跑了")
     assert fr.route(other, view=v).model_dump() == fusion.route(other, view=v).model_dump()
+
+
+def test_tune_fusion_scores_every_pair_and_a_saved_choice_is_served(model_cache, version_root, monkeypatch, tmp_path):
+    """`hotline eval tune-fusion`: every (lists_weight, temperature) pair is scored on the labelled tickets, the lists'
+    share is chosen by top-1 and the temperature by ECE; --save writes fusion.json into the version, which the router
+    then uses; HOTLINE_FUSION_* still wins; the zero-shot router has nothing to tune (one line)."""
+    import csv
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from eval.fusion_tuning import TEMPERATURES, WEIGHTS
+    from hotline.cli import app
+    from hotline.settings import get_settings
+    from model.pipeline import build_router
+    from responsibility_lists.loader import DEFAULT_DIR
+
+    root, name = version_root
+    versions = tmp_path / "versions"
+    shutil.copytree(root, versions)  # saving writes into the version: keep the shared fixture untouched
+    data = tmp_path / "val.csv"
+    with open(data, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["id", "title", "content", "lead"])
+        w.writeheader()
+        for i, (text, lead) in enumerate([(WAGES, "human_resources"), (DOGS, "urban_management"), (VILLAGE, "locality"),
+                                          ("我家自来水停水三天了", "water_supply"), ("学校乱收补课费", "education")]):
+            w.writerow({"id": str(i), "title": "", "content": text, "lead": lead})
+    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("HOTLINE_MODEL_VERSIONS_DIR", str(versions))
+    monkeypatch.delenv("HOTLINE_FUSION_LISTS_WEIGHT", raising=False)
+    monkeypatch.delenv("HOTLINE_FUSION_TEMPERATURE", raising=False)
+    get_settings.cache_clear()
+    res = CliRunner().invoke(app, ["eval", "tune-fusion", "--data", str(data), "--model-version", name, "--save"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    chosen, current = out["chosen"], out["current"]
+    assert (current["lists_weight"], current["temperature"]) == (FusionConfig().lists_weight, FusionConfig().temperature)
+    assert chosen["top1"] >= current["top1"]
+    saved = json.loads((versions / name / "fusion.json").read_text(encoding="utf-8"))
+    assert (saved["lists_weight"], saved["temperature"]) == (out["lists_weight"], out["temperature"])
+    assert saved["tuned_on"]["data"] == "val.csv" and saved["tuned_on"]["n"] == 5
+    # every pair of the grid was scored, and the choice is the best top-1 at the current temperature, then the best ECE
+    from eval.fusion_tuning import tune_fusion
+
+    kw = dict(model_cache_dir=model_cache, index_dir=model_cache / "indexes", max_seq_length=256, versions_root=versions)
+    served = build_router(DEFAULT_DIR, model_version=name, **kw)
+    assert (served.fusion.lists_weight, served.fusion.temperature) == (out["lists_weight"], out["temperature"])
+    from eval.routing import label_aliases, read_labelled_csv
+
+    tickets, labels = read_labelled_csv(data, label_aliases(served.lists))
+    choice = tune_fusion(served, tickets, labels)
+    assert len(choice.rows) == len({*WEIGHTS, out["lists_weight"]}) * len({*TEMPERATURES, out["temperature"]})
+    assert (served.fusion.lists_weight, served.fusion.temperature) == (out["lists_weight"], out["temperature"])  # left as it was
+    at_t = [r for r in choice.rows if r["temperature"] == out["temperature"]]
+    assert choice.chosen["top1"] == max(r["top1"] for r in at_t)
+    assert choice.chosen["ece"] == min(r["ece"] for r in choice.rows if r["lists_weight"] == choice.chosen["lists_weight"])
+    # the operator's setting wins over the version's file
+    overridden = build_router(DEFAULT_DIR, model_version=name, fusion_overrides={"lists_weight": 0.33}, **kw)
+    assert (overridden.fusion.lists_weight, overridden.fusion.temperature) == (0.33, out["temperature"])
+    # the zero-shot router: one line, exit 1
+    get_settings.cache_clear()
+    res = CliRunner().invoke(app, ["eval", "tune-fusion", "--data", str(data), "--model-version", "none"])
+    assert res.exit_code == 1 and "trained model version" in res.output and "Traceback" not in res.output
+    get_settings.cache_clear()
