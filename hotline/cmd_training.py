@@ -207,16 +207,22 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         cal = folder / "calibration.json"
         if cal.is_file():
             typer.echo("calibration: " + cal.read_text(encoding="utf-8").strip())
+        fusion = folder / "fusion.json"  # its own fusion knobs (hotline eval tune-fusion --save)
+        typer.echo("fusion: " + (" ".join(fusion.read_text(encoding="utf-8").split()) if fusion.is_file()
+                                 else "the documented defaults (no fusion.json)"))
 
     @models_app.command("promote")
     def models_promote(version: Annotated[str, typer.Argument(help="Version name or unique prefix")]) -> None:
-        """Promote a version (the one serving will load once classifier fusion lands; recorded in versions/PROMOTED.json with its history)."""
+        """Promote a version: the one `hotline serve` loads, fused with the lists (with the version's own fusion knobs
+        when it has a fusion.json); recorded in versions/PROMOTED.json with its history."""
         from model.classifier import DispatchClassifier
+        from model.versions import check_version
         from training.package import promote, resolve_version
 
         root = _versions_root()
         try:
             folder = resolve_version(root, version)
+            check_version(folder)  # a damaged file (fusion.json too) is one line
             DispatchClassifier.from_pretrained(folder)  # refuse a version that does not load
         except (FileNotFoundError, ValueError, OSError) as e:
             _fail(str(e))

@@ -308,6 +308,14 @@ def test_versions_cli_list_show_promote(tmp_path, lists, encoder_dir, monkeypatc
         assert json.loads((root / PROMOTED_FILE).read_text())["history"][0]["previous"] is None
         r = CliRunner().invoke(app, ["models", "show", "promoted"])
         assert r.exit_code == 0 and "macro-F1 **0.5**" in r.stdout and '"temperature": 1.3' in r.stdout
+        assert "fusion: the documented defaults" in r.stdout
+        # the version's own fusion knobs are shown; a damaged fusion.json stops promotion with one line naming it
+        (root / "20250101-000000-one" / "fusion.json").write_text(json.dumps({"lists_weight": 0.6, "temperature": 0.9}))
+        r = CliRunner().invoke(app, ["models", "show", "promoted"])
+        assert r.exit_code == 0 and 'fusion: {"lists_weight": 0.6, "temperature": 0.9}' in r.stdout
+        (root / "20250101-000000-one" / "fusion.json").write_text(json.dumps({"lists_weight": 2}))
+        r = CliRunner().invoke(app, ["models", "promote", "20250101"])
+        assert r.exit_code == 1 and "fusion.json is damaged" in r.output and "lists_weight" in r.output
         r = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "missing.csv")])
         assert r.exit_code == 1 and "no such file" in r.output
     finally:
