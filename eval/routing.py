@@ -79,6 +79,18 @@ def read_co_column(path: Path, aliases: dict[str, str] | None = None) -> list[li
     return [[aliases.get(c.strip(), c.strip()) for c in CO_SPLIT.split(r.get("co") or "") if c.strip()] for r in rows]
 
 
+def read_labelled_export(path: Path, aliases: dict[str, str], columns) -> tuple[list[Ticket], list[str], list[list[str]] | None, object]:
+    """A centre's own export (CSV/TSV/XLSX/JSONL/Parquet) read with ``hotline train``'s column mapping
+    (``training.data.ColumnMap``: text columns joined in order, the lead column, optional co-handling, address and id
+    columns) and label aliases: tickets, gold leads, gold co-handlers (``None`` without a co column) and the load report
+    (rows skipped and why). Raises ValueError for whole-file problems (format, missing columns)."""
+    from training.data import load_history
+
+    h = load_history(path, columns, label_aliases=aliases)
+    tickets = [Ticket(id=h.ids[i] or str(h.rows[i]), content=h.texts[i], address=h.addresses[i]) for i in range(len(h))]
+    return tickets, list(h.labels), ([list(c) for c in h.co] if columns.co_col else None), h.report
+
+
 def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets: list[Ticket] | None = None) -> RoutingReport:
     hit1 = hit3 = 0
     per = defaultdict(Counter)

@@ -332,22 +332,68 @@ def _department_names(router) -> dict:
     return dict(lists.names) if lists is not None else dict(_lists().names)
 
 
-def _labelled_or_fail(data: Path):
-    """Tickets and gold leads of a labelled CSV (department names and towns read as ``hotline train`` reads them:
-    区教育局 -> education, a town -> locality), or one line saying what to fix."""
+def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
+    """Tickets, gold leads and gold co-handlers (``None`` without a co column) of a labelled file, or one line saying
+    what to fix. Department names and towns are read as ``hotline train`` reads them (区教育局 -> education, a town ->
+    locality). Without ``columns`` the file is a CSV with id, title, content, lead[, co]; with them, any export
+    ``hotline train`` reads (CSV/XLSX/JSONL/Parquet), mapped the same way."""
     import csv
 
-    from eval.routing import label_aliases, read_labelled_csv
+    from eval.routing import label_aliases, read_co_column, read_labelled_csv, read_labelled_export
 
     if not data.is_file():
-        fail(f"{data}: no such file — give a CSV with columns {LABELLED_COLUMNS}")
+        fail(f"{data}: no such file — give a CSV with columns {LABELLED_COLUMNS}, or an export with --text-cols/--label-col")
+    aliases = label_aliases(_lists())
+    if (columns is not None and columns.given) or data.suffix.lower() != ".csv":  # a spreadsheet or JSONL: mapped
+        from hotline.cmd_training import _print_report
+
+        columns = columns or ExportColumns(None, None)
+
+        try:
+            tickets, labels, co, report = read_labelled_export(data, aliases, columns.map())
+        except (ValueError, FileNotFoundError) as e:
+            fail(f"{' '.join(str(e).split())[:300]} — map the columns with --text-cols and --label-col (as for `hotline train`)")
+        _print_report(report, limit=10)
+        if not tickets:
+            fail(f"{data}: no row has both text and lead — check --text-cols and --label-col")
+        return tickets, labels, co
     try:
-        tickets, labels = read_labelled_csv(data, label_aliases(_lists()))
-    except (ValueError, csv.Error) as e:
-        fail(f"{data}: {' '.join(str(e).split())[:300]} — the file needs columns {LABELLED_COLUMNS}")
+        tickets, labels = read_labelled_csv(data, aliases)
+        co = read_co_column(data, aliases)
+    except (ValueError, csv.Error, UnicodeDecodeError) as e:
+        fail(f"{data}: {' '.join(str(e).split())[:300]} — the file needs columns {LABELLED_COLUMNS} "
+             "(or map an export's columns with --text-cols and --label-col)")
     if not tickets:
         fail(f"{data}: no row has both content and lead — the file needs columns {LABELLED_COLUMNS}")
-    return tickets, labels
+    return tickets, labels, co
+
+
+class ExportColumns:
+    """The column mapping options of the eval commands (the same as ``hotline train``'s)."""
+
+    def __init__(self, text_cols: str | None, label_col: str | None, co_col: str | None = None,
+                 address_col: str | None = None, id_col: str | None = None):
+        self.text_cols, self.label_col, self.co_col, self.address_col, self.id_col = text_cols, label_col, co_col, address_col, id_col
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.text_cols, self.label_col, self.co_col, self.address_col, self.id_col))
+
+    def map(self):
+        from training.data import ColumnMap
+
+        cols = [c.strip() for c in (self.text_cols or "title,content").split(",") if c.strip()]
+        if not cols:
+            fail("--text-cols needs at least one column, e.g. --text-cols 留言主题,留言详情")
+        return ColumnMap(cols, self.label_col or "lead", self.co_col, None, None, self.address_col, self.id_col)
+
+
+TextCols = Annotated[Optional[str], typer.Option("--text-cols", help="an export's text column(s), joined in order "
+                     "(e.g. 留言主题,留言详情); with --label-col etc. any file `hotline train` reads (CSV/XLSX/JSONL/Parquet)")]
+LabelCol = Annotated[Optional[str], typer.Option("--label-col", help="an export's lead-department column (code or name)")]
+CoCol = Annotated[Optional[str], typer.Option("--co-col", help="an export's co-handling column (codes or names, | or 、)")]
+AddressCol = Annotated[Optional[str], typer.Option("--address-col", help="an export's address column")]
+IdCol = Annotated[Optional[str], typer.Option("--id-col", help="an export's ticket id column")]
 
 
 def _warn_unknown_labels(labels: list[str], names: dict) -> None:
@@ -400,7 +446,7 @@ def _precedents_or_fail(router, path: Path) -> int:
 
     if not path.is_file():
         fail(f"--precedents {path}: no such file")
-    _, labels = _labelled_or_fail(path)  # one line naming what to fix
+    _, labels, _ = _labelled_or_fail(path)  # one line naming what to fix
     known = set(router.lists.departments) | {"locality"}
     unknown = sorted({lab for lab in labels if lab not in known})
     if unknown:
@@ -410,7 +456,8 @@ def _precedents_or_fail(router, path: Path) -> int:
 
 @eval_app.command("routing")
 def eval_routing(
-    data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (roster code or 'locality')")],
+    data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (roster code, department name or 'locality'), "
+                                    "or an export mapped with --text-cols / --label-col")],
     out: Annotated[Optional[Path], typer.Option(help="Report folder: report.md, report.html, PNG plots, metrics.json, misses.jsonl")] = None,
     baseline: Annotated[bool, typer.Option(help="also run the TF-IDF + LinearSVC baseline (k-fold CV on the file)")] = True,
     model_version: Annotated[Optional[str], typer.Option("--model-version", help="version to evaluate (default HOTLINE_MODEL_VERSION; "
@@ -421,16 +468,17 @@ def eval_routing(
     rows: Annotated[str, typer.Option("--rows", help="all | even | odd: the even rows tune, the odd rows judge (a held-out half)")] = "all",
     precedents: Annotated[Optional[Path], typer.Option("--precedents", help="CSV of settled tickets (id, title, content, lead): "
                           "precedents that vote on similar tickets, as decisions do in serving (both routers)")] = None,
+    text_cols: TextCols = None, label_col: LabelCol = None, co_col: CoCol = None, address_col: AddressCol = None,
+    id_col: IdCol = None,
 ) -> None:
     """Lead top-1 / top-3 of the router on a labelled CSV beside a TF-IDF baseline (and the zero-shot router when a
     trained version is evaluated); with --out a report folder a reviewer can open."""
     from eval.report import beats_line, write_report
-    from eval.routing import label_aliases, read_co_column, route_all, score_suggestions, write_misses
+    from eval.routing import route_all, score_suggestions, write_misses
 
     if rows not in ("all", "even", "odd"):
         fail(f"--rows must be all, even or odd, not {rows!r}")
-    tickets, labels = _labelled_or_fail(data)
-    co_gold = read_co_column(data, label_aliases(_lists()))
+    tickets, labels, co_gold = _labelled_or_fail(data, ExportColumns(text_cols, label_col, co_col, address_col, id_col))
     if rows != "all":
         keep = [i for i in range(len(tickets)) if i % 2 == (0 if rows == "even" else 1)]
         tickets, labels = [tickets[i] for i in keep], [labels[i] for i in keep]
@@ -498,6 +546,7 @@ def eval_tune_fusion(
     rows: Annotated[str, typer.Option("--rows", help="all | even | odd rows of the file")] = "all",
     save: Annotated[bool, typer.Option("--save", help="write the chosen knobs into the version (fusion.json): serving "
                     "then uses them unless HOTLINE_FUSION_LISTS_WEIGHT / _TEMPERATURE say otherwise")] = False,
+    text_cols: TextCols = None, label_col: LabelCol = None, address_col: AddressCol = None, id_col: IdCol = None,
 ) -> None:
     """Choose the fusion knobs (the lists' share and the temperature) for a trained version on labelled tickets:
     every pair is scored and the one giving the gold lead the highest mean log-probability (lowest NLL) is chosen.
@@ -509,7 +558,7 @@ def eval_tune_fusion(
 
     if rows not in ("all", "even", "odd"):
         fail(f"--rows must be all, even or odd, not {rows!r}")
-    tickets, labels = _labelled_or_fail(data)
+    tickets, labels, _ = _labelled_or_fail(data, ExportColumns(text_cols, label_col, None, address_col, id_col))
     if rows != "all":
         keep = [i for i in range(len(tickets)) if i % 2 == (0 if rows == "even" else 1)]
         tickets, labels = [tickets[i] for i in keep], [labels[i] for i in keep]
@@ -544,16 +593,18 @@ def eval_tune_fusion(
 def eval_compare(
     v1: Annotated[str, typer.Argument(help="first model version ('none' = the zero-shot router)")],
     v2: Annotated[str, typer.Argument(help="second model version ('none' = the zero-shot router)")],
-    data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (roster code or 'locality')")],
+    data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (roster code, department name or 'locality'), "
+                                    "or an export mapped with --text-cols / --label-col")],
     out: Annotated[Path, typer.Option(help="Folder for compare.md + compare.json")],
     examples: Annotated[int, typer.Option(min=0, max=100, help="ticket ids listed per side")] = 8,
+    text_cols: TextCols = None, label_col: LabelCol = None, address_col: AddressCol = None, id_col: IdCol = None,
 ) -> None:
     """Two versions on the same labelled tickets: top-1/top-3/ECE/arbitration rate, per-department F1 and its
     delta, the tickets one gets right and the other wrong. Ends with one JSON line."""
     from eval.compare import compare_suggestions, summary_line, write_compare
     from eval.routing import route_all
 
-    tickets, labels = _labelled_or_fail(data)
+    tickets, labels, _ = _labelled_or_fail(data, ExportColumns(text_cols, label_col, None, address_col, id_col))
     routers = {v: _eval_router(v) for v in dict.fromkeys((v1, v2))}  # both load before any routing; the same version once
     names = _department_names(routers[v1])
     routed = {v: route_all(r, tickets) for v, r in routers.items()}

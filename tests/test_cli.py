@@ -273,3 +273,36 @@ def test_eval_routing_with_precedents(cli, tmp_path, monkeypatch):
     (tmp_path / "bad.csv").write_text("id,content\n1,没有牵头单位列\n", encoding="utf-8")
     r = cli("eval", "routing", "--data", str(data), "--no-baseline", "--precedents", str(tmp_path / "bad.csv"))
     assert r.exit_code != 0 and "lead" in r.output and "Traceback" not in r.output
+
+
+def test_eval_reads_a_spreadsheet_export_with_trains_column_mapping(cli, tmp_path, monkeypatch):
+    """An ML engineer evaluates on the same kind of export they train on: an XLSX with Chinese headers, department
+    names, a co-handling column and an address, mapped with the options `hotline train` takes; bad rows are reported
+    by row number; a wrong column is one line naming the file's columns."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["工单编号", "诉求标题", "诉求内容", "承办单位", "协办单位", "事发地址"])
+    ws.append(["A1", "拖欠工资", "公司拖欠我三个月工资不发，老板跑了", "区人力资源和社会保障局", "", ""])
+    ws.append(["A2", "食堂", "孩子学校食堂的饭菜很差，还不卫生", "区教育局", "区市场监督管理局", ""])
+    ws.append(["A3", "", "", "区教育局", "", ""])
+    ws.append(["A4", "油烟", "小区楼下烧烤店油烟太大，晚上窗户都不敢开", "区生态环境局", "柳溪镇人民政府", "梅林路幸福里小区3号楼"])
+    data = tmp_path / "export.xlsx"
+    wb.save(data)
+    monkeypatch.setenv("HOTLINE_MODEL_VERSION", "none")
+    get_settings.cache_clear()
+    out = tmp_path / "r"
+    r = cli("eval", "routing", "--data", str(data), "--text-cols", "诉求标题,诉求内容", "--label-col", "承办单位",
+            "--co-col", "协办单位", "--address-col", "事发地址", "--id-col", "工单编号", "--no-baseline", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "row 4: empty_text" in r.output and "4 rows, 3 used, 1 skipped" in r.output
+    assert "outside the roster" not in r.output  # names read as codes
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["n"] == 3 and m["router"]["co_gold_pairs"] == 2 and m["router"]["top1"] > 0.3
+    misses = [json.loads(l) for l in (out / "misses.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert all(x["id"] in ("A1", "A2", "A4") for x in misses)  # the export's own ids
+    get_settings.cache_clear()
+    r = cli("eval", "routing", "--data", str(data), "--no-baseline")  # a spreadsheet without the mapping
+    assert r.exit_code == 1 and "诉求内容" in r.output and "--text-cols" in r.output and "Traceback" not in r.output
+    get_settings.cache_clear()
