@@ -540,7 +540,8 @@ def eval_routing(
 
 @eval_app.command("tune-fusion")
 def eval_tune_fusion(
-    data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead: tickets the version was NOT trained on")],
+    data: Annotated[Path, typer.Option(help="CSV with id, title, content, lead (or an export mapped with --text-cols / "
+                                    "--label-col): tickets the version was NOT trained on")],
     model_version: Annotated[Optional[str], typer.Option("--model-version", help="the trained version to tune "
                              "(default HOTLINE_MODEL_VERSION, else the promoted one)")] = None,
     rows: Annotated[str, typer.Option("--rows", help="all | even | odd rows of the file")] = "all",
