@@ -113,6 +113,18 @@ class DispatchModel(BertPreTrainedModel):
         return DispatchOutput(loss=loss, logits=logits, co_logits=co_logits)
 
 
+def _release_freed_memory() -> None:
+    """Hand memory freed by Python back to the system (glibc keeps it otherwise: ~280 MB of a freed encoder copy)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def softmax_np(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = logits / max(float(temperature), 1e-6)
     z = z - z.max(axis=1, keepdims=True)
@@ -151,7 +163,9 @@ class DispatchClassifier:
         if not self._same_encoder(encoder):
             return False
         self.encoder = encoder
-        self.model.bert = None  # the heads stay; the encoder's own weights serve
+        self.model.bert = None  # the heads stay; the encoder's own weights and tokenizer serve
+        self.tokenizer = encoder.model.tokenizer
+        _release_freed_memory()
         return True
 
     def _same_encoder(self, encoder) -> bool:
@@ -187,15 +201,14 @@ class DispatchClassifier:
         if num_threads:
             torch.set_num_threads(num_threads)
         hf_logging.disable_progress_bar()
-        model = DispatchModel.from_pretrained(str(folder), local_files_only=True)
         if dtype == "auto":
             from .encoder.encoder import cpu_has_fast_bf16
 
             dtype = "bfloat16" if cpu_has_fast_bf16() else "float32"
         if dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, not {dtype!r}")
-        if dtype != "float32":
-            model.to(getattr(torch, dtype))
+        # cast while loading: no float32 copy of the weights is held (and left behind in the allocator) first
+        model = DispatchModel.from_pretrained(str(folder), local_files_only=True, dtype=getattr(torch, dtype))
         tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         labels = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))["labels"]
         if len(labels) != model.config.num_labels:

@@ -181,6 +181,7 @@ def test_a_frozen_encoder_version_reads_the_routers_encoder_pass(router, model_c
     own = DispatchClassifier.from_pretrained(folder)
     shared = DispatchClassifier.from_pretrained(folder)
     assert shared.share_encoder(enc) and shared.model.bert is None  # its own copy of the encoder is freed
+    assert shared.tokenizer is enc.model.tokenizer  # ... and its tokenizer (the same tokens: checked when sharing)
     texts = [WAGES, DOGS, VILLAGE, "市民来电反映：" + VILLAGE * 20]  # the last one longer than 256 tokens
     a, b = own.predict_proba(texts), shared.predict_proba(texts)
     np.testing.assert_allclose(a[0], b[0], atol=1e-4)
