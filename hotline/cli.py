@@ -368,6 +368,17 @@ def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
     return tickets, labels, co
 
 
+def _labelled_rows_or_fail(data: Path, columns: "ExportColumns", rows: str):
+    """:func:`_labelled_or_fail`, keeping ``rows``: all, or the even / odd rows (the even rows tune, the odd judge)."""
+    if rows not in ("all", "even", "odd"):
+        fail(f"--rows must be all, even or odd, not {rows!r}")
+    tickets, labels, co = _labelled_or_fail(data, columns)
+    if rows == "all":
+        return tickets, labels, co
+    keep = [i for i in range(len(tickets)) if i % 2 == (0 if rows == "even" else 1)]
+    return [tickets[i] for i in keep], [labels[i] for i in keep], ([co[i] for i in keep] if co is not None else None)
+
+
 class ExportColumns:
     """The column mapping options of the eval commands (the same as ``hotline train``'s)."""
 
@@ -476,13 +487,7 @@ def eval_routing(
     from eval.report import beats_line, write_report
     from eval.routing import route_all, score_suggestions, write_misses
 
-    if rows not in ("all", "even", "odd"):
-        fail(f"--rows must be all, even or odd, not {rows!r}")
-    tickets, labels, co_gold = _labelled_or_fail(data, ExportColumns(text_cols, label_col, co_col, address_col, id_col))
-    if rows != "all":
-        keep = [i for i in range(len(tickets)) if i % 2 == (0 if rows == "even" else 1)]
-        tickets, labels = [tickets[i] for i in keep], [labels[i] for i in keep]
-        co_gold = [co_gold[i] for i in keep] if co_gold is not None else None
+    tickets, labels, co_gold = _labelled_rows_or_fail(data, ExportColumns(text_cols, label_col, co_col, address_col, id_col), rows)
     messages = _dup_messages_or_fail(dup_pairs, dup_messages) if dup_pairs is not None else None
     router = _eval_router(model_version if model_version is not None else get_settings().model_version)
     if precedents is not None:
@@ -557,12 +562,7 @@ def eval_tune_fusion(
     from eval.fusion_tuning import tune_fusion
     from model.fusion import write_version_fusion
 
-    if rows not in ("all", "even", "odd"):
-        fail(f"--rows must be all, even or odd, not {rows!r}")
-    tickets, labels, _ = _labelled_or_fail(data, ExportColumns(text_cols, label_col, None, address_col, id_col))
-    if rows != "all":
-        keep = [i for i in range(len(tickets)) if i % 2 == (0 if rows == "even" else 1)]
-        tickets, labels = [tickets[i] for i in keep], [labels[i] for i in keep]
+    tickets, labels, _ = _labelled_rows_or_fail(data, ExportColumns(text_cols, label_col, None, address_col, id_col), rows)
     router = _eval_router(model_version if model_version is not None else get_settings().model_version)
     _warn_unknown_labels(labels, _department_names(router))
     try:
