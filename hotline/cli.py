@@ -393,7 +393,9 @@ class ExportColumns:
     def map(self):
         from training.data import ColumnMap
 
-        cols = [c.strip() for c in (self.text_cols or "title,content").split(",") if c.strip()]
+        from hotline.cmd_training import _cols
+
+        cols = _cols(self.text_cols or "title,content")
         if not cols:
             fail("--text-cols needs at least one column, e.g. --text-cols 留言主题,留言详情")
         return ColumnMap(cols, self.label_col or "lead", self.co_col, None, None, self.address_col, self.id_col)
@@ -583,7 +585,10 @@ def eval_tune_fusion(
     if save:
         tuned_on = {"data": data.name, "rows": rows, "n": len(tickets), "nll": c["nll"], "top1": c["top1"], "top3": c["top3"], "ece": c["ece"],
                     "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        saved = write_version_fusion(router.classifier.folder, choice.config, tuned_on)
+        try:
+            saved = write_version_fusion(router.classifier.folder, choice.config, tuned_on)
+        except OSError as e:
+            fail(f"could not write fusion.json into {router.classifier.folder}: {e.strerror or e} — check the folder's permissions")
         typer.echo(f"saved: {saved} (serving uses it for this version unless HOTLINE_FUSION_* is set)", err=True)
     typer.echo(json.dumps({"version": router.classifier.version, "lists_weight": c["lists_weight"],
                            "temperature": c["temperature"], "chosen": c, "current": cur,

@@ -90,11 +90,16 @@ def fusion_for_version(folder: Path | None, overrides: dict | None = None) -> Fu
     return FusionConfig(**{**knobs, **(overrides or {})}).check()
 
 
+#: the knobs ``hotline eval tune-fusion`` chooses; a version's file holds only these, so the others keep following
+#: the documented defaults and the settings
+TUNED = ("lists_weight", "temperature")
+
+
 def write_version_fusion(folder: Path, config: FusionConfig, tuned_on: dict) -> Path:
-    """Save the knobs chosen for a version (and what they were chosen on) as its ``fusion.json``."""
+    """Save the knobs chosen for a version (:data:`TUNED`, and what they were chosen on) as its ``fusion.json``."""
     path = Path(folder) / FUSION_FILE
-    path.write_text(json.dumps({**asdict(config.check()), "tuned_on": tuned_on}, ensure_ascii=False, indent=2) + "\n",
-                    encoding="utf-8")
+    chosen = {k: v for k, v in asdict(config.check()).items() if k in TUNED}
+    path.write_text(json.dumps({**chosen, "tuned_on": tuned_on}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return path
 
 

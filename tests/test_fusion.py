@@ -374,6 +374,7 @@ def test_tune_fusion_scores_every_pair_and_a_saved_choice_is_served(model_cache,
     saved = json.loads((versions / name / "fusion.json").read_text(encoding="utf-8"))
     assert (saved["lists_weight"], saved["temperature"]) == (out["lists_weight"], out["temperature"])
     assert saved["tuned_on"]["data"] == "val.csv" and saved["tuned_on"]["n"] == 5
+    assert set(saved) == {"lists_weight", "temperature", "tuned_on"}  # the other knobs keep following the defaults
     # every pair of the grid was scored, and the choice gives the gold leads the highest mean log-probability
     from eval.fusion_tuning import tune_fusion
 
