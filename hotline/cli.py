@@ -141,6 +141,8 @@ def lists_import(
         fail(str(e))
     total = sum(counts.values())
     typer.echo(f"imported {total} items for {len(counts)} department(s) into {out or settings.lists_dir}")
+    if out is None and settings.reload_seconds > 0:
+        typer.echo(f"a running service serves them within {settings.reload_seconds:g} s")
 
 
 @lists_app.command("export")

@@ -214,7 +214,8 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
     @models_app.command("promote")
     def models_promote(version: Annotated[str, typer.Argument(help="Version name or unique prefix")]) -> None:
         """Promote a version: the one `hotline serve` loads, fused with the lists (with the version's own fusion knobs
-        when it has a fusion.json); recorded in versions/PROMOTED.json with its history."""
+        when it has a fusion.json); recorded in versions/PROMOTED.json with its history. A running service serves it
+        within HOTLINE_RELOAD_SECONDS (30 s), without a restart."""
         from model.classifier import DispatchClassifier
         from model.versions import check_version
         from training.package import promote, resolve_version
@@ -226,7 +227,10 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             DispatchClassifier.from_pretrained(folder)  # refuse a version that does not load
         except (FileNotFoundError, ValueError, OSError) as e:
             _fail(str(e))
-        typer.echo(f"promoted {promote(root, folder.name)}")
+        name = promote(root, folder.name)
+        every = get_settings().reload_seconds
+        then = f"a running service serves it within {every:g} s" if every > 0 else "a running service serves it from its next start (HOTLINE_RELOAD_SECONDS=0)"
+        typer.echo(f"promoted {name}; {then}")
 
     @data_app.command("synth")
     def data_synth(

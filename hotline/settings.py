@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     precedent_sync_seconds: float = Field(5.0, ge=0, le=3600, description="Serving: how often the precedents are re-read "
                                           "from the database (decisions taken by other processes; 0 = before every suggestion).")
 
+    reload_seconds: float = Field(30.0, ge=0, le=86400, description="Serving: how often each process looks for a newly "
+                                  "promoted (or re-tuned) model version and edited lists, and serves them without a restart (0 = never).")
+
     def precedent_config(self):
         from model.precedents import PrecedentConfig
 

@@ -39,6 +39,41 @@ def build_router(
     encoder = load_encoder(encoder_source, cache_dir=model_cache_dir, max_seq_length=max_seq_length,
                            dtype=dtype, num_threads=num_threads)
     index = ListIndex.load_or_build(lists, encoder, index_dir)
+    return assemble_router(lists, index, folder, config=config, fusion=fusion, fusion_overrides=fusion_overrides,
+                           dtype=dtype, num_threads=num_threads, share_encoder=share_encoder)
+
+
+def rebuild_router(
+    current: ZeroShotRouter,
+    lists_dir: Path,
+    *,
+    index_dir: Path,
+    versions_root: Path,
+    model_version: str | None = None,
+    config: RouterConfig | None = None,
+    fusion_overrides: dict | None = None,
+    dtype: str = "float32",
+    num_threads: int | None = None,
+    share_encoder: bool = True,
+) -> ZeroShotRouter:
+    """A new router for what ``model_version`` resolves to now (the promoted version, when it follows the promotion)
+    and the lists as they are in ``lists_dir`` now, on ``current``'s encoder: the encoder is not loaded again, and
+    ``current``'s list index is reused when the lists did not change (else it is loaded or built for the new lists).
+    ``current`` is left untouched, so it can serve until the new one is swapped in. Raises as :func:`build_router`
+    does (an unknown version, invalid lists)."""
+    folder = serving_version(Path(versions_root), model_version)
+    lists = load_lists(lists_dir)
+    encoder = current.index.encoder
+    same = lists.version == current.lists.version
+    index = current.index if same else ListIndex.load_or_build(lists, encoder, index_dir, reuse=current.index)
+    return assemble_router(lists, index, folder, config=config, fusion_overrides=fusion_overrides,
+                           dtype=dtype, num_threads=num_threads, share_encoder=share_encoder)
+
+
+def assemble_router(lists, index: ListIndex, folder: Path | None, *, config: RouterConfig | None = None, fusion=None,
+                    fusion_overrides: dict | None = None, dtype: str = "float32", num_threads: int | None = None,
+                    share_encoder: bool = True) -> ZeroShotRouter:
+    """The zero-shot router on ``index`` (``folder`` None), or the version in ``folder`` fused with it."""
     if folder is None:
         return ZeroShotRouter(lists, index, config)
     from .classifier import DispatchClassifier
@@ -46,5 +81,5 @@ def build_router(
 
     classifier = DispatchClassifier.from_pretrained(folder, num_threads=num_threads, dtype=dtype)
     if share_encoder:
-        classifier.share_encoder(encoder)  # a frozen-encoder version: one forward pass per ticket, not two
+        classifier.share_encoder(index.encoder)  # a frozen-encoder version: one forward pass per ticket, not two
     return FusionRouter(lists, index, classifier, config, fusion or fusion_for_version(folder, fusion_overrides))

@@ -49,6 +49,20 @@ class ItemHit:
     matched_text: str  # the passage or phrasing that matched best
 
 
+def _encode(texts: list[str], kind: str, encode, known: dict, dim: int, batch_size: int) -> np.ndarray:
+    vecs = np.zeros((len(texts), dim), np.float32)
+    missing = []
+    for i, t in enumerate(texts):
+        v = known.get((kind, t))
+        if v is None:
+            missing.append(i)
+        else:
+            vecs[i] = v
+    if missing:
+        vecs[missing] = encode([texts[i] for i in missing], batch_size=batch_size)
+    return vecs
+
+
 class ListIndex:
     def __init__(self, lists: ResponsibilityLists, encoder, vectors: faiss.Index, owners: np.ndarray, texts: list[str]):
         self.lists = lists
@@ -65,21 +79,34 @@ class ListIndex:
         return Path(index_dir) / f"lists-{_slug(encoder_name)}-{lists_version}"
 
     @classmethod
-    def build_vectors(cls, lists: ResponsibilityLists, encoder, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def build_vectors(cls, lists: ResponsibilityLists, encoder, batch_size: int = 32,
+                      reuse: "ListIndex | None" = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The rows to index: one passage per item, then its phrasings (as queries). With ``reuse`` (an index on the
+        same encoder: the lists before an edit) only texts it does not hold are encoded."""
+        known = reuse.known_vectors() if reuse is not None and reuse.encoder is encoder else {}
         passages = [item_passage(r) for r in lists.items]
-        p_vecs = encoder.encode_passages(passages, batch_size=batch_size)
+        p_vecs = _encode(passages, "passage", encoder.encode_passages, known, encoder.dim, batch_size)
         phr_texts, phr_owner = [], []
         for i, r in enumerate(lists.items):
             for p in r.item.phrasings:
                 phr_texts.append(p)
                 phr_owner.append(i)
-        q_vecs = encoder.encode_queries(phr_texts, batch_size=batch_size)
+        q_vecs = _encode(phr_texts, "query", encoder.encode_queries, known, encoder.dim, batch_size)
         vecs = np.vstack([p_vecs, q_vecs]).astype(np.float32)
         owners = np.concatenate([np.arange(len(passages)), np.asarray(phr_owner, dtype=np.int64)])
         return vecs, owners, passages + phr_texts
 
+    def known_vectors(self) -> dict[tuple[str, str], np.ndarray]:
+        """(kind, text) -> the vector this index holds for it; kind is ``passage`` (an item's text) or ``query``."""
+        vecs = self.index.reconstruct_n(0, self.index.ntotal)
+        n_passages = len(self.refs)  # build_vectors puts one passage per item first
+        return {("passage" if row < n_passages else "query", t): vecs[row] for row, t in enumerate(self.texts)}
+
     @classmethod
-    def load_or_build(cls, lists: ResponsibilityLists, encoder, index_dir: Path) -> "ListIndex":
+    def load_or_build(cls, lists: ResponsibilityLists, encoder, index_dir: Path,
+                      reuse: "ListIndex | None" = None) -> "ListIndex":
+        """The index saved for these lists and this encoder, else built (and saved); ``reuse``: see
+        :meth:`build_vectors` (after an edit of the lists, only the changed texts are encoded)."""
         folder = cls.folder_for(index_dir, encoder.fingerprint, lists.version)
         meta_path = folder / "meta.json"
         if meta_path.exists():
@@ -92,7 +119,7 @@ class ListIndex:
                         return cls(lists, encoder, vectors, np.asarray(meta["owners"]), meta["texts"])
             except (OSError, ValueError, RuntimeError, KeyError):
                 pass  # unreadable or partial: rebuild below
-        vecs, owners, texts = cls.build_vectors(lists, encoder)
+        vecs, owners, texts = cls.build_vectors(lists, encoder, reuse=reuse)
         vectors = faiss.IndexFlatIP(vecs.shape[1])
         vectors.add(vecs)
         folder.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from hotline.settings import Settings, get_settings
 from model.router import ZeroShotRouter
 from serving import dedup, errors, logs, precedents
+from serving.reload import Reloader
 from serving.bootstrap import open_store
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import arbitration, duplicates, ops, routing, tickets
@@ -53,9 +54,11 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
         await asyncio.to_thread(precedents.service(app).sync, True)
         # the duplicate index: saved state if it matches the database, else rebuilt from the stored tickets
         await asyncio.to_thread(dedup.service(app).open)
+        app.state.reloader.start()  # a newly promoted version or edited lists are served without a restart
         try:
             yield
         finally:
+            await asyncio.to_thread(app.state.reloader.stop)
             if getattr(app.state, "dedup", None) is not None:
                 await asyncio.to_thread(app.state.dedup.save)
 
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
     app.state.on_ticket = None  # hook for the duplicate index (issue 6) to see every stored ticket
     app.state.dedup = None      # serving.dedup.DedupService, installed once the router (encoder) exists
     app.state.precedents = None  # serving.precedents.PrecedentService: settled tickets that vote (same)
+    app.state.reloader = Reloader(app)  # notes what is promoted and the lists' files now, before the router is built
     if router is not None:
         dedup.install(app)      # opened lazily at the first ticket (or at start-up, in the lifespan)
         precedents.install(app)  # read at the first suggestion (or at start-up)

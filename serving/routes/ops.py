@@ -23,8 +23,14 @@ def healthz(request: Request, store: StoreDep) -> dict:
     r = request.app.state.router
     if r is None:
         return {"status": "starting", "database": store.dialect}
-    return {"status": "ok", "database": store.dialect, "model_version": r.model_version,
-            "lists_version": r.lists.version, "encoder": r.index.encoder.name}
+    out = {"status": "ok", "database": store.dialect, "model_version": r.model_version,
+           "lists_version": r.lists.version, "encoder": r.index.encoder.name}
+    reloader = getattr(request.app.state, "reloader", None)
+    if reloader is not None and reloader.reloaded_at:
+        out["reloaded_at"] = reloader.reloaded_at
+    if reloader is not None and reloader.error:  # a promoted version or edited lists that could not be served
+        out["reload_error"] = reloader.error
+    return out
 
 
 @router.get("/api/v1/metrics")
