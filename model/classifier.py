@@ -113,6 +113,84 @@ class DispatchModel(BertPreTrainedModel):
         return DispatchOutput(loss=loss, logits=logits, co_logits=co_logits)
 
 
+WEIGHTS_FILE = "model.safetensors"
+COMPARE_CHUNK = 4_000_000  # elements of a weight compared at once when deciding to share (16 MB in float32)
+_PROBE = ["市民来电反映：楼上装修噪音扰民，物业不管。", "请问 12345 ABC 咨询医保报销"]
+
+
+def _same_setup(encoder, tokenizer, text_prefix: str, max_seq_length: int) -> bool:
+    """Everything but the weights: mean pooling, truncation, the query prompt and the tokens."""
+    try:
+        tok = encoder.model.tokenizer
+        if (not encoder.mean_pooled or encoder.max_seq_length != max_seq_length
+                or (encoder.prompts.get("query") or "") != text_prefix):
+            return False
+    except (AttributeError, IndexError, TypeError):
+        return False
+    probe = [text_prefix + t for t in _PROBE]
+    return tok(probe)["input_ids"] == tokenizer(probe)["input_ids"]
+
+
+def _same_weights(encoder, mine, n: int) -> bool:
+    """``mine``: the ``n`` (name, tensor) pairs of a version's encoder, each already in the version's serving dtype;
+    all the same as ``encoder``'s (compared in its dtype)? The encoder may carry a pooler that mean pooling ignores."""
+    try:
+        theirs = dict(encoder.model[0].auto_model.named_parameters())
+    except (AttributeError, IndexError, TypeError):
+        return False
+    seen = 0
+    with torch.no_grad():
+        for k, a in mine:
+            t = theirs.get(k)
+            if t is None or a.shape != t.shape or not torch.equal(a.to(t.dtype), t):
+                return False
+            seen += 1
+    return seen == n > 0
+
+
+def _heads_if_shared(folder: Path, encoder, tokenizer, dtype: torch.dtype, max_seq_length: int | None):
+    """A :class:`DispatchModel` with only its heads loaded (``bert`` None), when the version's encoder is ``encoder``
+    (compared with the weights file a tensor at a time, so no whole copy is held); else None."""
+    from safetensors import safe_open
+
+    path = folder / WEIGHTS_FILE
+    if not path.is_file():
+        return None
+    config = BertConfig.from_pretrained(str(folder), local_files_only=True)
+    msl = max_seq_length or int(getattr(config, "train_max_seq_length", 256))
+    if not _same_setup(encoder, tokenizer, getattr(config, "text_prefix", "") or "", msl):
+        return None
+    try:
+        theirs = dict(encoder.model[0].auto_model.named_parameters())
+    except (AttributeError, IndexError, TypeError):
+        return None
+    with safe_open(str(path), framework="pt") as f, torch.no_grad():
+        keys = list(f.keys())
+        body = [k for k in keys if k.startswith("bert.")]
+        if not body:
+            return None
+        for k in body:
+            t, part = theirs.get(k[len("bert."):]), f.get_slice(k)
+            shape = tuple(part.get_shape())
+            if t is None or not shape or shape != tuple(t.shape):
+                return None
+            rows = max(1, COMPARE_CHUNK // max(1, t[0].numel()))  # the 250k-row embeddings a slice at a time
+            for i in range(0, shape[0], rows):
+                # the file's weights cast to the serving dtype, as a whole load casts them, compared in the encoder's
+                if not torch.equal(part[i : i + rows].to(dtype).to(t.dtype), t[i : i + rows]):
+                    return None
+        heads = {k: f.get_tensor(k).to(dtype) for k in keys if not k.startswith("bert.")}
+    with torch.device("meta"):
+        model = DispatchModel(config)
+    model.bert = None
+    model.lead_head = nn.Linear(config.hidden_size, config.num_labels, dtype=dtype)
+    model.co_head = nn.Linear(config.hidden_size, config.num_labels, dtype=dtype)
+    missing, unexpected = model.load_state_dict(heads, strict=False)
+    if unexpected or any(k.startswith(("lead_head", "co_head")) for k in missing):
+        return None
+    return model.eval()
+
+
 def _release_freed_memory() -> None:
     """Hand memory freed by Python back to the system (glibc keeps it otherwise: ~280 MB of a freed encoder copy)."""
     import ctypes
@@ -157,10 +235,14 @@ class DispatchClassifier:
         version's own copy, when the copy is that very encoder: the same weights (a version trained with its
         encoder frozen, the ``cpu`` preset), tokenizer, query prompt, truncation and mean pooling. Then routing a
         ticket costs one forward pass, not two (the encoder's query cache hands the router's pass to the heads),
-        and this copy's weights are freed. Returns whether it is shared; otherwise nothing changes."""
+        and this copy's weights are freed. Returns whether it is shared; otherwise nothing changes.
+        (``from_pretrained(share_with=encoder)`` decides the same before loading the copy at all.)"""
         if self.encoder is not None:
             return True
-        if not self._same_encoder(encoder):
+        if self.model.bert is None or not _same_setup(encoder, self.tokenizer, self.text_prefix, self.max_seq_length):
+            return False
+        mine = list(self.model.bert.named_parameters())
+        if not _same_weights(encoder, iter(mine), len(mine)):
             return False
         self.encoder = encoder
         self.model.bert = None  # the heads stay; the encoder's own weights and tokenizer serve
@@ -168,30 +250,13 @@ class DispatchClassifier:
         _release_freed_memory()
         return True
 
-    def _same_encoder(self, encoder) -> bool:
-        try:
-            st = encoder.model
-            hf = st[0].auto_model
-            tok = st.tokenizer
-        except (AttributeError, IndexError, TypeError):
-            return False
-        if (not encoder.mean_pooled or encoder.max_seq_length != self.max_seq_length
-                or (encoder.prompts.get("query") or "") != self.text_prefix or self.model.bert is None):
-            return False
-        probe = [self.text_prefix + "市民来电反映：楼上装修噪音扰民，物业不管。", self.text_prefix + "请问 12345 ABC 咨询医保报销"]
-        if tok(probe)["input_ids"] != self.tokenizer(probe)["input_ids"]:
-            return False
-        theirs = dict(hf.named_parameters())
-        mine = dict(self.model.bert.named_parameters())
-        if not mine.keys() <= theirs.keys():  # the encoder may carry a pooler layer that mean pooling ignores
-            return False
-        with torch.no_grad():
-            return all(a.shape == theirs[k].shape and torch.equal(a.to(theirs[k].dtype), theirs[k]) for k, a in mine.items())
-
     @classmethod
     def from_pretrained(cls, folder: str | Path, *, num_threads: int | None = None, max_seq_length: int | None = None,
-                        dtype: str = "float32") -> "DispatchClassifier":
-        """``dtype``: float32, bfloat16 or auto (bfloat16 on CPUs with native bf16, as for the encoder)."""
+                        dtype: str = "float32", share_with=None) -> "DispatchClassifier":
+        """``dtype``: float32, bfloat16 or auto (bfloat16 on CPUs with native bf16, as for the encoder).
+        ``share_with``: an encoder this version's own may be (:meth:`share_encoder`); it is compared with the weights
+        file a tensor at a time and, when it is the same, only the heads are loaded (no transient copy of the
+        encoder's weights); otherwise the whole version is loaded and not shared."""
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -207,9 +272,14 @@ class DispatchClassifier:
             dtype = "bfloat16" if cpu_has_fast_bf16() else "float32"
         if dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, not {dtype!r}")
-        # cast while loading: no float32 copy of the weights is held (and left behind in the allocator) first
-        model = DispatchModel.from_pretrained(str(folder), local_files_only=True, dtype=getattr(torch, dtype))
         tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        model = None
+        if share_with is not None:
+            model = _heads_if_shared(folder, share_with, tok, getattr(torch, dtype), max_seq_length)
+        shared = model is not None
+        if model is None:
+            # cast while loading: no float32 copy of the weights is held (and left behind in the allocator) first
+            model = DispatchModel.from_pretrained(str(folder), local_files_only=True, dtype=getattr(torch, dtype))
         labels = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8"))["labels"]
         if len(labels) != model.config.num_labels:
             raise ValueError(f"{folder}: {len(labels)} labels but the model has {model.config.num_labels} outputs")
@@ -219,7 +289,13 @@ class DispatchClassifier:
         ngram = NgramHead.load(folder)
         if ngram is not None and ngram.num_labels != len(labels):
             raise ValueError(f"{folder}: the n-gram head has {ngram.num_labels} labels, labels.json {len(labels)}")
-        return cls(model, tok, labels, calibration, folder, msl, ngram)
+        clf = cls(model, tok, labels, calibration, folder, msl, ngram)
+        if shared:
+            clf.encoder = share_with
+            clf.tokenizer = share_with.model.tokenizer  # the same tokens (checked): the folder's copy is dropped
+            del tok, model
+            _release_freed_memory()
+        return clf
 
     @property
     def version(self) -> str:

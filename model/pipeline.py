@@ -79,7 +79,7 @@ def assemble_router(lists, index: ListIndex, folder: Path | None, *, config: Rou
     from .classifier import DispatchClassifier
     from .fusion import FusionRouter, fusion_for_version
 
-    classifier = DispatchClassifier.from_pretrained(folder, num_threads=num_threads, dtype=dtype)
-    if share_encoder:
-        classifier.share_encoder(index.encoder)  # a frozen-encoder version: one forward pass per ticket, not two
+    # a frozen-encoder version shares the router's encoder: one forward pass per ticket, not two, and only its heads load
+    classifier = DispatchClassifier.from_pretrained(folder, num_threads=num_threads, dtype=dtype,
+                                                    share_with=index.encoder if share_encoder else None)
     return FusionRouter(lists, index, classifier, config, fusion or fusion_for_version(folder, fusion_overrides))

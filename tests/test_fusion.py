@@ -163,6 +163,12 @@ def test_a_frozen_encoder_version_reads_the_routers_encoder_pass(router, model_c
     a, b = own.predict_proba(texts), shared.predict_proba(texts)
     np.testing.assert_allclose(a[0], b[0], atol=1e-4)
     np.testing.assert_allclose(a[1], b[1], atol=1e-4)
+    # deciding before loading (what build_router does): only the heads are read from the weights file
+    light = DispatchClassifier.from_pretrained(folder, share_with=enc)
+    assert light.encoder is enc and light.model.bert is None and light.tokenizer is enc.model.tokenizer
+    assert light.model.lead_head.weight.device.type == "cpu"
+    np.testing.assert_allclose(own.predict_proba(texts)[0], light.predict_proba(texts)[0], atol=1e-4)
+    np.testing.assert_allclose(own.predict_proba(texts)[1], light.predict_proba(texts)[1], atol=1e-4)
     # routing a ticket runs the encoder once: the classifier's lookup is a hit on the router's own pass
     fr = FusionRouter(router.lists, router.index, shared, router.config, FusionConfig())
     ticket = Ticket(id="1", content="我家楼下的餐馆每天半夜还在营业，油烟和噪音都很大")
@@ -183,6 +189,10 @@ def test_a_frozen_encoder_version_reads_the_routers_encoder_pass(router, model_c
     root, name = version_root
     trained = DispatchClassifier.from_pretrained(root / name)
     assert not trained.share_encoder(enc) and trained.model.bert is not None and trained.encoder is None
+    whole = DispatchClassifier.from_pretrained(root / name, share_with=enc)  # loaded whole, not shared
+    assert whole.encoder is None and whole.model.bert is not None
+    np.testing.assert_allclose(whole.predict_proba(texts)[0], trained.predict_proba(texts)[0], atol=1e-5)
+    assert DispatchClassifier.from_pretrained(folder, share_with=enc, max_seq_length=128).encoder is None
     other = DispatchClassifier.from_pretrained(folder)
     other.max_seq_length = 128
     assert not other.share_encoder(enc) and other.encoder is None
