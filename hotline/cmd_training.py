@@ -216,6 +216,22 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         """Promote a version: the one `hotline serve` loads, fused with the lists (with the version's own fusion knobs
         when it has a fusion.json); recorded in versions/PROMOTED.json with its history. A running service serves it
         within HOTLINE_RELOAD_SECONDS (30 s), without a restart."""
+        _promote_checked(version)
+
+    @models_app.command("rollback")
+    def models_rollback() -> None:
+        """Promote again the version that was promoted before the current one (run twice, it undoes itself); a
+        running service serves it within HOTLINE_RELOAD_SECONDS."""
+        from training.package import previous_promoted, promoted_version
+
+        root = _versions_root()
+        current, previous = promoted_version(root), previous_promoted(root)
+        if previous is None:
+            _fail(f"nothing to roll back to: {'no version is promoted' if current is None else current + ' was the first promoted'}"
+                  " — promote one by name (`hotline models list`)")
+        _promote_checked(previous, was=current)
+
+    def _promote_checked(version: str, was: str | None = None) -> None:
         from model.classifier import DispatchClassifier
         from model.versions import check_version
         from training.package import promote, resolve_version
@@ -230,7 +246,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         name = promote(root, folder.name)
         every = get_settings().reload_seconds
         then = f"a running service serves it within {every:g} s" if every > 0 else "a running service serves it from its next start (HOTLINE_RELOAD_SECONDS=0)"
-        typer.echo(f"promoted {name}; {then}")
+        typer.echo(f"promoted {name}{f' (was {was})' if was else ''}; {then}")
 
     @data_app.command("synth")
     def data_synth(

@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
     app.state.router = router
     app.state.store = store
     app.state.metrics = Metrics(store)
+    app.state.metrics.watch_router(lambda: app.state.router)
     app.state.on_ticket = None  # hook for the duplicate index (issue 6) to see every stored ticket
     app.state.dedup = None      # serving.dedup.DedupService, installed once the router (encoder) exists
     app.state.precedents = None  # serving.precedents.PrecedentService: settled tickets that vote (same)

@@ -23,6 +23,21 @@ class _StoreCollector:
         yield g
 
 
+class _RouterCollector:
+    """Which model version and lists this process serves now (changes when a promotion is picked up)."""
+
+    def __init__(self, current):
+        self.current = current
+
+    def collect(self):
+        g = GaugeMetricFamily("hotline_model_info", "The model version and lists this process serves (value 1)",
+                              labels=["model_version", "lists_version"])
+        r = self.current()
+        if r is not None:
+            g.add_metric([r.model_version, r.lists.version], 1)
+        yield g
+
+
 class Metrics:
     def __init__(self, store=None):
         self.registry = CollectorRegistry()
@@ -35,8 +50,14 @@ class Metrics:
                                   ["accepted"], registry=r)
         self.returns = Counter("hotline_returns", "Tickets returned (退单)", registry=r)
         self.decisions = Counter("hotline_arbitration_decisions", "Arbitration decisions", registry=r)
+        self.reloads = Counter("hotline_model_reloads", "A promoted version or edited lists picked up without a restart "
+                               "(outcome ok), or found unloadable and not served (failed)", ["outcome"], registry=r)
         if store is not None:
             r.register(_StoreCollector(store))
+
+    def watch_router(self, current) -> None:
+        """``current()``: the router being served (or None while starting)."""
+        self.registry.register(_RouterCollector(current))
 
 
 class MetricsMiddleware:

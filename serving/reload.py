@@ -101,13 +101,20 @@ class Reloader:
                 self._failed = now
                 self.error = " ".join(f"{type(e).__name__}: {e}".split())[:500]
                 log.warning("still serving %s: the changed model/lists could not be loaded: %s", old.model_version, self.error)
+                self._count("failed")
                 return False
             state.precedents = svc
             state.router = new
             self._seen, self._failed, self.error = now, None, None
             self.reloaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
             log.info("now serving %s (was %s)", new.model_version, old.model_version)
+            self._count("ok")
             return True
+
+    def _count(self, outcome: str) -> None:
+        metrics = getattr(self.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.reloads.labels(outcome).inc()
 
     # ------------------------------------------------------------------------------------------------ the thread
     def start(self) -> None:

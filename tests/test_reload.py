@@ -33,16 +33,16 @@ class Counting:
             monkeypatch.setattr(encoder, name, wrapped)
 
 
-def test_a_promoted_version_and_edited_lists_are_served_without_a_restart(router, version_root, model_cache, tmp_path,
-                                                                          monkeypatch):
+def test_a_promoted_version_and_edited_lists_are_served_without_a_restart(router, version_root, tmp_path, monkeypatch):
     root, name = version_root
     versions = tmp_path / "versions"
     shutil.copytree(root, versions)
     (versions / PROMOTED_FILE).unlink()  # nothing promoted yet: the zero-shot router serves
     lists_dir = copy_lists(tmp_path / "lists")
+    # a cache of its own: the edited lists' index is built here, not found from an earlier run
     client, keys = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router, lists_dir=lists_dir,
-                               model_cache_dir=model_cache, model_versions_dir=versions, precedent_weight=0.5, encoder_dtype="float32",
-                               reload_seconds=0)
+                               model_cache_dir=tmp_path / "cache", model_versions_dir=versions, precedent_weight=0.5,
+                               encoder_dtype="float32", reload_seconds=0)
     app, d = client.app, h(keys["dispatcher"])
     reloader = app.state.reloader
     try:
@@ -66,6 +66,8 @@ def test_a_promoted_version_and_edited_lists_are_served_without_a_restart(router
         assert r["model_version"] == hz["model_version"]
         assert any(e["type"] == "precedent" for e in r["evidence"])
         assert reloader.check() is False  # and not again
+        scrape = client.get("/metrics", headers=h(keys["admin"])).text  # what each serving process serves, for ops
+        assert f'model_version="{hz["model_version"]}"' in scrape and 'hotline_model_reloads_total{outcome="ok"} 1.0' in scrape
 
         # lists that do not load: the old router keeps serving, the error is shown once, not retried
         dept = lists_dir / "departments" / "health.yaml"
@@ -77,6 +79,7 @@ def test_a_promoted_version_and_edited_lists_are_served_without_a_restart(router
         assert "health.yaml" in hz["reload_error"]
         assert client.post("/api/v1/route", json=LAMP, headers=d).status_code == 200
         assert reloader.check() is False and app.state.router is new
+        assert 'hotline_model_reloads_total{outcome="failed"} 1.0' in client.get("/metrics", headers=h(keys["admin"])).text
 
         # fixed, with one phrasing added: served, and only that phrasing is embedded for the new index
         doc = yaml.safe_load(good)

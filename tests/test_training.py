@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -306,6 +307,23 @@ def test_versions_cli_list_show_promote(tmp_path, lists, encoder_dir, monkeypatc
         assert r.exit_code == 0, r.output
         assert promoted_version(root) == "20250101-000000-one"
         assert json.loads((root / PROMOTED_FILE).read_text())["history"][0]["previous"] is None
+        # rollback: back to the version promoted before, with one line when there is none
+        r = CliRunner().invoke(app, ["models", "rollback"])
+        assert r.exit_code == 1 and "20250101-000000-one was the first promoted" in r.output
+        shutil.copytree(root / "20250101-000000-one", root / "20250102-000000-two")
+        assert CliRunner().invoke(app, ["models", "promote", "20250102"]).exit_code == 0
+        r = CliRunner().invoke(app, ["models", "rollback"])
+        assert r.exit_code == 0 and "promoted 20250101-000000-one (was 20250102-000000-two)" in r.output
+        assert promoted_version(root) == "20250101-000000-one"
+        r = CliRunner().invoke(app, ["models", "rollback"])  # twice: undone
+        assert r.exit_code == 0 and promoted_version(root) == "20250102-000000-two"
+        good = (root / "20250101-000000-one" / "labels.json").read_text()
+        (root / "20250101-000000-one" / "labels.json").write_text("{")  # the one to go back to is damaged
+        r = CliRunner().invoke(app, ["models", "rollback"])
+        assert r.exit_code == 1 and "labels.json" in r.output and promoted_version(root) == "20250102-000000-two"
+        (root / "20250101-000000-one" / "labels.json").write_text(good)
+        assert CliRunner().invoke(app, ["models", "promote", "20250101"]).exit_code == 0
+        shutil.rmtree(root / "20250102-000000-two")
         r = CliRunner().invoke(app, ["models", "show", "promoted"])
         assert r.exit_code == 0 and "macro-F1 **0.5**" in r.stdout and '"temperature": 1.3' in r.stdout
         assert "fusion: the documented defaults" in r.stdout

@@ -123,6 +123,16 @@ def list_versions(root: Path) -> list[dict]:
     return out
 
 
+def previous_promoted(root: Path) -> str | None:
+    """The version that was promoted before the promoted one (None: none was, or nothing is promoted)."""
+    rec = _read(Path(root) / PROMOTED_FILE)
+    current = rec.get("version")
+    for entry in reversed(rec.get("history", [])):
+        if entry.get("version") == current:
+            return entry.get("previous")
+    return None
+
+
 def promote(root: Path, version: str) -> str:
     folder = resolve_version(root, version)
     rec = _read(Path(root) / PROMOTED_FILE)
