@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     novel_similarity: float | None = Field(None, ge=0, le=1, description="NOVEL_MATTER: best list-item cosine below this.")
     repeated_return: int | None = Field(None, ge=1, le=100, description="REPEATED_RETURN from this many returns (退单).")
     title_weight: float | None = Field(None, ge=0, le=1, description="The title's (call-taker's summary) share of the query embedding.")
+    admin_unit_boost: float | None = Field(None, ge=0, le=1, description="Added to the locality's score when the text names a "
+                                           "镇/乡/村/街道/社区 (a 属地 signal; 0.1).")
     fusion_lists_weight: float | None = Field(None, ge=0, le=1, description="Fusion: the lists' share of the geometric mean (1 = lists only).")
     fusion_temperature: float | None = Field(None, gt=0, le=10, description="Fusion: temperature of the fused distribution.")
     disagree_model: float | None = Field(None, ge=0, le=1, description="MODEL_LIST_DISAGREE: the classifier at least this sure ...")
@@ -88,7 +90,7 @@ class Settings(BaseSettings):
         from model.router import RouterConfig
 
         knobs = ("auto_dispatch_confidence", "low_confidence", "ambiguous_margin", "novel_similarity", "repeated_return",
-                 "title_weight")
+                 "title_weight", "admin_unit_boost")
         return RouterConfig(**{k: getattr(self, k) for k in knobs if getattr(self, k) is not None})
 
     def fusion_overrides(self) -> dict:
