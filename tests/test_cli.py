@@ -221,8 +221,9 @@ def test_fusion_knobs_from_settings(monkeypatch):
     f = Settings().fusion_config()
     assert (f.lists_weight, f.co_threshold, f.temperature) == (0.5, 0.6, FusionConfig().temperature)
     monkeypatch.setenv("HOTLINE_TITLE_WEIGHT", "0.6")
+    monkeypatch.setenv("HOTLINE_ADMIN_UNIT_BOOST", "0.3")
     rc = Settings().router_config()
-    assert rc.title_weight == 0.6 and rc.low_confidence == RouterConfig().low_confidence
+    assert rc.title_weight == 0.6 and rc.admin_unit_boost == 0.3 and rc.low_confidence == RouterConfig().low_confidence
     monkeypatch.setenv("HOTLINE_TITLE_WEIGHT", "1.5")
     with pytest.raises(ValueError, match="title_weight"):
         Settings()
