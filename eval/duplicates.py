@@ -105,7 +105,7 @@ def cosine_baseline(vecs: np.ndarray, index: dict[str, int], pairs) -> dict:
 
 def evaluate_dedup(messages: Path, pairs_csv: Path, encoder, salt: str = "eval", config: DedupConfig | None = None,
                    cache_dir: Path | None = None, vectors: np.ndarray | None = None, tickets: list[Ticket] | None = None,
-                   locator=None) -> DedupReport:
+                   locator=None, owners: list[str | None] | None = None) -> DedupReport:
     t0 = time.perf_counter()
     tickets = tickets if tickets is not None else read_messages(messages)
     pairs = read_pairs(pairs_csv)
@@ -116,7 +116,7 @@ def evaluate_dedup(messages: Path, pairs_csv: Path, encoder, salt: str = "eval",
     if vectors is None:
         vectors = embed_cached(encoder, tickets, cache_dir)
     det = DuplicateDetector(encoder, salt, config, locator, dim=vectors.shape[1])
-    results = det.rebuild(tickets, vectors=vectors)
+    results = det.rebuild(tickets, vectors=vectors, owners=owners)
     cluster = {r.id: r.cluster for r in results}
     pred = [cluster[a] == cluster[b] for a, b, _ in pairs]
     gold = [g for _, _, g in pairs]

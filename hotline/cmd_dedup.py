@@ -87,6 +87,53 @@ def read_dedup_jsonl(path: Path):
     return tickets, problems
 
 
+def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route: bool = True) -> list[str | None]:
+    """Each ticket's owner for the duplicate detector's owner window: the lead given for it (a roster code or
+    department name; a street office or town counts as ``locality``), else the lead the served router suggests
+    (``route``), else None."""
+    from eval.routing import label_aliases, route_all
+    from model.pipeline import build_router
+
+    given = given or {}
+    router = None
+    if route and any(not given.get(t.id) for t in tickets):
+        try:
+            router = build_router(settings.lists_dir, encoder_source=settings.encoder, model_cache_dir=settings.model_cache_dir,
+                                  index_dir=settings.index_dir, max_seq_length=settings.max_seq_length,
+                                  model_version=settings.model_version, versions_root=settings.model_versions_dir,
+                                  config=settings.router_config(), fusion_overrides=settings.fusion_overrides(),
+                                  dtype=settings.encoder_dtype, num_threads=settings.torch_threads)
+        except (FileNotFoundError, ValueError, OSError) as e:
+            _fail(f"cannot build the router that gives each ticket its owner: {e} (or pass --owners input)")
+    lists = router.lists if router is not None else None
+    if lists is None:
+        from responsibility_lists.loader import load_lists
+
+        lists = load_lists(settings.lists_dir)
+    aliases = label_aliases(lists)
+    owners: dict[str, str | None] = {t.id: aliases.get(given[t.id].strip(), given[t.id].strip())
+                                     for t in tickets if given.get(t.id)}
+    todo = [t for t in tickets if t.id not in owners]
+    if router is not None and todo:
+        for t, sug in zip(todo, route_all(router, todo)):
+            owners[t.id] = router.group(sug.lead.code)
+    return [owners.get(t.id) for t in tickets]
+
+
+def given_leads(path: Path) -> dict[str, str]:
+    """``id -> lead`` for the JSONL lines that carry a ``lead`` (e.g. the department that handled an exported ticket)."""
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8-sig") as f:
+        for line in f:
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue  # reported by the ticket reader
+            if isinstance(d, dict) and d.get("id") is not None and isinstance(d.get("lead"), str) and d["lead"].strip():
+                out[str(d["id"])] = d["lead"]
+    return out
+
+
 def _detector(settings, state: Optional[Path], window_days: float | None = None):
     from model.duplicates import DuplicateDetector, StateMismatch
 
@@ -99,17 +146,23 @@ def _detector(settings, state: Optional[Path], window_days: float | None = None)
     return DuplicateDetector(enc, salt, dedup_config(settings, window_days), loc)
 
 
-def _run(input: Path, state: Optional[Path], window_days: float | None = None):
+def _run(input: Path, state: Optional[Path], window_days: float | None = None, owners: str = "route"):
     from hotline.cli import load_jsonl_or_fail
 
     tickets, problems = load_jsonl_or_fail(input, read_dedup_jsonl,
-                                           "a JSONL file with id, content, created_at (+ caller, address, title)")
+                                           "a JSONL file with id, content, created_at (+ caller, address, title, lead)")
     settings = get_settings()
     det = _detector(settings, state, window_days)
-    results = det.process_many(tickets)
+    own = None if owners == "none" else ticket_owners(settings, tickets, given_leads(input), route=owners == "route")
+    results = det.process_many(tickets, owners=own)
     if state is not None:
         det.save(state)
     return det, results, problems
+
+
+def _check_owners(owners: str, allowed=("route", "input", "none")) -> None:
+    if owners not in allowed:
+        _fail(f"--owners must be one of {', '.join(allowed)}, not {owners!r}")
 
 
 def register(app: typer.Typer) -> None:
@@ -120,13 +173,17 @@ def register(app: typer.Typer) -> None:
         state: Annotated[Optional[Path], typer.Option("--state", help="Load the duplicate index from this folder, add the tickets, save it back")] = None,
         persist: Annotated[bool, typer.Option("--persist", help="Same with the configured folder (HOTLINE_DEDUP_STATE_DIR, default data_dir/dedup)")] = False,
         window_days: Annotated[Optional[float], typer.Option("--window-days", min=0.01, max=366, help="default HOTLINE_DEDUP_WINDOW_DAYS")] = None,
+        owners: Annotated[str, typer.Option("--owners", help="each ticket's lead department, for linking other callers' reports "
+                                            "beyond the window (HOTLINE_DEDUP_OWNER_WINDOW_DAYS): route = the input's `lead`, else the "
+                                            "served router's suggestion; input = the input's `lead` only; none = not used")] = "route",
     ) -> None:
         """Link each ticket to an earlier one about the same problem (in created_at order): one line per
         ticket with id, duplicate_of, cluster, kind (repeat / same_event / null), score."""
+        _check_owners(owners)
         if persist and state is None:
             s = get_settings()
             state = s.dedup_state_dir or Path(s.data_dir) / "dedup"
-        det, results, problems = _run(input, state, window_days)
+        det, results, problems = _run(input, state, window_days, owners)
         out = open(output, "w", encoding="utf-8") if output else sys.stdout
         try:
             for r in sorted(results, key=lambda r: det.by_id[r.id]):
@@ -167,17 +224,23 @@ def register(app: typer.Typer) -> None:
         messages: Annotated[Path, typer.Option(help="CSV 留言编号, 留言用户, 留言主题, 留言时间, 留言详情")],
         out: Annotated[Optional[Path], typer.Option(help="Write the report (with the misjudged pairs) as JSON here")] = None,
         window_days: Annotated[Optional[float], typer.Option("--window-days", min=0.01, max=3660)] = None,
+        owners: Annotated[str, typer.Option("--owners", help="route = each message's owner is the served router's lead "
+                                            "(as `hotline dedup` does); none = no owners (the owner window unused)")] = "route",
     ) -> None:
         """Precision/recall of dedup clusters on judged pairs, beside a plain e5-cosine threshold."""
-        from eval.duplicates import evaluate_dedup
+        from eval.duplicates import evaluate_dedup, read_messages
 
+        _check_owners(owners, allowed=("route", "none"))
         for p in (pairs, messages):
             if not p.is_file():
                 _fail(f"{p}: no such file")
         settings = get_settings()
         try:
+            tickets = read_messages(messages)
+            own = ticket_owners(settings, tickets) if owners == "route" else None
             rep = evaluate_dedup(messages, pairs, _encoder(settings), config=dedup_config(settings, window_days),
-                                 cache_dir=Path(settings.model_cache_dir) / "dedup-eval", locator=_locator(settings))
+                                 cache_dir=Path(settings.model_cache_dir) / "dedup-eval", locator=_locator(settings),
+                                 tickets=tickets, owners=own)
         except (KeyError, ValueError) as e:
             _fail(str(e))
         d, b = rep.dedup, rep.baseline_cosine

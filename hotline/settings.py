@@ -108,6 +108,8 @@ class Settings(BaseSettings):
 
     # --- duplicates and hot issues (issue 6)
     dedup_window_days: float = Field(30.0, gt=0, le=366, description="Earlier tickets looked at for duplicates (days).")
+    dedup_owner_window_days: float = Field(180.0, ge=0, le=366, description="Other callers' earlier reports looked at beyond "
+                                           "the window, linked only when both tickets have the same lead department (days; 0 = off).")
     dedup_caller_window_days: float = Field(365.0, gt=0, le=3660, description="Same caller: earlier tickets looked at for "
                                             "repeats (days; at least dedup_window_days): an unresolved problem reported again months later.")
     dedup_max_seq_length: int = Field(128, ge=16, le=512, description="Encoder truncation for duplicate detection (tokens).")

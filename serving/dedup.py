@@ -37,6 +37,7 @@ SYNC_LOOKBACK = 1000  # ids below the highest one seen that sync() re-checks (ou
 def dedup_config(settings) -> DedupConfig:
     return DedupConfig(
         window_days=settings.dedup_window_days, caller_window_days=settings.dedup_caller_window_days,
+        owner_window_days=settings.dedup_owner_window_days,
         caller_cos=settings.dedup_caller_cos,
         near_jaccard=settings.dedup_near_jaccard, event_cos_place=settings.dedup_event_cos_place,
         event_cos_problem=settings.dedup_event_cos_problem, problem_dice=settings.dedup_problem_dice,
@@ -55,11 +56,12 @@ def repeat_reason(n: int) -> dict:
 
 
 class DedupService:
-    def __init__(self, settings, store, encoder, locator=None):
+    def __init__(self, settings, store, encoder, locator=None, group=None):
         self.settings = settings
         self.store = store
         self.encoder = encoder
         self.locator = locator
+        self.group = group  # department code -> routing label (a town -> locality), for the tickets' owners
         self.config = dedup_config(settings)
         self.state_dir = Path(settings.dedup_state_dir or Path(settings.data_dir) / "dedup")
         self.salt = store.phone_salt.decode() if isinstance(store.phone_salt, bytes) else str(store.phone_salt)
@@ -119,11 +121,12 @@ class DedupService:
         todo = [r for r in rows if str(r["id"]) not in det.by_id]
         judged = set() if rewrite else {r["id"] for r in todo if r["cluster_id"] is not None}
         if todo and not judged:
-            det.process_many([as_ticket(r) for r in todo], caller_hashes=[r["phone_hash"] for r in todo])
+            det.process_many([as_ticket(r) for r in todo], caller_hashes=[r["phone_hash"] for r in todo],
+                             owners=[self.owner(r) for r in todo])
         elif todo:  # one at a time (one batch of vectors), so later tickets see the adopted clusters
             tickets = [as_ticket(r) for r in todo]
             for r, t, vec in zip(todo, tickets, det.embed(tickets)):
-                det.process(t, vec, caller_hash=r["phone_hash"])
+                det.process(t, vec, caller_hash=r["phone_hash"], owner=self.owner(r))
                 if r["id"] in judged:
                     self._adopt(r)
         if rows:
@@ -144,6 +147,13 @@ class DedupService:
                     reason = repeat_reason(n)
             self.store.record_duplicate(r["id"], duplicate_of=dup, cluster=int(res.cluster), kind=res.kind,
                                         score=float(res.score), reason=reason)
+
+    def owner(self, row: dict) -> str | None:
+        """The ticket's lead department (dispatched or decided, else suggested), a town as ``locality``."""
+        code = row.get("owner")
+        if not code:
+            return None
+        return self.group(code) if self.group is not None else code
 
     def _adopt(self, row: dict) -> bool:
         """Give the index the verdict stored for this ticket by another process (when the tickets it names are
@@ -205,7 +215,8 @@ def install(app) -> None:
     if getattr(state, "dedup", None) is not None:
         return
     router = state.router
-    svc = DedupService(state.settings, state.store, router.index.encoder, getattr(router, "locator", None))
+    svc = DedupService(state.settings, state.store, router.index.encoder, getattr(router, "locator", None),
+                       getattr(router, "group", None))
     state.dedup = svc
 
     def on_ticket(out: dict) -> dict:

@@ -137,6 +137,27 @@ def test_two_reports_of_one_caller_over_months_are_not_yet_a_repeat_complaint(ap
     assert "REPEAT_COMPLAINT" not in [r["code"] for r in again["arbitration_reasons"] or []]
 
 
+def test_another_callers_report_months_ago_links_when_it_went_to_the_same_department(api_db):
+    """The owner window in the service: another caller's report of 100 days ago is linked when both tickets have the
+    same lead (the earlier one's suggested lead, read from the database); one stored without a suggestion is not."""
+    from datetime import timedelta
+
+    from model.suggestion import Ticket
+    from serving.store.store import utcnow
+
+    client, k = api_db
+    store, router = client.app.state.store, client.app.state.router
+    old = {**OIL_A, "caller": "13900000011"}
+    unowned = store.intake(Ticket(**{**OIL_A, "caller": "13900000010"}), None, actor="import", received_at=utcnow() - timedelta(days=140))["id"]
+    assert store.dedup_rows(ids=[unowned])[0]["owner"] is None
+    owned = store.intake(Ticket(**old), router.route(Ticket(**old)), actor="import",
+                         received_at=utcnow() - timedelta(days=100))["id"]
+    assert store.dedup_rows(ids=[owned])[0]["owner"] == router.route(Ticket(**old)).lead.code
+    now = post(client, k["dispatcher"], {**OIL_A, "caller": "13900000012"})
+    assert now["duplicate"]["duplicate_of"] == owned, now["duplicate"]
+    assert store.get(owned)["duplicate"]["duplicate_of"] is None  # 40 days after the unowned one: no owner to compare
+
+
 def test_rebuilt_and_loaded_index_equal_the_live_one(router, tmp_path):
     client, k = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router)
     app = client.app

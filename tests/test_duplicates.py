@@ -133,6 +133,8 @@ def test_same_caller_linked_over_the_longer_caller_window(encoder, locator, tmp_
     det, _ = run([first, filler], window_days=120, caller_window_days=1)
     assert 0 in det.window_mh and 0 in det.window_sig and 0 in det.window_callers[det.records.caller[0]]
     det, _ = run([first, filler])
+    assert 0 in det.window_mh  # 65 days: still inside the owner window (180 days), where the same owner's tickets link
+    det, _ = run([first, filler], owner_window_days=0)
     assert 0 not in det.window_mh and 0 not in det.window_sig  # c1's MinHash and signature left with the 30-day window
     assert 0 in det.window_callers[det.records.caller[0]]       # ... its caller link did not
     det.save(tmp_path / "state")
@@ -351,6 +353,58 @@ def test_caller_window_setting_reaches_cli_and_server(monkeypatch):
     # --window-days replaces the main window only
     assert cli_config(s, 90).window_days == 90 and cli_config(s, 90).caller_window_days == 40
     assert DedupConfig().caller_window_days == 365
+    monkeypatch.setenv("HOTLINE_DEDUP_OWNER_WINDOW_DAYS", "90")
+    assert served_config(Settings()).owner_window_days == 90 and cli_config(Settings()).owner_window_days == 90
+    assert DedupConfig().owner_window_days == 180
     monkeypatch.setenv("HOTLINE_DEDUP_CALLER_WINDOW_DAYS", "0")
     with pytest.raises(ValueError, match="dedup_caller_window_days"):
         Settings()
+
+
+def test_another_callers_report_months_later_links_only_to_the_same_owner(encoder, locator, tmp_path):
+    """Beyond the 30-day window, another caller's report is linked only when both tickets went to the same lead
+    department (the owner window, default 180 days); without owners, or with different ones, it is not."""
+    first = _at("o1", SCENARIO[0].content, "2024-01-10", PHONE_A)
+    later = _at("o2", SCENARIO[0].content, "2024-04-20", PHONE_B)     # 101 days later, another caller, same words
+    too_late = _at("o3", SCENARIO[0].content, "2024-08-01", PHONE_C)  # 204 days after o1
+    tickets = [first, later, too_late]
+    vecs = DuplicateDetector(encoder, SALT).embed(tickets)
+
+    def run(owners, **cfg):
+        det = DuplicateDetector(encoder, SALT, DedupConfig(**cfg), locator)
+        return det, {r.id: r for r in det.rebuild(tickets, vectors=vecs, owners=owners)}
+
+    _, res = run(None)
+    assert res["o2"].duplicate_of is None  # no owners known: the 30-day window only
+    _, res = run(["ecology_environment", "urban_management", "ecology_environment"])
+    assert res["o2"].duplicate_of is None  # different owners
+    det, res = run(["ecology_environment", "ecology_environment", "ecology_environment"])
+    assert res["o2"].duplicate_of == "o1" and res["o2"].cluster == "o1"
+    assert res["o3"].duplicate_of == "o2"  # 103 days after o2: within the owner window of o2, not of o1
+    _, res = run(["ecology_environment"] * 3, owner_window_days=0)
+    assert res["o2"].duplicate_of is None  # the owner window off
+    # owners are saved with the state: a later ticket is judged against them after a load
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    det.rebuild(tickets[:1], vectors=vecs[:1], owners=["ecology_environment"])
+    det.save(tmp_path / "state")
+    loaded = DuplicateDetector.load(tmp_path / "state", encoder, SALT, locator)
+    assert loaded.records.owner == ["ecology_environment"]
+    assert loaded.process(later, vector=vecs[1], owner="ecology_environment").duplicate_of == "o1"
+    with pytest.raises(ValueError, match="owners"):
+        DuplicateDetector(encoder, SALT).process_many(tickets, vectors=vecs, owners=["x"])
+
+
+def test_cli_dedup_takes_each_tickets_owner_from_its_lead(cli, tmp_path):
+    """`hotline dedup`: a `lead` in the input (a code or a department name) is the ticket's owner; another caller's
+    report 101 days later is linked through it; --owners none does not use it; a wrong --owners is one line."""
+    rows = [dict(_at("l1", SCENARIO[0].content, "2024-01-10", PHONE_A).model_dump(exclude_none=True), lead="区生态环境局"),
+            dict(_at("l2", SCENARIO[0].content, "2024-04-20", PHONE_B).model_dump(exclude_none=True), lead="ecology_environment")]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    for owners, linked in (("input", "l1"), ("route", "l1"), ("none", None)):
+        r = cli("dedup", "--input", str(inp), "--output", str(out), "--owners", owners)
+        assert r.exit_code == 0, r.output
+        assert [json.loads(x)["duplicate_of"] for x in out.read_text(encoding="utf-8").splitlines()] == [None, linked], owners
+    r = cli("dedup", "--input", str(inp), "--owners", "everyone")
+    assert r.exit_code != 0 and r.output.strip().count("\n") == 0 and "--owners must be one of" in r.output

@@ -7,7 +7,11 @@ Tickets are processed in ``created_at`` order. For each one, candidates come fro
 - a MinHash LSH over character 3-grams (near-identical text, whoever sent it), within the same window,
 - earlier tickets from the same caller (a salted hash of the number, never the number), within the longer
   caller window (default 365 days): a caller who reports the same problem again months later is a repeat
-  of an unresolved problem (重复诉求), and one caller's history is short enough to look at in full.
+  of an unresolved problem (重复诉求), and one caller's history is short enough to look at in full;
+- when the tickets' owners are known (the lead department each was routed or dispatched to), earlier tickets
+  within the owner window (default 180 days) as well: another caller's report of the same problem months
+  later is linked only when both went to the same department (the same problem has the same owner), besides
+  every condition below.
 
 Each candidate is judged on cosine, estimated Jaccard, caller, place (place names in common: free-text
 names of >= ``min_place_len`` characters or gazetteer names; else the same locality) and "problem overlap"
@@ -49,7 +53,7 @@ from ..suggestion import Ticket
 from .signals import MINHASH_SCHEME, caller_key, dice, jaccard, mask_numbers, minhash, parse_time, place_keys, problem_signature
 from .vectors import VectorIndex
 
-STATE_VERSION = 2  # 2: caller window (per-caller history kept longer than the main window)
+STATE_VERSION = 3  # 2: caller window (per-caller history kept longer than the main window); 3: owners
 DAY = 86400.0
 Kind = Literal["repeat", "same_event"]
 
@@ -61,6 +65,7 @@ class DedupConfig:
     caller_cos: float = 0.95          # same caller: cosine for "the same problem again"
     caller_dice: float = 0.0          # ... and problem overlap (unless a place is in common)
     caller_window_days: float = 365.0  # same caller: earlier tickets looked at (at least window_days)
+    owner_window_days: float = 180.0  # other callers beyond window_days: only with the same owner (lead department)
     near_jaccard: float = 0.5         # near-identical text (3-gram Jaccard), any caller
     event_cos_place: float = 0.94     # different callers + a shared place name: cosine alone
     event_cos_problem: float = 0.93   # ... or this cosine plus problem overlap >= problem_dice
@@ -73,6 +78,11 @@ class DedupConfig:
     shingle: int = 3
     ivf_train_at: int = 20_000
     nprobe: int = 24
+
+    @property
+    def lookback_days(self) -> float:
+        """How far back candidates are looked for (the caller window aside)."""
+        return max(self.window_days, self.owner_window_days)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DedupConfig":
@@ -103,6 +113,7 @@ class _Prepared:
     title: str
     mh: np.ndarray
     sig: np.ndarray
+    owner: str | None = None
 
 
 @dataclass
@@ -111,6 +122,7 @@ class _Records:
     ts: list[float] = field(default_factory=list)
     cummax: list[float] = field(default_factory=list)   # running max of ts: monotone, bisected for the window start
     caller: list[str | None] = field(default_factory=list)
+    owner: list[str | None] = field(default_factory=list)  # lead department (routed or dispatched), if known
     locality: list[str | None] = field(default_factory=list)
     places: list[frozenset[str]] = field(default_factory=list)
     title: list[str] = field(default_factory=list)
@@ -171,7 +183,7 @@ class DuplicateDetector:
 
     # -------------------------------------------------------------------------------------- preparing
 
-    def _prepare(self, t: Ticket, caller: str | None) -> _Prepared:
+    def _prepare(self, t: Ticket, caller: str | None, owner: str | None = None) -> _Prepared:
         if not t.id:
             raise ValueError("ticket id is missing: results refer to tickets by id")
         ts = parse_time(t.created_at)
@@ -188,7 +200,7 @@ class DuplicateDetector:
                     locality = loc.code
         title = mask_numbers(t.title or t.content)[:60]
         mh = minhash(text, self.config.num_perm, self.config.shingle).hashvalues.astype(np.uint32)
-        return _Prepared(t.id, ts, caller, locality, frozenset(places), title, mh, problem_signature(text, places))
+        return _Prepared(t.id, ts, caller, locality, frozenset(places), title, mh, problem_signature(text, places), owner or None)
 
     def embed(self, tickets: Sequence[Ticket], batch_size: int = 32) -> np.ndarray:
         if self.encoder is None:
@@ -197,23 +209,29 @@ class DuplicateDetector:
 
     # -------------------------------------------------------------------------------------- processing
 
-    def process(self, ticket: Ticket, vector: np.ndarray | None = None, caller_hash: str | None = None) -> DedupResult:
+    def process(self, ticket: Ticket, vector: np.ndarray | None = None, caller_hash: str | None = None,
+                owner: str | None = None) -> DedupResult:
         """One incoming ticket (normally the newest). ``caller_hash``: an already-hashed caller (e.g. from
-        the database), used instead of hashing ``ticket.caller``."""
+        the database), used instead of hashing ``ticket.caller``; ``owner``: its lead department, if known."""
         return self.process_many([ticket], None if vector is None else np.asarray(vector).reshape(1, -1),
-                                 None if caller_hash is None else [caller_hash])[0]
+                                 None if caller_hash is None else [caller_hash], owners=[owner])[0]
 
     def process_many(self, tickets: Sequence[Ticket], vectors: np.ndarray | None = None,
-                     caller_hashes: Sequence[str | None] | None = None, batch_size: int = 32) -> list[DedupResult]:
+                     caller_hashes: Sequence[str | None] | None = None, batch_size: int = 32,
+                     owners: Sequence[str | None] | None = None) -> list[DedupResult]:
         """Process tickets in ``created_at`` order (ties: input order); results come back in input order.
         A ticket id seen before returns its stored result (idempotent). Raises ``ValueError`` for a ticket
-        without id or readable ``created_at`` before changing any state."""
+        without id or readable ``created_at`` before changing any state. ``owners``: each ticket's lead
+        department (routed or dispatched; None = unknown), for the owner window."""
         with self._lock:
-            return self._process_many(tickets, vectors, caller_hashes, batch_size)
+            return self._process_many(tickets, vectors, caller_hashes, batch_size, owners)
 
-    def _process_many(self, tickets, vectors, caller_hashes, batch_size) -> list[DedupResult]:
+    def _process_many(self, tickets, vectors, caller_hashes, batch_size, owners=None) -> list[DedupResult]:
         callers = list(caller_hashes) if caller_hashes is not None else [caller_key(t.caller, self._salt) for t in tickets]
-        prepared = [self._prepare(t, c) for t, c in zip(tickets, callers)]
+        owners = list(owners) if owners is not None else [None] * len(tickets)
+        if len(owners) != len(tickets):
+            raise ValueError(f"{len(owners)} owners for {len(tickets)} tickets")
+        prepared = [self._prepare(t, c, o) for t, c, o in zip(tickets, callers, owners)]
         order = sorted(range(len(tickets)), key=lambda i: prepared[i].ts)
         todo = [i for i in order if prepared[i].id not in self.by_id]
         seen: set[str] = set()
@@ -234,7 +252,7 @@ class DuplicateDetector:
         vec = np.ascontiguousarray(vec, dtype=np.float32)
         vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
         self._latest = max(self._latest, p.ts)
-        self._expire(self._latest - c.window_days * DAY)
+        self._expire(self._latest - c.lookback_days * DAY)
         best = self._best_match(p, vec)
         r = self.records
         idx = len(r)
@@ -242,6 +260,7 @@ class DuplicateDetector:
         r.ts.append(p.ts)
         r.cummax.append(max(p.ts, r.cummax[-1]) if r.cummax else p.ts)
         r.caller.append(p.caller)
+        r.owner.append(p.owner)
         r.locality.append(p.locality)
         r.places.append(p.places)
         r.title.append(p.title)
@@ -261,7 +280,7 @@ class DuplicateDetector:
         return max(self.config.window_days, self.config.caller_window_days)
 
     def _window_start(self, ts: float) -> int:
-        return bisect.bisect_left(self.records.cummax, ts - self.config.window_days * DAY)
+        return bisect.bisect_left(self.records.cummax, ts - self.config.lookback_days * DAY)
 
     def candidates(self, p: _Prepared, vec: np.ndarray) -> dict[int, float]:
         """Earlier tickets worth judging, with their cosine to this one: vector neighbours and near-identical
@@ -275,7 +294,7 @@ class DuplicateDetector:
             for s, j in zip(scores[0], ids[0]):
                 if j >= 0:
                     found[int(j)] = float(s)
-        lo_ts = p.ts - c.window_days * DAY
+        lo_ts = p.ts - c.lookback_days * DAY
         found = {j: s for j, s in found.items() if lo_ts <= r.ts[j] <= p.ts}
         extra = set()
         if self.window_mh:
@@ -292,6 +311,13 @@ class DuplicateDetector:
     def judge(self, p: _Prepared, j: int, cos: float) -> tuple[Kind, float] | None:
         """The verdict for this ticket against earlier ticket ``j``: (kind, score) or ``None``."""
         c, r = self.config, self.records
+        gap = p.ts - r.ts[j]
+        if gap > c.window_days * DAY:  # beyond the window: the same caller (caller window) or the same owner
+            if p.caller is not None and p.caller == r.caller[j]:
+                if gap > self.caller_window_days * DAY:
+                    return None
+            elif p.owner is None or p.owner != r.owner[j] or gap > c.owner_window_days * DAY:
+                return None
         loc_a, loc_b = p.locality, r.locality[j]
         shared_place = any(len(k) >= c.min_place_len or k in self._gazetteer for k in p.places & r.places[j])
         if loc_a and loc_b and loc_a != loc_b and not shared_place:
@@ -346,7 +372,7 @@ class DuplicateDetector:
             if not r.caller[idx] or self.config.caller_dice <= 0:  # kept for the caller window only if it is used there
                 self.window_sig.pop(idx, None)
         self._expired_upto = max(self._expired_upto, stop)
-        extra_days = self.caller_window_days - self.config.window_days
+        extra_days = max(self.caller_window_days - self.config.lookback_days, 0.0)
         stop = bisect.bisect_left(r.cummax, before_ts - extra_days * DAY)
         for idx in range(self._caller_expired_upto, stop):
             self.window_sig.pop(idx, None)
@@ -370,11 +396,12 @@ class DuplicateDetector:
         return [self.result(i) for i in range(len(self.records))]
 
     def rebuild(self, tickets: Iterable[Ticket], vectors: np.ndarray | None = None,
-                caller_hashes: Sequence[str | None] | None = None, batch_size: int = 32) -> list[DedupResult]:
+                caller_hashes: Sequence[str | None] | None = None, batch_size: int = 32,
+                owners: Sequence[str | None] | None = None) -> list[DedupResult]:
         """Forget everything and process ``tickets`` (e.g. every stored ticket from the database)."""
         with self._lock:
             self._reset()
-            return self.process_many(list(tickets), vectors, caller_hashes, batch_size)
+            return self.process_many(list(tickets), vectors, caller_hashes, batch_size, owners)
 
     # ------------------------------------------------------------------------------------- persistence
 
@@ -394,7 +421,7 @@ class DuplicateDetector:
             with open(tmp / "records.jsonl", "w", encoding="utf-8") as f:
                 for i in range(len(r)):
                     f.write(json.dumps({
-                        "id": r.ids[i], "ts": r.ts[i], "caller": r.caller[i], "locality": r.locality[i],
+                        "id": r.ids[i], "ts": r.ts[i], "caller": r.caller[i], "owner": r.owner[i], "locality": r.locality[i],
                         "places": sorted(r.places[i]), "title": r.title[i], "dup": r.dup[i], "cluster": r.cluster[i],
                         "kind": r.kind[i], "score": r.score[i]}, ensure_ascii=False) + "\n")
             win = sorted(self.window_mh)
@@ -451,7 +478,7 @@ class DuplicateDetector:
         with open(state / "records.jsonl", encoding="utf-8") as f:
             for line in f:
                 d = json.loads(line)
-                r.ids.append(d["id"]), r.ts.append(d["ts"]), r.caller.append(d["caller"])
+                r.ids.append(d["id"]), r.ts.append(d["ts"]), r.caller.append(d["caller"]), r.owner.append(d["owner"])
                 r.cummax.append(max(d["ts"], r.cummax[-1]) if r.cummax else d["ts"])
                 r.locality.append(d["locality"]), r.places.append(frozenset(d["places"])), r.title.append(d["title"])
                 r.dup.append(d["dup"]), r.cluster.append(d["cluster"]), r.kind.append(d["kind"]), r.score.append(d["score"])

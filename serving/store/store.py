@@ -494,9 +494,11 @@ class Store:
         time, the salted phone hash (never the number) and the stored result (``cluster_id`` NULL = not seen).
         ``pending_only``: only those not seen; ``ids``: only these tickets; both: either."""
         with self.Session() as s:
+            # the owner: the lead it was dispatched or decided to, else the suggested one (read inside the database)
+            owner = func.coalesce(TicketRow.lead, TicketRow.suggestion[("lead", "code")].as_string()).label("owner")
             q = select(TicketRow.id, TicketRow.title, TicketRow.content, TicketRow.address, TicketRow.created_at,
                        TicketRow.phone_hash, TicketRow.duplicate_of, TicketRow.cluster_id, TicketRow.dup_kind,
-                       TicketRow.dup_score).order_by(TicketRow.created_at, TicketRow.id)
+                       TicketRow.dup_score, owner).order_by(TicketRow.created_at, TicketRow.id)
             if pending_only or ids is not None:
                 conds = [TicketRow.cluster_id.is_(None)] if pending_only else []
                 if ids:
@@ -506,7 +508,7 @@ class Store:
                 q = q.where(or_(*conds))
             return [{"id": r.id, "title": r.title, "content": r.content, "address": r.address,
                      "created_at": iso(r.created_at), "phone_hash": r.phone_hash, "duplicate_of": r.duplicate_of,
-                     "cluster_id": r.cluster_id, "dup_kind": r.dup_kind, "dup_score": r.dup_score}
+                     "cluster_id": r.cluster_id, "dup_kind": r.dup_kind, "dup_score": r.dup_score, "owner": r.owner}
                     for r in s.execute(q)]
 
     def ticket_ids(self, *, after_id: int = 0) -> list[int]:
