@@ -96,10 +96,10 @@ def messages_span_days(tickets: list[Ticket]) -> float:
 
 
 def dedup_windows(messages: Path, pairs: Path, encoder, base_config, windows: list[tuple[str, float | None]],
-                  cache_dir: Path | None = None, locator=None) -> dict:
+                  cache_dir: Path | None = None, locator=None, owners: list[str | None] | None = None) -> dict:
     """Duplicate precision/recall on judged pairs (``eval/duplicates.py``, as ``hotline eval-dedup``) for each
     ``(setting, window_days)``; ``window_days=None`` = no limit (a window longer than the messages' span).
-    The messages are read and embedded once."""
+    The messages are read and embedded once; ``owners``: each message's lead department (the owner window)."""
     from dataclasses import replace
 
     from .duplicates import embed_cached, evaluate_dedup, read_messages
@@ -111,7 +111,7 @@ def dedup_windows(messages: Path, pairs: Path, encoder, base_config, windows: li
     for setting, days in windows:
         days = float(math.ceil(span) + 1) if days is None else float(days)
         rep = evaluate_dedup(messages, pairs, encoder, config=replace(base_config, window_days=days), vectors=vectors,
-                             tickets=tickets, locator=locator)
+                             tickets=tickets, locator=locator, owners=owners)
         rows.append({"setting": setting, "window_days": days, **rep.dedup, "kinds": rep.kinds, "clusters": rep.clusters,
                      "seconds": rep.seconds})
     return {"pairs": Path(pairs).name, "messages": Path(messages).name, "n_messages": len(tickets),

@@ -437,9 +437,21 @@ def _dup_messages_or_fail(pairs: Path, messages: Optional[Path]) -> Path:
     return found
 
 
-def _dedup_at_windows(pairs: Path, messages: Path) -> dict:
+def _dedup_owners(router, messages: Path) -> list[str]:
+    """Each message's owner for the duplicate detector's owner window: the evaluated router's lead."""
+    from eval.duplicates import read_messages
+    from eval.routing import route_all
+
+    try:
+        tickets = read_messages(messages)
+    except (KeyError, ValueError) as e:
+        fail(f"duplicate pairs: {' '.join(str(e).split())}")
+    return [router.group(x.lead.code) for x in route_all(router, tickets)]
+
+
+def _dedup_at_windows(pairs: Path, messages: Path, owners: list[str] | None) -> dict:
     """Duplicate precision/recall as ``hotline eval-dedup`` computes it: at the configured window, 180 days
-    and no limit."""
+    and no limit (``owners``: :func:`_dedup_owners`)."""
     from eval.report import dedup_windows
     from hotline.cmd_dedup import _encoder, _locator, dedup_config
 
@@ -451,7 +463,7 @@ def _dedup_at_windows(pairs: Path, messages: Path) -> dict:
     windows.append(("no limit (every earlier message)", None))
     try:
         return dedup_windows(messages, pairs, _encoder(s), cfg, windows, cache_dir=Path(s.model_cache_dir) / "dedup-eval",
-                             locator=_locator(s))
+                             locator=_locator(s), owners=owners)
     except (KeyError, ValueError) as e:
         fail(f"duplicate pairs: {' '.join(str(e).split())}")
 
@@ -509,6 +521,9 @@ def eval_routing(
         c = co_handling_metrics(suggestions, labels, co_gold)
         typer.echo(f"co-handling: precision {c['co_precision']:.3f} recall {c['co_recall']:.3f} F1 {c['co_f1']:.3f} "
                    f"({c['co_gold_pairs']} gold co-handlers)")
+    owners = None  # the messages' owners for the duplicate figures (before this router is let go)
+    if messages is not None and get_settings().dedup_owner_window_days > get_settings().dedup_window_days:
+        owners = _dedup_owners(router, messages)
     zero = zero_version = None
     if not _is_zero_shot(router):
         del router
@@ -533,7 +548,7 @@ def eval_routing(
         typer.echo(beats_line(f"{version}", {"top1": report.top1, "top3": report.top3}, "the baseline", base)[0])
     dedup = None
     if dup_pairs is not None:
-        dedup = _dedup_at_windows(dup_pairs, messages)
+        dedup = _dedup_at_windows(dup_pairs, messages, owners)
         for w in dedup["windows"]:
             typer.echo(f"dedup {w['setting']}, window {w['window_days']:g} d: precision {w['precision']:.3f} "
                        f"recall {w['recall']:.3f} F1 {w['f1']:.3f} ({dedup['n_pairs']} pairs, {dedup['positives']} same)")
