@@ -215,8 +215,9 @@ def install(app) -> None:
     if getattr(state, "dedup", None) is not None:
         return
     router = state.router
+    # the owner's grouping through whichever router serves now (a reload swaps it; its bound method would keep the old one)
     svc = DedupService(state.settings, state.store, router.index.encoder, getattr(router, "locator", None),
-                       getattr(router, "group", None))
+                       lambda code: state.router.group(code))
     state.dedup = svc
 
     def on_ticket(out: dict) -> dict:

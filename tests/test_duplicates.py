@@ -406,5 +406,31 @@ def test_cli_dedup_takes_each_tickets_owner_from_its_lead(cli, tmp_path):
         r = cli("dedup", "--input", str(inp), "--output", str(out), "--owners", owners)
         assert r.exit_code == 0, r.output
         assert [json.loads(x)["duplicate_of"] for x in out.read_text(encoding="utf-8").splitlines()] == [None, linked], owners
+    # without a lead in the input the served router (zero-shot here) gives the owner: the same words, the same lead
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text("\n".join(json.dumps({k: v for k, v in x.items() if k != "lead"}, ensure_ascii=False) for x in rows) + "\n",
+                    encoding="utf-8")
+    r = cli("dedup", "--input", str(bare), "--output", str(out))
+    assert r.exit_code == 0, r.output
+    assert [json.loads(x)["duplicate_of"] for x in out.read_text(encoding="utf-8").splitlines()] == [None, "l1"]
+    r = cli("dedup", "--input", str(bare), "--output", str(out), "--owners", "input")  # no lead given: no owner
+    assert [json.loads(x)["duplicate_of"] for x in out.read_text(encoding="utf-8").splitlines()] == [None, None]
     r = cli("dedup", "--input", str(inp), "--owners", "everyone")
     assert r.exit_code != 0 and r.output.strip().count("\n") == 0 and "--owners must be one of" in r.output
+
+
+def test_older_tickets_of_other_owners_do_not_crowd_out_the_windows_neighbours(encoder, locator):
+    """The owner window is searched apart from the window: with k = 1, an older near-identical ticket of another
+    owner does not take the place of the window's own neighbour."""
+    old = _at("k1", SCENARIO[1].content, "2024-01-10", PHONE_A)     # the new ticket's very words, another owner
+    recent = _at("k2", SCENARIO[0].content, "2024-04-05", PHONE_B)  # the same problem, within 30 days of k3
+    new = _at("k3", SCENARIO[1].content, "2024-04-20", PHONE_C)
+    tickets = [old, recent, new]
+    vecs = DuplicateDetector(encoder, SALT).embed(tickets)
+    assert float(vecs[2] @ vecs[0]) > float(vecs[2] @ vecs[1])  # the old one is the nearer
+    det = DuplicateDetector(encoder, SALT, DedupConfig(k=1), locator)
+    res = {r.id: r for r in det.rebuild(tickets, vectors=vecs, owners=["health", "ecology_environment", "ecology_environment"])}
+    assert res["k3"].duplicate_of == "k2"
+    # without owners the window alone is searched, as before the owner window
+    det = DuplicateDetector(encoder, SALT, DedupConfig(k=1), locator)
+    assert {r.id: r for r in det.rebuild(tickets, vectors=vecs)}["k3"].duplicate_of == "k2"

@@ -279,26 +279,37 @@ class DuplicateDetector:
     def caller_window_days(self) -> float:
         return max(self.config.window_days, self.config.caller_window_days)
 
-    def _window_start(self, ts: float) -> int:
-        return bisect.bisect_left(self.records.cummax, ts - self.config.lookback_days * DAY)
+    def _window_start(self, ts: float, days: float) -> int:
+        return bisect.bisect_left(self.records.cummax, ts - days * DAY)
 
     def candidates(self, p: _Prepared, vec: np.ndarray) -> dict[int, float]:
         """Earlier tickets worth judging, with their cosine to this one: vector neighbours and near-identical
-        texts in the window, the same caller's tickets in the caller window."""
+        texts in the window, the same caller's tickets in the caller window, and (when this ticket's owner is
+        known) the same owner's neighbours and near-identical texts in the owner window before the window, looked
+        for apart so that older tickets never crowd the window's own neighbours out."""
         c, r = self.config, self.records
-        lo = max(self._window_start(p.ts), 0)
         n = len(r)
+        lo = max(self._window_start(p.ts, c.window_days), 0)
+        win_ts = p.ts - c.window_days * DAY
+        owner_ts = p.ts - c.owner_window_days * DAY if p.owner is not None else win_ts
+
+        def same_owner(j: int) -> bool:
+            return owner_ts <= r.ts[j] < win_ts and r.owner[j] == p.owner
+
         found: dict[int, float] = {}
-        if n > lo:
-            scores, ids = self.vectors.search(vec[None, :], c.k, lo, n)
-            for s, j in zip(scores[0], ids[0]):
-                if j >= 0:
-                    found[int(j)] = float(s)
-        lo_ts = p.ts - c.lookback_days * DAY
-        found = {j: s for j, s in found.items() if lo_ts <= r.ts[j] <= p.ts}
+        ranges = [(lo, n)]
+        if owner_ts < win_ts:
+            ranges.append((max(self._window_start(p.ts, c.owner_window_days), 0), lo))
+        for a, b in ranges:
+            if b > a:
+                scores, ids = self.vectors.search(vec[None, :], c.k, a, b)
+                for s, j in zip(scores[0], ids[0]):
+                    if j >= 0:
+                        found[int(j)] = float(s)
+        found = {j: s for j, s in found.items() if (win_ts <= r.ts[j] <= p.ts) or same_owner(j)}
         extra = set()
         if self.window_mh:
-            extra.update(j for j in map(int, self.lsh.query(_sig(p.mh))) if lo_ts <= r.ts[j] <= p.ts)
+            extra.update(j for j in map(int, self.lsh.query(_sig(p.mh))) if win_ts <= r.ts[j] <= p.ts or same_owner(j))
         if p.caller:
             caller_lo_ts = p.ts - self.caller_window_days * DAY
             extra.update(j for j in self.window_callers.get(p.caller, ()) if caller_lo_ts <= r.ts[j] <= p.ts)
