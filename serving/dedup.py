@@ -186,6 +186,14 @@ class DedupService:
             members.update(j for j in det.window_callers.get(caller, ()) if r.cluster[j] == c and caller_lo <= r.ts[j] <= ts)
         return len(members)
 
+    def relocate(self, locator) -> None:
+        """Locate tickets judged from now on with ``locator`` (the gazetteer of edited lists); tickets already in
+        the index keep the places they were judged with."""
+        with self._lock:
+            self.locator = locator
+            if self.det is not None:
+                self.det.relocate(locator)
+
     # ------------------------------------------------------------------------------------ reading
     def hot(self, days: float, min_count: int, top: int = 20) -> list[dict]:
         with self._lock:

@@ -10,14 +10,20 @@ the next one uses the new. If the new router cannot be built (invalid lists, a d
 serving, the error is logged and shown by ``/healthz`` (``reload_error``), and it is not tried again until the files
 change again.
 
-Not followed without a restart: the settings themselves (``HOTLINE_*``: the encoder, thresholds) and the duplicate
-index's gazetteer (places of stored tickets were read with the gazetteer it started with).
+A change is served only once it has settled: what is on disk is looked at again ``settle_seconds`` later (and a
+``*.tmp`` file in the lists folder, as ``hotline lists import`` writes beside each file it replaces, means a write
+is under way, unless it is a minute old: a crashed write's leftover), so an import that replaces several files is never served half-written; an unsettled change is
+looked at again at the next check. When the lists change, the duplicate index locates new tickets with the new
+gazetteer (stored tickets keep the places read when they were judged).
+
+Not followed without a restart: the settings themselves (``HOTLINE_*``: the encoder, thresholds).
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,6 +32,7 @@ from model.versions import PROMOTED_FILE, serving_version, versions_dir
 from serving import precedents
 
 log = logging.getLogger("hotline.reload")
+STALE_TMP_SECONDS = 60.0  # a *.tmp file in the lists folder older than this is a crashed write's leftover, not a write
 
 
 def lists_fingerprint(lists_dir: Path) -> tuple:
@@ -54,8 +61,9 @@ def _mtime(path: Path) -> int | None:
 class Reloader:
     """Watches what the app should serve and swaps in a new router when it changes (see the module docstring)."""
 
-    def __init__(self, app):
+    def __init__(self, app, settle_seconds: float = 0.5):
         self.app = app
+        self.settle_seconds = settle_seconds  # a change must look the same this much later to be served
         self.settings = app.state.settings
         self.error: str | None = None  # why the last change could not be served (None: serving what is on disk)
         self.reloaded_at: str | None = None
@@ -86,6 +94,9 @@ class Reloader:
             now = self.watched()
             if now == self._seen or now == self._failed or self.app.state.router is None:
                 return False
+            if not self._settled(now):
+                log.info("the model or lists are being written; looking again at the next check")
+                return False
             s, state = self.settings, self.app.state
             old = state.router
             try:
@@ -105,11 +116,25 @@ class Reloader:
                 return False
             state.precedents = svc
             state.router = new
+            dedup = getattr(state, "dedup", None)
+            if dedup is not None and new.lists.version != old.lists.version:
+                dedup.relocate(getattr(new, "locator", None))  # new tickets are located with the edited gazetteer
             self._seen, self._failed, self.error = now, None, None
             self.reloaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
             log.info("now serving %s (was %s)", new.model_version, old.model_version)
             self._count("ok")
             return True
+
+    def _settled(self, now: tuple) -> bool:
+        """Whether ``now`` is a finished state: no write under way in the lists folder, and the same a moment later."""
+        now_s = time.time()
+        for tmp in Path(self.settings.lists_dir).rglob("*.tmp"):  # a write under way (one left by a crash: ignored after a minute)
+            if now_s - (_mtime(tmp) or 0) / 1e9 < STALE_TMP_SECONDS:
+                return False
+        if self.settle_seconds > 0:
+            self._stop.wait(self.settle_seconds)
+            return self.watched() == now
+        return True
 
     def _count(self, outcome: str) -> None:
         metrics = getattr(self.app.state, "metrics", None)

@@ -153,3 +153,57 @@ def test_the_service_looks_for_a_promotion_by_itself_and_stops_looking_at_shutdo
         assert not thread.is_alive() and app.state.reloader._thread is None  # stopped with the app
     finally:
         app.state.store.dispose()
+
+
+def test_a_change_is_served_only_once_it_has_settled_and_dedup_follows_the_gazetteer(router, tmp_path):
+    """A lists write under way (a ``*.tmp`` beside the file it replaces, as ``hotline lists import`` writes) or a
+    second file changing within the settle time defers the reload to the next check; a crashed write's old ``*.tmp``
+    does not block it. Once served, the duplicate index places new tickets with the edited gazetteer."""
+    import os
+    import time
+
+    lists_dir = copy_lists(tmp_path / "lists")
+    client, keys = make_client(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, router, lists_dir=lists_dir,
+                               model_cache_dir=tmp_path / "cache", encoder_dtype="float32", reload_seconds=0)
+    app, d = client.app, h(keys["dispatcher"])
+    reloader, start = app.state.reloader, app.state.router
+    try:
+        ticket = {"title": "噪音扰民", "content": "晚上十点以后还在施工，吵得睡不着", "address": "樱桃湾小区", "created_at": "2024-05-01T22:30:00+08:00"}
+        assert client.post("/api/v1/tickets", json=ticket, headers=d).status_code in (200, 201)
+        det = app.state.dedup.det
+        assert det.records.locality[-1] is None  # 樱桃湾小区 is not on the map yet
+
+        gaz = lists_dir / "gazetteer.yaml"
+        doc = yaml.safe_load(gaz.read_text(encoding="utf-8"))
+        doc["localities"][0]["estates"].append("樱桃湾小区")
+        code = doc["localities"][0]["code"]
+        gaz.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+        pending = lists_dir / "departments" / "health.yaml.tmp"  # another file of the same import, not yet in place
+        pending.write_text("items: []\n", encoding="utf-8")
+        assert reloader.check() is False and app.state.router is start
+        old = time.time() - 3600  # the same file left by a crash an hour ago does not block reloading
+        os.utime(pending, (old, old))
+
+        # a second file written while the first change settles: not served yet ...
+        dept = lists_dir / "departments" / "education.yaml"
+        real_wait = reloader._stop.wait
+
+        def wait_and_write(seconds):
+            dept.write_text(dept.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+            return real_wait(seconds)
+
+        reloader._stop.wait = wait_and_write
+        assert reloader.check() is False and app.state.router is start
+        reloader._stop.wait = real_wait
+        # ... and served at the next check, both files together
+        assert reloader.check() is True
+        new = app.state.router
+        assert new is not start and new.locator.locate("樱桃湾小区").code == code
+
+        again = {**ticket, "created_at": "2024-05-02T22:30:00+08:00"}
+        assert client.post("/api/v1/tickets", json=again, headers=d).status_code in (200, 201)
+        assert det.records.locality[-1] == code  # the duplicate index places it with the edited gazetteer
+        assert det.records.locality[0] is None  # the stored ticket keeps the place it was judged with
+    finally:
+        app.state.store.dispose()

@@ -181,6 +181,12 @@ class DuplicateDetector:
     def __len__(self) -> int:
         return len(self.records)
 
+    def relocate(self, locator) -> None:
+        """Use another :class:`model.locality.Locator` (edited lists) for tickets processed from now on."""
+        with self._lock:
+            self.locator = locator
+            self._gazetteer = frozenset(getattr(locator, "_names", ()) or ())
+
     # -------------------------------------------------------------------------------------- preparing
 
     def _prepare(self, t: Ticket, caller: str | None, owner: str | None = None) -> _Prepared:
