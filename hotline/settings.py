@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     dedup_problem_dice: float = Field(0.2, ge=0, le=1, description="Problem overlap: bigram Dice without place names.")
     dedup_event_cos_locality: float = Field(0.96, ge=0, le=1.01, description="Same locality only: cosine (+ overlap).")
     dedup_event_cos_noplace: float = Field(0.96, ge=0, le=1.01, description="No place in common: cosine (+ overlap); 1.01 = never.")
+    dedup_merge_cos: float = Field(0.95, ge=0, le=1.01, description="A duplicate of tickets in two clusters (a place in common "
+                                   "and this cosine) joins the clusters into one; 1.01 = never.")
     dedup_state_dir: Path | None = Field(None, description="Duplicate index state folder; default: data_dir/dedup.")
     hot_window_days: float = Field(7.0, gt=0, le=366, description="Hot issues: window (days).")
     hot_min_count: int = Field(5, ge=2, description="Hot issues: tickets in the window for a cluster to be hot.")

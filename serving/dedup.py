@@ -42,6 +42,7 @@ def dedup_config(settings) -> DedupConfig:
         near_jaccard=settings.dedup_near_jaccard, event_cos_place=settings.dedup_event_cos_place,
         event_cos_problem=settings.dedup_event_cos_problem, problem_dice=settings.dedup_problem_dice,
         event_cos_locality=settings.dedup_event_cos_locality, event_cos_noplace=settings.dedup_event_cos_noplace,
+        merge_cos=settings.dedup_merge_cos,
     )
 
 
@@ -120,20 +121,25 @@ class DedupService:
         det = self.det
         todo = [r for r in rows if str(r["id"]) not in det.by_id]
         judged = set() if rewrite else {r["id"] for r in todo if r["cluster_id"] is not None}
+        moved: set[int] = set()  # earlier tickets whose cluster was joined to another by these
         if todo and not judged:
             det.process_many([as_ticket(r) for r in todo], caller_hashes=[r["phone_hash"] for r in todo],
                              owners=[self.owner(r) for r in todo])
+            moved.update(det.relabelled)
         elif todo:  # one at a time (one batch of vectors), so later tickets see the adopted clusters
             tickets = [as_ticket(r) for r in todo]
             for r, t, vec in zip(todo, tickets, det.embed(tickets)):
                 det.process(t, vec, caller_hash=r["phone_hash"], owner=self.owner(r))
+                moved.update(det.relabelled)
                 if r["id"] in judged:
                     self._adopt(r)
         if rows:
             self.max_id = max(self.max_id, max(int(r["id"]) for r in rows))
+        handled: set[int] = set()  # rows whose whole verdict is compared (and written when it differs) below
         for r in rows:  # write back what is missing or stale (e.g. after a change of settings)
             if not rewrite and r["cluster_id"] is not None:
                 continue
+            handled.add(det.by_id[str(r["id"])])
             res = det.result(det.by_id[str(r["id"])])
             dup = int(res.duplicate_of) if res.duplicate_of is not None else None
             stored = (r["duplicate_of"], r["cluster_id"], r["dup_kind"],
@@ -147,6 +153,15 @@ class DedupService:
                     reason = repeat_reason(n)
             self.store.record_duplicate(r["id"], duplicate_of=dup, cluster=int(res.cluster), kind=res.kind,
                                         score=float(res.score), reason=reason)
+        self._write_moved(moved - handled)
+
+    def _write_moved(self, moved: set[int]) -> None:
+        """Store the new cluster of tickets already stored whose cluster was joined to an earlier one."""
+        rec, by_cluster = self.det.records, {}
+        for i in moved:
+            by_cluster.setdefault(int(rec.ids[rec.cluster[i]]), []).append(int(rec.ids[i]))
+        for cluster, ids in by_cluster.items():
+            self.store.move_to_cluster(ids, cluster)
 
     def owner(self, row: dict) -> str | None:
         """The ticket's lead department (dispatched or decided, else suggested), a town as ``locality``."""

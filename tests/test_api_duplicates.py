@@ -258,9 +258,12 @@ def test_two_processes_on_one_database_see_each_others_tickets(router, tmp_path,
         s2.record_duplicate(y["id"], duplicate_of=None, cluster=y["id"], kind=None, score=0.0)
         z = post(c1, k1["dispatcher"], {"content": SEWER[2], "address": "柳溪大街"})
         assert z["duplicate"]["duplicate_of"] in (x["id"], y["id"])
-        assert s1.get(y["id"])["duplicate"] == {"duplicate_of": None, "cluster": y["id"], "kind": None, "score": 0.0}
+        # y's own verdict is adopted, not rewritten (it would be a duplicate of x); z, a strong duplicate of both x
+        # and y, then joins their clusters under x's (in the index and in the database)
+        assert s1.get(y["id"])["duplicate"] == {"duplicate_of": None, "cluster": x["id"], "kind": None, "score": 0.0}
         live = c1.app.state.dedup.det
-        assert live.result(live.by_id[str(y["id"])]).cluster == str(y["id"])
+        assert live.result(live.by_id[str(y["id"])]).duplicate_of is None
+        assert live.result(live.by_id[str(y["id"])]).cluster == str(x["id"])
         assert live.result(live.by_id[str(x["id"])]).cluster == str(x["id"])
         assert c1.app.state.dedup.max_id == z["id"]
     finally:
@@ -285,3 +288,27 @@ def test_a_ticket_is_embedded_once_from_route_to_stored_and_checked(api_db):
     stored = post(client, k["dispatcher"], body)
     assert stored["duplicate"] is not None  # the duplicate check ran
     assert enc.query_cache_misses == misses and enc.query_cache_hits - hits == 3  # route (2) + duplicate check (1)
+
+
+def test_two_clusters_joined_by_a_new_ticket_are_stored_as_one(api_db):
+    """Two stored clusters of one problem (the second started 35 days after the first, by another caller) are
+    joined when a new report is a strong duplicate of both: the earlier tickets' stored cluster moves too, so the
+    ticket pages and hot issues show one cluster."""
+    from datetime import timedelta
+
+    from model.suggestion import Ticket
+    from serving.store.store import utcnow
+
+    client, k = api_db
+    app, store = client.app, client.app.state.store
+    first = store.intake(Ticket(**OIL_A), None, actor="import", received_at=utcnow() - timedelta(days=40))["id"]
+    other = {**OIL_A2, "caller": "13700000099"}
+    second = store.intake(Ticket(**other), None, actor="import", received_at=utcnow() - timedelta(days=5))["id"]
+    app.state.dedup.sync()  # both judged and stored: two clusters
+    assert store.get(second)["duplicate"]["cluster"] == second
+    now = post(client, k["dispatcher"], OIL_A2)  # OIL_A's caller again, the same words as the second report
+    assert now["duplicate"]["cluster"] == first, now["duplicate"]
+    assert store.get(second)["duplicate"]["cluster"] == first  # moved in the database
+    assert store.get(second)["duplicate"]["duplicate_of"] is None  # its own verdict otherwise unchanged
+    j = client.get(f"/api/v1/duplicates/{first}", headers=h(k["dispatcher"])).json()
+    assert j["cluster_size"] == 3

@@ -434,3 +434,38 @@ def test_older_tickets_of_other_owners_do_not_crowd_out_the_windows_neighbours(e
     # without owners the window alone is searched, as before the owner window
     det = DuplicateDetector(encoder, SALT, DedupConfig(k=1), locator)
     assert {r.id: r for r in det.rebuild(tickets, vectors=vecs)}["k3"].duplicate_of == "k2"
+
+
+def test_a_ticket_matching_two_clusters_strongly_joins_them(encoder, locator, tmp_path):
+    """One problem reported over weeks can start two clusters that were never compared (b came 36 days after a,
+    from another caller). A later ticket that is a duplicate of both, with a named place in common and cosine >=
+    merge_cos, joins them under the earlier cluster; ``relabelled`` names the tickets that moved; the state keeps
+    it. With merge_cos 1.01 (never) the clusters stay apart, as before."""
+    a = _at("a", SCENARIO[0].content, "2024-01-10", PHONE_A)
+    b = _at("b", SCENARIO[2].content, "2024-02-15", PHONE_B)  # another caller, beyond the window of a
+    c = _at("c", SCENARIO[1].content, "2024-02-18", PHONE_A)  # a's caller again (caller window), 3 days after b
+    tickets = [a, b, c]
+    vecs = DuplicateDetector(encoder, SALT).embed(tickets)
+    assert min(float(vecs[2] @ vecs[0]), float(vecs[2] @ vecs[1])) >= DedupConfig().merge_cos  # c is close to both
+
+    det = DuplicateDetector(encoder, SALT, DedupConfig(merge_cos=1.01), locator)
+    res = {r.id: r for r in det.rebuild(tickets, vectors=vecs)}
+    assert res["b"].duplicate_of is None and res["b"].cluster == "b" and {res["c"].cluster} < {"a", "b"}
+
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    det.rebuild(tickets[:2], vectors=vecs[:2])
+    assert det.result(det.by_id["b"]).cluster == "b"
+    res_c = det.process(c, vector=vecs[2])
+    assert res_c.cluster == "a" and res_c.duplicate_of in {"a", "b"}
+    assert det.result(det.by_id["b"]).cluster == "a" and det.result(det.by_id["b"]).duplicate_of is None
+    assert [det.records.ids[i] for i in det.relabelled] == ["b"]
+    assert sorted(len(m) for m in det.cluster_members().values()) == [3]
+    det.save(tmp_path / "state")
+    loaded = DuplicateDetector.load(tmp_path / "state", encoder, SALT, locator)
+    assert [r.cluster for r in loaded.results()] == ["a", "a", "a"]
+
+    # a different problem at the same place, from a's caller: a duplicate of neither, joins nothing
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    det.rebuild(tickets[:2], vectors=vecs[:2])
+    lift = _at("d", SCENARIO[3].content, "2024-02-18", PHONE_A)
+    assert det.process(lift).cluster == "d" and det.result(det.by_id["b"]).cluster == "b" and det.relabelled == []

@@ -27,6 +27,11 @@ two complaints the same). The verdict:
 - otherwise not a duplicate. The best-scoring candidate wins; ``cluster`` is that ticket's cluster (the
   id of the cluster's first ticket); ``score`` is the winning evidence in [0, 1].
 
+A ticket that is also a duplicate of a ticket in *another* cluster, with a named place in common and cosine
+>= ``merge_cos``, joins the two clusters into one (the earlier cluster's id is kept, and every ticket of the
+later one moves to it; :attr:`DuplicateDetector.relabelled` lists them): one event reported over weeks
+otherwise splits into clusters that started apart and were never compared, and a hot issue is undercounted.
+
 State (records, vectors, the window's MinHashes) is rebuilt from a list of tickets with
 :meth:`DuplicateDetector.rebuild`, saved with :meth:`save` (a new state folder, switched to atomically)
 and opened with :meth:`DuplicateDetector.load`.
@@ -73,6 +78,7 @@ class DedupConfig:
     event_cos_locality: float = 0.96  # different callers, only the same locality (街道/镇): cosine and problem overlap
     event_cos_noplace: float = 0.96   # no shared place: cosine and problem overlap
     min_place_len: int = 4            # a shared free-text place name must be this long (gazetteer names: any)
+    merge_cos: float = 0.95           # a duplicate of tickets in two clusters joins them (a place in common and this cosine); 1.01 = never
     num_perm: int = 64
     lsh_threshold: float = 0.4
     shingle: int = 3
@@ -174,6 +180,7 @@ class DuplicateDetector:
         self.window_mh: dict[int, np.ndarray] = {}
         self.window_sig: dict[int, np.ndarray] = {}
         self.window_callers: dict[str, list[int]] = defaultdict(list)
+        self.relabelled: list[int] = []  # earlier tickets whose cluster changed (a merge) in the last process_many call
         self._expired_upto = 0  # records before this index are out of every future (main) window
         self._caller_expired_upto = 0  # ... and out of every future caller window
         self._latest = float("-inf")
@@ -233,6 +240,7 @@ class DuplicateDetector:
             return self._process_many(tickets, vectors, caller_hashes, batch_size, owners)
 
     def _process_many(self, tickets, vectors, caller_hashes, batch_size, owners=None) -> list[DedupResult]:
+        self.relabelled = []
         callers = list(caller_hashes) if caller_hashes is not None else [caller_key(t.caller, self._salt) for t in tickets]
         owners = list(owners) if owners is not None else [None] * len(tickets)
         if len(owners) != len(tickets):
@@ -259,7 +267,7 @@ class DuplicateDetector:
         vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
         self._latest = max(self._latest, p.ts)
         self._expire(self._latest - c.lookback_days * DAY)
-        best = self._best_match(p, vec)
+        best, bridges = self._matches(p, vec)
         r = self.records
         idx = len(r)
         r.ids.append(p.id)
@@ -278,6 +286,19 @@ class DuplicateDetector:
         self.by_id[p.id] = idx
         self.vectors.add(vec[None, :])
         self._window_add(idx, p.mh, p.sig, p.caller)
+        for j in bridges:
+            self._merge(r.cluster[idx], r.cluster[j])
+
+    def _merge(self, a: int, b: int) -> None:
+        """Join clusters ``a`` and ``b`` (indices of their first tickets) under the earlier one."""
+        if a == b:
+            return
+        keep, drop = min(a, b), max(a, b)
+        cl = self.records.cluster
+        moved = [m for m in range(drop, len(cl)) if cl[m] == drop]  # a cluster's tickets all come after its first
+        for m in moved:
+            cl[m] = keep
+        self.relabelled.extend(m for m in moved if m != len(cl) - 1)  # the ticket being judged is not an earlier one
 
     # --------------------------------------------------------------------------------------- matching
 
@@ -336,7 +357,7 @@ class DuplicateDetector:
             elif p.owner is None or p.owner != r.owner[j] or gap > c.owner_window_days * DAY:
                 return None
         loc_a, loc_b = p.locality, r.locality[j]
-        shared_place = any(len(k) >= c.min_place_len or k in self._gazetteer for k in p.places & r.places[j])
+        shared_place = self._shared_place(p.places, r.places[j])
         if loc_a and loc_b and loc_a != loc_b and not shared_place:
             return None  # different localities and no place name in common: not the same place
         mh = self.window_mh.get(j)
@@ -360,13 +381,24 @@ class DuplicateDetector:
             return "same_event", cos
         return None
 
-    def _best_match(self, p: _Prepared, vec: np.ndarray) -> tuple[int, Kind, float] | None:
-        best = None
+    def _matches(self, p: _Prepared, vec: np.ndarray) -> tuple[tuple[int, Kind, float] | None, list[int]]:
+        """The best match (index, kind, score) and the other matches strong enough to join their cluster to it
+        (a named place in common and cosine >= ``merge_cos``)."""
+        best, strong = None, []
+        r = self.records
         for j, cos in self.candidates(p, vec).items():
             v = self.judge(p, j, cos)
-            if v is not None and (best is None or (v[1], j) > (best[2], best[0])):
+            if v is None:
+                continue
+            if best is None or (v[1], j) > (best[2], best[0]):
                 best = (j, v[0], v[1])
-        return best
+            if cos >= self.config.merge_cos and self._shared_place(p.places, r.places[j]):
+                strong.append(j)
+        return best, [j for j in strong if best is not None and j != best[0]]
+
+    def _shared_place(self, a: frozenset[str], b: frozenset[str]) -> bool:
+        """A place name in common: a free-text one of at least ``min_place_len`` characters, or one of the map."""
+        return any(len(k) >= self.config.min_place_len or k in self._gazetteer for k in a & b)
 
     # ------------------------------------------------------------------------------------------ window
 

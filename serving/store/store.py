@@ -516,6 +516,16 @@ class Store:
         with self.Session() as s:
             return list(s.scalars(select(TicketRow.id).where(TicketRow.id > after_id).order_by(TicketRow.id)))
 
+    def move_to_cluster(self, ticket_ids: list[int], cluster: int) -> int:
+        """Put these tickets into ``cluster`` (two clusters of the duplicate index were joined); their other verdict
+        fields stay. Returns the number of rows changed."""
+        if not ticket_ids:
+            return 0
+        with self.Session.begin() as s:
+            res = s.execute(update(TicketRow).where(TicketRow.id.in_(list(ticket_ids)), TicketRow.cluster_id != cluster)
+                            .values(cluster_id=cluster))
+            return int(res.rowcount or 0)
+
     def record_duplicate(self, ticket_id: int, *, duplicate_of: int | None, cluster: int, kind: str | None,
                          score: float, reason: dict | None = None) -> None:
         """Store the duplicate index's verdict on a ticket. With ``reason`` (REPEAT_COMPLAINT) the reason is
