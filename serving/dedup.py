@@ -16,9 +16,9 @@ Detector ids are the store's ticket ids as strings; times are the stored ``creat
 store's salted ``phone_hash`` (never the number). A ticket gets REPEAT_COMPLAINT the first time its verdict
 is written, when it is a duplicate and its cluster has ``dedup_repeat_min_count`` tickets in the window (the
 same caller's own reports counted over the caller window). When a new ticket joins two clusters (the detector's
-``merge_cos``), the stored ``cluster_id`` of the earlier tickets that move is updated as well. Another process's index
-learns of such a join only for tickets it judges afterwards (its own copies of the moved tickets keep their cluster
-until it rebuilds from the database).
+``merge_cos``), the stored ``cluster_id`` of the earlier tickets that move is updated as well. Another process makes the same join when its index
+catches up with the joining ticket: it judges every ticket itself before adopting a stored verdict, and the join
+follows from that judgement.
 """
 from __future__ import annotations
 
