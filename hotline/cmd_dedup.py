@@ -193,6 +193,13 @@ def register(app: typer.Typer) -> None:
                 out.close()
         linked = sum(r.duplicate_of is not None for r in results)
         typer.echo(f"{len(results)} tickets, {linked} linked to an earlier one; skipped {len(problems)} bad line(s)", err=True)
+        given = {r.id for r in results}
+        moved = sorted({det.records.ids[i] for i in det.relabelled} - given, key=det.by_id.get)
+        if moved:  # tickets of an earlier run (--state) whose cluster these joined to another: their lines there are stale
+            rec = det.records
+            joined = ", ".join(f"{t} → {rec.ids[rec.cluster[det.by_id[t]]]}" for t in moved[:10])
+            typer.echo(f"{len(moved)} earlier ticket(s) moved to the cluster they were joined to: {joined}"
+                       f"{' …' if len(moved) > 10 else ''}", err=True)
 
     @app.command("hot")
     def hot(

@@ -469,3 +469,23 @@ def test_a_ticket_matching_two_clusters_strongly_joins_them(encoder, locator, tm
     det.rebuild(tickets[:2], vectors=vecs[:2])
     lift = _at("d", SCENARIO[3].content, "2024-02-18", PHONE_A)
     assert det.process(lift).cluster == "d" and det.result(det.by_id["b"]).cluster == "b" and det.relabelled == []
+
+
+def test_cli_dedup_names_earlier_tickets_whose_cluster_was_joined(cli, tmp_path):
+    """`hotline dedup --state`: tickets of an earlier run whose cluster a new ticket joins to another are named on
+    stderr (their lines in the earlier output are stale); the new lines carry the joined cluster."""
+    a = _at("a", SCENARIO[0].content, "2024-01-10", PHONE_A)
+    b = _at("b", SCENARIO[2].content, "2024-02-15", PHONE_B)
+    c = _at("c", SCENARIO[1].content, "2024-02-18", PHONE_A)
+    first, second, out = tmp_path / "1.jsonl", tmp_path / "2.jsonl", tmp_path / "out.jsonl"
+    first.write_text("\n".join(json.dumps(t.model_dump(exclude_none=True), ensure_ascii=False) for t in (a, b)) + "\n", encoding="utf-8")
+    second.write_text(json.dumps(c.model_dump(exclude_none=True), ensure_ascii=False) + "\n", encoding="utf-8")
+    state = str(tmp_path / "state")
+    r = cli("dedup", "--input", str(first), "--output", str(out), "--state", state, "--owners", "none")
+    assert r.exit_code == 0, r.output
+    assert [json.loads(x)["cluster"] for x in out.read_text(encoding="utf-8").splitlines()] == ["a", "b"]
+    assert "moved" not in r.output
+    r = cli("dedup", "--input", str(second), "--output", str(out), "--state", state, "--owners", "none")
+    assert r.exit_code == 0, r.output
+    assert [json.loads(x)["cluster"] for x in out.read_text(encoding="utf-8").splitlines()] == ["a"]
+    assert "1 earlier ticket(s) moved to the cluster they were joined to: b → a" in r.output
