@@ -97,11 +97,28 @@ _NOT_IN_NAME = set("的了是我你他她它们在有和就不都也很到说要
 _GENERIC = {"马路", "道路", "公路", "铁路", "小路", "大路", "街道", "社区", "小区", "学校", "医院", "公园", "广场",
             "市场", "商场", "中心", "公司", "工地", "项目", "酒店", "新城", "老城", "县城", "市区", "城区", "农村"}
 _AUTHORITY = ("政府",)  # 府 ends estate names ("金地三千府"), but 政府 is the authority written to
+# words that, before a place suffix, make a kind of place rather than a named one ("物业公司", "安置小区",
+# "公交线路", "普惠性幼儿园", "影响小区", "A1区路"): two complaints mentioning one are not thereby at the same place
+_KIND_HEADS = ("物业", "自来水", "来水", "开发", "地产", "公交", "有限", "安置", "住宅", "居民", "影响", "导致", "进入",
+               "服务", "建设", "配套", "套", "性", "公办", "民办", "办", "人行", "必经", "必经之", "高速", "区", "市", "县")
+
+
+_SUFFIXES_LONGEST_FIRST = sorted(PLACE_SUFFIXES, key=len, reverse=True)
+
+
+def _kind_of_place(key: str) -> bool:
+    """Whether ``key`` names a kind of place: what precedes its longest place suffix is empty or ends with one of
+    :data:`_KIND_HEADS` ("性幼儿园" from 普惠性幼儿园, "物业公司")."""
+    for suf in _SUFFIXES_LONGEST_FIRST:
+        if key.endswith(suf):
+            head = key[: -len(suf)]
+            return not head or head.endswith(_KIND_HEADS)
+    return False
 
 
 def place_keys(text: str) -> set[str]:
     """Candidate place names in free text: 2-4 characters before a place suffix, ending with it
-    (e.g. "丽发新城", "滨河苑", "茶场村"), without function words. Two tickets sharing one are likely
+    (e.g. "丽发新城", "滨河苑", "茶场村"), without function words or a kind of place ("物业公司", "安置小区"). Two tickets sharing one are likely
     about the same place; works without a gazetteer (anonymised or out-of-district text)."""
     out: set[str] = set()
     for run in re.findall(r"[\u4e00-\u9fffA-Za-z0-9]+", unicodedata.normalize("NFKC", text or "")):
@@ -118,7 +135,7 @@ def place_keys(text: str) -> set[str]:
                     key = head + suf
                     if key.endswith(_AUTHORITY):  # "市政府", "要求政府": who is asked, not where it happens
                         break
-                    if key not in _GENERIC and head not in _GENERIC:
+                    if key not in _GENERIC and head not in _GENERIC and not _kind_of_place(key):
                         out.add(key)
                 start = run.find(suf, end)
     return out
