@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -500,3 +501,20 @@ def test_cli_dedup_names_earlier_tickets_whose_cluster_was_joined(cli, tmp_path)
     assert r.exit_code == 0, r.output
     assert [json.loads(x)["cluster"] for x in out.read_text(encoding="utf-8").splitlines()] == ["a"]
     assert "1 earlier ticket(s) moved to the cluster they were joined to: b → a" in r.output
+
+
+def test_a_match_at_the_same_place_is_preferred_to_a_closer_one_elsewhere(locator):
+    """e5 can put a complaint closer to the same complaint about another estate than to one about its own estate:
+    a strong match (a named place in common, cosine >= merge_cos) is preferred as duplicate_of. With merge_cos
+    1.01 (no strong matches) the higher cosine wins, as before. Vectors are given (no encoder): cos(p, x) 0.99,
+    cos(p, y) 0.96, cos(x, y) 0.91."""
+    x = Ticket(id="x", content="楼下烧烤店油烟很大，熏得家里没法开窗，希望有关部门管一管。", created_at="2024-05-01T09:00:00+08:00")
+    y = _at("y", "幸福里小区3号楼底下的饭馆排油烟严重，请尽快处理。", "2024-05-02", PHONE_B)
+    p = _at("p", "幸福里小区楼下烧烤店油烟很大，家里没法开窗，希望管一管。", "2024-05-03", PHONE_C)
+    a = math.sqrt(1 - 0.99 ** 2)
+    vecs = np.array([[0.99, a, 0.0], [0.96, -0.28, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+    vecs[1] /= np.linalg.norm(vecs[1])
+    res = {r.id: r for r in DuplicateDetector(None, SALT, DedupConfig(), locator, dim=3).rebuild([x, y, p], vectors=vecs)}
+    assert res["y"].duplicate_of is None and res["p"].duplicate_of == "y", res
+    old = {r.id: r for r in DuplicateDetector(None, SALT, DedupConfig(merge_cos=1.01), locator, dim=3).rebuild([x, y, p], vectors=vecs)}
+    assert old["p"].duplicate_of == "x", old

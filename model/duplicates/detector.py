@@ -24,11 +24,12 @@ two complaints the same). The verdict:
   or >= ``event_cos_problem`` with problem overlap >= ``problem_dice``); with only the same locality, or no
   place known, a higher cosine (``event_cos_locality`` / ``event_cos_noplace``) plus the problem overlap;
 - different localities with no place name in common veto the link;
-- otherwise not a duplicate. The best-scoring candidate wins; ``cluster`` is that ticket's cluster (the
+- otherwise not a duplicate. The best-scoring candidate wins (a strong one first, below); ``cluster`` is that ticket's cluster (the
   id of the cluster's first ticket); ``score`` is the winning evidence in [0, 1].
 
-A ticket that is also a duplicate of a ticket in *another* cluster, with a named place in common and cosine
->= ``merge_cos``, joins the two clusters into one (the earlier cluster's id is kept, and every ticket of the
+A match with a named place in common and cosine >= ``merge_cos`` is *strong*: it is preferred as
+``duplicate_of`` to a higher-cosine match without a place in common, and a ticket that is also a strong duplicate
+of a ticket in *another* cluster joins the two clusters into one (the earlier cluster's id is kept, and every ticket of the
 later one moves to it; :attr:`DuplicateDetector.relabelled` lists them): one event reported over weeks
 otherwise splits into clusters that started apart and were never compared, and a hot issue is undercounted.
 
@@ -382,17 +383,20 @@ class DuplicateDetector:
         return None
 
     def _matches(self, p: _Prepared, vec: np.ndarray) -> tuple[tuple[int, Kind, float] | None, list[int]]:
-        """The best match (index, kind, score) and the other matches strong enough to join their cluster to it
-        (a named place in common and cosine >= ``merge_cos``)."""
-        best, strong = None, []
+        """The best match (index, kind, score) and the other matches strong enough to join their cluster to it.
+        A strong match (a named place in common and cosine >= ``merge_cos``) is preferred to a match without one even
+        at a higher cosine: e5 puts two cooking-fume complaints about different estates closer than two about one."""
+        best, best_key, strong = None, None, []
         r = self.records
         for j, cos in self.candidates(p, vec).items():
             v = self.judge(p, j, cos)
             if v is None:
                 continue
-            if best is None or (v[1], j) > (best[2], best[0]):
-                best = (j, v[0], v[1])
-            if cos >= self.config.merge_cos and self._shared_place(p.places, r.places[j]):
+            is_strong = cos >= self.config.merge_cos and self._shared_place(p.places, r.places[j])
+            key = (is_strong, v[1], j)  # a strong match before a higher cosine without a place in common
+            if best is None or key > best_key:
+                best, best_key = (j, v[0], v[1]), key
+            if is_strong:
                 strong.append(j)
         return best, [j for j in strong if best is not None and j != best[0]]
 
