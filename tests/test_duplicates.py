@@ -368,6 +368,13 @@ def test_caller_window_setting_reaches_cli_and_server(monkeypatch):
     monkeypatch.setenv("HOTLINE_DEDUP_OWNER_WINDOW_DAYS", "90")
     assert served_config(Settings()).owner_window_days == 90 and cli_config(Settings()).owner_window_days == 90
     assert DedupConfig().owner_window_days == 180
+    monkeypatch.setenv("HOTLINE_DEDUP_MERGE_COS", "1.01")  # joining clusters off
+    assert served_config(Settings()).merge_cos == 1.01 and cli_config(Settings()).merge_cos == 1.01
+    assert DedupConfig().merge_cos == 0.95
+    monkeypatch.setenv("HOTLINE_DEDUP_MERGE_COS", "1.5")
+    with pytest.raises(ValueError, match="dedup_merge_cos"):
+        Settings()
+    monkeypatch.setenv("HOTLINE_DEDUP_MERGE_COS", "0.95")
     monkeypatch.setenv("HOTLINE_DEDUP_CALLER_WINDOW_DAYS", "0")
     with pytest.raises(ValueError, match="dedup_caller_window_days"):
         Settings()
