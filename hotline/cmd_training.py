@@ -120,6 +120,8 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         name: Annotated[Optional[str], typer.Option(help="Version name suffix (default: the file name)")] = None,
         default: Annotated[bool, typer.Option("--default", help="Build the embedded default model from synthetic history")] = False,
         synthetic_n: Annotated[int, typer.Option(min=50, max=100000, help="--default: synthetic tickets")] = 3000,
+        synthetic_seed: Annotated[int, typer.Option(min=0, help="--default: the synthetic history's seed (0 = the default "
+                                                    "model's; `hotline data synth --seed 1` is the held-out set)")] = 0,
         promote_it: Annotated[bool, typer.Option("--promote", help="Promote the new version")] = False,
         unless_promoted: Annotated[bool, typer.Option("--unless-promoted", help="Do nothing when a version is already promoted (make serve's first start)")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars")] = False,
@@ -134,6 +136,8 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             _fail(f"--preset must be one of {', '.join(TRAIN_PRESETS)}, not {preset!r}")
         if default == (data is not None):
             _fail("give --data FILE (your history) or --default (synthetic history), not both")
+        if synthetic_seed and not default:
+            _fail("--synthetic-seed goes with --default (it seeds the synthetic history)")
         if cv_only and not cv:
             _fail("--cv-only needs --cv K")
         if unless_promoted:
@@ -156,10 +160,10 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             from training.data import roster_label_space
 
             label_list, _ = roster_label_space(lists)
-            hist = default_history(lists, synthetic_n, seed=0)
+            hist = default_history(lists, synthetic_n, seed=synthetic_seed)
             lists_version, source, slug, by_time = lists.version, hist.report.path, name or "default", False
             names = lists.names
-            extra = {"synthetic": {"n": synthetic_n, "seed": 0}}
+            extra = {"synthetic": {"n": synthetic_n, "seed": synthetic_seed}}
         else:
             hist, label_list, lists_version = _load(data, text_cols, label_col, co_col, time_col, caller_col, address_col, labels)
             source, slug, by_time = str(data), name or data.stem, bool(time_col)

@@ -181,6 +181,28 @@ def test_data_synth_writes_seeded_held_out_history(cli, tmp_path):
     assert bad.exit_code != 0 and ".csv" in bad.output
 
 
+def test_default_model_trains_on_the_synthetic_seed_asked_for(cli, tmp_path):
+    """`hotline train --default --synthetic-seed K`: another draw of synthetic history (to see how much a draw moves
+    the figures); the version records which draw it learned from, and the seed without --default is refused."""
+    import json
+
+    from responsibility_lists.loader import load_lists
+    from training.pipeline import default_history
+
+    out = tmp_path / "versions"
+    res = cli("train", "--default", "--synthetic-n", "60", "--synthetic-seed", "4", "--epochs", "1",
+              "--max-seq-length", "32", "--quiet", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    folder = out / json.loads(res.output.strip().splitlines()[-1])["version"]
+    meta = json.loads((folder / "training.json").read_text(encoding="utf-8"))
+    lists = load_lists(DEFAULT_DIR)
+    assert meta["data"] == "synthetic(n=60, seed=4)" and meta["synthetic"] == {"n": 60, "seed": 4}
+    assert meta["data_fingerprint"] != default_history(lists, 60, seed=0).fingerprint()
+    assert meta["data_fingerprint"] == default_history(lists, 60, seed=4).fingerprint()
+    bad = cli("train", "--data", str(tmp_path / "h.csv"), "--synthetic-seed", "4")
+    assert bad.exit_code != 0 and "--default" in bad.output
+
+
 def test_router_thresholds_are_settings(cli, monkeypatch):
     """HOTLINE_AUTO_DISPATCH_CONFIDENCE / HOTLINE_LOW_CONFIDENCE reach the router; unset keeps the defaults."""
     text = "公司拖欠我三个月工资不发，老板跑了"
