@@ -199,6 +199,13 @@ def test_default_model_trains_on_the_synthetic_seed_asked_for(cli, tmp_path):
     assert meta["data"] == "synthetic(n=60, seed=4)" and meta["synthetic"] == {"n": 60, "seed": 4}
     assert meta["data_fingerprint"] != default_history(lists, 60, seed=0).fingerprint()
     assert meta["data_fingerprint"] == default_history(lists, 60, seed=4).fingerprint()
+    assert "held-out" not in res.output
+    # seed 1 is `hotline data synth`'s held-out history: training on it works, with a warning saying what it costs
+    res = cli("train", "--default", "--synthetic-n", "60", "--synthetic-seed", "1", "--epochs", "1",
+              "--max-seq-length", "32", "--quiet", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert "warning: seed 1 is the held-out synthetic history" in res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["version"]
     bad = cli("train", "--data", str(tmp_path / "h.csv"), "--synthetic-seed", "4")
     assert bad.exit_code != 0 and "--default" in bad.output
 
