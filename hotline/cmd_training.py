@@ -16,6 +16,7 @@ from hotline.settings import TRAIN_PRESETS, get_settings
 
 HELD_OUT_SEED = 1  # `hotline data synth`'s default seed: the held-out synthetic history the README judges on
 
+
 def _cols(s: str | None) -> list[str]:
     return [c.strip() for c in (s or "").split(",") if c.strip()]
 

@@ -207,7 +207,7 @@ def test_default_model_trains_on_the_synthetic_seed_asked_for(cli, tmp_path):
     assert "warning: seed 1 is the held-out synthetic history" in res.output
     assert json.loads(res.output.strip().splitlines()[-1])["version"]
     bad = cli("train", "--data", str(tmp_path / "h.csv"), "--synthetic-seed", "4")
-    assert bad.exit_code != 0 and "--default" in bad.output
+    assert bad.exit_code != 0 and "--synthetic-seed goes with --default" in bad.output  # before the file is read
 
 
 def test_router_thresholds_are_settings(cli, monkeypatch):
