@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -71,6 +72,33 @@ def embed_cached(encoder, tickets: list[Ticket], cache_dir: Path | None, batch_s
         np.save(tmp, vecs)
         tmp.replace(path)
     return vecs
+
+
+def routed_owners(router, tickets: list[Ticket], cache_dir: Path | None, dtype: str | None = None,
+                  batch_size: int = 32) -> list[str]:
+    """Each ticket's owner as the router suggests it (the lead, a town as ``locality``), cached under ``cache_dir``
+    keyed by what decides a suggestion: the router's version (classifier and lists), its knobs, the encoder and
+    the tickets. Routing thousands of messages takes minutes; the detector's knobs are then tried in seconds."""
+    from eval.routing import route_all
+
+    what = {"version": router.model_version, "config": asdict(router.config),
+            "fusion": asdict(router.fusion) if getattr(router, "fusion", None) is not None else None,
+            "encoder": router.index.encoder.fingerprint, "dtype": dtype}
+    head = json.dumps(what, sort_keys=True, default=str, ensure_ascii=False)
+    body = "\x00".join(t.model_dump_json(include={"id", "title", "content", "address", "returns"}) for t in tickets)
+    key = hashlib.sha256((head + "\x00" + body).encode("utf-8")).hexdigest()[:24]
+    path = Path(cache_dir) / f"owners-{key}.json" if cache_dir else None
+    if path is not None and path.is_file():
+        owners = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(owners, list) and len(owners) == len(tickets):
+            return owners
+    owners = [router.group(s.lead.code) for s in route_all(router, tickets, batch_size)]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(owners, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+    return owners
 
 
 @dataclass

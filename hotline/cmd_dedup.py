@@ -87,11 +87,13 @@ def read_dedup_jsonl(path: Path):
     return tickets, problems
 
 
-def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route: bool = True) -> list[str | None]:
+def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route: bool = True,
+                  cache_dir: Path | None = None) -> list[str | None]:
     """Each ticket's owner for the duplicate detector's owner window: the lead given for it (a roster code or
     department name; a street office or town counts as ``locality``), else the lead the served router suggests
-    (``route``), else None."""
-    from eval.routing import label_aliases, route_all
+    (``route``; cached under ``cache_dir`` when given), else None."""
+    from eval.duplicates import routed_owners
+    from eval.routing import label_aliases
     from model.pipeline import build_router
 
     given = given or {}
@@ -115,8 +117,7 @@ def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route:
                                      for t in tickets if given.get(t.id)}
     todo = [t for t in tickets if t.id not in owners]
     if router is not None and todo:
-        for t, sug in zip(todo, route_all(router, todo)):
-            owners[t.id] = router.group(sug.lead.code)
+        owners.update(zip((t.id for t in todo), routed_owners(router, todo, cache_dir, dtype=settings.encoder_dtype)))
     return [owners.get(t.id) for t in tickets]
 
 
@@ -244,9 +245,10 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         try:
             tickets = read_messages(messages)
-            own = ticket_owners(settings, tickets) if owners == "route" else None
+            cache = Path(settings.model_cache_dir) / "dedup-eval"
+            own = ticket_owners(settings, tickets, cache_dir=cache) if owners == "route" else None
             rep = evaluate_dedup(messages, pairs, _encoder(settings), config=dedup_config(settings, window_days),
-                                 cache_dir=Path(settings.model_cache_dir) / "dedup-eval", locator=_locator(settings),
+                                 cache_dir=cache, locator=_locator(settings),
                                  tickets=tickets, owners=own)
         except (KeyError, ValueError) as e:
             _fail(str(e))

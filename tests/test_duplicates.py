@@ -354,6 +354,30 @@ def test_real_pairs_load_and_evaluate_subset(encoder):
     assert 0.0 <= rep.baseline_cosine["precision"] <= 1.0
 
 
+def test_routed_owners_are_cached_by_router_and_tickets(router, tmp_path, monkeypatch):
+    """eval-dedup's owners (the router's lead per message) are routed once per router, knobs and tickets; a change to
+    any of them routes again."""
+    from dataclasses import replace
+
+    from eval.duplicates import routed_owners
+
+    calls = []
+    route_many = router.route_many
+    monkeypatch.setattr(router, "route_many", lambda ts, **kw: calls.append(len(ts)) or route_many(ts, **kw))
+    tickets = [Ticket(id="1", content="路口的红绿灯坏了好几天了，早晚高峰特别堵"),
+               Ticket(id="2", content="家里突然停电了，整栋楼都没电，什么时候能来电")]
+    first = routed_owners(router, tickets, tmp_path)
+    assert first == ["traffic_police", "power_supply"] and calls == [2]
+    assert routed_owners(router, tickets, tmp_path) == first and calls == [2]  # from the cache
+    assert routed_owners(router, tickets, None) == first and calls == [2, 2]  # no cache folder: routed
+    edited = [tickets[0], Ticket(id="2", content="我想咨询一下医保异地就医怎么备案报销")]
+    assert routed_owners(router, edited, tmp_path) == ["traffic_police", "medical_security"] and calls == [2, 2, 2]
+    monkeypatch.setattr(router, "config", replace(router.config, title_weight=router.config.title_weight + 0.1))
+    routed_owners(router, tickets, tmp_path)
+    assert calls == [2, 2, 2, 2]  # another knob: another key
+    assert len(list(tmp_path.glob("owners-*.json"))) == 3
+
+
 def test_caller_window_setting_reaches_cli_and_server(monkeypatch):
     from hotline.cmd_dedup import dedup_config as cli_config
     from hotline.settings import Settings
