@@ -49,7 +49,7 @@ class RouterConfig:
     co_min_prob: float = 0.2
     auto_dispatch_confidence: float = 0.9
     low_confidence: float = 0.3
-    ambiguous_margin: float = 0.1  # top-2 probability gap below this = AMBIGUOUS
+    ambiguous_margin: float = 0.08  # top-2 probability gap below this = AMBIGUOUS (chosen on routing_dev even rows)
     novel_similarity: float = 0.885  # best dense cosine below this = NOVEL_MATTER (real tickets: >= 0.89)
     evidence_items: int = 5
     repeated_return: int = 2  # REPEATED_RETURN: the ticket has come back from departments this many times

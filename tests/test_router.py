@@ -36,6 +36,10 @@ def test_suggestion_contract(router):
     ("路口的红绿灯坏了好几天了，早晚高峰特别堵", "traffic_police"),
     ("家里突然停电了，整栋楼都没电，什么时候能来电", "power_supply"),
     ("我想咨询一下医保异地就医怎么备案报销", "medical_security"),
+    # matters the lists came to cover after reading real messages (rural roads, rural housing, poverty relief)
+    ("镇上到我们村规划的那条路，路基打好三年了一直不铺路面，到底哪年能修好通车", "transport"),
+    ("爷爷住的老土房去年就被评成了危房，今年说改造名额没了，补助也没发", "housing_construction"),
+    ("我们家是脱贫户，今年孩子生病花了很多钱，村里说可以申请防返贫监测，不知道找谁", "agriculture_rural"),
 ])
 def test_plain_matters_go_to_their_owner(router, text, lead):
     s = route(router, text)
