@@ -89,7 +89,10 @@ def routed_owners(router, tickets: list[Ticket], cache_dir: Path | None, dtype: 
     key = hashlib.sha256((head + "\x00" + body).encode("utf-8")).hexdigest()[:24]
     path = Path(cache_dir) / f"owners-{key}.json" if cache_dir else None
     if path is not None and path.is_file():
-        owners = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            owners = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            owners = None  # a damaged cache is a miss: routed again and rewritten
         if isinstance(owners, list) and len(owners) == len(tickets):
             return owners
     owners = [router.group(s.lead.code) for s in route_all(router, tickets, batch_size)]

@@ -376,6 +376,9 @@ def test_routed_owners_are_cached_by_router_and_tickets(router, tmp_path, monkey
     routed_owners(router, tickets, tmp_path)
     assert calls == [2, 2, 2, 2]  # another knob: another key
     assert len(list(tmp_path.glob("owners-*.json"))) == 3
+    for f in tmp_path.glob("owners-*.json"):
+        f.write_text("{not json", encoding="utf-8")  # a damaged cache: routed again, not an error
+    assert routed_owners(router, tickets, tmp_path) == first and calls == [2, 2, 2, 2, 2]
 
 
 def test_caller_window_setting_reaches_cli_and_server(monkeypatch):
