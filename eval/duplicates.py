@@ -76,12 +76,13 @@ def embed_cached(encoder, tickets: list[Ticket], cache_dir: Path | None, batch_s
 
 def routed_owners(router, tickets: list[Ticket], cache_dir: Path | None, dtype: str | None = None,
                   batch_size: int = 32) -> list[str]:
-    """Each ticket's owner as the router suggests it (the lead, a town as ``locality``), cached under ``cache_dir``
+    """Each ticket's owner as the router suggests it (the lists' own lead, :attr:`Suggestion.lists_lead`, which
+    the service takes for a ticket not yet dispatched; a town as ``locality``), cached under ``cache_dir``
     keyed by what decides a suggestion: the router's version (classifier and lists), its knobs, the encoder and
     the tickets. Routing thousands of messages takes minutes; the detector's knobs are then tried in seconds."""
     from eval.routing import route_all
 
-    what = {"version": router.model_version, "config": asdict(router.config),
+    what = {"owner": "lists_lead", "version": router.model_version, "config": asdict(router.config),
             "fusion": asdict(router.fusion) if getattr(router, "fusion", None) is not None else None,
             "encoder": router.index.encoder.fingerprint, "dtype": dtype}
     head = json.dumps(what, sort_keys=True, default=str, ensure_ascii=False)
@@ -95,7 +96,7 @@ def routed_owners(router, tickets: list[Ticket], cache_dir: Path | None, dtype: 
             owners = None  # a damaged cache is a miss: routed again and rewritten
         if isinstance(owners, list) and len(owners) == len(tickets):
             return owners
-    owners = [router.group(s.lead.code) for s in route_all(router, tickets, batch_size)]
+    owners = [router.group(s.lists_lead or s.lead.code) for s in route_all(router, tickets, batch_size)]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -90,8 +90,10 @@ def read_dedup_jsonl(path: Path):
 def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route: bool = True,
                   cache_dir: Path | None = None) -> list[str | None]:
     """Each ticket's owner for the duplicate detector's owner window: the lead given for it (a roster code or
-    department name; a street office or town counts as ``locality``), else the lead the served router suggests
-    (``route``; cached under ``cache_dir`` when given), else None."""
+    department name; a street office or town counts as ``locality``), else the lead the lists alone name
+    (``route``: the suggestion's ``lists_lead``, as the service takes it for a ticket not yet dispatched; only a
+    lists edit moves it, not a retrain, so the lists-only router is built; cached under ``cache_dir`` when given),
+    else None."""
     from eval.duplicates import routed_owners
     from eval.routing import label_aliases
     from model.pipeline import build_router
@@ -102,7 +104,7 @@ def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route:
         try:
             router = build_router(settings.lists_dir, encoder_source=settings.encoder, model_cache_dir=settings.model_cache_dir,
                                   index_dir=settings.index_dir, max_seq_length=settings.max_seq_length,
-                                  model_version=settings.model_version, versions_root=settings.model_versions_dir,
+                                  model_version="none", versions_root=settings.model_versions_dir,
                                   config=settings.router_config(), fusion_overrides=settings.fusion_overrides(),
                                   dtype=settings.encoder_dtype, num_threads=settings.torch_threads)
         except (FileNotFoundError, ValueError, OSError) as e:
@@ -176,7 +178,7 @@ def register(app: typer.Typer) -> None:
         window_days: Annotated[Optional[float], typer.Option("--window-days", min=0.01, max=366, help="default HOTLINE_DEDUP_WINDOW_DAYS")] = None,
         owners: Annotated[str, typer.Option("--owners", help="each ticket's lead department, for linking other callers' reports "
                                             "beyond the window (HOTLINE_DEDUP_OWNER_WINDOW_DAYS): route = the input's `lead`, else the "
-                                            "served router's suggestion; input = the input's `lead` only; none = not used")] = "route",
+                                            "lead the responsibility lists name; input = the input's `lead` only; none = not used")] = "route",
     ) -> None:
         """Link each ticket to an earlier one about the same problem (in created_at order): one line per
         ticket with id, duplicate_of, cluster, kind (repeat / same_event / null), score."""
@@ -232,7 +234,7 @@ def register(app: typer.Typer) -> None:
         messages: Annotated[Path, typer.Option(help="CSV 留言编号, 留言用户, 留言主题, 留言时间, 留言详情")],
         out: Annotated[Optional[Path], typer.Option(help="Write the report (with the misjudged pairs) as JSON here")] = None,
         window_days: Annotated[Optional[float], typer.Option("--window-days", min=0.01, max=3660)] = None,
-        owners: Annotated[str, typer.Option("--owners", help="route = each message's owner is the served router's lead "
+        owners: Annotated[str, typer.Option("--owners", help="route = each message's owner is the lead the lists name "
                                             "(as `hotline dedup` does); none = no owners (the owner window unused)")] = "route",
     ) -> None:
         """Precision/recall of dedup clusters on judged pairs, beside a plain e5-cosine threshold."""

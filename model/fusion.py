@@ -170,13 +170,15 @@ class FusionRouter(ZeroShotRouter):
         if view is None:
             view = self.model_views([ticket])[0]
         a = self.contest_rule(analysis if analysis is not None else self.analyse(ticket, query_vec))
+        own = self.lists_lead(a)
         probs, near = self.with_precedents(ticket, self.fuse(a, view), query_vec)
         a, probs, settled = self.settle_dispute(a, probs, near)
         lead = a.rule.rule.lead if a.rule else max(probs, key=probs.get)
         co = {c: p for c, p in self.co_handlers(view).items() if c != self.group(lead)}
         extra = [r for r in [self.disagreement(a, view)] if r is not None]
         return self.suggest(ticket, a, probs, co_extra=co, extra_reasons=extra,
-                            auto_gate=self.auto_gate(a, view, lead) and not settled, precedents=near)
+                            auto_gate=self.auto_gate(a, view, lead) and not settled, precedents=near,
+                            lists_lead=own)
 
     def auto_gate(self, a: Analysis, view: ModelView, lead: str) -> bool:
         """Routine enough to go out unchecked: the lists alone are sure of the lead and the model's top label

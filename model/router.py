@@ -211,16 +211,24 @@ class ZeroShotRouter:
         if query_vec is None:
             query_vec = self.query_vectors([ticket])[0]
         a = self.contest_rule(self.analyse(ticket, query_vec))
+        own = self.lists_lead(a)
         probs, near = self.with_precedents(ticket, a.probs, query_vec)
         a, probs, settled = self.settle_dispute(a, probs, near)
-        return self.suggest(ticket, a, probs, precedents=near, auto_gate=not settled)
+        return self.suggest(ticket, a, probs, precedents=near, auto_gate=not settled, lists_lead=own)
+
+    def lists_lead(self, a: Analysis) -> str:
+        """The lead the lists alone name for an analysis made before precedents: a matched rule's, else the
+        best-scoring department (the locality as the town the place points to, when one does)."""
+        code = a.rule.rule.lead if a.rule else max(a.probs, key=a.probs.get)
+        return self._dep(code, 0.0, a.location).code
 
     def suggest(self, ticket: Ticket, a: Analysis, probs: dict[str, float], co_extra: dict[str, float] | None = None,
                 extra_reasons: list[Reason] | None = None, auto_gate: bool = True,
-                precedents: list[Neighbour] | None = None) -> Suggestion:
+                precedents: list[Neighbour] | None = None, lists_lead: str | None = None) -> Suggestion:
         """The suggestion from an analysis and a lead distribution over department codes (the lists' own, or
         fused with a classifier). ``co_extra``: co-handlers proposed by a model (code -> probability);
-        ``auto_gate``: a further condition for auto-dispatch (fusion: the model and the lists agree)."""
+        ``auto_gate``: a further condition for auto-dispatch (fusion: the model and the lists agree);
+        ``lists_lead``: :meth:`lists_lead` of the analysis before precedents (``a``'s own when not given)."""
         cfg = self.config
         rule, location, hits = a.rule, a.location, a.hits
         ranked = sorted(probs.items(), key=lambda kv: -kv[1])
@@ -290,6 +298,7 @@ class ZeroShotRouter:
             id=ticket.id, lead=lead, co=co, candidates=candidates, confidence=round(confidence, 4),
             auto_dispatch=auto, needs_arbitration=arbitration, reasons=reasons, evidence=evidence,
             model_version=self.model_version, locality=location.code if location else None,
+            lists_lead=lists_lead if lists_lead is not None else self.lists_lead(a),
         )
 
     def _reasons(self, ranked, confidence, rule: RuleMatch | None, hits: list[ItemHit], lead: DepartmentScore,

@@ -95,3 +95,7 @@ class Suggestion(BaseModel):
     evidence: list[Evidence]
     model_version: str
     locality: str | None = None
+    #: the lead the responsibility lists alone name (a matched rule's, else the best-scoring department; a town's code
+    #: for the locality), before the classifier and precedents have a say: it moves only when the lists are edited,
+    #: not at a retrain, so the duplicate detector takes it as the owner of a ticket not yet dispatched
+    lists_lead: str | None = Field(None, description="权责清单本身（不含历史派单模型与先例）建议的牵头单位编码")

@@ -167,7 +167,8 @@ class DedupService:
             self.store.move_to_cluster(ids, cluster)
 
     def owner(self, row: dict) -> str | None:
-        """The ticket's lead department (dispatched or decided, else suggested), a town as ``locality``."""
+        """The ticket's lead department (dispatched or decided, else the lists' own suggested lead), a town as
+        ``locality``."""
         code = row.get("owner")
         if not code:
             return None

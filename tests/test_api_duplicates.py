@@ -139,7 +139,7 @@ def test_two_reports_of_one_caller_over_months_are_not_yet_a_repeat_complaint(ap
 
 def test_another_callers_report_months_ago_links_when_it_went_to_the_same_department(api_db):
     """The owner window in the service: another caller's report of 100 days ago is linked when both tickets have the
-    same lead (the earlier one's suggested lead, read from the database); one stored without a suggestion is not."""
+    same lead (the earlier one's lists-named lead, read from the database); one stored without a suggestion is not."""
     from datetime import timedelta
 
     from model.suggestion import Ticket
@@ -152,7 +152,7 @@ def test_another_callers_report_months_ago_links_when_it_went_to_the_same_depart
     assert store.dedup_rows(ids=[unowned])[0]["owner"] is None
     owned = store.intake(Ticket(**old), router.route(Ticket(**old)), actor="import",
                          received_at=utcnow() - timedelta(days=100))["id"]
-    assert store.dedup_rows(ids=[owned])[0]["owner"] == router.route(Ticket(**old)).lead.code
+    assert store.dedup_rows(ids=[owned])[0]["owner"] == router.route(Ticket(**old)).lists_lead
     now = post(client, k["dispatcher"], {**OIL_A, "caller": "13900000012"})
     assert now["duplicate"]["duplicate_of"] == owned, now["duplicate"]
     assert store.get(owned)["duplicate"]["duplicate_of"] is None  # 40 days after the unowned one: no owner to compare

@@ -135,6 +135,7 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     lead_code = store.get(tid)["suggestion"]["lead"]["code"]
     assert cands.startswith("候选牵头：") and lead[3:] in cands and lead_code not in cands, cands
     assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=preview-suggestion]")
+    assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=lists-lead]")  # the lists name the same lead
     assert not drv.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate]")
     shot(drv, "01-widget-suggestion")
     drv.find_element(By.ID, "accept").click()
@@ -254,6 +255,9 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     t3 = store.get(tid3)
     assert t3["suggestion"]["lead"]["code"] == "housing_construction" and t3["status"] != "in_arbitration"
     assert "DISPUTED_BOUNDARY" not in [r["code"] for r in t3["suggestion"]["reasons"]]
+    # the widget says that the lists alone name another lead (the rule's), and which
+    assert t3["suggestion"]["lists_lead"] == "public_security"
+    assert "权责清单本身倾向：" in drv.find_element(By.CSS_SELECTOR, "[data-testid=suggestion] [data-testid=lists-lead]").text
     shot(drv, "06-widget-precedent")
 
     # in the workbench, the new ticket's similar past decisions start with that decision, its similarity shown

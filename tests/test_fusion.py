@@ -83,6 +83,10 @@ def test_model_list_disagree_fires_only_when_both_are_sure_and_differ(fusion):
     codes = [r.code for r in s.reasons]
     assert "MODEL_LIST_DISAGREE" in codes and s.needs_arbitration and not s.auto_dispatch
     msg = next(r.message for r in s.reasons if r.code == "MODEL_LIST_DISAGREE")
+    # the model sure enough to move the fused lead: the lists' own lead stays what the lists say
+    heavy = FusionRouter(fusion.lists, fusion.index, fusion.classifier, fusion.config, FusionConfig(lists_weight=0.1))
+    moved = route(heavy, WAGES, view(heavy, {"justice": 0.99}))
+    assert moved.lead.code == "justice" and moved.lists_lead == s.lists_lead == "human_resources"
     assert "司法" in msg and "人力资源" in msg
     # the model unsure, or agreeing: no disagreement
     assert "MODEL_LIST_DISAGREE" not in [r.code for r in route(fusion, WAGES, view(fusion, {"justice": 0.5})).reasons]

@@ -97,6 +97,7 @@ def test_a_similar_settled_ticket_moves_the_lead_and_is_cited(router):
                     vec, weight=0.5)
     after = r.route(t)
     assert after.lead.code == "public_security", after.candidates
+    assert before.lists_lead == after.lists_lead == "human_resources"  # the lists' own lead: precedents do not move it
     assert "human_resources" in [c.code for c in after.co]  # the settled ticket's co-handlers come with its lead
     ev = [e for e in after.evidence if e.type == "precedent"]
     assert ev and ev[0].item_id == "ticket:41" and ev[0].department == "public_security" and ev[0].score > 0.99

@@ -28,12 +28,12 @@ def store(request, tmp_path):
     cleanup()
 
 
-def suggestion(lead="urban_management", co=(), flagged=False) -> Suggestion:
+def suggestion(lead="urban_management", co=(), flagged=False, lists_lead=None) -> Suggestion:
     dep = lambda c: DepartmentScore(code=c, name=c, kind="functional", score=0.5)  # noqa: E731
     reasons = [Reason(code="AMBIGUOUS", message="两个部门均可能负责")] if flagged else []
     return Suggestion(id=None, lead=dep(lead), co=[dep(c) for c in co], candidates=[Candidate(code=lead, kind="functional", score=0.5)],
                       confidence=0.5, auto_dispatch=False, needs_arbitration=flagged, reasons=reasons, evidence=[],
-                      model_version="zero-shot@test")
+                      model_version="zero-shot@test", lists_lead=lists_lead)
 
 
 def intake(store, content="小区楼下烧烤店油烟太大", flagged=False, **kw):
@@ -262,3 +262,16 @@ def test_repeat_complaint_reason_is_recorded_once_even_when_two_processes_judge(
     assert [r["code"] for r in w["arbitration_reasons"]] == ["REPEAT_COMPLAINT"] and w["status"] == "in_arbitration"
     assert sum(e["kind"] == "arbitration" for e in w["history"]) == 1
     assert [r["code"] for r in g["suggestion"]["reasons"]] == ["REPEAT_COMPLAINT"] and g["status"] == "dispatched"
+
+
+def test_the_duplicate_owner_is_the_dispatched_lead_else_the_lists_own_lead(store):
+    """The owner window compares owners: a dispatched ticket's lead; before dispatch, the lead the lists alone name
+    (a retrain does not move it), not the fused suggestion's; a suggestion stored before it carried one: its lead."""
+    sug = suggestion(lead="ecology_environment", lists_lead="urban_management")
+    fresh = store.intake(Ticket(content="小区楼下烧烤店油烟太大"), sug, actor="disp#1")["id"]
+    legacy = store.intake(Ticket(content="小区楼下烧烤店油烟太大了"), suggestion(lead="ecology_environment"), actor="disp#1")["id"]
+    none = store.intake(Ticket(content="小区楼下烧烤店油烟太大啊"), None, actor="import")["id"]
+    owner = lambda tid: store.dedup_rows(ids=[tid])[0]["owner"]  # noqa: E731
+    assert (owner(fresh), owner(legacy), owner(none)) == ("urban_management", "ecology_environment", None)
+    store.dispatch(fresh, "health", [], actor="disp#1")
+    assert owner(fresh) == "health"

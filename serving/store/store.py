@@ -494,8 +494,10 @@ class Store:
         time, the salted phone hash (never the number) and the stored result (``cluster_id`` NULL = not seen).
         ``pending_only``: only those not seen; ``ids``: only these tickets; both: either."""
         with self.Session() as s:
-            # the owner: the lead it was dispatched or decided to, else the suggested one (read inside the database)
-            owner = func.coalesce(TicketRow.lead, TicketRow.suggestion[("lead", "code")].as_string()).label("owner")
+            # the owner: the lead it was dispatched or decided to, else the lists' own lead (which a retrain does not
+            # move; a suggestion stored before it had one: the suggested lead), read inside the database
+            owner = func.coalesce(TicketRow.lead, TicketRow.suggestion["lists_lead"].as_string(),
+                                  TicketRow.suggestion[("lead", "code")].as_string()).label("owner")
             q = select(TicketRow.id, TicketRow.title, TicketRow.content, TicketRow.address, TicketRow.created_at,
                        TicketRow.phone_hash, TicketRow.duplicate_of, TicketRow.cluster_id, TicketRow.dup_kind,
                        TicketRow.dup_score, owner).order_by(TicketRow.created_at, TicketRow.id)
