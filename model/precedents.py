@@ -28,6 +28,7 @@ import numpy as np
 from .mixing import geometric_mix
 
 EPS = 1e-3  # a department no precedent names keeps this much of the vote (log-space floor)
+PROBS_EPS = 1e-9  # the router's own probabilities: floored only against log(0), not flattened
 SETTLED_WEIGHT = 0.9  # a settled dispute: the precedents' share of the lead distribution (the lists order the rest)
 
 
@@ -178,4 +179,4 @@ class PrecedentMemory:
         w = self.config.weight if weight is None else weight
         if not vote or w <= 0:
             return dict(probs)
-        return geometric_mix(probs, vote, group, w, EPS)
+        return geometric_mix(probs, vote, group, w, EPS, probs_eps=PROBS_EPS)

@@ -75,6 +75,16 @@ def test_mix_moves_the_lead_by_the_weight_and_only_then():
     assert town["meilin"] > town["liuxi"] and town["meilin"] > town["health"]
 
 
+def test_a_vote_that_agrees_never_lowers_the_lead_it_agrees_with():
+    """A sure lead with a long tail (the lists score every department): a unanimous vote for it raises it, a vote for
+    another department lowers it (the vote's floor must not flatten the router's own distribution)."""
+    probs = {"health": 0.93, **{f"dept{i}": 0.07 / 38 for i in range(38)}}
+    mem = PrecedentMemory(8, PrecedentConfig(weight=0.2))
+    assert mem.mix(probs, {"health": 1.0})["health"] > probs["health"]
+    assert mem.mix(probs, {"health": 0.8, "dept1": 0.2})["health"] > probs["health"]
+    assert mem.mix(probs, {"dept1": 1.0})["health"] < probs["health"]
+
+
 # ------------------------------------------------------------------------------------------- router
 TEXT = "我们单位拖欠了三个月工资一直不发，老板也联系不上"
 
