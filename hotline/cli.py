@@ -438,15 +438,16 @@ def _dup_messages_or_fail(pairs: Path, messages: Optional[Path]) -> Path:
 
 
 def _dedup_owners(router, messages: Path) -> list[str]:
-    """Each message's owner for the duplicate detector's owner window: the evaluated router's lead."""
-    from eval.duplicates import read_messages
-    from eval.routing import route_all
+    """Each message's owner for the duplicate detector's owner window, as the service takes it for a ticket not yet
+    dispatched: the lead the lists name (the suggestion's ``lists_lead``), cached as ``hotline eval-dedup`` caches it."""
+    from eval.duplicates import read_messages, routed_owners
 
     try:
         tickets = read_messages(messages)
     except (KeyError, ValueError) as e:
         fail(f"duplicate pairs: {' '.join(str(e).split())}")
-    return [router.group(x.lead.code) for x in route_all(router, tickets)]
+    s = get_settings()
+    return routed_owners(router, tickets, Path(s.model_cache_dir) / "dedup-eval", dtype=s.encoder_dtype)
 
 
 def _dedup_at_windows(pairs: Path, messages: Path, owners: list[str] | None) -> dict:
