@@ -74,7 +74,7 @@ def lists_validate(folder: Annotated[Optional[Path], typer.Argument(help="Lists 
         fail(f"{len(problems)} problem(s) found in {folder}")
     lists = _lists(folder)
     typer.echo(f"ok: {len(lists.departments)} departments, {len(lists.items)} items, {len(lists.rules)} rules, "
-               f"{len(lists.gazetteer.localities)} localities — version {lists.version}")
+               f"{len(lists.gazetteer.localities)} localities, {len(lists.outside)} bodies outside the roster — version {lists.version}")
 
 
 @lists_app.command("show")

@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from responsibility_lists.loader import ResponsibilityLists
-from responsibility_lists.schema import LOCALITY, BoundaryRule
+from responsibility_lists.schema import LOCALITY, BoundaryRule, OutsideBody
 
 from .locality import Location, Locator
 from .precedents import SETTLED_WEIGHT, Neighbour, PrecedentMemory
@@ -51,6 +51,9 @@ class RouterConfig:
     low_confidence: float = 0.3
     ambiguous_margin: float = 0.08  # top-2 probability gap below this = AMBIGUOUS (chosen on routing_dev even rows)
     novel_similarity: float = 0.885  # best dense cosine below this = NOVEL_MATTER (real tickets: >= 0.89)
+    # OUTSIDE_ROSTER: a phrasing of a body outside the roster (outside.yaml) is nearer than every list item by at least
+    # this cosine (read on unlabelled real messages, none raised on routing_dev; README); > 1 = off
+    outside_margin: float = 0.01
     evidence_items: int = 5
     repeated_return: int = 2  # REPEATED_RETURN: the ticket has come back from departments this many times
 
@@ -73,6 +76,7 @@ class Analysis:
     probs: dict[str, float]  # softmax of ``scores`` with the fitted temperature: the lists' lead distribution
     rule: RuleMatch | None
     location: Location | None
+    outside: tuple[OutsideBody, float] | None = None  # a body outside the roster nearer than any item, and its cosine
 
     @property
     def best_dense(self) -> float:
@@ -88,6 +92,22 @@ class ZeroShotRouter:
         self.codes = sorted({r.department for r in lists.items})  # departments that own items (+ locality)
         self.model_version = f"{ZERO_SHOT_VERSION}@{lists.version}"
         self.precedents: PrecedentMemory | None = None  # settled tickets that vote on similar ones (model/precedents.py)
+        self._outside_vecs: np.ndarray | None = None  # query vectors of the outside bodies' phrasings, made on first use
+
+    def outside_match(self, query_vec: np.ndarray, best_dense: float) -> tuple[OutsideBody, float] | None:
+        """The body outside the roster whose phrasing is nearest the ticket, when it is nearer than every list item
+        by ``outside_margin`` (its matters are transferred, not dispatched inside the district)."""
+        bodies = self.lists.outside
+        if not bodies or self.config.outside_margin > 1:
+            return None
+        if self._outside_vecs is None:
+            texts = [p for b in bodies for p in b.phrasings]
+            self._outside_of = [b for b in bodies for _ in b.phrasings]
+            self._outside_vecs = self.index.encoder.encode_queries(texts)
+        sims = self._outside_vecs @ np.asarray(query_vec, dtype=self._outside_vecs.dtype)
+        j = int(np.argmax(sims))
+        sim = float(sims[j])
+        return (self._outside_of[j], sim) if sim >= best_dense + self.config.outside_margin else None
 
     # ---------------------------------------------------------------------------- pieces
     def match_rules(self, text: str) -> list[RuleMatch]:
@@ -205,7 +225,8 @@ class ZeroShotRouter:
         if rule:
             scores[rule.rule.lead] = scores.get(rule.rule.lead, 0.0) + cfg.rule_boost
         location = self.locator.locate(" ".join(filter(None, [ticket.address, text])))
-        return Analysis(hits=hits, scores=scores, probs=self._probs(scores), rule=rule, location=location)
+        outside = self.outside_match(query_vec, max((h.dense for h in hits), default=0.0))
+        return Analysis(hits=hits, scores=scores, probs=self._probs(scores), rule=rule, location=location, outside=outside)
 
     def route(self, ticket: Ticket, query_vec: np.ndarray | None = None) -> Suggestion:
         if query_vec is None:
@@ -289,6 +310,10 @@ class ZeroShotRouter:
                                      score=round(location.score, 2), type="locality"))
 
         reasons = self._reasons(ranked, confidence, rule, hits, lead, location) + list(extra_reasons or [])
+        if a.outside is not None:
+            body = a.outside[0]
+            reasons.append(Reason(code="OUTSIDE_ROSTER", message=f"该诉求可能属于区外单位{body.label()}的职责"
+                                  f"（{body.matter.split('：')[0]}），请核实后转办；本区内的建议仅供参考。"))
         if ticket.returns >= cfg.repeated_return:
             reasons.append(Reason(code="REPEATED_RETURN",
                                   message=f"该工单已被部门退回 {ticket.returns} 次，需裁定牵头单位。"))

@@ -22,6 +22,8 @@ from .schema import (
     DepartmentFile,
     Gazetteer,
     Item,
+    OutsideBody,
+    OutsideFile,
     Roster,
     RosterDepartment,
 )
@@ -30,6 +32,7 @@ ROSTER = "roster.yaml"
 BOUNDARIES = "boundaries.yaml"
 GAZETTEER = "gazetteer.yaml"
 LOCALITY_COMMON = "locality_common.yaml"
+OUTSIDE = "outside.yaml"  # optional: matters of bodies outside the roster (transferred, not dispatched)
 DEPARTMENTS = "departments"
 
 DEFAULT_DIR = Path(__file__).resolve().parent
@@ -68,6 +71,7 @@ class ResponsibilityLists:
     rules: list[BoundaryRule]
     gazetteer: Gazetteer
     version: str
+    outside: list[OutsideBody] = field(default_factory=list)
     _by_id: dict[str, ItemRef] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -268,6 +272,27 @@ def load_lists(root: Path | str = DEFAULT_DIR) -> ResponsibilityLists:
                     problems.append(bdoc.problem(path + ("co",), f"'{r.lead}' is both lead and co-handler"))
             rules = list(parsed_b.rules)
 
+    outside: list[OutsideBody] = []
+    if (root / OUTSIDE).is_file():
+        odoc = _read(root, OUTSIDE, problems)
+        raw = odoc.data if odoc else None
+        if odoc is not None and not (isinstance(raw, dict) and isinstance(raw.get("bodies", []), list)):
+            _parse(odoc, OutsideFile, problems)  # the file's own shape is wrong: say so
+        elif odoc is not None:  # body by body, so that one bad body does not hide the others' problems
+            _parse(odoc, OutsideFile, problems, data={k: v for k, v in raw.items() if k != "bodies"})  # unknown keys
+            parsed = [(i, _parse(odoc, OutsideBody, problems, data=b if b is not None else {}, prefix=("bodies", i)))
+                      for i, b in enumerate(raw.get("bodies") or [])]
+            seen_o: dict[str, int] = {}
+            for i, b in parsed:
+                if b is None:
+                    continue
+                if b.id in seen_o:
+                    problems.append(odoc.problem(("bodies", i, "id"), f"duplicate body id '{b.id}' (also at line {seen_o[b.id]})"))
+                seen_o.setdefault(b.id, odoc.line(("bodies", i, "id")))
+                if b.id in departments or b.id == LOCALITY:
+                    problems.append(odoc.problem(("bodies", i, "id"), f"'{b.id}' is a roster code: a body outside the roster needs an id of its own"))
+                outside.append(b)
+
     gdoc = _read(root, GAZETTEER, problems)
     gazetteer: Gazetteer | None = _parse(gdoc, Gazetteer, problems) if gdoc else None
     if gazetteer is not None:
@@ -283,6 +308,7 @@ def load_lists(root: Path | str = DEFAULT_DIR) -> ResponsibilityLists:
         rules=rules,
         gazetteer=gazetteer,
         version=lists_version(root),
+        outside=outside,
     )
 
 

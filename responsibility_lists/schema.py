@@ -117,6 +117,26 @@ class BoundaryFile(_Frozen):
     rules: list[BoundaryRule] = Field(min_length=1)
 
 
+class OutsideBody(_Frozen):
+    """A body outside the district's roster (a city-level or vertically managed unit) whose matters citizens bring to
+    the district hotline: the dispatcher transfers them (转办) rather than dispatching them to a department."""
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=2)
+    hotline: str = ""
+    matter: str = Field(min_length=4)
+    phrasings: list[str] = Field(min_length=3)
+
+    _clean = field_validator("phrasings")(_strip_all)
+
+    def label(self) -> str:
+        """The body as a dispatcher reads it: its name and, when known, its own hotline."""
+        return f"{self.name}（{self.hotline}）" if self.hotline else self.name
+
+
+class OutsideFile(_Frozen):
+    bodies: list[OutsideBody] = Field(default_factory=list)
+
+
 class Locality(_Frozen):
     code: str = Field(min_length=1)
     name: str = Field(min_length=2)

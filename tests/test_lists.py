@@ -77,6 +77,21 @@ def test_rule_triggers_fire_on_their_matter_only(lists, text, fires, not_fires):
         assert not_fires not in matched, matched
 
 
+def test_outside_bodies_are_validated_with_file_and_line(copy, lists):
+    assert {b.id for b in lists.outside} >= {"postal", "housing_fund"} and all(b.hotline for b in lists.outside)
+    doc = yaml.safe_load((copy / "outside.yaml").read_text(encoding="utf-8"))
+    doc["bodies"][1]["id"] = doc["bodies"][0]["id"]  # a duplicate id
+    doc["bodies"][2]["id"] = "transport"  # a roster code
+    doc["bodies"][3]["phrasings"] = ["只有一句"]  # too few phrasings
+    (copy / "outside.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    joined = "\n".join(map(str, validate_lists(copy)))
+    assert re.search(r"outside\.yaml:\d+: duplicate body id 'postal'", joined), joined
+    assert re.search(r"outside\.yaml:\d+: 'transport' is a roster code", joined), joined
+    assert "outside.yaml" in joined and "phrasings" in joined
+    (copy / "outside.yaml").unlink()  # the file is optional
+    assert validate_lists(copy) == [] and load_lists(copy).outside == []
+
+
 def test_version_is_a_content_hash(copy, lists):
     assert lists_version(copy) == lists.version
     f = copy / "departments" / "taxation.yaml"

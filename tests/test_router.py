@@ -129,3 +129,40 @@ def test_title_weight_mixes_the_title_into_the_query(router):
     plain = Ticket(content=t.content)
     assert np.allclose(ZeroShotRouter(router.lists, router.index, dataclasses.replace(router.config, title_weight=1.0))
                        .query_vectors([plain])[0], enc.encode_queries([plain.text])[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("text, body", [
+    ("镇上的快递代收点取件要另外收三块钱，不给钱就不让拿", "postal"),
+    ("公司一直没给我们交住房公积金，想知道去哪里投诉", "housing_fund"),
+])
+def test_a_matter_of_a_body_outside_the_roster_is_to_be_transferred(router, text, body):
+    """OUTSIDE_ROSTER names the body (outside.yaml) and its hotline; the ticket is not auto-dispatched, and it is not
+    an arbitration matter on that account (the dispatcher transfers it)."""
+    from model.router import ARBITRATION_CODES
+
+    s = route(router, text)
+    reason = next((r for r in s.reasons if r.code == "OUTSIDE_ROSTER"), None)
+    assert reason is not None, [r.code for r in s.reasons]
+    b = next(x for x in router.lists.outside if x.id == body)
+    assert b.name in reason.message and b.hotline in reason.message and "转办" in reason.message
+    assert not s.auto_dispatch and "OUTSIDE_ROSTER" not in ARBITRATION_CODES
+
+
+@pytest.mark.parametrize("text", [
+    "我们这条路的路灯坏了一个多月了，晚上很黑",
+    "快递员骑电动车在人行道上横冲直撞，差点撞到小孩",  # a courier's traffic offence: traffic_police
+    "火车站出口的出租车乱喊价，不打表",  # the station's taxis: transport
+    "快递公司拖欠我们快递员三个月工资",  # a courier's wages: human_resources
+])
+def test_matters_a_roster_department_owns_are_not_sent_outside(router, text):
+    s = route(router, text)
+    assert "OUTSIDE_ROSTER" not in [r.code for r in s.reasons], s.reasons
+
+
+def test_outside_roster_can_be_switched_off(router):
+    import copy
+    from dataclasses import replace
+
+    off = copy.copy(router)
+    off.config = replace(router.config, outside_margin=1.5)
+    assert "OUTSIDE_ROSTER" not in [r.code for r in route(off, "镇上的快递代收点取件要另外收三块钱，不给钱就不让拿").reasons]
