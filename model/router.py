@@ -92,18 +92,16 @@ class ZeroShotRouter:
         self.codes = sorted({r.department for r in lists.items})  # departments that own items (+ locality)
         self.model_version = f"{ZERO_SHOT_VERSION}@{lists.version}"
         self.precedents: PrecedentMemory | None = None  # settled tickets that vote on similar ones (model/precedents.py)
-        self._outside_vecs: np.ndarray | None = None  # query vectors of the outside bodies' phrasings, made on first use
+        # the outside bodies' phrasings as query vectors, made here (routing a ticket then runs the encoder once)
+        self._outside_of = [b for b in lists.outside for _ in b.phrasings]
+        self._outside_vecs = (index.encoder.encode_queries([p for b in lists.outside for p in b.phrasings])
+                              if lists.outside else None)
 
     def outside_match(self, query_vec: np.ndarray, best_dense: float) -> tuple[OutsideBody, float] | None:
         """The body outside the roster whose phrasing is nearest the ticket, when it is nearer than every list item
         by ``outside_margin`` (its matters are transferred, not dispatched inside the district)."""
-        bodies = self.lists.outside
-        if not bodies or self.config.outside_margin > 1:
+        if self._outside_vecs is None or self.config.outside_margin > 1:
             return None
-        if self._outside_vecs is None:
-            texts = [p for b in bodies for p in b.phrasings]
-            self._outside_of = [b for b in bodies for _ in b.phrasings]
-            self._outside_vecs = self.index.encoder.encode_queries(texts)
         sims = self._outside_vecs @ np.asarray(query_vec, dtype=self._outside_vecs.dtype)
         j = int(np.argmax(sims))
         sim = float(sims[j])
