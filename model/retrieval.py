@@ -72,6 +72,7 @@ class ListIndex:
         self.texts = texts  # row -> text that was embedded
         self.refs = lists.items
         self.lexical = LexicalIndex([item_lexical_doc(r) for r in self.refs])
+        self._other: dict[str, np.ndarray] = {}  # query vectors of list texts that are not items' (phrasing_vectors)
 
     # ------------------------------------------------------------------ build / persist / load
     @staticmethod
@@ -116,7 +117,7 @@ class ListIndex:
                 if meta.get("format") == INDEX_FORMAT and meta.get("item_ids") == ids:
                     vectors = faiss.read_index(str(folder / "vectors.faiss"))
                     if vectors.ntotal == len(meta["owners"]):
-                        return cls(lists, encoder, vectors, np.asarray(meta["owners"]), meta["texts"])
+                        return cls(lists, encoder, vectors, np.asarray(meta["owners"]), meta["texts"])._inherit(reuse)
             except (OSError, ValueError, RuntimeError, KeyError):
                 pass  # unreadable or partial: rebuild below
         vecs, owners, texts = cls.build_vectors(lists, encoder, reuse=reuse)
@@ -140,7 +141,23 @@ class ListIndex:
             os.replace(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return cls(lists, encoder, vectors, owners, texts)
+        return cls(lists, encoder, vectors, owners, texts)._inherit(reuse)
+
+    def _inherit(self, reuse: "ListIndex | None") -> "ListIndex":
+        """Take over ``reuse``'s vectors of other list texts (same encoder): an edit re-encodes only what changed."""
+        if reuse is not None and reuse.encoder is self.encoder:
+            self._other.update(reuse._other)
+        return self
+
+    def phrasing_vectors(self, texts: list[str]) -> np.ndarray:
+        """Query vectors of list texts that are not items' (the phrasings of the bodies outside the roster), each
+        encoded once for this index and handed on to the index built after an edit of the lists."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._other]
+        if missing:
+            self._other.update(zip(missing, self.encoder.encode_queries(missing)))
+        if not texts:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return np.stack([self._other[t] for t in texts])
 
     # ------------------------------------------------------------------------------ search
     def dense_scores(self, query_vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

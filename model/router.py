@@ -94,8 +94,7 @@ class ZeroShotRouter:
         self.precedents: PrecedentMemory | None = None  # settled tickets that vote on similar ones (model/precedents.py)
         # the outside bodies' phrasings as query vectors, made here (routing a ticket then runs the encoder once)
         self._outside_of = [b for b in lists.outside for _ in b.phrasings]
-        self._outside_vecs = (index.encoder.encode_queries([p for b in lists.outside for p in b.phrasings])
-                              if lists.outside else None)
+        self._outside_vecs = index.phrasing_vectors([p for b in lists.outside for p in b.phrasings]) if lists.outside else None
 
     def outside_match(self, query_vec: np.ndarray, best_dense: float) -> tuple[OutsideBody, float] | None:
         """The body outside the roster whose phrasing is nearest the ticket, when it is nearer than every list item
