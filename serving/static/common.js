@@ -43,6 +43,7 @@ async function departments() {
   return DEPTS;
 }
 function deptName(code) {
+  if (code === "locality") return "属地街道（镇）"; // the locality, its town not resolved
   const d = (DEPTS || []).find((x) => x.code === code);
   return d ? d.name : code;
 }

@@ -11,7 +11,7 @@ function suggestionCard(s, testid) {
   card.append(tags);
   // the lists alone named another lead: the history model or a settled precedent moved the suggestion
   if (s.lists_lead && s.lists_lead !== s.lead.code) card.append(el("div", { class: "muted", "data-testid": "lists-lead" },
-    `权责清单本身倾向：${s.lists_lead === "locality" ? "属地街道（镇）" : deptName(s.lists_lead)}（历史派单模型或判例改变了建议）`));
+    `权责清单本身倾向：${deptName(s.lists_lead)}（历史派单模型或判例改变了建议）`));
   if (s.co.length) card.append(el("div", { "data-testid": "co" }, "协办：" + s.co.map((c) => `${c.name}（${(c.score * 100).toFixed(0)}%）`).join("、")));
   if (s.reasons.length) {
     const ul = el("ul", { "data-testid": "reasons" });

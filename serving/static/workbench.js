@@ -36,7 +36,7 @@ async function loadRules() {
   if (!rules.length) { box.replaceChildren(el("p", { class: "muted" }, "暂无")); return; }
   const body = el("tbody");
   for (const r of rules) {
-    const decided = Object.entries(r.decided).map(([c, n]) => `${c === "locality" ? "属地街道（镇）" : deptName(c)} ${n}次`).join("、");
+    const decided = Object.entries(r.decided).map(([c, n]) => `${deptName(c)} ${n}次`).join("、");
     body.append(el("tr", { "data-rule": r.rule, class: r.contested ? "warn" : null },
       el("td", {}, r.matter, r.contested || r.disputed_in_lists
         ? el("div", { class: "muted" }, r.disputed_in_lists ? "清单已标为争议边界" : "改判已多于维持：按争议边界处理") : null),
