@@ -1,13 +1,16 @@
 """Latency and throughput of the router on this machine.
 
 Tickets are built from the lists' own example phrasings padded to realistic length (median ~200
-characters), so the benchmark runs anywhere; ``texts`` may be given to use real messages instead.
+characters), so the benchmark runs anywhere; ``texts`` may be given to use real tickets instead
+(:func:`read_bench_tickets`: title and content, as a centre's tickets have them).
 """
 from __future__ import annotations
 
+import csv
 import random
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +23,31 @@ def sample_texts(router, n: int = 200, seed: int = 0) -> list[str]:
         parts = rng.sample(phr, 4)
         out.append(("市民来电反映：" + "，".join(parts) + "。希望相关部门尽快处理。")[:400])
     return out
+
+
+def read_bench_tickets(path: Path, limit: int | None = None) -> list:
+    """Real tickets to time: JSONL as ``hotline route --input`` reads it, or a CSV with a ``content`` column (and
+    ``title``, ``id`` if there), as ``hotline eval routing --data`` reads one (labels are not needed). ValueError
+    saying what to fix for a file with no usable ticket or a bad line."""
+    from model.io import read_tickets_jsonl
+    from model.suggestion import Ticket
+
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            if "content" not in (reader.fieldnames or []):
+                raise ValueError(f"{path}: no 'content' column (a CSV needs content, and title/id if it has them)")
+            tickets = [Ticket(id=r.get("id") or str(i), title=(r.get("title") or "").strip()[:500] or None,
+                              content=r["content"][:20000])
+                       for i, r in enumerate(reader) if (r.get("content") or "").strip()]
+    else:
+        tickets, problems = read_tickets_jsonl(path)
+        if problems:
+            raise ValueError(f"{path}: line {problems[0]} ({len(problems)} bad line(s))")
+    if not tickets:
+        raise ValueError(f"{path}: no ticket with content")
+    return tickets[:limit] if limit else tickets
 
 
 def peak_rss_mb() -> float:
@@ -38,8 +66,8 @@ def rss_mb() -> float:
     return peak_rss_mb()
 
 
-def bench_router(router, texts: list[str] | None = None, single: int = 100, batch: int = 256, batch_size: int = 32) -> dict:
-    """Every ticket is embedded as if never seen: the encoder's query cache is emptied before each ticket and each
+def bench_router(router, texts: list | None = None, single: int = 100, batch: int = 256, batch_size: int = 32) -> dict:
+    """``texts``: strings or tickets (:func:`read_bench_tickets`); default: :func:`sample_texts`. Every ticket is embedded as if never seen: the encoder's query cache is emptied before each ticket and each
     batch (within one suggestion it still hands the router's encoder pass to a classifier that shares the encoder,
     as in serving)."""
     return _bench_router(router, texts, single, batch, batch_size, getattr(router.index.encoder, "clear_query_cache", lambda: None))
@@ -50,7 +78,7 @@ def _bench_router(router, texts, single: int, batch: int, batch_size: int, forge
 
     rest = rss_mb()  # the loaded router, before any ticket
     texts = texts or sample_texts(router, max(single, batch))
-    tickets = [Ticket(id=str(i), content=t) for i, t in enumerate(texts)]
+    tickets = [t if isinstance(t, Ticket) else Ticket(id=str(i), content=t) for i, t in enumerate(texts)]
     for t in tickets[:5]:  # warm-up
         router.route(t)
     lat = []
@@ -69,7 +97,9 @@ def _bench_router(router, texts, single: int, batch: int, batch_size: int, forge
         "route_p50_ms": round(float(np.percentile(lat, 50)), 1),
         "route_p99_ms": round(float(np.percentile(lat, 99)), 1),
         "batch_tickets_per_s": round(len(b) / dt, 1),
-        "mean_chars": round(float(np.mean([len(t) for t in texts])), 1),
+        "mean_chars": round(float(np.mean([len(t.text) for t in tickets])), 1),
+        "median_chars": round(float(np.median([len(t.text) for t in tickets])), 1),
+        "tickets": len(tickets),
         # a frozen-encoder version reads the retrieval encoder's pass (one forward pass per ticket, not two)
         "classifier_shares_encoder": getattr(getattr(router, "classifier", None), "encoder", None) is not None,
         "rest_rss_mb": round(rest, 1),

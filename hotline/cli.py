@@ -649,9 +649,11 @@ def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JS
           dedup_sizes: Annotated[str, typer.Option(help="stored tickets for the duplicate-lookup benchmark, comma-separated; '' skips it")] = "10000,100000,1000000",
           precedent_sizes: Annotated[str, typer.Option(help="settled tickets for the precedent-lookup benchmark, comma-separated; '' skips it")] = "10000,100000",
           precedent_sync: Annotated[int, typer.Option("--precedent-sync", min=0, help="settled tickets stored (temporary SQLite) to time "
-                                                      "what a sync re-reads after a new one: all of them vs the changed ones (0 skips it)")] = 0) -> None:
+                                                      "what a sync re-reads after a new one: all of them vs the changed ones (0 skips it)")] = 0,
+          tickets: Annotated[Optional[Path], typer.Option("--tickets", help="real tickets to route instead of ones built from the lists: "
+                                                          "JSONL as `hotline route --input`, or a CSV with content (and title)")] = None) -> None:
     """Route latency p50/p99 (one ticket), batch throughput, duplicate and precedent lookup at scale, peak memory."""
-    from eval.bench import bench_router, peak_rss_mb
+    from eval.bench import bench_router, peak_rss_mb, read_bench_tickets
 
     def _sizes(opt: str, value: str) -> tuple[int, ...]:
         try:
@@ -661,8 +663,16 @@ def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JS
 
     sizes = _sizes("--dedup-sizes", dedup_sizes)
     prec_sizes = _sizes("--precedent-sizes", precedent_sizes)
+    real = None
+    if tickets is not None:
+        try:
+            real = read_bench_tickets(tickets)
+        except OSError as e:
+            fail(f"--tickets: cannot read {tickets}: {e.strerror or e}")
+        except ValueError as e:
+            fail(f"--tickets: {e}")
     router = _router()
-    res = bench_router(router, single=single, batch=batch)
+    res = bench_router(router, texts=real, single=single, batch=batch)
     res["model_version"] = router.model_version
     res["encoder"] = router.index.encoder.name
     if sizes:

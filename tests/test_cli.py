@@ -94,6 +94,32 @@ def test_bench_ends_with_one_json_line(cli):
     assert r.exit_code == 1 and "--precedent-sizes" in r.output
 
 
+def test_bench_times_the_tickets_of_a_file(cli, tmp_path):
+    """`--tickets`: real tickets (title and content, as a centre's are) are timed instead of ones built from the lists."""
+    import csv
+
+    rows = [{"id": str(i), "title": f"第{i}号路口红绿灯坏了", "content": "市民来电反映：" + "路口的信号灯一直不亮，车辆乱行。" * (i + 1)}
+            for i in range(12)]
+    path = tmp_path / "real.csv"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["id", "title", "content"])
+        w.writeheader()
+        w.writerows(rows)
+    r = cli("bench", "--json", "--single", "10", "--batch", "32", "--dedup-sizes", "", "--precedent-sizes", "", "--tickets", str(path))
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    assert d["tickets"] == 12  # the file's tickets, not the 32 built from the lists
+    # the text timed is title and content together, as the router reads a ticket
+    lengths = sorted(len(x["title"]) + 1 + len(x["content"]) for x in rows)
+    assert d["median_chars"] == (lengths[5] + lengths[6]) / 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,text\n1,路灯不亮\n", encoding="utf-8")
+    r = cli("bench", "--dedup-sizes", "", "--precedent-sizes", "", "--tickets", str(bad))
+    assert r.exit_code == 1 and "'content'" in r.output
+    r = cli("bench", "--dedup-sizes", "", "--precedent-sizes", "", "--tickets", str(tmp_path / "missing.csv"))
+    assert r.exit_code == 1 and "cannot read" in r.output
+
+
 def test_eval_report_with_baseline(cli, tmp_path, router):
     """A labelled file built from the lists' own phrasings: the report folder has everything a reviewer opens."""
     import csv
