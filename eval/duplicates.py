@@ -78,12 +78,13 @@ def routed_owners(router, tickets: list[Ticket], cache_dir: Path | None, dtype: 
                   batch_size: int = 32) -> list[str]:
     """Each ticket's owner as the router suggests it (the lists' own lead, :attr:`Suggestion.lists_lead`, which
     the service takes for a ticket not yet dispatched; a town as ``locality``), cached under ``cache_dir``
-    keyed by what decides a suggestion: the router's version (classifier and lists), its knobs, the encoder and
-    the tickets. Routing thousands of messages takes minutes; the detector's knobs are then tried in seconds."""
+    keyed by what decides that lead: the lists' version, the router's knobs, the encoder and the tickets — not the
+    classifier or the fusion knobs, which come after it, so a fused router (``hotline eval routing --dup-pairs``)
+    reads what the lists-only one (``hotline eval-dedup``) cached. Routing thousands of messages takes minutes; the
+    detector's knobs are then tried in seconds."""
     from eval.routing import route_all
 
-    what = {"owner": "lists_lead", "version": router.model_version, "config": asdict(router.config),
-            "fusion": asdict(router.fusion) if getattr(router, "fusion", None) is not None else None,
+    what = {"owner": "lists_lead", "lists": router.lists.version, "config": asdict(router.config),
             "encoder": router.index.encoder.fingerprint, "dtype": dtype}
     head = json.dumps(what, sort_keys=True, default=str, ensure_ascii=False)
     body = "\x00".join(t.model_dump_json(include={"id", "title", "content", "address", "returns"}) for t in tickets)

@@ -355,8 +355,8 @@ def test_real_pairs_load_and_evaluate_subset(encoder):
 
 
 def test_routed_owners_are_cached_by_router_and_tickets(router, tmp_path, monkeypatch):
-    """eval-dedup's owners (the router's lead per message) are routed once per router, knobs and tickets; a change to
-    any of them routes again."""
+    """eval-dedup's owners (the lists' lead per message) are routed once per lists, knobs and tickets; a change to
+    any of them routes again, another classifier does not."""
     from dataclasses import replace
 
     from eval.duplicates import routed_owners
@@ -369,6 +369,9 @@ def test_routed_owners_are_cached_by_router_and_tickets(router, tmp_path, monkey
     first = routed_owners(router, tickets, tmp_path)
     assert first == ["traffic_police", "power_supply"] and calls == [2]
     assert routed_owners(router, tickets, tmp_path) == first and calls == [2]  # from the cache
+    # a fused router on the same lists (another model version) names the same lists' lead: the same cache entry
+    monkeypatch.setattr(router, "model_version", "20260101-000000-other+lists@" + router.lists.version)
+    assert routed_owners(router, tickets, tmp_path) == first and calls == [2]
     assert routed_owners(router, tickets, None) == first and calls == [2, 2]  # no cache folder: routed
     edited = [tickets[0], Ticket(id="2", content="我想咨询一下医保异地就医怎么备案报销")]
     assert routed_owners(router, edited, tmp_path) == ["traffic_police", "medical_security"] and calls == [2, 2, 2]
