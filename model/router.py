@@ -343,15 +343,18 @@ class ZeroShotRouter:
         return out
 
     def query_vectors(self, tickets: list[Ticket], batch_size: int = 32) -> np.ndarray:
-        """One query vector per ticket: the full text, mixed with the title's when there is one."""
+        """One query vector per ticket: the full text, mixed with the title's when there is one. Titles are encoded
+        in a call of their own: in one call with the texts, a ticket's short title shares its long text's batch and
+        is padded to its length (for one ticket, twice the encoder's work; the vectors are the same either way)."""
         titled = [i for i, t in enumerate(tickets) if t.title] if self.config.title_weight > 0 else []
-        texts = [t.text for t in tickets] + [tickets[i].title for i in titled]
-        vecs = self.index.encoder.encode_queries(texts, batch_size=batch_size)
-        out = vecs[: len(tickets)].copy()
-        w = self.config.title_weight
-        for j, i in enumerate(titled):
-            v = (1 - w) * out[i] + w * vecs[len(tickets) + j]
-            out[i] = v / np.linalg.norm(v)
+        enc = self.index.encoder
+        out = enc.encode_queries([t.text for t in tickets], batch_size=batch_size).copy()
+        if titled:
+            title_vecs = enc.encode_queries([tickets[i].title for i in titled], batch_size=batch_size)
+            w = self.config.title_weight
+            for j, i in enumerate(titled):
+                v = (1 - w) * out[i] + w * title_vecs[j]
+                out[i] = v / np.linalg.norm(v)
         return out
 
     def route_many(self, tickets: list[Ticket], batch_size: int = 32) -> list[Suggestion]:
