@@ -25,7 +25,7 @@ def sample_texts(router, n: int = 200, seed: int = 0) -> list[str]:
     return out
 
 
-def read_bench_tickets(path: Path, limit: int | None = None) -> list:
+def read_bench_tickets(path: Path) -> list:
     """Real tickets to time: JSONL as ``hotline route --input`` reads it, or a CSV with a ``content`` column (and
     ``title``, ``id`` if there), as ``hotline eval routing --data`` reads one (labels are not needed). ValueError
     saying what to fix for a file with no usable ticket or a bad line."""
@@ -47,7 +47,7 @@ def read_bench_tickets(path: Path, limit: int | None = None) -> list:
             raise ValueError(f"{path}: line {problems[0]} ({len(problems)} bad line(s))")
     if not tickets:
         raise ValueError(f"{path}: no ticket with content")
-    return tickets[:limit] if limit else tickets
+    return tickets
 
 
 def peak_rss_mb() -> float:
@@ -67,9 +67,9 @@ def rss_mb() -> float:
 
 
 def bench_router(router, texts: list | None = None, single: int = 100, batch: int = 256, batch_size: int = 32) -> dict:
-    """``texts``: strings or tickets (:func:`read_bench_tickets`); default: :func:`sample_texts`. Every ticket is embedded as if never seen: the encoder's query cache is emptied before each ticket and each
-    batch (within one suggestion it still hands the router's encoder pass to a classifier that shares the encoder,
-    as in serving)."""
+    """``texts``: strings or tickets (:func:`read_bench_tickets`); default: :func:`sample_texts`. Every ticket is
+    embedded as if never seen: the encoder's query cache is emptied before each ticket and each batch (within one
+    suggestion it still hands the router's encoder pass to a classifier that shares the encoder, as in serving)."""
     return _bench_router(router, texts, single, batch, batch_size, getattr(router.index.encoder, "clear_query_cache", lambda: None))
 
 
