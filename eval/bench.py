@@ -34,13 +34,16 @@ def read_bench_tickets(path: Path) -> list:
 
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            if "content" not in (reader.fieldnames or []):
-                raise ValueError(f"{path}: no 'content' column (a CSV needs content, and title/id if it has them)")
-            tickets = [Ticket(id=r.get("id") or str(i), title=(r.get("title") or "").strip()[:500] or None,
-                              content=r["content"][:20000])
-                       for i, r in enumerate(reader) if (r.get("content") or "").strip()]
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                reader = csv.DictReader(f)
+                if "content" not in (reader.fieldnames or []):
+                    raise ValueError(f"{path}: no 'content' column (a CSV needs content, and title/id if it has them)")
+                tickets = [Ticket(id=r.get("id") or str(i), title=(r.get("title") or "").strip()[:500] or None,
+                                  content=r["content"][:20000])
+                           for i, r in enumerate(reader) if (r.get("content") or "").strip()]
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not UTF-8 text — save the file as UTF-8") from None
     else:
         tickets, problems = read_tickets_jsonl(path)
         if problems:

@@ -118,6 +118,19 @@ def test_bench_times_the_tickets_of_a_file(cli, tmp_path):
     assert r.exit_code == 1 and "'content'" in r.output
     r = cli("bench", "--dedup-sizes", "", "--precedent-sizes", "", "--tickets", str(tmp_path / "missing.csv"))
     assert r.exit_code == 1 and "cannot read" in r.output
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("id,title,content\n1,路灯,路灯坏了好几天\n".encode("gbk"))
+    r = cli("bench", "--dedup-sizes", "", "--precedent-sizes", "", "--tickets", str(gbk))
+    assert r.exit_code == 1 and "UTF-8" in r.output
+    # JSONL, as `hotline route --input` reads it; a bad line names its number
+    jl = tmp_path / "real.jsonl"
+    jl.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows[:10]), encoding="utf-8")
+    r = cli("bench", "--json", "--single", "10", "--batch", "32", "--dedup-sizes", "", "--precedent-sizes", "", "--tickets", str(jl))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["tickets"] == 10
+    jl.write_text(jl.read_text(encoding="utf-8") + "{not json\n", encoding="utf-8")
+    r = cli("bench", "--dedup-sizes", "", "--precedent-sizes", "", "--tickets", str(jl))
+    assert r.exit_code == 1 and "line 11" in r.output
 
 
 def test_eval_report_with_baseline(cli, tmp_path, router):
