@@ -6,7 +6,6 @@ characters), so the benchmark runs anywhere; ``texts`` may be given to use real 
 """
 from __future__ import annotations
 
-import csv
 import random
 import resource
 import time
@@ -29,21 +28,21 @@ def read_bench_tickets(path: Path) -> list:
     """Real tickets to time: JSONL as ``hotline route --input`` reads it, or a CSV with a ``content`` column (and
     ``title``, ``id`` if there), as ``hotline eval routing --data`` reads one (labels are not needed). ValueError
     saying what to fix for a file with no usable ticket or a bad line."""
-    from model.io import read_tickets_jsonl
+    from model.io import UnreadableText, read_tickets_jsonl
     from model.suggestion import Ticket
+
+    from .routing import ticket_rows
 
     path = Path(path)
     if path.suffix.lower() == ".csv":
         try:
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                reader = csv.DictReader(f)
-                if "content" not in (reader.fieldnames or []):
-                    raise ValueError(f"{path}: no 'content' column (a CSV needs content, and title/id if it has them)")
-                tickets = [Ticket(id=r.get("id") or str(i), title=(r.get("title") or "").strip()[:500] or None,
-                                  content=r["content"][:20000])
-                           for i, r in enumerate(reader) if (r.get("content") or "").strip()]
-        except UnicodeDecodeError:
-            raise ValueError(f"{path}: not UTF-8 text — save the file as UTF-8") from None
+            _, rows = ticket_rows(path, required=("content",))
+        except UnreadableText:
+            raise
+        except ValueError as e:
+            raise ValueError(f"{path}: {e} (a CSV needs content, and title/id if it has them)") from None
+        tickets = [Ticket(id=r.get("id") or str(i), title=(r.get("title") or "").strip()[:500] or None,
+                          content=r["content"][:20000]) for i, r in enumerate(rows)]
     else:
         tickets, problems = read_tickets_jsonl(path)
         if problems:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from model.duplicates import DedupConfig, DuplicateDetector
+from model.io import read_text
 from model.suggestion import Ticket
 
 MESSAGE_COLUMNS = ("留言编号", "留言用户", "留言主题", "留言时间", "留言详情")
@@ -25,27 +27,25 @@ MESSAGE_COLUMNS = ("留言编号", "留言用户", "留言主题", "留言时间
 def read_messages(path: Path) -> list[Ticket]:
     """Tickets from a message CSV (id, caller, title, created_at, content); rows without text are skipped."""
     out = []
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in MESSAGE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        for row in reader:
-            content = (row["留言详情"] or "").strip() or (row["留言主题"] or "").strip()
-            if not content or not any(ch.isalnum() for ch in content):
-                continue
-            out.append(Ticket(id=row["留言编号"].strip(), caller=(row["留言用户"] or "").strip() or None,
-                              title=(row["留言主题"] or "").strip()[:500] or None, content=content[:20_000],
-                              created_at=row["留言时间"].strip()))
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    missing = [c for c in MESSAGE_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    for row in reader:
+        content = (row["留言详情"] or "").strip() or (row["留言主题"] or "").strip()
+        if not content or not any(ch.isalnum() for ch in content):
+            continue
+        out.append(Ticket(id=row["留言编号"].strip(), caller=(row["留言用户"] or "").strip() or None,
+                          title=(row["留言主题"] or "").strip()[:500] or None, content=content[:20_000],
+                          created_at=row["留言时间"].strip()))
     return out
 
 
 def read_pairs(path: Path) -> list[tuple[str, str, int]]:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"a", "b", "same"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{path}: needs columns a, b, same")
-        return [(r["a"].strip(), r["b"].strip(), int(r["same"])) for r in reader]
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    if not {"a", "b", "same"} <= set(reader.fieldnames or []):
+        raise ValueError(f"{path}: needs columns a, b, same")
+    return [(r["a"].strip(), r["b"].strip(), int(r["same"])) for r in reader]
 
 
 def prf(pred: list[bool], gold: list[int]) -> dict:

@@ -62,6 +62,9 @@ def find_messages_beside(pairs_csv: Path) -> Path | None:
     """The message CSV (留言编号, 留言用户, 留言主题, 留言时间, 留言详情) in the pairs file's folder that holds every
     message a judged pair names, or None."""
     import csv
+    import io
+
+    from model.io import read_text
 
     from .duplicates import MESSAGE_COLUMNS, read_pairs
 
@@ -71,12 +74,11 @@ def find_messages_beside(pairs_csv: Path) -> Path | None:
         if path.resolve() == pairs_csv.resolve():
             continue
         try:
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                reader = csv.DictReader(f)
-                if not set(MESSAGE_COLUMNS) <= set(reader.fieldnames or []):
-                    continue
-                ids = {(row.get("留言编号") or "").strip() for row in reader}
-        except (OSError, UnicodeDecodeError, csv.Error):
+            reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+            if not set(MESSAGE_COLUMNS) <= set(reader.fieldnames or []):
+                continue
+            ids = {(row.get("留言编号") or "").strip() for row in reader}
+        except (OSError, ValueError, csv.Error):
             continue
         if wanted <= ids:
             return path

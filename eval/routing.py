@@ -6,11 +6,13 @@ Labels are roster codes, or ``locality`` for any street office / town: a suggest
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.io import read_text
 from model.suggestion import Suggestion, Ticket
 
 
@@ -35,16 +37,15 @@ class RoutingReport:
 REQUIRED_COLUMNS = ("content", "lead")
 
 
-def _labelled_rows(path: Path, required=REQUIRED_COLUMNS):
-    """The field names and the rows that have both content and lead (the rows every reader here keeps)."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        fields = list(reader.fieldnames or [])
-        missing = [c for c in required if c not in fields]
-        if missing:
-            raise ValueError(f"missing column(s) {', '.join(missing)}")
-        rows = [r for r in reader if (r.get("content") or "").strip() and (r.get("lead") or "").strip()]
-    return fields, rows
+def ticket_rows(path: Path, required=REQUIRED_COLUMNS):
+    """The field names and the rows that have text in every ``required`` column (by default content and lead: the
+    rows every labelled reader here keeps) of a CSV saved as UTF-8 or GBK. ValueError naming what is missing."""
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    fields = list(reader.fieldnames or [])
+    missing = [c for c in required if c not in fields]
+    if missing:
+        raise ValueError(f"missing column(s) {', '.join(missing)}")
+    return fields, [r for r in reader if all((r.get(c) or "").strip() for c in required)]
 
 
 def label_aliases(lists) -> dict[str, str]:
@@ -61,7 +62,7 @@ def read_labelled_csv(path: Path, aliases: dict[str, str] | None = None) -> tupl
     """Tickets and gold leads (through ``aliases``, :func:`label_aliases`, when given; other labels stay as written);
     rows without content or lead are skipped. A file without a ``content`` or ``lead`` column is refused (ValueError
     naming the missing columns)."""
-    _, rows = _labelled_rows(path)
+    _, rows = ticket_rows(path)
     tickets = [Ticket(id=r.get("id"), title=r.get("title") or None, content=r["content"][:20000]) for r in rows]
     leads = [r["lead"].strip() for r in rows]
     return tickets, [aliases.get(l, l) for l in leads] if aliases else leads
@@ -72,7 +73,7 @@ def read_co_column(path: Path, aliases: dict[str, str] | None = None) -> list[li
     reads them: ``|``, ``、``, ``,``…; through ``aliases`` when given), or ``None`` when the file has no ``co`` column."""
     from training.data import CO_SPLIT
 
-    fields, rows = _labelled_rows(path)
+    fields, rows = ticket_rows(path)
     if "co" not in fields:
         return None
     aliases = aliases or {}

@@ -342,6 +342,7 @@ def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
     import csv
 
     from eval.routing import label_aliases, read_co_column, read_labelled_csv, read_labelled_export
+    from model.io import UnreadableText
 
     if not data.is_file():
         fail(f"{data}: no such file — give a CSV with columns {LABELLED_COLUMNS}, or an export with --text-cols/--label-col")
@@ -362,7 +363,9 @@ def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
     try:
         tickets, labels = read_labelled_csv(data, aliases)
         co = read_co_column(data, aliases)
-    except (ValueError, csv.Error, UnicodeDecodeError) as e:
+    except UnreadableText as e:
+        fail(str(e))
+    except (ValueError, csv.Error) as e:
         fail(f"{data}: {' '.join(str(e).split())[:300]} — the file needs columns {LABELLED_COLUMNS} "
              "(or map an export's columns with --text-cols and --label-col)")
     if not tickets:

@@ -1,4 +1,5 @@
-"""Reading tickets from JSONL: bad lines are reported with their line number and skipped, never lost."""
+"""Reading what a centre exports: tickets from JSONL (bad lines are reported with their line number and skipped,
+never lost), and CSV text as spreadsheets save it (UTF-8 or GBK)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,25 @@ from typing import Callable
 from pydantic import ValidationError
 
 from .suggestion import Ticket
+
+
+TEXT_ENCODINGS = ("utf-8-sig", "gb18030")  # Excel on a Chinese Windows saves CSV as GBK, a subset of GB18030
+
+
+class UnreadableText(ValueError):
+    """A file that is neither UTF-8 nor GB18030 text; the message names the file and what to do."""
+
+
+def read_text(path: Path) -> str:
+    """A CSV or other text file as a centre's tools save it: UTF-8 (with or without a BOM), else GB18030/GBK.
+    :class:`UnreadableText` when it is neither."""
+    raw = Path(path).read_bytes()
+    for enc in TEXT_ENCODINGS:
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise UnreadableText(f"{path}: neither UTF-8 nor GBK/GB18030 text — save the file as UTF-8")
 
 
 def read_tickets_jsonl(path: Path, check: Callable[[Ticket, int], str | None] | None = None) -> tuple[list[Ticket], list[str]]:

@@ -71,7 +71,13 @@ def read_table(path: Path) -> pd.DataFrame:
     if suffix in (".xlsx", ".xlsm", ".xls"):
         df = pd.read_excel(path, dtype=str, keep_default_na=False)
     elif suffix == ".csv":
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except UnicodeDecodeError:  # Excel on a Chinese Windows saves CSV as GBK
+            try:
+                df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="gb18030")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path.name}: neither UTF-8 nor GBK/GB18030 text — save it as UTF-8 CSV or .xlsx") from None
     else:
         raise ValueError(f"{path.name}: unsupported file type '{suffix}' — use .xlsx or .csv")
     df = df.rename(columns=lambda c: ALIASES.get(str(c).strip().lower(), ALIASES.get(str(c).strip(), str(c).strip())))

@@ -368,6 +368,10 @@ def test_cli_bad_input_says_what_to_fix(env, model_cache, labelled, tmp_path):
     assert "missing column(s) lead" in line
     line = _one_error_line(run_cli("eval", "compare", "none", "none", "--data", nolabel, "--out", tmp_path / "c"))
     assert "missing column(s) lead" in line
+    utf16 = tmp_path / "utf16.csv"  # Excel's "Unicode text": neither UTF-8 nor GBK
+    utf16.write_bytes("id,title,content,lead\n1,路灯,路灯坏了,urban_management\n".encode("utf-16"))
+    line = _one_error_line(run_cli("eval", "routing", "--data", utf16))
+    assert "utf16.csv" in line and "save the file as UTF-8" in line and "codec" not in line
     line = _one_error_line(run_cli("eval", "routing", "--data", labelled[0], "--model-version", "no-such-version-9"))
     assert "'no-such-version-9'" in line
     line = _one_error_line(run_cli("eval", "compare", "none", "no-such-version-9", "--data", labelled[0], "--out", tmp_path / "c"))
@@ -380,6 +384,36 @@ def test_cli_bad_input_says_what_to_fix(env, model_cache, labelled, tmp_path):
     line = _one_error_line(run_cli("eval", "routing", "--data", labelled[0], "--dup-pairs", tmp_path / "pairs.csv"))
     assert "--dup-messages" in line
     assert not (tmp_path / "c").exists()
+
+
+def test_csv_files_saved_as_gbk_read_as_their_utf8_twins(tmp_path):
+    """Excel on a Chinese Windows saves CSV as GBK: every CSV the eval commands read (labelled tickets and settled
+    precedents, tickets to time, duplicate pairs and their messages) reads the same in GBK as in UTF-8."""
+    from eval.bench import read_bench_tickets
+    from eval.duplicates import read_messages, read_pairs
+    from eval.routing import read_co_column, read_labelled_csv
+
+    def both(name: str, text: str) -> tuple[Path, Path]:
+        (tmp_path / f"{name}.csv").write_text(text, encoding="utf-8-sig")
+        (tmp_path / f"{name}_gbk.csv").write_bytes(text.encode("gbk"))
+        return tmp_path / f"{name}.csv", tmp_path / f"{name}_gbk.csv"
+
+    utf8, gbk = both("labelled", "id,title,content,lead,co\n1,路灯不亮,梅林路的路灯坏了三天,区城市管理委员会,属地街道\n"
+                                 "2,,小区楼下烧烤店油烟太大,ecology_environment,\n3,空行,,health,\n")
+    got = read_labelled_csv(gbk)
+    assert got == read_labelled_csv(utf8) and [t.content for t in got[0]] == ["梅林路的路灯坏了三天", "小区楼下烧烤店油烟太大"]
+    assert got[1] == ["区城市管理委员会", "ecology_environment"]
+    assert read_co_column(gbk) == read_co_column(utf8) == [["属地街道"], []]
+    assert [t.title for t in read_bench_tickets(gbk)] == ["路灯不亮", None]
+    from training.data import ColumnMap, load_history  # `hotline train` reads its CSV the same way
+
+    maps = ColumnMap(["title", "content"], "lead", "co", None, None, None, "id")
+    h8, hg = load_history(utf8, maps), load_history(gbk, maps)
+    assert (hg.texts, hg.labels, hg.co) == (h8.texts, h8.labels, h8.co) and "梅林路的路灯坏了三天" in hg.texts[0]
+    utf8, gbk = both("messages", "留言编号,留言用户,留言主题,留言时间,留言详情\nM1,A0001,噪音扰民,2019-4-24 15:07:30,工地半夜施工\n")
+    assert read_messages(gbk) == read_messages(utf8) and read_messages(gbk)[0].content == "工地半夜施工"
+    utf8, gbk = both("pairs", "a,b,same\nM1,M2,1\n")
+    assert read_pairs(gbk) == read_pairs(utf8) == [("M1", "M2", 1)]
 
 
 def test_screenshot_of_the_report_page(tmp_path):

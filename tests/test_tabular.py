@@ -27,6 +27,25 @@ def test_export_then_import_round_trip(tmp_path, lists_copy, suffix):
     assert [r.item for r in again.items] == [r.item for r in lists.items]
 
 
+def test_a_csv_saved_as_gbk_imports_as_its_utf8_twin(tmp_path, lists_copy):
+    """Excel on a Chinese Windows saves CSV as GBK: it imports the same lists; a file in neither encoding (UTF-16, as
+    Excel's "Unicode text" saves it) is one error saying what to do, and nothing is written."""
+    lists = load_lists(lists_copy)
+    utf8 = tmp_path / "lists.csv"
+    export_table(lists, utf8)
+    gbk = tmp_path / "lists_gbk.csv"
+    gbk.write_bytes(utf8.read_text(encoding="utf-8-sig").encode("gb18030"))
+    out = tmp_path / "imported"
+    import_table(gbk, lists_copy, out)
+    assert [r.item for r in load_lists(out).items] == [r.item for r in lists.items]
+    utf16 = tmp_path / "lists_utf16.csv"
+    utf16.write_bytes(utf8.read_text(encoding="utf-8-sig").encode("utf-16"))
+    before = lists_version(lists_copy)
+    with pytest.raises(ValueError, match="save it as UTF-8"):
+        import_table(utf16, lists_copy)
+    assert lists_version(lists_copy) == before
+
+
 def test_import_reports_every_bad_row_and_writes_nothing(tmp_path, lists_copy):
     before = lists_version(lists_copy)
     df = pd.DataFrame([

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
+from model.io import read_text
 from model.times import CST, read_datetime
 from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
 
@@ -145,15 +146,7 @@ def _cell(v) -> str:
 
 
 def _read_csv(path: Path, delimiter: str) -> tuple[list[str], Iterator[tuple[int, list[str] | None, str]]]:
-    raw = path.read_bytes()
-    for enc in ("utf-8-sig", "gb18030"):  # centres' exports are often GBK
-        try:
-            text = raw.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes any byte string
-        raise ValueError(f"{path}: not UTF-8 or GB18030 text")
+    text = read_text(path)  # centres' exports are often GBK
     reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
