@@ -62,22 +62,24 @@ def read_labelled_csv(path: Path, aliases: dict[str, str] | None = None) -> tupl
     """Tickets and gold leads (through ``aliases``, :func:`label_aliases`, when given; other labels stay as written);
     rows without content or lead are skipped. A file without a ``content`` or ``lead`` column is refused (ValueError
     naming the missing columns)."""
+    from training.data import map_label
+
     _, rows = ticket_rows(path)
     tickets = [Ticket(id=r.get("id"), title=r.get("title") or None, content=r["content"][:20000]) for r in rows]
     leads = [r["lead"].strip() for r in rows]
-    return tickets, [aliases.get(l, l) for l in leads] if aliases else leads
+    return tickets, [map_label(aliases, l) for l in leads] if aliases else leads
 
 
 def read_co_column(path: Path, aliases: dict[str, str] | None = None) -> list[list[str]] | None:
     """The gold co-handlers of the rows :func:`read_labelled_csv` keeps (codes or names joined as ``hotline train``
     reads them: ``|``, ``、``, ``,``…; through ``aliases`` when given), or ``None`` when the file has no ``co`` column."""
-    from training.data import CO_SPLIT
+    from training.data import map_label, split_co
 
     fields, rows = ticket_rows(path)
     if "co" not in fields:
         return None
     aliases = aliases or {}
-    return [[aliases.get(c.strip(), c.strip()) for c in CO_SPLIT.split(r.get("co") or "") if c.strip()] for r in rows]
+    return [[map_label(aliases, c.strip()) for c in split_co(r.get("co") or "") if c.strip()] for r in rows]
 
 
 def read_labelled_export(path: Path, aliases: dict[str, str], columns) -> tuple[list[Ticket], list[str], list[list[str]] | None, object]:

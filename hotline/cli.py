@@ -120,12 +120,12 @@ def lists_import(
     file: Path,
     out: Annotated[Optional[Path], typer.Option(help="Write the merged lists here (default: HOTLINE_LISTS_DIR in place)")] = None,
 ) -> None:
-    """Load a centre's own 权责清单 sheet (.xlsx/.csv); bad rows are reported and nothing is written."""
+    """Load a centre's own 权责清单 sheet (.xlsx/.xls/.csv); bad rows are reported and nothing is written."""
     from responsibility_lists.loader import ListsInvalid
     from responsibility_lists.tabular import ImportRejected, import_table
 
     if not file.is_file():
-        fail(f"{file}: no such file — give an .xlsx or .csv 权责清单")
+        fail(f"{file}: no such file — give an .xlsx, .xls or .csv 权责清单")
     settings = get_settings()
     try:
         counts = import_table(file, settings.lists_dir, out)

@@ -89,13 +89,14 @@ def read_dedup_jsonl(path: Path):
 
 def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route: bool = True,
                   cache_dir: Path | None = None) -> list[str | None]:
-    """Each ticket's owner for the duplicate detector's owner window: the lead given for it (a roster code or
-    department name; a street office or town counts as ``locality``), else the lead the lists alone name
+    """Each ticket's owner for the duplicate detector's owner window: the lead given for it (a roster code,
+    department name or another name of the lists' names.yaml; a street office or town counts as ``locality``), else the lead the lists alone name
     (``route``: the suggestion's ``lists_lead``, as the service takes it for a ticket not yet dispatched; only a
     lists edit moves it, not a retrain, so the lists-only router is built; cached under ``cache_dir`` when given),
     else None."""
     from eval.duplicates import routed_owners
     from eval.routing import label_aliases
+    from training.data import map_label
     from model.pipeline import build_router
 
     given = given or {}
@@ -115,7 +116,7 @@ def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route:
 
         lists = load_lists(settings.lists_dir)
     aliases = label_aliases(lists)
-    owners: dict[str, str | None] = {t.id: aliases.get(given[t.id].strip(), given[t.id].strip())
+    owners: dict[str, str | None] = {t.id: map_label(aliases, given[t.id].strip())
                                      for t in tickets if given.get(t.id)}
     todo = [t for t in tickets if t.id not in owners]
     if router is not None and todo:

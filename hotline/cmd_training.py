@@ -103,7 +103,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
 
     @app.command("train")
     def train(
-        data: Annotated[Optional[Path], typer.Option(help="Labelled history: .csv, .xlsx, .jsonl or .parquet")] = None,
+        data: Annotated[Optional[Path], typer.Option(help="Labelled history: .csv, .xlsx, .xls, .jsonl or .parquet")] = None,
         text_cols: Annotated[str, typer.Option(help="Text column(s), joined in order, e.g. 留言主题,留言详情")] = "title,content",
         label_col: Annotated[str, typer.Option(help="Lead-department (or category) column")] = "lead",
         co_col: Annotated[Optional[str], typer.Option(help="Co-handling codes (joined by | or 、)")] = None,

@@ -22,6 +22,7 @@ from .schema import (
     DepartmentFile,
     Gazetteer,
     Item,
+    NamesFile,
     OutsideBody,
     OutsideFile,
     Roster,
@@ -33,6 +34,7 @@ BOUNDARIES = "boundaries.yaml"
 GAZETTEER = "gazetteer.yaml"
 LOCALITY_COMMON = "locality_common.yaml"
 OUTSIDE = "outside.yaml"  # optional: matters of bodies outside the roster (transferred, not dispatched)
+NAMES = "names.yaml"  # optional: the other names of roster departments in a centre's records (short, pre-reform)
 DEPARTMENTS = "departments"
 
 DEFAULT_DIR = Path(__file__).resolve().parent
@@ -72,6 +74,7 @@ class ResponsibilityLists:
     gazetteer: Gazetteer
     version: str
     outside: list[OutsideBody] = field(default_factory=list)
+    other_names: dict[str, str] = field(default_factory=dict)  # name -> roster code (names.yaml)
     _by_id: dict[str, ItemRef] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -293,6 +296,8 @@ def load_lists(root: Path | str = DEFAULT_DIR) -> ResponsibilityLists:
                     problems.append(odoc.problem(("bodies", i, "id"), f"'{b.id}' is a roster code: a body outside the roster needs an id of its own"))
                 outside.append(b)
 
+    other_names = _other_names(root, departments, problems) if (root / NAMES).is_file() else {}
+
     gdoc = _read(root, GAZETTEER, problems)
     gazetteer: Gazetteer | None = _parse(gdoc, Gazetteer, problems) if gdoc else None
     if gazetteer is not None:
@@ -309,7 +314,34 @@ def load_lists(root: Path | str = DEFAULT_DIR) -> ResponsibilityLists:
         gazetteer=gazetteer,
         version=lists_version(root),
         outside=outside,
+        other_names=other_names,
     )
+
+
+def _other_names(root: Path, departments: dict[str, RosterDepartment], problems: list[Problem]) -> dict[str, str]:
+    """names.yaml as ``name -> code``: every name names one roster department, and never another department's
+    roster name or code."""
+    doc = _read(root, NAMES, problems)
+    parsed: NamesFile | None = _parse(doc, NamesFile, problems) if doc else None
+    if parsed is None:
+        return {}
+    official = {d.name: c for c, d in departments.items()} | {c: c for c in departments}
+    out: dict[str, str] = {}
+    where: dict[str, int] = {}
+    for code, names in parsed.names.items():
+        if code not in departments:
+            problems.append(doc.problem(("names", code), f"'{code}' is not a department code in roster.yaml — use a roster code"))
+            continue
+        for j, name in enumerate(names):
+            path = ("names", code, j)
+            if official.get(name, code) != code:
+                problems.append(doc.problem(path, f"'{name}' is the roster name or code of '{official[name]}' — remove it here"))
+            elif out.get(name, code) != code:
+                problems.append(doc.problem(path, f"'{name}' also names '{out[name]}' (line {where[name]}) — a name may name one department only"))
+            else:
+                out[name] = code
+                where.setdefault(name, doc.line(path))
+    return out
 
 
 def _parse_department(doc: _Doc, problems: list[Problem]) -> DepartmentFile | None:

@@ -137,6 +137,16 @@ class OutsideFile(_Frozen):
     bodies: list[OutsideBody] = Field(default_factory=list)
 
 
+class NamesFile(_Frozen):
+    """names.yaml: the other names a centre's records give roster departments (code -> names)."""
+    names: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("names")
+    @classmethod
+    def _clean_names(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {code: _strip_all(names or []) for code, names in v.items()}
+
+
 class Locality(_Frozen):
     code: str = Field(min_length=1)
     name: str = Field(min_length=2)

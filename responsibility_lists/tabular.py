@@ -14,9 +14,12 @@ written unless the whole result validates.
 """
 from __future__ import annotations
 
+import csv
+import io
 import re
 import shutil
 import tempfile
+import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from pydantic import ValidationError
+from python_calamine import CalamineError
 
 from .loader import DEPARTMENTS, LOCALITY_COMMON, ListsInvalid, ResponsibilityLists, load_lists
 from .schema import LOCALITY, Exclusion, Item
@@ -66,21 +70,46 @@ def _split_words(value: str) -> list[str]:
     return [p.strip() for p in re.split(r"[、，,;；/\s]+", value) if p.strip()]
 
 
+HEADER_SCAN = 10  # rows a sheet may carry above its header (a title such as 清河区权责清单, a date)
+
+
+def _csv_text(path: Path) -> str:
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "gb18030"):  # Excel on a Chinese Windows saves CSV as GBK
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValueError(f"{path.name}: neither UTF-8 nor GBK/GB18030 text — save it as UTF-8 CSV or .xlsx")
+
+
+def _column(c) -> str:
+    c = str(c).strip()
+    return ALIASES.get(c.lower(), ALIASES.get(c, c))
+
+
 def read_table(path: Path) -> pd.DataFrame:
+    """The sheet's rows under its header, indexed by their row number in the file. The header is the first row, or
+    the first of the next :data:`HEADER_SCAN` rows that names every required column (a title above it is not data)."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm", ".xls"):
-        df = pd.read_excel(path, dtype=str, keep_default_na=False)
-    elif suffix == ".csv":
-        try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        except UnicodeDecodeError:  # Excel on a Chinese Windows saves CSV as GBK
-            try:
-                df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="gb18030")
-            except UnicodeDecodeError:
-                raise ValueError(f"{path.name}: neither UTF-8 nor GBK/GB18030 text — save it as UTF-8 CSV or .xlsx") from None
+        try:  # .xls (Excel 97–2003) through python-calamine
+            raw = pd.read_excel(path, engine="calamine" if suffix == ".xls" else "openpyxl", dtype=str, keep_default_na=False, header=None)
+        except (ValueError, OSError, zipfile.BadZipFile, CalamineError) as e:
+            raise ValueError(f"{path.name}: not a readable Excel workbook ({' '.join(str(e).split())[:160]}) — "
+                             "open it in Excel and save it again as .xlsx") from None
+    elif suffix == ".csv":  # the csv module, not pandas: a title line above the header has fewer fields
+        rows = list(csv.reader(io.StringIO(_csv_text(path), newline="")))
+        width = max((len(r) for r in rows), default=0)
+        raw = pd.DataFrame([r + [""] * (width - len(r)) for r in rows], dtype=str)
     else:
-        raise ValueError(f"{path.name}: unsupported file type '{suffix}' — use .xlsx or .csv")
-    df = df.rename(columns=lambda c: ALIASES.get(str(c).strip().lower(), ALIASES.get(str(c).strip(), str(c).strip())))
+        raise ValueError(f"{path.name}: unsupported file type '{suffix}' — use .xlsx, .xls or .csv")
+    if raw.empty:
+        return raw
+    raw.index = range(1, len(raw) + 1)  # the file's row numbers
+    at = next((i for i in raw.index[: HEADER_SCAN + 1] if set(REQUIRED) <= {_column(v) for v in raw.loc[i]}), 1)
+    df = raw.loc[at + 1:].copy()
+    df.columns = [_column(v) for v in raw.loc[at]]
     # Spreadsheets often report thousands of trailing empty rows: drop rows with no content at all.
     df = df[[any(str(v).strip() for v in row) for row in df.itertuples(index=False)]] if len(df) else df
     return df
@@ -90,7 +119,7 @@ def _resolve_department(value: str, lists: ResponsibilityLists) -> str | None:
     value = value.strip()
     if value in lists.departments or value == LOCALITY:
         return value
-    by_name = {d.name: c for c, d in lists.departments.items()}
+    by_name = lists.other_names | {d.name: c for c, d in lists.departments.items()}  # names.yaml: 区城管局 …
     by_name["属地街道（镇）"] = LOCALITY
     return by_name.get(value)
 
@@ -103,11 +132,11 @@ def rows_to_items(df: pd.DataFrame, lists: ResponsibilityLists) -> tuple[dict[st
     out: dict[str, list[Item]] = defaultdict(list)
     pending_ids: dict[str, list[int]] = defaultdict(list)
     for pos, (_, row) in enumerate(df.iterrows()):
-        rownum = int(row.name) + 2  # the spreadsheet's own row number (header is row 1)
+        rownum = int(row.name)  # the spreadsheet's own row number (read_table's index)
         get = lambda c: str(row.get(c, "") or "").strip()  # noqa: E731
         dep = _resolve_department(get("部门"), lists)
         if dep is None:
-            problems.append(RowProblem(rownum, "部门", f"'{get('部门')}' 不是名册中的部门 — 填写部门代码或名册中的全称"))
+            problems.append(RowProblem(rownum, "部门", f"'{get('部门')}' 不是名册中的部门 — 填写部门代码、名册中的全称或 names.yaml 中的名称"))
             continue
         exclusions = []
         bad = False

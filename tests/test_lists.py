@@ -92,6 +92,24 @@ def test_outside_bodies_are_validated_with_file_and_line(copy, lists):
     assert validate_lists(copy) == [] and load_lists(copy).outside == []
 
 
+def test_other_names_are_validated_with_file_and_line(copy, lists):
+    """names.yaml: each name names one roster department, never another's roster name or code; the file is optional."""
+    assert lists.other_names["区国土资源局"] == "natural_resources" and lists.other_names["滨江街道"] == "binjiang"
+    assert not set(lists.other_names) & ({d.name for d in lists.departments.values()} | set(lists.departments))
+    doc = yaml.safe_load((copy / "names.yaml").read_text(encoding="utf-8"))
+    doc["names"]["health"].append("区环保局")            # already a name of ecology_environment
+    doc["names"]["education"].append("区民政局")          # civil_affairs' roster name
+    doc["names"]["no_such_department"] = ["区宣传部"]     # not a roster code
+    (copy / "names.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    joined = "\n".join(map(str, validate_lists(copy)))
+    assert re.search(r"names\.yaml:\d+: '区环保局' also names 'ecology_environment' \(line \d+\)", joined), joined
+    assert re.search(r"names\.yaml:\d+: '区民政局' is the roster name or code of 'civil_affairs'", joined), joined
+    assert re.search(r"names\.yaml:\d+: 'no_such_department' is not a department code", joined), joined
+    assert len(joined.splitlines()) == 3
+    (copy / "names.yaml").unlink()
+    assert validate_lists(copy) == [] and load_lists(copy).other_names == {}
+
+
 def test_version_is_a_content_hash(copy, lists):
     assert lists_version(copy) == lists.version
     f = copy / "departments" / "taxation.yaml"

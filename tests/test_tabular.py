@@ -70,7 +70,7 @@ def test_import_reports_every_bad_row_and_writes_nothing(tmp_path, lists_copy):
 
 
 def test_import_replaces_one_department_and_numbers_new_items(tmp_path, lists_copy):
-    df = pd.DataFrame([{"部门": "taxation", "事项名称": "电子发票开具", "职责": "指导纳税人开具和查验电子发票。",
+    df = pd.DataFrame([{"部门": "区国税局", "事项名称": "电子发票开具", "职责": "指导纳税人开具和查验电子发票。",  # names.yaml
                         "依据": "《中华人民共和国发票管理办法》", "示例诉求": "饭店不给开发票\n开票系统一直登录不上",
                         "关键词": "发票、电子发票", "不含事项": "餐饮卫生 -> market_regulation"}])
     sheet = tmp_path / "tax.csv"
@@ -81,6 +81,50 @@ def test_import_replaces_one_department_and_numbers_new_items(tmp_path, lists_co
     assert [it.id for it in tax] == ["taxation-01"]
     assert tax[0].exclusions[0].owner == "market_regulation"
     assert len(lists.items_of("market_regulation")) == len(load_lists(DEFAULT_DIR).items_of("market_regulation"))
+
+
+def test_an_xls_sheet_imports_and_a_broken_workbook_is_one_error(tmp_path, lists_copy):
+    """Excel 97–2003 (.xls, tests/data/make_xls_fixtures.py) imports as .xlsx does; a file that is not the workbook
+    its name says is one error saying what to do, and nothing is written."""
+    from pathlib import Path
+
+    import_table(Path(__file__).parent / "data" / "lists_taxation.xls", lists_copy)
+    tax = load_lists(lists_copy).items_of("taxation")
+    assert [it.title for it in tax] == ["电子发票开具"] and tax[0].phrasings == ["饭店不给开发票", "开票系统一直登录不上"]
+    before = lists_version(lists_copy)
+    for name in ("broken.xlsx", "broken.xls"):
+        (tmp_path / name).write_bytes(b"not a workbook")
+        with pytest.raises(ValueError, match="not a readable Excel workbook"):
+            import_table(tmp_path / name, lists_copy)
+    assert lists_version(lists_copy) == before
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_a_title_above_the_header_is_not_an_item(tmp_path, lists_copy, suffix):
+    """A sheet that opens with a title and a date above its header imports its items; row numbers in problems stay
+    the file's (第5行 is the fifth row, under two title rows and the header)."""
+    header = ["部门", "事项名称", "职责", "依据", "示例诉求", "关键词", "不含事项"]
+    good = ["taxation", "电子发票开具", "指导纳税人开具和查验电子发票。", "《中华人民共和国发票管理办法》", "饭店不给开发票", "发票", ""]
+    bad = ["区宣传部", "宣传栏", "管理宣传栏。", "某办法", "宣传栏内容过时", "", ""]
+    rows = [["清河区部门权责清单（2026年版）"], ["更新日期：2026-11-01"], header, good, bad]
+    sheet = tmp_path / f"titled{suffix}"
+    if suffix == ".csv":
+        import csv
+
+        with open(sheet, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows(rows)
+    else:
+        from openpyxl import Workbook
+
+        wb = Workbook()
+        for r in rows:
+            wb.active.append(r)
+        wb.save(sheet)
+    with pytest.raises(ImportRejected) as exc:
+        import_table(sheet, lists_copy)
+    assert [str(p)[:8] for p in exc.value.problems] == ["第5行 [部门]"]
+    df = read_table(sheet)
+    assert list(df.index) == [4, 5] and list(df.columns) == header
 
 
 def test_empty_trailing_excel_rows_are_ignored(tmp_path):

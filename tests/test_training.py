@@ -40,6 +40,62 @@ def _xlsx(path: Path, rows: list[list], empty_tail: int = 300) -> Path:
     return path
 
 
+def test_short_and_pre_reform_department_names_are_read_as_their_codes(tmp_path, lists):
+    """Years of history name departments as the centre wrote them then (names.yaml): short names, names before the
+    2018–2019 reform, a street office without 办事处. They train their department instead of being skipped."""
+    labels, aliases = roster_label_space(lists)
+    path = tmp_path / "history.csv"
+    path.write_text("内容,牵头单位,协办单位\n"
+                    "村里有人占耕地盖厂房,区国土资源局,石桥镇\n"
+                    "化工厂晚上偷排废气,区环保局,\n"
+                    "路口红绿灯坏了,交警大队,区城管局、供电公司、通信运营企业（移动、联通、电信、广电）\n"
+                    "小区楼道堆满杂物,滨江街道,\n"
+                    "宣传栏内容过时,区宣传部,\n"
+                    "门面占道经营,区城市管理委员会(区城管综合执法局),Gas_Supply\n", encoding="utf-8")
+    h = load_history(path, ColumnMap(["内容"], "牵头单位", co_col="协办单位"), allowed_labels=set(labels), label_aliases=aliases)
+    assert h.labels == ["natural_resources", "ecology_environment", "traffic_police", "locality", "urban_management"]
+    # ASCII brackets, case; the 、 inside a roster name's brackets does not split it
+    assert h.co == [["locality"], [], ["urban_management", "power_supply", "telecom"], [], ["gas_supply"]]
+    assert [(p.row, p.kind) for p in h.report.problems] == [(6, "unknown_label")]  # a name no file gives stays unknown
+
+
+def test_xls_export_of_an_older_system_reads_like_xlsx(tmp_path, lists):
+    """Excel 97–2003 (.xls, tests/data/make_xls_fixtures.py): texts, pre-reform names, date and numeric cells; a file
+    that is not the workbook its name says is one error saying what to do."""
+    labels, aliases = roster_label_space(lists)
+    cols = ColumnMap(["留言主题", "留言详情"], "牵头单位", co_col="协办单位", time_col="受理时间", id_col="工单编号")
+    h = load_history(Path(__file__).parent / "data" / "history.xls", cols, allowed_labels=set(labels), label_aliases=aliases)
+    assert h.report.problems == [] and h.texts[0] == "油烟。楼下烧烤店油烟太大，晚上窗户都不敢开"
+    assert h.labels == ["ecology_environment", "natural_resources", "urban_management"]
+    assert h.co == [["urban_management"], ["locality"], []]
+    assert h.ids == ["20180301001", "20180302002", "20180303003"]  # a numeric cell, not 20180301001.0
+    assert (h.times[1].month, h.times[1].day, h.times[1].hour, h.times[1].minute) == (3, 2, 9, 5)
+    for name, says in (("bad.xls", "not a readable .xls workbook"), ("bad.xlsx", "not a readable .xlsx workbook")):
+        (tmp_path / name).write_bytes(b"id,content\n1,not a workbook\n")
+        with pytest.raises(ValueError, match=says):
+            load_history(tmp_path / name, cols)
+
+
+def test_a_title_above_the_header_is_not_data(tmp_path, lists):
+    """Exports often open with a title and the date range above the header: the header is found under them (in a
+    sheet and in a CSV), row numbers stay the file's, and a file with no such row says which columns it lacks."""
+    labels, aliases = roster_label_space(lists)
+    cols = ColumnMap(["诉求内容"], "承办单位", time_col="受理时间")
+    top = [["清河区12345热线工单明细表"], ["导出时间：2019-05-01", None, "共2条"]]
+    body = [["工单号", "诉求内容", "承办单位", "受理时间"],
+            ["A1", "楼下烧烤店油烟太大", "区环保局", "2019-04-01 10:00"],
+            ["A2", "幸福路路灯坏了", "urban_management", "2019-04-02 09:05"]]
+    sheet = _xlsx(tmp_path / "titled.xlsx", top + body, empty_tail=5)
+    csv_path = tmp_path / "titled.csv"
+    csv_path.write_bytes("".join(",".join("" if v is None else v for v in r) + "\n" for r in top + body).encode("gbk"))
+    for path in (sheet, csv_path):
+        h = load_history(path, cols, allowed_labels=set(labels), label_aliases=aliases)
+        assert h.texts == ["楼下烧烤店油烟太大", "幸福路路灯坏了"] and h.labels == ["ecology_environment", "urban_management"]
+        assert h.rows == [4, 5] and h.report.problems == [] and h.times[1].hour == 9
+    with pytest.raises(ValueError, match="column.s. 留言详情 not found; the file has: 工单号, 诉求内容, 承办单位, 受理时间"):
+        load_history(sheet, ColumnMap(["留言详情"], "承办单位"))
+
+
 def test_xlsx_with_empty_tail_unknown_labels_empty_text_and_co_separators(tmp_path, lists):
     labels, aliases = roster_label_space(lists)
     path = _xlsx(tmp_path / "h.xlsx", [

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +25,17 @@ from model.times import CST, read_datetime
 from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
 
 CO_SPLIT = re.compile(r"[|、,，;；/\s]+")
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".jsonl": "jsonl", ".json": "jsonl",
+_BRACKETED = re.compile(r"[（(][^（()）]*[)）]")
+
+
+def split_co(value: str) -> list[str]:
+    """The departments of a co-handling cell (``|``, ``、``, ``,``, ``;``, ``/`` or spaces between them); a separator
+    inside brackets belongs to the name: 通信运营企业（移动、联通、电信、广电） is one department."""
+    kept: list[str] = []
+    protected = _BRACKETED.sub(lambda m: kept.append(m.group()) or f"\0{len(kept) - 1}\0", value or "")
+    parts = [p for p in CO_SPLIT.split(protected) if p]
+    return [re.sub(r"\0(\d+)\0", lambda m: kept[int(m.group(1))], p) for p in parts]
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".xls": "xls", ".jsonl": "jsonl", ".json": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet"}
 LOCALITY = "locality"
 
@@ -145,52 +157,83 @@ def _cell(v) -> str:
     return str(v).strip()
 
 
-def _read_csv(path: Path, delimiter: str) -> tuple[list[str], Iterator[tuple[int, list[str] | None, str]]]:
-    text = read_text(path)  # centres' exports are often GBK
-    reader = csv.reader(text.splitlines(keepends=True), delimiter=delimiter)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ValueError(f"{path}: empty file (no header row)")
+HEADER_SCAN = 10  # rows a sheet may carry above its header (a title such as 12345工单明细表, the export's date range)
 
-    def rows():
-        row_no = 1
-        while True:
-            try:
-                vals = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as e:
-                row_no += 1
-                yield row_no, None, f"unreadable CSV ({e})"
-                continue
-            row_no += 1
-            if len(vals) != len(header) and any(v.strip() for v in vals):
-                yield row_no, None, f"{len(vals)} fields but the header has {len(header)}"
-                continue
-            yield row_no, vals, ""
-    return header, rows()
+Record = tuple[int, list | None, str]  # (row number in the file, values or None, what is wrong)
 
 
-def _read_xlsx(path: Path):
-    from openpyxl import load_workbook
-
-    wb = load_workbook(path, read_only=True, data_only=True)
-    ws = wb.worksheets[0]
-    it = ws.iter_rows(values_only=True)
-    try:
-        header = [_cell(h) for h in next(it)]
-    except StopIteration:
-        raise ValueError(f"{path}: empty sheet (no header row)")
-
-    def rows():
+def _csv_records(path: Path, delimiter: str) -> Iterator[Record]:
+    reader = csv.reader(read_text(path).splitlines(keepends=True), delimiter=delimiter)  # centres' exports are often GBK
+    row_no = 0
+    while True:
         try:
-            for n, vals in enumerate(it, start=2):
-                vals = [_cell(v) for v in vals][: len(header)]
-                vals += [""] * (len(header) - len(vals))
-                yield n, vals, ""
+            vals = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            row_no += 1
+            yield row_no, None, f"unreadable CSV ({e})"
+            continue
+        row_no += 1
+        yield row_no, vals, ""
+
+
+def _xlsx_records(path: Path) -> Iterator[Record]:
+    from zipfile import BadZipFile
+
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except (BadZipFile, InvalidFileException, KeyError) as e:
+        raise ValueError(f"{path.name}: not a readable .xlsx workbook ({e}) — open it in Excel and save it again as .xlsx") from None
+
+    def records():
+        try:
+            for n, vals in enumerate(wb.worksheets[0].iter_rows(values_only=True), start=1):
+                yield n, list(vals), ""
         finally:
             wb.close()
+    return records()
+
+
+def _xls_records(path: Path) -> Iterator[Record]:
+    """Excel 97–2003 workbooks, which older 12345 systems still export (python-calamine; dates come as datetimes)."""
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    try:
+        table = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+    except CalamineError as e:
+        raise ValueError(f"{path.name}: not a readable .xls workbook ({e}) — save it as .xlsx or CSV") from None
+    return ((n, vals, "") for n, vals in enumerate(table, start=1))
+
+
+def _table(path: Path, records: Iterator[Record], needed: list[str] | None, pad: bool):
+    """(header, rows) of a sheet: the header is its first row, or, when that row lacks a ``needed`` column, the one of
+    the next :data:`HEADER_SCAN` rows that has the most of them (the rows above it are a title, not data; a column
+    still missing is then named against the real header). ``pad``: a spreadsheet's short rows are padded (a CSV row
+    of another width is reported instead)."""
+    head = list(itertools.islice(records, HEADER_SCAN + 1))
+    found = [(i, [_cell(v) for v in vals]) for i, (_, vals, _) in enumerate(head) if vals is not None]
+    if not found:
+        raise ValueError(f"{path}: empty file (no header row)")
+    at, header = found[0]
+    if needed and not set(needed) <= set(header):  # the row with the most needed columns; the first of equals
+        at, header = max(found, key=lambda f: (len(set(needed) & set(f[1])), -f[0]))
+
+    def rows():
+        for n, vals, err in itertools.chain(head[at + 1:], records):
+            if vals is None:
+                yield n, None, err
+                continue
+            vals = [_cell(v) for v in vals]
+            if pad:
+                vals = vals[: len(header)] + [""] * (len(header) - len(vals))
+            elif len(vals) != len(header) and any(vals):
+                yield n, None, f"{len(vals)} fields but the header has {len(header)}"
+                continue
+            yield n, vals, ""
     return header, rows()
 
 
@@ -237,17 +280,20 @@ def _read_parquet(path: Path):
     return header, rows()
 
 
-def read_rows(path: Path):
-    """(header, iterator of (row number, values or None, error))."""
+def read_rows(path: Path, needed: list[str] | None = None):
+    """(header, iterator of (row number, values or None, error)). A CSV or spreadsheet whose first row lacks one of
+    the ``needed`` columns may have its header a few rows down, under a title (:func:`_table`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"{path.name}: unsupported format — give .csv, .tsv, .xlsx, .jsonl or .parquet")
+        raise ValueError(f"{path.name}: unsupported format — give .csv, .tsv, .xlsx, .xls, .jsonl or .parquet")
     if fmt in ("csv", "tsv"):
-        return _read_csv(path, "," if fmt == "csv" else "\t")
-    return {"xlsx": _read_xlsx, "jsonl": _read_jsonl, "parquet": _read_parquet}[fmt](path)
+        return _table(path, _csv_records(path, "," if fmt == "csv" else "\t"), needed, pad=False)
+    if fmt in ("xlsx", "xls"):
+        return _table(path, (_xlsx_records if fmt == "xlsx" else _xls_records)(path), needed, pad=True)
+    return {"jsonl": _read_jsonl, "parquet": _read_parquet}[fmt](path)
 
 
 def parse_time(s: str) -> datetime | None:
@@ -263,13 +309,13 @@ def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | N
     spellings (department names, locality codes) to a label. Raises ``ValueError`` only for whole-file
     problems (unsupported format, missing columns)."""
     path = Path(path)
-    header, rows = read_rows(path)
+    header, rows = read_rows(path, columns.needed())
     missing = [c for c in columns.needed() if c not in header]
     if missing:
         raise ValueError(f"{path.name}: column(s) {', '.join(missing)} not found; the file has: {', '.join(h for h in header if h)}")
     pos = {h: i for i, h in enumerate(header)}
     aliases = label_aliases or {}
-    norm = lambda s: aliases.get(s, aliases.get(s.lower(), s)) if s else s  # noqa: E731
+    norm = lambda s: map_label(aliases, s)  # noqa: E731
     rep = LoadReport(str(path))
     texts, labels, cos, times, rownos, ids, callers, addrs = [], [], [], [], [], [], [], []
     for n, vals, err in rows:
@@ -296,7 +342,7 @@ def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | N
             continue
         co: list[str] = []
         if columns.co_col:
-            for c in CO_SPLIT.split(get(columns.co_col)):
+            for c in split_co(get(columns.co_col)):
                 c2 = norm(c.strip())
                 if not c2:
                     continue
@@ -326,17 +372,30 @@ def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | N
 # --------------------------------------------------------------------------------- label spaces
 
 
+def label_key(s: str) -> str:
+    """A label as it is looked up: full-width forms folded (（）→ (), spaces dropped, Latin lower-cased, so that
+    区城市管理委员会(区城管综合执法局) typed with ASCII brackets is the roster's name."""
+    return "".join(unicodedata.normalize("NFKC", s).split()).lower()
+
+
+def map_label(aliases: dict[str, str], s: str) -> str:
+    """``s`` through ``aliases`` (as written, else by :func:`label_key`); unchanged when no alias names it."""
+    return (aliases.get(s) or aliases.get(label_key(s)) or s) if s else s
+
+
 def roster_label_space(lists) -> tuple[list[str], dict[str, str]]:
     """Labels of a routing model: functional and enterprise roster codes plus ``locality`` (the street
-    office/town is found from the address, 先属责、后属地). Aliases map locality codes and department
-    names (全称) to their label."""
+    office/town is found from the address, 先属责、后属地). Aliases map locality codes, department names (全称)
+    and the other names of the lists' ``names.yaml`` (区城管局, pre-reform 区国土资源局 …) to their label."""
     labels = [c for c, d in lists.departments.items() if d.kind != "locality"] + [LOCALITY]
+    label_of = {c: LOCALITY if d.kind == "locality" else c for c, d in lists.departments.items()}
     aliases: dict[str, str] = {}
+    for name, c in lists.other_names.items():
+        aliases[name] = label_of[c]
     for c, d in lists.departments.items():
-        lab = LOCALITY if d.kind == "locality" else c
-        aliases[c] = lab
-        aliases[d.name] = lab
-    return labels, aliases
+        aliases[c] = label_of[c]
+        aliases[d.name] = label_of[c]
+    return labels, aliases | {label_key(k): v for k, v in aliases.items()}
 
 
 # ------------------------------------------------------------------------------------------ split
