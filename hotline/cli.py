@@ -86,6 +86,9 @@ def lists_show(code: str, folder: Annotated[Optional[Path], typer.Option("--dir"
     names = lists.names
     kind = lists.departments[code].kind if code in lists.departments else "locality"
     typer.echo(f"{names[code]} ({code}, {kind})")
+    other = [n for n, c in lists.other_names.items() if c == code]
+    if other:
+        typer.echo(f"其他名称: {'、'.join(other)}")
     for it in lists.items_of(code):
         typer.echo(f"\n[{it.id}] {it.title}\n  职责: {it.duties}\n  依据: {'；'.join(it.basis)}")
         typer.echo(f"  关键词: {'、'.join(it.keywords)}")

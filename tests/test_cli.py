@@ -37,6 +37,7 @@ def test_validate_ok_and_broken(cli, tmp_path):
 def test_show_stats_locate(cli):
     r = cli("lists", "show", "urban_management")
     assert r.exit_code == 0 and "urban_management-01" in r.output
+    assert "其他名称: 区城管局、" in r.output and "区环保局" not in r.output  # its names.yaml names, not another's
     r = cli("lists", "show", "nope")
     assert r.exit_code == 1
     r = cli("lists", "stats")
