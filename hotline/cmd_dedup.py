@@ -211,20 +211,40 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
         days: Annotated[Optional[float], typer.Option("--days", min=0.01, max=366, help="default HOTLINE_HOT_WINDOW_DAYS")] = None,
         min_count: Annotated[Optional[int], typer.Option("--min-count", min=2, help="default HOTLINE_HOT_MIN_COUNT")] = None,
+        at: Annotated[Optional[str], typer.Option("--at", help="the window's end, e.g. 2019-08-01 or 2019-08-01 18:00 "
+                                                  "(default: the newest ticket's time)")] = None,
         state: Annotated[Optional[Path], typer.Option("--state", help="Duplicate index folder (load, add, save)")] = None,
+        owners: Annotated[str, typer.Option("--owners", help="as for `hotline dedup`: route (the default), input or none "
+                                            "(none skips routing every ticket for its owner)")] = "route",
     ) -> None:
         """Hot issues (热点): clusters with many tickets in the last days: title, count, locality, trend."""
-        from model.duplicates import hot_issues
+        from datetime import datetime, timedelta
 
+        from model.duplicates import hot_issues
+        from model.times import CST, read_datetime
+
+        _check_owners(owners)
+        end = None
+        if at is not None:
+            when = read_datetime(at)
+            if when is None:
+                _fail(f"--at {at!r}: not a date — write e.g. 2019-08-01 or 2019-08-01 18:00")
+            end = when.timestamp() + (86400 if len(at.strip()) <= 10 else 0)  # a bare date: the end of that day
         settings = get_settings()
-        det, _, _ = _run(input, state)
-        issues = hot_issues(det, window_days=days or settings.hot_window_days, min_count=min_count or settings.hot_min_count)
+        days, min_count = days or settings.hot_window_days, min_count or settings.hot_min_count
+        det, _, _ = _run(input, state, owners=owners)
+        issues = hot_issues(det, window_days=days, min_count=min_count, at=end)
         if json_out:
             typer.echo(json.dumps([h.as_dict() for h in issues], ensure_ascii=False))
             return
+        stop = datetime.fromtimestamp(end if end is not None else max(det.records.ts, default=0.0), CST)
+        window = f"{(stop - timedelta(days=days)):%Y-%m-%d %H:%M} – {stop:%Y-%m-%d %H:%M}"
         if not issues:
-            typer.echo("no hot issues in the window")
+            typer.echo(f"no cluster of {min_count}+ tickets in {window} ({days:g} days to "
+                       f"{'--at' if end is not None else 'the newest ticket'}) — widen it with --days, lower --min-count, "
+                       "or move it with --at")
             return
+        typer.echo(f"热点 {window} ({days:g} days, {min_count}+ tickets):")
         arrows = {"new": "新", "up": "↑", "down": "↓", "steady": "→"}
         for h in issues:
             typer.echo(f"{h.count:4} ({arrows[h.trend]} prev {h.previous})  {h.locality or '-':12} {h.title}  [cluster {h.cluster}]")

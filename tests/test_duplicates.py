@@ -325,6 +325,16 @@ def test_cli_hot_json(cli, tmp_path):
     assert r.exit_code == 0, r.output
     hot = json.loads(r.stdout.strip().splitlines()[-1])
     assert len(hot) == 1 and hot[0]["count"] == 3 and hot[0]["locality"] == "liuxi"
+    # the window ends at the newest ticket (2024-05-12 09:00), or at --at (a bare date: the end of that day)
+    r = cli("hot", "--input", str(inp), "--min-count", "3", "--owners", "none")
+    assert r.exit_code == 0 and "热点 2024-05-05 09:00 – 2024-05-12 09:00 (7 days, 3+ tickets)" in r.output, r.output
+    assert "   3 (新 prev 0)  liuxi" in r.output
+    r = cli("hot", "--input", str(inp), "--min-count", "3", "--owners", "none", "--at", "2024-05-11")
+    assert r.exit_code == 0 and "no cluster of 3+ tickets in 2024-05-05 00:00 – 2024-05-12 00:00 (7 days to --at)" in r.output
+    r = cli("hot", "--input", str(inp), "--json", "--min-count", "2", "--owners", "none", "--at", "2024-05-11")
+    assert [h["count"] for h in json.loads(r.stdout.strip().splitlines()[-1])] == [2]
+    r = cli("hot", "--input", str(inp), "--at", "昨天")
+    assert r.exit_code != 0 and "--at '昨天': not a date" in r.output
 
 
 # ------------------------------------------------------------------------------------ real data
