@@ -157,7 +157,9 @@ def _run(input: Path, state: Optional[Path], window_days: float | None = None, o
                                            "a JSONL file with id, content, created_at (+ caller, address, title, lead)")
     settings = get_settings()
     det = _detector(settings, state, window_days)
-    own = None if owners == "none" else ticket_owners(settings, tickets, given_leads(input), route=owners == "route")
+    # routed owners are cached by the lists and the tickets: trying hot windows (--at, --days) on one file routes it once
+    own = None if owners == "none" else ticket_owners(settings, tickets, given_leads(input), route=owners == "route",
+                                                      cache_dir=Path(settings.model_cache_dir) / "owners")
     results = det.process_many(tickets, owners=own)
     if state is not None:
         det.save(state)

@@ -316,7 +316,7 @@ def test_cli_dedup_bad_lines_and_output(cli, tmp_path):
     assert r.exit_code != 0 and "no usable ticket lines" in r.output
 
 
-def test_cli_hot_json(cli, tmp_path):
+def test_cli_hot_json(cli, tmp_path, monkeypatch):
     texts = ["柳溪大街菜市场门口下水道堵了，污水漫到路面上，臭气熏天。", "柳溪大街菜市场门口的下水道又堵了，路上全是污水，很臭。"]
     rows = [T(f"h{i}", texts[i % 2], 10 + i, f"1590000{i:04d}", "柳溪大街").model_dump(exclude_none=True) for i in range(3)]
     inp = tmp_path / "in.jsonl"
@@ -335,6 +335,15 @@ def test_cli_hot_json(cli, tmp_path):
     assert [h["count"] for h in json.loads(r.stdout.strip().splitlines()[-1])] == [2]
     r = cli("hot", "--input", str(inp), "--at", "昨天")
     assert r.exit_code != 0 and "--at '昨天': not a date" in r.output
+    # the owners routed by the first run are cached by the lists and the tickets: another window does not route again
+    import eval.routing
+
+    def no_routing(*a, **k):
+        raise AssertionError("routed again")
+    monkeypatch.setattr(eval.routing, "route_all", no_routing)
+    r = cli("hot", "--input", str(inp), "--json", "--min-count", "2", "--at", "2024-05-11")
+    assert r.exit_code == 0, r.output
+    assert [h["count"] for h in json.loads(r.stdout.strip().splitlines()[-1])] == [2]
 
 
 # ------------------------------------------------------------------------------------ real data
