@@ -7,6 +7,7 @@ problems without raising. The lists' ``version`` is a content hash that models a
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,22 +326,25 @@ def _other_names(root: Path, departments: dict[str, RosterDepartment], problems:
     parsed: NamesFile | None = _parse(doc, NamesFile, problems) if doc else None
     if parsed is None:
         return {}
-    official = {d.name: c for c, d in departments.items()} | {c: c for c in departments}
+    def fold(s: str) -> str:  # as labels are looked up (training.data.label_key): bracket width, spaces, case
+        return "".join(unicodedata.normalize("NFKC", s).split()).lower()
+
+    official = {fold(d.name): c for c, d in departments.items()} | {fold(c): c for c in departments}
     out: dict[str, str] = {}
-    where: dict[str, int] = {}
+    taken: dict[str, tuple[str, int]] = {}  # folded name -> (code, line)
     for code, names in parsed.names.items():
         if code not in departments:
             problems.append(doc.problem(("names", code), f"'{code}' is not a department code in roster.yaml — use a roster code"))
             continue
         for j, name in enumerate(names):
-            path = ("names", code, j)
-            if official.get(name, code) != code:
-                problems.append(doc.problem(path, f"'{name}' is the roster name or code of '{official[name]}' — remove it here"))
-            elif out.get(name, code) != code:
-                problems.append(doc.problem(path, f"'{name}' also names '{out[name]}' (line {where[name]}) — a name may name one department only"))
+            path, key = ("names", code, j), fold(name)
+            if official.get(key, code) != code:
+                problems.append(doc.problem(path, f"'{name}' is the roster name or code of '{official[key]}' — remove it here"))
+            elif taken.get(key, (code,))[0] != code:
+                problems.append(doc.problem(path, f"'{name}' also names '{taken[key][0]}' (line {taken[key][1]}) — a name may name one department only"))
             else:
                 out[name] = code
-                where.setdefault(name, doc.line(path))
+                taken.setdefault(key, (code, doc.line(path)))
     return out
 
 

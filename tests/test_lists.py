@@ -100,12 +100,14 @@ def test_other_names_are_validated_with_file_and_line(copy, lists):
     doc["names"]["health"].append("区环保局")            # already a name of ecology_environment
     doc["names"]["education"].append("区民政局")          # civil_affairs' roster name
     doc["names"]["no_such_department"] = ["区宣传部"]     # not a roster code
+    doc["names"]["water_affairs"].append("区城市管理委员会(区城管综合执法局)")  # urban_management's, with ASCII brackets
     (copy / "names.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     joined = "\n".join(map(str, validate_lists(copy)))
     assert re.search(r"names\.yaml:\d+: '区环保局' also names 'ecology_environment' \(line \d+\)", joined), joined
     assert re.search(r"names\.yaml:\d+: '区民政局' is the roster name or code of 'civil_affairs'", joined), joined
     assert re.search(r"names\.yaml:\d+: 'no_such_department' is not a department code", joined), joined
-    assert len(joined.splitlines()) == 3
+    assert re.search(r"names\.yaml:\d+: '区城市管理委员会\(区城管综合执法局\)' is the roster name or code of 'urban_management'", joined), joined
+    assert len(joined.splitlines()) == 4
     (copy / "names.yaml").unlink()
     assert validate_lists(copy) == [] and load_lists(copy).other_names == {}
 
