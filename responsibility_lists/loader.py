@@ -319,6 +319,12 @@ def load_lists(root: Path | str = DEFAULT_DIR) -> ResponsibilityLists:
     )
 
 
+def name_key(name: str) -> str:
+    """How a department name is compared and looked up: full-width forms folded (（）→ ()), spaces dropped, Latin
+    lower-cased, so that 区城市管理委员会(区城管综合执法局) typed with ASCII brackets is the roster's name."""
+    return "".join(unicodedata.normalize("NFKC", name).split()).lower()
+
+
 def _other_names(root: Path, departments: dict[str, RosterDepartment], problems: list[Problem]) -> dict[str, str]:
     """names.yaml as ``name -> code``: every name names one roster department, and never another department's
     roster name or code."""
@@ -326,10 +332,7 @@ def _other_names(root: Path, departments: dict[str, RosterDepartment], problems:
     parsed: NamesFile | None = _parse(doc, NamesFile, problems) if doc else None
     if parsed is None:
         return {}
-    def fold(s: str) -> str:  # as labels are looked up (training.data.label_key): bracket width, spaces, case
-        return "".join(unicodedata.normalize("NFKC", s).split()).lower()
-
-    official = {fold(d.name): c for c, d in departments.items()} | {fold(c): c for c in departments}
+    official = {name_key(d.name): c for c, d in departments.items()} | {name_key(c): c for c in departments}
     out: dict[str, str] = {}
     taken: dict[str, tuple[str, int]] = {}  # folded name -> (code, line)
     for code, names in parsed.names.items():
@@ -337,7 +340,7 @@ def _other_names(root: Path, departments: dict[str, RosterDepartment], problems:
             problems.append(doc.problem(("names", code), f"'{code}' is not a department code in roster.yaml — use a roster code"))
             continue
         for j, name in enumerate(names):
-            path, key = ("names", code, j), fold(name)
+            path, key = ("names", code, j), name_key(name)
             if official.get(key, code) != code:
                 problems.append(doc.problem(path, f"'{name}' is the roster name or code of '{official[key]}' — remove it here"))
             elif taken.get(key, (code,))[0] != code:

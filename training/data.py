@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import json
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from model.io import read_text
+from responsibility_lists.loader import name_key
 from model.times import CST, read_datetime
 from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
 
@@ -372,15 +372,9 @@ def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | N
 # --------------------------------------------------------------------------------- label spaces
 
 
-def label_key(s: str) -> str:
-    """A label as it is looked up: full-width forms folded (（）→ (), spaces dropped, Latin lower-cased, so that
-    区城市管理委员会(区城管综合执法局) typed with ASCII brackets is the roster's name."""
-    return "".join(unicodedata.normalize("NFKC", s).split()).lower()
-
-
 def map_label(aliases: dict[str, str], s: str) -> str:
-    """``s`` through ``aliases`` (as written, else by :func:`label_key`); unchanged when no alias names it."""
-    return (aliases.get(s) or aliases.get(label_key(s)) or s) if s else s
+    """``s`` through ``aliases`` (as written, else by :func:`name_key`); unchanged when no alias names it."""
+    return (aliases.get(s) or aliases.get(name_key(s)) or s) if s else s
 
 
 def roster_label_space(lists) -> tuple[list[str], dict[str, str]]:
@@ -395,7 +389,7 @@ def roster_label_space(lists) -> tuple[list[str], dict[str, str]]:
     for c, d in lists.departments.items():
         aliases[c] = label_of[c]
         aliases[d.name] = label_of[c]
-    return labels, aliases | {label_key(k): v for k, v in aliases.items()}
+    return labels, aliases | {name_key(k): v for k, v in aliases.items()}
 
 
 # ------------------------------------------------------------------------------------------ split
