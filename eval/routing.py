@@ -37,15 +37,23 @@ class RoutingReport:
 REQUIRED_COLUMNS = ("content", "lead")
 
 
+HEADER_SCAN = 10  # rows a CSV may carry above its header (a title such as 12345工单明细表, an export's date range)
+
+
 def ticket_rows(path: Path, required=REQUIRED_COLUMNS):
     """The field names and the rows that have text in every ``required`` column (by default content and lead: the
-    rows every labelled reader here keeps) of a CSV saved as UTF-8 or GBK. ValueError naming what is missing."""
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-    fields = list(reader.fieldnames or [])
-    missing = [c for c in required if c not in fields]
-    if missing:
-        raise ValueError(f"missing column(s) {', '.join(missing)}")
-    return fields, [r for r in reader if all((r.get(c) or "").strip() for c in required)]
+    rows every labelled reader here keeps) of a CSV saved as UTF-8 or GBK. The header is the first row, or the first
+    of the next :data:`HEADER_SCAN` rows that names every ``required`` column (the rows above it are a title, as
+    ``hotline train`` reads them). ValueError naming what the first row is missing."""
+    lines = list(csv.reader(io.StringIO(read_text(path), newline="")))
+    head = lines[: HEADER_SCAN + 1]
+    at = next((i for i, row in enumerate(head) if set(required) <= {c.strip() for c in row}), None)
+    if at is None:
+        first = [c.strip() for c in head[0]] if head else []
+        raise ValueError(f"missing column(s) {', '.join(c for c in required if c not in first)}")
+    fields = [c.strip() for c in lines[at]]
+    rows = [dict(zip(fields, vals)) for vals in lines[at + 1:]]
+    return fields, [r for r in rows if all((r.get(c) or "").strip() for c in required)]
 
 
 def label_aliases(lists) -> dict[str, str]:
@@ -58,28 +66,21 @@ def label_aliases(lists) -> dict[str, str]:
     return {**roster_label_space(lists)[1], LOCALITY: LOCALITY}
 
 
-def read_labelled_csv(path: Path, aliases: dict[str, str] | None = None) -> tuple[list[Ticket], list[str]]:
-    """Tickets and gold leads (through ``aliases``, :func:`label_aliases`, when given; other labels stay as written);
-    rows without content or lead are skipped. A file without a ``content`` or ``lead`` column is refused (ValueError
-    naming the missing columns)."""
-    from training.data import map_label
-
-    _, rows = ticket_rows(path)
-    tickets = [Ticket(id=r.get("id"), title=r.get("title") or None, content=r["content"][:20000]) for r in rows]
-    leads = [r["lead"].strip() for r in rows]
-    return tickets, [map_label(aliases, l) for l in leads] if aliases else leads
-
-
-def read_co_column(path: Path, aliases: dict[str, str] | None = None) -> list[list[str]] | None:
-    """The gold co-handlers of the rows :func:`read_labelled_csv` keeps (codes or names joined as ``hotline train``
-    reads them: ``|``, ``、``, ``,``…; through ``aliases`` when given), or ``None`` when the file has no ``co`` column."""
+def read_labelled_csv(path: Path, aliases: dict[str, str] | None = None) -> tuple[list[Ticket], list[str], list[list[str]] | None]:
+    """Tickets, gold leads and gold co-handlers of a labelled CSV (id, title, content, lead[, co]), read once. Leads and
+    co-handlers go through ``aliases`` (:func:`label_aliases`) when given; other labels stay as written. Co-handlers
+    are codes or names joined as ``hotline train`` reads them (``|``, ``、``, ``,``…); ``None`` when the file has no
+    ``co`` column. Rows without content or lead are skipped; a file without a ``content`` or ``lead`` column is
+    refused (ValueError naming the missing columns)."""
     from training.data import map_label, split_co
 
     fields, rows = ticket_rows(path)
-    if "co" not in fields:
-        return None
-    aliases = aliases or {}
-    return [[map_label(aliases, c.strip()) for c in split_co(r.get("co") or "") if c.strip()] for r in rows]
+    tickets = [Ticket(id=r.get("id"), title=r.get("title") or None, content=r["content"][:20000]) for r in rows]
+    label = (lambda l: map_label(aliases, l)) if aliases else (lambda l: l)
+    leads = [label(r["lead"].strip()) for r in rows]
+    co = ([[label(c.strip()) for c in split_co(r.get("co") or "") if c.strip()] for r in rows]
+          if "co" in fields else None)
+    return tickets, leads, co
 
 
 def read_labelled_export(path: Path, aliases: dict[str, str], columns) -> tuple[list[Ticket], list[str], list[list[str]] | None, object]:
@@ -145,7 +146,7 @@ def write_misses(out_dir: Path, misses: list[dict]) -> Path:
 
 
 def evaluate_router(router, path: Path, out_dir: Path | None = None, batch_size: int = 32, return_all: bool = False):
-    tickets, labels = read_labelled_csv(path, label_aliases(router.lists))
+    tickets, labels, _ = read_labelled_csv(path, label_aliases(router.lists))
     suggestions = route_all(router, tickets, batch_size)
     report = score_suggestions(suggestions, labels, tickets)
     if out_dir:
@@ -164,8 +165,8 @@ def precedents_from_file(router, path: Path, config=None, batch_size: int = 32) 
     from model.precedents import Precedent, PrecedentMemory
 
     aliases = label_aliases(router.lists)
-    tickets, labels = read_labelled_csv(path, aliases)
-    co = read_co_column(path, aliases) or [[] for _ in tickets]
+    tickets, labels, co = read_labelled_csv(path, aliases)
+    co = co or [[] for _ in tickets]
     vecs = router.query_vectors(tickets, batch_size=batch_size)
     rules = [getattr(router.analyse(t, v).rule, "rule", None) for t, v in zip(tickets, vecs)]
     mem = PrecedentMemory(vecs.shape[1], config) if config is not None else PrecedentMemory(vecs.shape[1])

@@ -344,7 +344,7 @@ def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
     ``hotline train`` reads (CSV/XLSX/JSONL/Parquet), mapped the same way."""
     import csv
 
-    from eval.routing import label_aliases, read_co_column, read_labelled_csv, read_labelled_export
+    from eval.routing import label_aliases, read_labelled_csv, read_labelled_export
     from model.io import UnreadableText
 
     if not data.is_file():
@@ -364,8 +364,7 @@ def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
             fail(f"{data}: no row has both text and lead — check --text-cols and --label-col")
         return tickets, labels, co
     try:
-        tickets, labels = read_labelled_csv(data, aliases)
-        co = read_co_column(data, aliases)
+        tickets, labels, co = read_labelled_csv(data, aliases)
     except UnreadableText as e:
         fail(str(e))
     except (ValueError, csv.Error) as e:

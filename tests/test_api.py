@@ -89,6 +89,20 @@ def test_healthz_is_public_and_reports_the_database(api):
     assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["database"] == "sqlite"
 
 
+def test_departments_carry_the_names_a_centre_writes(api):
+    """The roster with each department's short and former names (names.yaml), which the widget's department
+    filter matches: a dispatcher who types 区城管局 or 区国土资源局 finds the department."""
+    client, keys = api
+    r = client.get("/api/v1/departments", headers=h(keys["dispatcher"]))
+    assert r.status_code == 200
+    by_code = {d["code"]: d for d in r.json()}
+    assert len(by_code) == 39
+    assert "区城管局" in by_code["urban_management"]["other_names"]
+    assert "区国土资源局" in by_code["natural_resources"]["other_names"]
+    assert not set(by_code["urban_management"]["other_names"]) & set(by_code["natural_resources"]["other_names"])
+    assert by_code["urban_management"]["name"] not in by_code["urban_management"]["other_names"]
+
+
 def test_whole_life_over_http(api_db):
     client, k = api_db
     d, a = h(k["dispatcher"]), h(k["arbitrator"])

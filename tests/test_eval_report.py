@@ -391,7 +391,7 @@ def test_csv_files_saved_as_gbk_read_as_their_utf8_twins(tmp_path):
     precedents, tickets to time, duplicate pairs and their messages) reads the same in GBK as in UTF-8."""
     from eval.bench import read_bench_tickets
     from eval.duplicates import read_messages, read_pairs
-    from eval.routing import read_co_column, read_labelled_csv
+    from eval.routing import read_labelled_csv
 
     def both(name: str, text: str) -> tuple[Path, Path]:
         (tmp_path / f"{name}.csv").write_text(text, encoding="utf-8-sig")
@@ -403,7 +403,7 @@ def test_csv_files_saved_as_gbk_read_as_their_utf8_twins(tmp_path):
     got = read_labelled_csv(gbk)
     assert got == read_labelled_csv(utf8) and [t.content for t in got[0]] == ["梅林路的路灯坏了三天", "小区楼下烧烤店油烟太大"]
     assert got[1] == ["区城市管理委员会", "ecology_environment"]
-    assert read_co_column(gbk) == read_co_column(utf8) == [["属地街道"], []]
+    assert got[2] == [["属地街道"], []]
     assert [t.title for t in read_bench_tickets(gbk)] == ["路灯不亮", None]
     from training.data import ColumnMap, load_history  # `hotline train` reads its CSV the same way
 
@@ -414,6 +414,25 @@ def test_csv_files_saved_as_gbk_read_as_their_utf8_twins(tmp_path):
     assert read_messages(gbk) == read_messages(utf8) and read_messages(gbk)[0].content == "工地半夜施工"
     utf8, gbk = both("pairs", "a,b,same\nM1,M2,1\n")
     assert read_pairs(gbk) == read_pairs(utf8) == [("M1", "M2", 1)]
+
+
+def test_a_title_above_a_labelled_csvs_header_is_not_data(tmp_path):
+    """A centre's CSV export often opens with a title and its date range: the labelled and bench readers find the
+    header under them, as `hotline train` does, and a file whose header is nowhere near the top is still refused."""
+    from eval.bench import read_bench_tickets
+    from eval.routing import read_labelled_csv
+
+    body = "id,title,content,lead,co\n1,路灯不亮,梅林路的路灯坏了三天,区城市管理委员会,属地街道\n2,,小区楼下烧烤店油烟太大,ecology_environment,\n"
+    plain, titled = tmp_path / "plain.csv", tmp_path / "titled.csv"
+    plain.write_text(body, encoding="utf-8")
+    titled.write_text("12345工单明细表,,,,\n导出时间：2026-11-01 至 2026-11-30,,,,\n" + body, encoding="utf-8")
+    assert read_labelled_csv(titled) == read_labelled_csv(plain)
+    assert len(read_labelled_csv(titled)[0]) == 2
+    assert [t.title for t in read_bench_tickets(titled)] == ["路灯不亮", None]
+    far = tmp_path / "far.csv"
+    far.write_text("标题\n" * 11 + body, encoding="utf-8")
+    with pytest.raises(ValueError, match="missing column"):
+        read_labelled_csv(far)
 
 
 def test_screenshot_of_the_report_page(tmp_path):

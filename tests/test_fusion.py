@@ -374,7 +374,7 @@ def test_tune_fusion_scores_every_pair_and_a_saved_choice_is_served(model_cache,
     assert (served.fusion.lists_weight, served.fusion.temperature) == (out["lists_weight"], out["temperature"])
     from eval.routing import label_aliases, read_labelled_csv
 
-    tickets, labels = read_labelled_csv(data, label_aliases(served.lists))
+    tickets, labels, _ = read_labelled_csv(data, label_aliases(served.lists))
     choice = tune_fusion(served, tickets, labels)
     assert len(choice.rows) == len({*WEIGHTS, out["lists_weight"]}) * len({*TEMPERATURES, out["temperature"]})
     assert (served.fusion.lists_weight, served.fusion.temperature) == (out["lists_weight"], out["temperature"])  # left as it was

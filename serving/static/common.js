@@ -47,14 +47,34 @@ function deptName(code) {
   const d = (DEPTS || []).find((x) => x.code === code);
   return d ? d.name : code;
 }
+// Names compared as the lists compare them: bracket width, spaces and letter case folded.
+function foldName(s) { return String(s || "").normalize("NFKC").replace(/\s+/g, "").toLowerCase(); }
 function fillDeptSelect(select, selected, blank) {
   select.replaceChildren();
   if (blank) select.append(el("option", { value: "" }, blank));
   for (const d of DEPTS || []) {
-    const o = el("option", { value: d.code }, `${d.name}（${d.code}）`);
+    const other = d.other_names || [];
+    const o = el("option", { value: d.code, title: other.length ? `又称：${other.join("、")}` : null }, `${d.name}（${d.code}）`);
+    o.dataset.find = foldName([d.name, d.code, ...other].join("|"));
     if (Array.isArray(selected) ? selected.includes(d.code) : d.code === selected) o.selected = true;
     select.append(o);
   }
+}
+// A box above a department select that narrows it as one types a name, a short or former name (区城管局, 区国土资源局:
+// the lists' names.yaml) or a code. A single select moves to the first match when its choice does not match; a
+// multiple one keeps what is chosen in sight.
+function deptFilter(select) {
+  const input = el("input", { id: `${select.id}-filter`, type: "search", autocomplete: "off",
+    placeholder: "筛选：名称、简称、原名或代码", "aria-label": `筛选${select.getAttribute("aria-label") || "单位"}` });
+  const note = el("span", { class: "muted", "data-testid": `${select.id}-nomatch` });
+  input.addEventListener("input", () => {
+    const q = foldName(input.value);
+    const hits = [...select.options].filter((o) => o.value && (!q || (o.dataset.find || "").includes(q)));
+    if (!select.multiple && q && hits.length && !hits.includes(select.selectedOptions[0])) hits[0].selected = true;
+    for (const o of select.options) o.hidden = !!q && !!o.value && !hits.includes(o) && !o.selected;
+    note.textContent = q && !hits.length ? " 没有匹配的单位" : "";
+  });
+  return el("div", { class: "deptfilter" }, input, note);
 }
 function fmtTime(iso) { return iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false }) : ""; }
 const EVENT_ZH = { received: "受理", suggested: "系统建议", dispatched: "派单", returned: "退单", arbitration: "进入裁定",

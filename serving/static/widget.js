@@ -67,7 +67,7 @@ function actions(t) {
   box.append(
     el("p", {}, el("button", { type: "button", id: "accept", onclick: () => dispatch(t.suggestion.lead.code, t.suggestion.co.map((c) => c.code)) }, "采纳建议派单（Alt+1）")),
     el("details", { id: "change-box" }, el("summary", {}, "改派（Alt+2）"),
-      el("label", { for: "lead" }, "牵头单位"), lead, el("label", { for: "co" }, "协办单位（可多选）"), co,
+      el("label", { for: "lead" }, "牵头单位"), deptFilter(lead), lead, el("label", { for: "co" }, "协办单位（可多选）"), deptFilter(co), co,
       el("p", {}, el("button", { type: "button", id: "change", onclick: () => dispatch(lead.value, [...co.selectedOptions].map((o) => o.value)) }, "按所选派单"))),
     el("details", { id: "escalate-box" }, el("summary", {}, "提交裁定（Alt+3）"), reason,
       el("p", {}, el("button", { type: "button", id: "escalate", onclick: () => escalate(reason.value) }, "提交疑难工单裁定"))));

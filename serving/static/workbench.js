@@ -123,7 +123,7 @@ function render(t, similar, dups) {
   fillDeptSelect(co, []);
   const rationale = el("textarea", { id: "d-rationale", maxlength: "5000", placeholder: "裁定理由（依据的权责清单条目、边界规则）" });
   const clar = el("textarea", { id: "d-clar", maxlength: "5000", placeholder: "（可选）建议对权责清单/边界规则的澄清，提交后留待审核" });
-  box.append(el("h3", {}, "裁定"), el("label", { for: "d-lead" }, "牵头单位"), lead, el("label", { for: "d-co" }, "协办单位（可多选）"), co,
+  box.append(el("h3", {}, "裁定"), el("label", { for: "d-lead" }, "牵头单位"), deptFilter(lead), lead, el("label", { for: "d-co" }, "协办单位（可多选）"), deptFilter(co), co,
     el("label", { for: "d-rationale" }, "裁定理由"), rationale, el("label", { for: "d-clar" }, "清单澄清建议"), clar,
     el("p", {}, el("button", { type: "button", id: "decide", onclick: () => act(() => api("POST", `/api/v1/arbitration/${t.id}/decision`, {
       lead: lead.value, co: [...co.selectedOptions].map((o) => o.value), rationale: rationale.value, clarification: clar.value || null }), "已裁定") }, "提交裁定"),
