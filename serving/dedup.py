@@ -205,6 +205,15 @@ class DedupService:
             members.update(j for j in det.window_callers.get(caller, ()) if r.cluster[j] == c and caller_lo <= r.ts[j] <= ts)
         return len(members)
 
+    def shared_places(self, ticket_id: int, other_id: int) -> list[str]:
+        """The place names two stored tickets share as the index judged them (what makes a same_event link the same
+        place); empty when the index does not hold both or they share none."""
+        with self._lock:
+            det = self.det
+            i = det.by_id.get(str(ticket_id)) if det is not None else None
+            j = det.by_id.get(str(other_id)) if det is not None else None
+            return det.shared_places(i, j) if i is not None and j is not None else []
+
     def relocate(self, locator) -> None:
         """Locate tickets judged from now on with ``locator`` (the gazetteer of edited lists); tickets already in
         the index keep the places they were judged with."""

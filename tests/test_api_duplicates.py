@@ -46,11 +46,14 @@ def test_repeat_by_same_caller_is_linked_other_problem_is_not(api_db):
         r = client.get(f"/api/v1/duplicates/{again['id']}", headers=h(k[role]))
         assert r.status_code == 200, r.text
     j = r.json()
+    places = j["duplicate"].pop("places")  # what makes them the same place, for the dispatcher to check
     assert j["duplicate"] == dup and [e["id"] for e in j["earlier"]] == [first["id"]]
+    assert "幸福里小区" in places[0] and "幸福里" not in places, places  # the address both give, read whole
     assert j["earlier"][0]["duplicate"]["kind"] is None and j["cluster_size"] == 2
+    assert j["earlier"][0]["duplicate"]["places"] == []
     assert client.get(f"/api/v1/duplicates/{first['id']}", headers=h(d)).json()["cluster_size"] == 2
     lj = client.get(f"/api/v1/duplicates/{lift['id']}", headers=h(d)).json()
-    assert lj["earlier"] == [] and lj["cluster_size"] == 1
+    assert lj["earlier"] == [] and lj["cluster_size"] == 1 and lj["duplicate"]["places"] == []
     r = client.get("/api/v1/duplicates/999999", headers=h(d))
     assert r.status_code == 404 and r.json()["message_zh"] and r.json()["detail"][0]["field"] == "ticket_id"
     assert client.get("/api/v1/duplicates/0", headers=h(d)).status_code == 422

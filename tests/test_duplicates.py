@@ -78,6 +78,27 @@ def test_same_event_other_caller_same_place(scenario):
     assert res["t3"].kind == "same_event"
 
 
+def test_a_link_names_the_places_the_two_tickets_share(scenario):
+    """A same_event link says which place makes it the same place, as a dispatcher reads it (the map's 幸福里小区,
+    not also the 幸福里 found inside it); no link, no places."""
+    det, _, res = scenario
+    assert res["t3"].places and res["t3"].places[0] == "幸福里小区", res["t3"].places
+    assert "幸福里" not in res["t3"].places and res["t3"].as_dict()["places"] == res["t3"].places
+    assert res["t1"].places == [] and res["t4"].places == []
+    i, j = det.by_id["t5b"], det.by_id["t1"]
+    assert det.shared_places(i, j) == []  # 东湖大道 and 幸福里小区 have no place in common
+
+
+def test_readable_places_keep_the_longest_of_overlapping_keys():
+    from model.duplicates.signals import readable_places
+
+    keys = place_keys("伊景园滨河苑的车位捆绑销售") & place_keys("反对伊景园滨河苑捆绑销售车位")
+    shown = readable_places(keys)
+    assert len(shown) == 1 and shown[0].endswith("滨河苑") and len(shown[0]) >= 5, (keys, shown)
+    assert readable_places({"滨河苑", "幸福路", "园滨河苑"}) == ["园滨河苑", "幸福路"]
+    assert readable_places(set()) == []
+
+
 def test_other_problem_same_place_not_linked(scenario):
     _, _, res = scenario
     assert res["t4"].duplicate_of is None and res["t4"].kind is None and res["t4"].cluster == "t4"
@@ -301,8 +322,9 @@ def test_cli_dedup_bad_lines_and_output(cli, tmp_path):
         assert f"in.jsonl:{n}:" in r.output
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [x["id"] for x in rows] == ["t1", "t2", "t3"]  # created_at order
-    assert set(rows[0]) == {"id", "duplicate_of", "cluster", "kind", "score"}
+    assert set(rows[0]) == {"id", "duplicate_of", "cluster", "kind", "score", "places"}
     assert rows[1]["duplicate_of"] == "t1" and rows[1]["kind"] == "repeat"
+    assert rows[2]["kind"] == "same_event" and "幸福里小区" in rows[2]["places"] and rows[0]["places"] == []
     salt_file = tmp_path / "data" / "phone_salt"
     assert salt_file.is_file() and (salt_file.stat().st_mode & 0o077) == 0
     blob = out.read_bytes() + r.output.encode() + b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())

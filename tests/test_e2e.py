@@ -152,6 +152,8 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert link.text == f"#{tid}" and link.get_attribute("href").endswith(f"/workbench#t={tid}")
     assert "重复诉求" in drv.find_element(By.CSS_SELECTOR, "[data-testid=duplicate]").text
     wait(drv, "[data-testid=duplicate] [data-testid=duplicate-count]", text="同一问题已反映 2 次")
+    # the address field kept 梅林路幸福里小区3号楼: the place the two share is named for the dispatcher to check
+    assert "幸福里小区" in wait(drv, "[data-testid=duplicate] [data-testid=duplicate-places]", text="共同地点：").text
     earlier = drv.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate] [data-testid=duplicate-earlier] a")
     assert [a.text for a in earlier] == [f"#{tid}"] and earlier[0].get_attribute("href").endswith(f"/workbench#t={tid}")
     shot(drv, "02b-widget-duplicate")

@@ -56,7 +56,8 @@ import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 
 from ..suggestion import Ticket
-from .signals import MINHASH_SCHEME, caller_key, dice, jaccard, mask_numbers, minhash, parse_time, place_keys, problem_signature
+from .signals import (MINHASH_SCHEME, caller_key, dice, jaccard, mask_numbers, minhash, parse_time, place_keys,
+                      problem_signature, readable_places)
 from .vectors import VectorIndex
 
 STATE_VERSION = 3  # 2: caller window (per-caller history kept longer than the main window); 3: owners
@@ -104,10 +105,11 @@ class DedupResult:
     cluster: str
     kind: Kind | None
     score: float
+    places: list[str] = field(default_factory=list)  # named places shared with duplicate_of (readable forms)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "duplicate_of": self.duplicate_of, "cluster": self.cluster, "kind": self.kind,
-                "score": self.score}
+                "score": self.score, "places": self.places}
 
 
 @dataclass
@@ -404,6 +406,13 @@ class DuplicateDetector:
         """A place name in common: a free-text one of at least ``min_place_len`` characters, or one of the map."""
         return any(len(k) >= self.config.min_place_len or k in self._gazetteer for k in a & b)
 
+    def shared_places(self, i: int, j: int) -> list[str]:
+        """The place names that make tickets ``i`` and ``j`` (indices) the same place for :meth:`judge`, as a
+        person reads them (:func:`readable_places`); empty when they share none (a caller's repeat, a near-identical
+        text, a locality in common)."""
+        a, b = self.records.places[i], self.records.places[j]
+        return readable_places(k for k in a & b if len(k) >= self.config.min_place_len or k in self._gazetteer)
+
     # ------------------------------------------------------------------------------------------ window
 
     def _window_add(self, idx: int, mh: np.ndarray, sig: np.ndarray, caller: str | None) -> None:
@@ -442,8 +451,10 @@ class DuplicateDetector:
 
     def result(self, idx: int) -> DedupResult:
         r = self.records
-        return DedupResult(id=r.ids[idx], duplicate_of=r.ids[r.dup[idx]] if r.dup[idx] >= 0 else None,
-                           cluster=r.ids[r.cluster[idx]], kind=r.kind[idx], score=r.score[idx])
+        dup = r.dup[idx]
+        return DedupResult(id=r.ids[idx], duplicate_of=r.ids[dup] if dup >= 0 else None,
+                           cluster=r.ids[r.cluster[idx]], kind=r.kind[idx], score=r.score[idx],
+                           places=self.shared_places(idx, dup) if dup >= 0 else [])
 
     def results(self) -> list[DedupResult]:
         return [self.result(i) for i in range(len(self.records))]

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .detector import DAY, DuplicateDetector
+from .signals import readable_places
 
 
 @dataclass
@@ -39,6 +40,15 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, CST).isoformat(timespec="seconds")
 
 
+def _most_named(places: Counter) -> str | None:
+    """The place most of a cluster's tickets name; among equals, the longest form (景园滨河苑 over 滨河苑, which every
+    ticket naming the first also names), so the choice does not depend on the order tickets came in."""
+    if not places:
+        return None
+    top = max(places.values())
+    return readable_places(k for k, n in places.items() if n == top)[0]
+
+
 def hot_issues(det: DuplicateDetector, window_days: float = 7.0, min_count: int = 5, at: float | None = None,
                top: int = 20) -> list[HotIssue]:
     r = det.records
@@ -61,7 +71,7 @@ def hot_issues(det: DuplicateDetector, window_days: float = 7.0, min_count: int 
         central = members[int(np.argmax((vecs @ vecs.T).mean(axis=1)))]
         locs = Counter(r.locality[i] for i in members if r.locality[i])
         places = Counter(p for i in members for p in r.places[i])
-        locality = locs.most_common(1)[0][0] if locs else (places.most_common(1)[0][0] if places else None)
+        locality = locs.most_common(1)[0][0] if locs else _most_named(places)
         prev = before.get(c, 0)
         n = len(members)
         trend = "new" if prev == 0 else ("up" if n > prev * 1.2 else ("down" if n < prev / 1.2 else "steady"))

@@ -141,6 +141,29 @@ def place_keys(text: str) -> set[str]:
     return out
 
 
+def readable_places(keys) -> list[str]:
+    """Place keys as a person reads them, longest first. :func:`place_keys` finds a name in pieces of at most four
+    characters before each suffix it holds (伊景园 before 园, 景园滨河苑 and 滨河苑 before 苑): keys that overlap by
+    two characters or more are joined again (伊景园滨河苑), and a key inside another is dropped. A name with more
+    than four characters before its last suffix and none inside shows its end (开区泉星公园 for 经开区泉星公园)."""
+    keys = set(keys)
+    joined = True
+    while joined:
+        joined = False
+        for a in sorted(keys):
+            for b in sorted(keys):
+                if a == b or a in b or b in a:
+                    continue
+                n = next((n for n in range(min(len(a), len(b)) - 1, 1, -1) if a.endswith(b[:n])), 0)
+                if n:
+                    keys = (keys - {a, b}) | {a + b[n:]}
+                    joined = True
+                    break
+            if joined:
+                break
+    return sorted((k for k in keys if not any(k != o and k in o for o in keys)), key=lambda k: (-len(k), k))
+
+
 # ------------------------------------------------------------------------------- "the same problem"
 
 def problem_signature(text: str, places: set[str] | frozenset[str], cap: int = 512) -> np.ndarray:

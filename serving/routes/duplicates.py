@@ -18,17 +18,23 @@ router = APIRouter(prefix="/api/v1", tags=["duplicates"])
 
 @router.get("/duplicates/{ticket_id}")
 def duplicates(_: Staff, ticket_id: TicketId, r: RouterDep, store: StoreDep, request: Request):
-    """The ticket's verdict (``duplicate``: duplicate_of, cluster, kind, score), the earlier tickets of its
-    cluster, oldest first, each with its own kind and score, and ``cluster_size`` (tickets in the cluster).
-    The index first catches up with tickets stored by any process on the same database."""
+    """The ticket's verdict (``duplicate``: duplicate_of, cluster, kind, score, and ``places``: the place names it
+    shares with duplicate_of, which make a same_event link the same place), the earlier tickets of its cluster,
+    oldest first, each with its own verdict, and ``cluster_size`` (tickets in the cluster). The index first catches
+    up with tickets stored by any process on the same database."""
     try:
         store.get(ticket_id, history=False)
     except StoreError as e:
         return JSONResponse(status_code=e.status, content=body(e.code, e.message, e.message_zh, [
             {"field": "ticket_id", "loc": ["path", "ticket_id"], "type": "not_found", "msg": e.message,
              "msg_zh": e.message_zh}]))
-    dedup.service(request.app).sync()
-    return store.duplicates(ticket_id)
+    svc = dedup.service(request.app)
+    svc.sync()
+    out = store.duplicates(ticket_id)
+    for tid, d in [(ticket_id, out["duplicate"]), *((e["id"], e["duplicate"]) for e in out["earlier"])]:
+        if d is not None:
+            d["places"] = svc.shared_places(tid, d["duplicate_of"]) if d["duplicate_of"] is not None else []
+    return out
 
 
 @router.get("/hot-issues")

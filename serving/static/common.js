@@ -108,6 +108,7 @@ function duplicateLine(d, href) {
   const p = el("p", {}, `${DUP_KIND[d.kind] || String(d.kind)}：与工单 `, ticketLink(d.duplicate_of, href, "duplicate-of"),
     ` 相同（相似度 ${(Number(d.score) * 100).toFixed(0)}%）`);
   if (cluster && cluster !== Number(d.duplicate_of)) p.append("；首次反映：", ticketLink(cluster, href, "duplicate-cluster"));
+  if (d.places && d.places.length) p.append(el("span", { "data-testid": "duplicate-places" }, `；共同地点：${d.places.join("、")}`));
   return p;
 }
 // The earlier reports of the cluster, oldest first, each linked.

@@ -40,7 +40,10 @@ function duplicateWarning(t) {
   if (!line) return null;
   const box = el("div", { class: "warnbox", "data-testid": "duplicate" }, el("h3", {}, "重复诉求提醒"), line);
   api("GET", `/api/v1/duplicates/${t.id}`).then((j) => {
-    if (!box.isConnected || !j.earlier.length) return;
+    if (!box.isConnected) return;
+    const full = duplicateLine(j.duplicate, TO_WORKBENCH); // the same line with the places the two share
+    if (full) line.replaceWith(full);
+    if (!j.earlier.length) { newTab(box); return; }
     box.append(el("p", { "data-testid": "duplicate-count" }, `同一问题已反映 ${j.cluster_size} 次，此前的反映：`),
       earlierList(j.earlier, TO_WORKBENCH));
     newTab(box);
