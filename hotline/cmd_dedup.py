@@ -184,7 +184,8 @@ def register(app: typer.Typer) -> None:
                                             "lead the responsibility lists name; input = the input's `lead` only; none = not used")] = "route",
     ) -> None:
         """Link each ticket to an earlier one about the same problem (in created_at order): one line per
-        ticket with id, duplicate_of, cluster, kind (repeat / same_event / null), score."""
+        ticket with id, duplicate_of, cluster, kind (repeat / same_event / null), score, places (the place names
+        shared with duplicate_of)."""
         _check_owners(owners)
         if persist and state is None:
             s = get_settings()

@@ -143,16 +143,19 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     shot(drv, "02-widget-dispatched")
     t = store.get(tid)
     assert t["status"] == "dispatched" and t["lead"] == t["suggestion"]["lead"]["code"]
+    # the form is empty for the next call: the last caller's address must not be carried into the next ticket
+    assert [drv.find_element(By.ID, f).get_attribute("value") for f in ("content", "address", "caller")] == ["", "", ""]
+    assert drv.switch_to.active_element == drv.find_element(By.ID, "content")
     assert t["history"][-1]["actor"] == "e2e-dispatcher#1" and t["history"][-1]["data"]["accepted"] is True
 
     # the same complaint again: the widget warns with the kind and a link to the earlier ticket, then lists the
     # earlier reports (GET /duplicates), each linked; accepted from the keyboard (Alt+1)
-    tid1b = submit(drv, "小区楼下烧烤店油烟太大，晚上窗户都不敢开")
+    tid1b = submit(drv, "小区楼下烧烤店油烟太大，晚上窗户都不敢开", "梅林路幸福里小区3号楼")
     link = wait(drv, "[data-testid=duplicate] [data-testid=duplicate-of]")
     assert link.text == f"#{tid}" and link.get_attribute("href").endswith(f"/workbench#t={tid}")
     assert "重复诉求" in drv.find_element(By.CSS_SELECTOR, "[data-testid=duplicate]").text
     wait(drv, "[data-testid=duplicate] [data-testid=duplicate-count]", text="同一问题已反映 2 次")
-    # the address field kept 梅林路幸福里小区3号楼: the place the two share is named for the dispatcher to check
+    # the same address: the place the two share is named for the dispatcher to check
     assert "幸福里小区" in wait(drv, "[data-testid=duplicate] [data-testid=duplicate-places]", text="共同地点：").text
     earlier = drv.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate] [data-testid=duplicate-earlier] a")
     assert [a.text for a in earlier] == [f"#{tid}"] and earlier[0].get_attribute("href").endswith(f"/workbench#t={tid}")

@@ -97,12 +97,18 @@ async function submit(ev) {
     $("status").textContent = "";
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
+// Once a ticket is dispatched or sent to arbitration the form is emptied for the next call: a caller's number or an
+// address left over from the last ticket would link the next one to it as a repeat and place it in the wrong town.
+function nextTicket() {
+  for (const id of ["content", "address", "caller"]) $(id).value = "";
+  $("content").focus();
+}
 async function dispatch(lead, co) {
-  try { show(await api("POST", `/api/v1/tickets/${current.id}/dispatch`, { lead, co })); $("status").textContent = "已派单"; }
+  try { show(await api("POST", `/api/v1/tickets/${current.id}/dispatch`, { lead, co })); $("status").textContent = "已派单"; nextTicket(); }
   catch (e) { $("status").textContent = "派单失败：" + e.message; }
 }
 async function escalate(reason) {
-  try { show(await api("POST", `/api/v1/tickets/${current.id}/escalate`, { reason: reason || "派单员提交裁定" })); $("status").textContent = "已提交裁定"; }
+  try { show(await api("POST", `/api/v1/tickets/${current.id}/escalate`, { reason: reason || "派单员提交裁定" })); $("status").textContent = "已提交裁定"; nextTicket(); }
   catch (e) { $("status").textContent = "提交失败：" + e.message; }
 }
 let timer = null, seq = 0;
