@@ -202,6 +202,10 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     order = [int(r.get_attribute("data-id")) for r in drv.find_elements(By.CSS_SELECTOR, "#queue tr")]
     assert order == [tid1c, tid2, tid1b]  # oldest first
     assert "多次退单" in row.find_element(By.CSS_SELECTOR, "[data-testid=queue-reasons]").text
+    # what each ticket is about, cut short; the whole text on hover (a title attribute, set as text: no markup)
+    evil_cell = drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid2}'] [data-testid=queue-excerpt]")
+    assert evil_cell.text == evil[:24] + "…" and evil_cell.get_attribute("title") == evil
+    assert row.find_element(By.CSS_SELECTOR, "[data-testid=queue-excerpt]").text.startswith("小区楼下烧烤店油烟太大")
     returns = row.find_element(By.CSS_SELECTOR, "[data-testid=queue-returns]").text
     assert returns.startswith("2") and "城市管理" in returns and "市场监督" in returns
     repeat_row = drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid1c}']")

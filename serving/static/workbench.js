@@ -5,6 +5,7 @@
 let selected = null;
 const HASH_T = location.hash.match(/t=(\d+)/);
 const TO_TICKET = (id) => `#t=${id}`;
+function excerpt(text, n) { const s = String(text || "").replace(/\s+/g, " ").trim(); return s.length > n ? s.slice(0, n) + "…" : s; }
 async function loadQueue() {
   $("status").textContent = "加载中…";
   try {
@@ -15,7 +16,10 @@ async function loadQueue() {
     for (const t of q) {
       const returns = t.returns || [];
       const tr = el("tr", { "data-id": t.id, class: t.id === selected ? "sel" : null, tabindex: "0" },
-        el("td", {}, `#${t.id}`), el("td", {}, fmtTime(t.arbitration_since)),
+        el("td", {}, `#${t.id}`),
+        // what the ticket is about, so the group can pick related tickets together (the whole text on hover)
+        el("td", { "data-testid": "queue-excerpt", title: t.content }, excerpt(t.title || t.content, 24)),
+        el("td", {}, fmtTime(t.arbitration_since)),
         el("td", { "data-testid": "queue-reasons", title: t.arbitration_reasons.map((r) => r.message).join("\n") },
           t.arbitration_reasons.map((r) => reasonZh(r.code)).join("、")),
         el("td", { "data-testid": "queue-returns", title: returns.map((r) => `${deptName(r.department)}：${r.reason}`).join("\n") },
