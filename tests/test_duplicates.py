@@ -233,6 +233,22 @@ def test_hot_issues(encoder, locator):
     assert hot2 and hot2[0].previous > 0 and hot2[0].trend in {"up", "down", "steady"}
 
 
+def test_a_hot_issue_outside_the_map_is_placed_by_the_name_its_tickets_give(encoder, locator):
+    """No locality (a place the gazetteer does not hold): the hot issue names the place its tickets name, whole
+    (伊景园滨河苑, which place_keys finds as 伊景园 and 景园滨河苑), not a piece of it."""
+    texts = ["伊景园滨河苑开发商强制捆绑销售车位，不买车位就不给办理交房手续。",
+             "反对伊景园滨河苑捆绑销售车位，开发商不买车位不给交房。",
+             "伊景园滨河苑交房时开发商要求必须购买车位，否则不交钥匙。",
+             "伊景园滨河苑业主被强制购买车位才能收房，请有关部门查处。",
+             "伊景园滨河苑开发商捆绑销售车位，业主不买就不给交房。"]
+    tickets = [T(f"p{i}", texts[i], 10 + i, f"1570000{i:04d}") for i in range(5)]
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    det.rebuild(tickets)
+    hot = hot_issues(det, window_days=7, min_count=5)
+    assert len(hot) == 1 and hot[0].count == 5, [(h.count, h.ticket_ids) for h in hot]
+    assert hot[0].locality == "伊景园滨河苑"
+
+
 def test_ticket_times_as_exports_write_them():
     from model.duplicates import parse_time
 

@@ -40,13 +40,15 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, CST).isoformat(timespec="seconds")
 
 
-def _most_named(places: Counter) -> str | None:
-    """The place most of a cluster's tickets name; among equals, the longest form (景园滨河苑 over 滨河苑, which every
-    ticket naming the first also names), so the choice does not depend on the order tickets came in."""
+def _most_named(places: Counter, near: float = 0.8) -> str | None:
+    """The place most of a cluster's tickets name, read whole: the most named key joined with the keys that overlap
+    it and are named nearly as often (伊景园 and 景园滨河苑 → 伊景园滨河苑, :func:`readable_places`); among equals the
+    longest, so the choice does not depend on the order tickets came in."""
     if not places:
         return None
-    top = max(places.values())
-    return readable_places(k for k, n in places.items() if n == top)[0]
+    first = max(places, key=lambda k: (places[k], len(k), k))
+    close = [k for k, n in places.items() if n >= near * places[first]]
+    return next(p for p in readable_places(close) if first in p)
 
 
 def hot_issues(det: DuplicateDetector, window_days: float = 7.0, min_count: int = 5, at: float | None = None,
