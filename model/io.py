@@ -38,8 +38,8 @@ def read_tickets_jsonl(path: Path, check: Callable[[Ticket, int], str | None] | 
     problems: list[str] = []
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").strip()
+            try:  # utf-8-sig: Notepad and Excel begin a UTF-8 file with a BOM, which is not JSON
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8").strip()
             except UnicodeDecodeError:
                 problems.append(f"{n}: not UTF-8 text — save the file as UTF-8")
                 continue
