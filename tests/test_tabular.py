@@ -99,6 +99,22 @@ def test_an_xls_sheet_imports_and_a_broken_workbook_is_one_error(tmp_path, lists
     assert lists_version(lists_copy) == before
 
 
+def test_a_workbook_that_opens_with_a_cover_sheet_imports_its_lists_sheet(tmp_path, lists_copy):
+    """A 权责清单 workbook whose first sheet is a cover (说明): the sheet imported is the one whose header names the
+    required columns."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.title = "说明"
+    wb.active.append(["清河区部门权责清单（2026年版），清单见第二个工作表"])
+    items = wb.create_sheet("清单")
+    items.append(["部门", "事项名称", "职责", "依据", "示例诉求", "关键词", "不含事项"])
+    items.append(["taxation", "电子发票开具", "指导纳税人开具和查验电子发票。", "《中华人民共和国发票管理办法》", "饭店不给开发票", "发票", ""])
+    wb.save(tmp_path / "cover.xlsx")
+    assert import_table(tmp_path / "cover.xlsx", lists_copy) == {"taxation": 1}
+    assert [it.title for it in load_lists(lists_copy).items_of("taxation")] == ["电子发票开具"]
+
+
 @pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
 def test_an_empty_sheet_is_refused_and_changes_nothing(tmp_path, lists_copy, suffix):
     """A workbook saved with an empty sheet, or an empty CSV: the import says the table has no rows, writes nothing."""

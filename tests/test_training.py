@@ -100,7 +100,35 @@ def test_a_title_above_the_header_is_not_data(tmp_path, lists):
         assert h.texts == ["楼下烧烤店油烟太大", "幸福路路灯坏了"] and h.labels == ["ecology_environment", "urban_management"]
         assert h.rows == [4, 5] and h.report.problems == [] and h.times[1].hour == 9
     with pytest.raises(ValueError, match="column.s. 留言详情 not found; the file has: 工单号, 诉求内容, 承办单位, 受理时间"):
+        load_history(csv_path, ColumnMap(["留言详情"], "承办单位"))
+    with pytest.raises(ValueError, match="column.s. 留言详情 not found in any sheet; the first sheet has: 工单号, 诉求内容"):
         load_history(sheet, ColumnMap(["留言详情"], "承办单位"))
+
+
+def test_a_workbook_that_opens_with_a_cover_sheet_is_read_from_its_data_sheet(tmp_path, lists):
+    """Some systems put a cover or summary sheet before the rows: the sheet read is the first whose header names the
+    mapped columns, and the report names it (its row numbers are that sheet's); a workbook with none names the
+    first sheet's columns."""
+    from openpyxl import Workbook
+
+    labels, aliases = roster_label_space(lists)
+    wb = Workbook()
+    wb.active.title = "说明"
+    for line in (["清河区12345热线工单导出"], ["工单明细见下一工作表"]):
+        wb.active.append(line)
+    data = wb.create_sheet("工单明细")
+    for r in (["工单号", "诉求内容", "承办单位"], ["A1", "楼下烧烤店油烟太大", "区环保局"], ["A2", "幸福路路灯坏了", "区城管局"]):
+        data.append(r)
+    wb.save(tmp_path / "cover.xlsx")
+    cols = ColumnMap(["诉求内容"], "承办单位")
+    h = load_history(tmp_path / "cover.xlsx", cols, allowed_labels=set(labels), label_aliases=aliases)
+    assert h.labels == ["ecology_environment", "urban_management"] and h.rows == [2, 3]
+    assert h.report.summary()["file"].endswith("cover.xlsx (sheet 工单明细)")
+    old = ColumnMap(["留言主题", "留言详情"], "牵头单位", co_col="协办单位", time_col="受理时间", id_col="工单编号")
+    x = load_history(Path(__file__).parent / "data" / "history_cover.xls", old, allowed_labels=set(labels), label_aliases=aliases)
+    assert x.labels == ["ecology_environment", "natural_resources"] and x.report.summary()["file"].endswith("(sheet 工单明细)")
+    with pytest.raises(ValueError, match="not found in any sheet; the first sheet has: 清河区12345热线工单导出"):
+        load_history(tmp_path / "cover.xlsx", ColumnMap(["留言详情"], "承办单位"))
 
 
 def test_xlsx_with_empty_tail_unknown_labels_empty_text_and_co_separators(tmp_path, lists):

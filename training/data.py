@@ -178,7 +178,22 @@ def _csv_records(path: Path, delimiter: str) -> Iterator[Record]:
         yield row_no, vals, ""
 
 
-def _xlsx_records(path: Path) -> Iterator[Record]:
+def _names_all(row, needed: list[str]) -> bool:
+    return set(needed) <= {_cell(v) for v in row}
+
+
+def _pick_sheet(peeks: list[list], needed: list[str] | None) -> int:
+    """The sheet to read: the first one whose first :data:`HEADER_SCAN` + 1 rows (``peeks``, one list per sheet) hold
+    a header naming every ``needed`` column (a workbook may open with a cover or summary sheet); else the first."""
+    if needed:
+        for i, rows in enumerate(peeks):
+            if any(row is not None and _names_all(row, needed) for row in rows):
+                return i
+    return 0
+
+
+def _xlsx_records(path: Path, needed: list[str] | None = None) -> tuple[Iterator[Record], str | None]:
+    """The rows of the sheet :func:`_pick_sheet` chooses, and its name when it is not the first sheet."""
     from zipfile import BadZipFile
 
     from openpyxl import load_workbook
@@ -188,25 +203,32 @@ def _xlsx_records(path: Path) -> Iterator[Record]:
         wb = load_workbook(path, read_only=True, data_only=True)
     except (BadZipFile, InvalidFileException, KeyError) as e:
         raise ValueError(f"{path.name}: not a readable .xlsx workbook ({e}) — open it in Excel and save it again as .xlsx") from None
+    sheets = wb.worksheets
+    at = _pick_sheet([list(ws.iter_rows(max_row=HEADER_SCAN + 1, values_only=True)) for ws in sheets], needed) \
+        if needed and len(sheets) > 1 else 0
 
     def records():
         try:
-            for n, vals in enumerate(wb.worksheets[0].iter_rows(values_only=True), start=1):
+            for n, vals in enumerate(sheets[at].iter_rows(values_only=True), start=1):
                 yield n, list(vals), ""
         finally:
             wb.close()
-    return records()
+    return records(), (sheets[at].title if at else None)
 
 
-def _xls_records(path: Path) -> Iterator[Record]:
+def _xls_records(path: Path, needed: list[str] | None = None) -> tuple[Iterator[Record], str | None]:
     """Excel 97–2003 workbooks, which older 12345 systems still export (python-calamine; dates come as datetimes)."""
     from python_calamine import CalamineError, CalamineWorkbook
 
     try:
-        table = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+        wb = CalamineWorkbook.from_path(str(path))
+        names = wb.sheet_names
+        at = _pick_sheet([wb.get_sheet_by_index(i).to_python(nrows=HEADER_SCAN + 1) for i in range(len(names))], needed) \
+            if needed and len(names) > 1 else 0
+        table = wb.get_sheet_by_index(at).to_python()
     except CalamineError as e:
         raise ValueError(f"{path.name}: not a readable .xls workbook ({e}) — save it as .xlsx or CSV") from None
-    return ((n, vals, "") for n, vals in enumerate(table, start=1))
+    return ((n, vals, "") for n, vals in enumerate(table, start=1)), (names[at] if at else None)
 
 
 def _table(path: Path, records: Iterator[Record], needed: list[str] | None, pad: bool):
@@ -281,8 +303,10 @@ def _read_parquet(path: Path):
 
 
 def read_rows(path: Path, needed: list[str] | None = None):
-    """(header, iterator of (row number, values or None, error)). A CSV or spreadsheet whose first row lacks one of
-    the ``needed`` columns may have its header a few rows down, under a title (:func:`_table`)."""
+    """(header, iterator of (row number, values or None, error), sheet). A CSV or spreadsheet whose first row lacks
+    one of the ``needed`` columns may have its header a few rows down, under a title (:func:`_table`); a workbook's
+    rows are those of its first sheet that names them (``sheet``: its name when that is not the first sheet, else
+    ``None``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -290,10 +314,11 @@ def read_rows(path: Path, needed: list[str] | None = None):
     if fmt is None:
         raise ValueError(f"{path.name}: unsupported format — give .csv, .tsv, .xlsx, .xls, .jsonl or .parquet")
     if fmt in ("csv", "tsv"):
-        return _table(path, _csv_records(path, "," if fmt == "csv" else "\t"), needed, pad=False)
+        return (*_table(path, _csv_records(path, "," if fmt == "csv" else "\t"), needed, pad=False), None)
     if fmt in ("xlsx", "xls"):
-        return _table(path, (_xlsx_records if fmt == "xlsx" else _xls_records)(path), needed, pad=True)
-    return {"jsonl": _read_jsonl, "parquet": _read_parquet}[fmt](path)
+        records, sheet = (_xlsx_records if fmt == "xlsx" else _xls_records)(path, needed)
+        return (*_table(path, records, needed, pad=True), sheet)
+    return (*{"jsonl": _read_jsonl, "parquet": _read_parquet}[fmt](path), None)
 
 
 def parse_time(s: str) -> datetime | None:
@@ -309,14 +334,15 @@ def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | N
     spellings (department names, locality codes) to a label. Raises ``ValueError`` only for whole-file
     problems (unsupported format, missing columns)."""
     path = Path(path)
-    header, rows = read_rows(path, columns.needed())
+    header, rows, sheet = read_rows(path, columns.needed())
     missing = [c for c in columns.needed() if c not in header]
     if missing:
-        raise ValueError(f"{path.name}: column(s) {', '.join(missing)} not found; the file has: {', '.join(h for h in header if h)}")
+        where = " in any sheet; the first sheet has" if FORMATS[path.suffix.lower()] in ("xlsx", "xls") else "; the file has"
+        raise ValueError(f"{path.name}: column(s) {', '.join(missing)} not found{where}: {', '.join(h for h in header if h)}")
     pos = {h: i for i, h in enumerate(header)}
     aliases = label_aliases or {}
     norm = lambda s: map_label(aliases, s)  # noqa: E731
-    rep = LoadReport(str(path))
+    rep = LoadReport(f"{path} (sheet {sheet})" if sheet else str(path))  # row numbers are that sheet's
     texts, labels, cos, times, rownos, ids, callers, addrs = [], [], [], [], [], [], [], []
     for n, vals, err in rows:
         if vals is None:

@@ -9,9 +9,13 @@ import xlwt
 HERE = Path(__file__).resolve().parent
 
 
-def write(path: Path, header: list[str], rows: list[list]) -> None:
+def write(path: Path, header: list[str], rows: list[list], cover: list[str] | None = None) -> None:
     wb = xlwt.Workbook(encoding="utf-8")
-    ws = wb.add_sheet("Sheet1")
+    if cover:  # a first sheet that explains the export, as some systems write one
+        front = wb.add_sheet("说明")
+        for r, line in enumerate(cover):
+            front.write(r, 0, line)
+    ws = wb.add_sheet("工单明细" if cover else "Sheet1")
     when = xlwt.easyxf(num_format_str="YYYY-MM-DD HH:MM")
     for c, h in enumerate(header):
         ws.write(0, c, h)
@@ -33,3 +37,9 @@ write(HERE / "lists_taxation.xls", ["部门", "事项名称", "职责", "依据"
     ["taxation", "电子发票开具", "指导纳税人开具和查验电子发票。", "《中华人民共和国发票管理办法》", "饭店不给开发票\n开票系统一直登录不上",
      "发票、电子发票", "餐饮卫生 -> market_regulation"],
 ])
+
+# the same history behind a cover sheet
+write(HERE / "history_cover.xls", ["工单编号", "留言主题", "留言详情", "牵头单位", "协办单位", "受理时间"], [
+    [20180301001, "油烟", "楼下烧烤店油烟太大，晚上窗户都不敢开", "区环保局", "区城管局", datetime.datetime(2018, 3, 1, 10, 0)],
+    [20180302002, "占地", "村里有人占耕地盖厂房", "区国土资源局", "石桥镇", datetime.datetime(2018, 3, 2, 9, 5)],
+], cover=["清河区12345热线工单导出", "导出时间：2018-03-31", "工单明细见下一工作表"])
