@@ -25,28 +25,15 @@ def sample_texts(router, n: int = 200, seed: int = 0) -> list[str]:
 
 
 def read_bench_tickets(path: Path) -> list:
-    """Real tickets to time: JSONL as ``hotline route --input`` reads it, or a CSV with a ``content`` column (and
-    ``title``, ``id`` if there), as ``hotline eval routing --data`` reads one (labels are not needed). ValueError
-    saying what to fix for a file with no usable ticket or a bad line."""
-    from model.io import UnreadableText, read_tickets_jsonl
-    from model.suggestion import Ticket
-
-    from .routing import ticket_rows
+    """Real tickets to time, as ``hotline route --input`` reads them: JSONL, or a CSV with a ``content`` column (and
+    ``title``, ``id``… if there; other columns such as a labelled file's ``lead`` are ignored). ValueError saying what
+    to fix for a file with no usable ticket or a bad line."""
+    from model.io import read_tickets
 
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        try:
-            _, rows = ticket_rows(path, required=("content",))
-        except UnreadableText:
-            raise
-        except ValueError as e:
-            raise ValueError(f"{path}: {e} (a CSV needs content, and title/id if it has them)") from None
-        tickets = [Ticket(id=r.get("id") or str(i), title=(r.get("title") or "").strip()[:500] or None,
-                          content=r["content"][:20000]) for i, r in enumerate(rows)]
-    else:
-        tickets, problems = read_tickets_jsonl(path)
-        if problems:
-            raise ValueError(f"{path}: line {problems[0]} ({len(problems)} bad line(s))")
+    tickets, problems = read_tickets(path)  # ValueError for a CSV without content (UnreadableText is one)
+    if problems:
+        raise ValueError(f"{path}: line {problems[0]} ({len(problems)} bad line(s))")
     if not tickets:
         raise ValueError(f"{path}: no ticket with content")
     return tickets

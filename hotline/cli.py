@@ -45,12 +45,15 @@ def _lists(folder: Optional[Path] = None):
         fail(f"{len(e.problems)} problem(s) in the responsibility lists at {folder} — fix them and run `hotline lists validate`")
 
 
-def load_jsonl_or_fail(path: Path, reader, what: str):
-    """Read tickets with ``reader``; report each bad line on stderr as ``file:line: problem``; stop with one
-    line when the file is missing or has no usable line."""
+def load_tickets_or_fail(path: Path, reader, what: str):
+    """Read tickets (JSONL or CSV) with ``reader``; report each bad line on stderr as ``file:line: problem``; stop
+    with one line when the file is missing, unreadable as a whole, or has no usable line."""
     if not path.is_file():
         fail(f"{path}: no such file — give {what}")
-    tickets, problems = reader(path)
+    try:
+        tickets, problems = reader(path)
+    except ValueError as e:  # a CSV without a content column, or in neither UTF-8 nor GBK
+        fail(" ".join(str(e).split()))
     for p in problems:
         typer.echo(f"{path}:{p}", err=True)
     if not tickets:
@@ -256,7 +259,7 @@ def _print_suggestion(sug) -> None:
 @app.command("route")
 def route(
     text: Annotated[Optional[str], typer.Argument(help="工单文本 (or use --input)")] = None,
-    input: Annotated[Optional[Path], typer.Option("--input", help="JSONL tickets: id, content (+ title, address, caller, created_at, channel)")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", help="tickets as JSONL, or a CSV with one column per field: id, content (+ title, address, caller, created_at, channel)")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", help="JSONL suggestions (default: stdout)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the JSON suggestion")] = False,
     address: Annotated[Optional[str], typer.Option(help="事发地址")] = None,
@@ -264,7 +267,7 @@ def route(
     precedents: Annotated[Optional[Path], typer.Option("--precedents", help="CSV of settled tickets (id, title, content, lead[, co]): "
                           "they vote and are cited as decisions are in serving (default: none)")] = None,
 ) -> None:
-    """Suggest lead and co-handling departments for one ticket or a JSONL file (without the service's precedents
+    """Suggest lead and co-handling departments for one ticket or a file of them (JSONL or CSV) (without the service's precedents
     unless --precedents gives a file of settled tickets)."""
     from pydantic import ValidationError
 
@@ -289,9 +292,9 @@ def route(
         return
     from tqdm import tqdm
 
-    from model.io import read_tickets_jsonl
+    from model.io import read_tickets
 
-    tickets, problems = load_jsonl_or_fail(input, read_tickets_jsonl, "a JSONL file with id, content (+ title, address, caller, created_at, channel)")
+    tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL or CSV file with id, content (+ title, address, caller, created_at, channel)")
     router = _router()
     if precedents is not None:
         _precedents_or_fail(router, precedents)

@@ -67,7 +67,7 @@ def read_dedup_jsonl(path: Path):
     """Tickets that dedup can use, and one ``"<line>: <problem>"`` per unusable line (bad JSON, invalid
     ticket, no id, unreadable created_at, id repeated)."""
     from model.duplicates import parse_time
-    from model.io import read_tickets_jsonl
+    from model.io import read_tickets
 
     seen: dict[str, int] = {}
 
@@ -83,7 +83,7 @@ def read_dedup_jsonl(path: Path):
         seen[t.id] = n
         return None
 
-    tickets, problems = read_tickets_jsonl(path, check)
+    tickets, problems = read_tickets(path, check)
     return tickets, problems
 
 
@@ -125,17 +125,12 @@ def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route:
 
 
 def given_leads(path: Path) -> dict[str, str]:
-    """``id -> lead`` for the JSONL lines that carry a ``lead`` (e.g. the department that handled an exported ticket)."""
-    out: dict[str, str] = {}
-    with open(path, encoding="utf-8-sig") as f:
-        for line in f:
-            try:
-                d = json.loads(line)
-            except ValueError:
-                continue  # reported by the ticket reader
-            if isinstance(d, dict) and d.get("id") is not None and isinstance(d.get("lead"), str) and d["lead"].strip():
-                out[str(d["id"])] = d["lead"]
-    return out
+    """``id -> lead`` for the lines or rows that carry a ``lead`` (e.g. the department that handled an exported
+    ticket)."""
+    from model.io import ticket_records
+
+    return {str(d["id"]): d["lead"] for _, d, _ in ticket_records(path)
+            if d is not None and d.get("id") is not None and isinstance(d.get("lead"), str) and d["lead"].strip()}
 
 
 def _detector(settings, state: Optional[Path], window_days: float | None = None):
@@ -151,10 +146,10 @@ def _detector(settings, state: Optional[Path], window_days: float | None = None)
 
 
 def _run(input: Path, state: Optional[Path], window_days: float | None = None, owners: str = "route"):
-    from hotline.cli import load_jsonl_or_fail
+    from hotline.cli import load_tickets_or_fail
 
-    tickets, problems = load_jsonl_or_fail(input, read_dedup_jsonl,
-                                           "a JSONL file with id, content, created_at (+ caller, address, title, lead)")
+    tickets, problems = load_tickets_or_fail(input, read_dedup_jsonl,
+                                           "a JSONL or CSV file with id, content, created_at (+ caller, address, title, lead)")
     settings = get_settings()
     det = _detector(settings, state, window_days)
     # routed owners are cached by the lists and the tickets: trying hot windows (--at, --days) on one file routes it once
@@ -174,7 +169,7 @@ def _check_owners(owners: str, allowed=("route", "input", "none")) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("dedup")
     def dedup(
-        input: Annotated[Path, typer.Option("--input", help="JSONL tickets: id, content, created_at (+ caller, address, title)")],
+        input: Annotated[Path, typer.Option("--input", help="tickets as JSONL, or a CSV with one column per field: id, content, created_at (+ caller, address, title, lead)")],
         output: Annotated[Optional[Path], typer.Option("--output", help="JSONL results (default: stdout)")] = None,
         state: Annotated[Optional[Path], typer.Option("--state", help="Load the duplicate index from this folder, add the tickets, save it back")] = None,
         persist: Annotated[bool, typer.Option("--persist", help="Same with the configured folder (HOTLINE_DEDUP_STATE_DIR, default data_dir/dedup)")] = False,
@@ -210,7 +205,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("hot")
     def hot(
-        input: Annotated[Path, typer.Option("--input", help="JSONL tickets: id, content, created_at (+ caller, address, title)")],
+        input: Annotated[Path, typer.Option("--input", help="tickets as JSONL, or a CSV with one column per field: id, content, created_at (+ caller, address, title, lead)")],
         json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
         days: Annotated[Optional[float], typer.Option("--days", min=0.01, max=366, help="default HOTLINE_HOT_WINDOW_DAYS")] = None,
         min_count: Annotated[Optional[int], typer.Option("--min-count", min=2, help="default HOTLINE_HOT_MIN_COUNT")] = None,

@@ -1,10 +1,12 @@
-"""Reading what a centre exports: tickets from JSONL (bad lines are reported with their line number and skipped,
-never lost), and CSV text as spreadsheets save it (UTF-8 or GBK)."""
+"""Reading what a centre exports: tickets from JSONL or CSV (bad lines are reported with their line number and
+skipped, never lost), and CSV text as spreadsheets save it (UTF-8 or GBK)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from pydantic import ValidationError
 
@@ -30,39 +32,78 @@ def read_text(path: Path) -> str:
     raise UnreadableText(f"{path}: neither UTF-8 nor GBK/GB18030 text — save the file as UTF-8")
 
 
-def read_tickets_jsonl(path: Path, check: Callable[[Ticket, int], str | None] | None = None) -> tuple[list[Ticket], list[str]]:
-    """Valid tickets, and one message per bad line: ``"<line>: <what is wrong>"``.
+CSV_SUFFIXES = (".csv",)
 
-    ``check(ticket, line)`` may add a caller's own rule: it returns what is wrong, or None."""
-    tickets: list[Ticket] = []
-    problems: list[str] = []
+
+def ticket_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
+    """(line or row number, the ticket's fields as a dict or ``None``, what is wrong) for each non-empty line of a
+    JSONL file, or each row of a CSV (``.csv``: UTF-8 or GBK, one column per field — id, title, content, address,
+    caller, created_at, channel, lead…; empty cells are absent fields; the header may sit under a title row).
+    ValueError for a CSV with no ``content`` column, :class:`UnreadableText` for one in neither encoding."""
+    path = Path(path)
+    if path.suffix.lower() in CSV_SUFFIXES:
+        yield from _csv_records(path)
+        return
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             try:  # utf-8-sig: Notepad and Excel begin a UTF-8 file with a BOM, which is not JSON
                 line = raw.decode("utf-8-sig" if n == 1 else "utf-8").strip()
             except UnicodeDecodeError:
-                problems.append(f"{n}: not UTF-8 text — save the file as UTF-8")
+                yield n, None, "not UTF-8 text — save the file as UTF-8"
                 continue
             if not line:
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                problems.append(f"{n}: not valid JSON ({e.msg} at column {e.colno})")
+                yield n, None, f"not valid JSON ({e.msg} at column {e.colno})"
                 continue
             if not isinstance(obj, dict):
-                problems.append(f"{n}: expected a JSON object with at least 'content'")
+                yield n, None, "expected a JSON object with at least 'content'"
                 continue
-            try:
-                ticket = Ticket.model_validate(obj)
-            except ValidationError as e:
-                err = e.errors()[0]
-                field = ".".join(str(x) for x in err["loc"]) or "line"
-                problems.append(f"{n}: field '{field}': {err['msg']}")
-                continue
-            wrong = check(ticket, n) if check else None
-            if wrong:
-                problems.append(f"{n}: {wrong}")
-            else:
-                tickets.append(ticket)
+            yield n, obj, ""
+
+
+HEADER_SCAN = 10  # rows a CSV may carry above its header (a title, an export's date range)
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
+    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
+    at = next((i for i, r in enumerate(rows[: HEADER_SCAN + 1]) if "content" in {c.strip() for c in r}), None)
+    if at is None:
+        raise ValueError(f"{path}: no 'content' column — a CSV of tickets needs content (and id, title, address, "
+                         "caller, created_at as it has them)")
+    header = [c.strip() for c in rows[at]]
+    for n, vals in enumerate(rows[at + 1:], start=at + 2):  # the spreadsheet's row numbers
+        if not any(v.strip() for v in vals):
+            continue
+        if len(vals) > len(header) and any(v.strip() for v in vals[len(header):]):
+            yield n, None, f"{len(vals)} fields but the header has {len(header)}"
+            continue
+        yield n, {k: v for k, v in zip(header, vals) if k and v.strip()}, ""
+
+
+def read_tickets(path: Path, check: Callable[[Ticket, int], str | None] | None = None) -> tuple[list[Ticket], list[str]]:
+    """Valid tickets of a JSONL or CSV file (:func:`ticket_records`), and one message per bad line or row:
+    ``"<line>: <what is wrong>"``.
+
+    ``check(ticket, line)`` may add a caller's own rule: it returns what is wrong, or None."""
+    tickets: list[Ticket] = []
+    problems: list[str] = []
+    for n, obj, wrong in ticket_records(path):
+        if obj is None:
+            problems.append(f"{n}: {wrong}")
+            continue
+        try:
+            ticket = Ticket.model_validate(obj)
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(x) for x in err["loc"]) or "line"
+            problems.append(f"{n}: field '{field}': {err['msg']}")
+            continue
+        wrong = check(ticket, n) if check else None
+        if wrong:
+            problems.append(f"{n}: {wrong}")
+        else:
+            tickets.append(ticket)
     return tickets, problems

@@ -404,7 +404,9 @@ def test_csv_files_saved_as_gbk_read_as_their_utf8_twins(tmp_path):
     assert got == read_labelled_csv(utf8) and [t.content for t in got[0]] == ["梅林路的路灯坏了三天", "小区楼下烧烤店油烟太大"]
     assert got[1] == ["区城市管理委员会", "ecology_environment"]
     assert got[2] == [["属地街道"], []]
-    assert [t.title for t in read_bench_tickets(gbk)] == ["路灯不亮", None]
+    bench8, bench_gbk = both("bench", "id,title,content\n1,路灯不亮,梅林路的路灯坏了三天\n2,,小区楼下烧烤店油烟太大\n")
+    assert [t.title for t in read_bench_tickets(bench_gbk)] == ["路灯不亮", None]
+    assert read_bench_tickets(bench_gbk) == read_bench_tickets(bench8)
     from training.data import ColumnMap, load_history  # `hotline train` reads its CSV the same way
 
     maps = ColumnMap(["title", "content"], "lead", "co", None, None, None, "id")

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hotline.settings import Settings
-from model.io import read_tickets_jsonl
+from model.io import read_tickets
 from model.locality import Locator
 from model.suggestion import Ticket
 from responsibility_lists.loader import DEFAULT_DIR, load_lists
@@ -37,7 +37,7 @@ def test_jsonl_reader_accounts_for_every_line(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("p") / "t.jsonl"
     body = b"\n".join(l.replace(b"\n", b" ").replace(b"\r", b" ") for l in lines)
     path.write_bytes(body)
-    tickets, problems = read_tickets_jsonl(path)
+    tickets, problems = read_tickets(path)
     physical = [l for l in body.split(b"\n")]
     non_blank = sum(1 for l in physical if l.decode("utf-8", "replace").strip())
     assert len(tickets) + len(problems) == non_blank  # nothing silently dropped

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from model.io import read_tickets_jsonl
+from model.io import read_tickets
 from model.suggestion import Ticket
 
 
@@ -99,13 +99,13 @@ def test_jsonl_reader_reports_bad_lines(tmp_path):
         "",
         json.dumps({"id": "c", "content": "噪音扰民", "title": "噪音"}, ensure_ascii=False),
     ]).encode() + b"\n\xff\xfe\n")
-    tickets, problems = read_tickets_jsonl(f)
+    tickets, problems = read_tickets(f)
     assert [t.id for t in tickets] == ["a", "c"]
     assert [p.split(":")[0] for p in problems] == ["2", "3", "4", "5", "8"]
     assert "content" in problems[1] and "not UTF-8" in problems[-1]
     # saved by Notepad or Excel as "UTF-8 with BOM": the first line is a ticket like the others
     f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
-    assert [t.id for t in read_tickets_jsonl(f)[0]] == ["a", "c"]
+    assert [t.id for t in read_tickets(f)[0]] == ["a", "c"]
 
 
 def test_title_weight_mixes_the_title_into_the_query(router):
