@@ -5,14 +5,12 @@ Labels are roster codes, or ``locality`` for any street office / town: a suggest
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.io import read_text
+from model.io import csv_table
 from model.suggestion import Suggestion, Ticket
 
 
@@ -37,23 +35,13 @@ class RoutingReport:
 REQUIRED_COLUMNS = ("content", "lead")
 
 
-HEADER_SCAN = 10  # rows a CSV may carry above its header (a title such as 12345工单明细表, an export's date range)
-
-
 def ticket_rows(path: Path, required=REQUIRED_COLUMNS):
     """The field names and the rows that have text in every ``required`` column (by default content and lead: the
-    rows every labelled reader here keeps) of a CSV saved as UTF-8 or GBK. The header is the first row, or the first
-    of the next :data:`HEADER_SCAN` rows that names every ``required`` column (the rows above it are a title, as
-    ``hotline train`` reads them). ValueError naming what the first row is missing."""
-    lines = list(csv.reader(io.StringIO(read_text(path), newline="")))
-    head = lines[: HEADER_SCAN + 1]
-    at = next((i for i, row in enumerate(head) if set(required) <= {c.strip() for c in row}), None)
-    if at is None:
-        first = [c.strip() for c in head[0]] if head else []
-        raise ValueError(f"missing column(s) {', '.join(c for c in required if c not in first)}")
-    fields = [c.strip() for c in lines[at]]
-    rows = [dict(zip(fields, vals)) for vals in lines[at + 1:]]
-    return fields, [r for r in rows if all((r.get(c) or "").strip() for c in required)]
+    rows every labelled reader here keeps) of a CSV saved as UTF-8 or GBK, whose header may sit under a title row
+    (:func:`model.io.csv_table`). ValueError naming what is missing."""
+    fields, rows = csv_table(path, required)
+    dicts = (dict(zip(fields, vals)) for _, vals in rows)
+    return fields, [r for r in dicts if all((r.get(c) or "").strip() for c in required)]
 
 
 def label_aliases(lists) -> dict[str, str]:

@@ -64,17 +64,30 @@ def ticket_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
             yield n, obj, ""
 
 
-HEADER_SCAN = 10  # rows a CSV may carry above its header (a title, an export's date range)
+HEADER_SCAN = 10  # rows a CSV may carry above its header (a title such as 12345工单明细表, an export's date range)
+
+
+def csv_table(path: Path, required=("content",)) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the rows under it, with their row numbers in the file, of a CSV saved as UTF-8 or GBK. The
+    header is the first row, or the first of the next :data:`HEADER_SCAN` rows that names every ``required`` column
+    (the rows above it are a title). ValueError naming what the first row lacks when no row names them all."""
+    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
+    at = next((i for i, r in enumerate(rows[: HEADER_SCAN + 1]) if set(required) <= {c.strip() for c in r}), None)
+    if at is None:
+        first = {c.strip() for c in rows[0]} if rows else set()
+        raise ValueError(f"missing column(s) {', '.join(c for c in required if c not in first)}")
+    return [c.strip() for c in rows[at]], list(enumerate(rows[at + 1:], start=at + 2))
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
-    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
-    at = next((i for i, r in enumerate(rows[: HEADER_SCAN + 1]) if "content" in {c.strip() for c in r}), None)
-    if at is None:
+    try:
+        header, rows = csv_table(path)
+    except UnreadableText:
+        raise
+    except ValueError:
         raise ValueError(f"{path}: no 'content' column — a CSV of tickets needs content (and id, title, address, "
-                         "caller, created_at as it has them)")
-    header = [c.strip() for c in rows[at]]
-    for n, vals in enumerate(rows[at + 1:], start=at + 2):  # the spreadsheet's row numbers
+                         "caller, created_at as it has them)") from None
+    for n, vals in rows:
         if not any(v.strip() for v in vals):
             continue
         if len(vals) > len(header) and any(v.strip() for v in vals[len(header):]):
