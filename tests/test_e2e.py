@@ -52,7 +52,7 @@ def server(router, tmp_path_factory):
     import uvicorn
 
     tmp = tmp_path_factory.mktemp("e2e")
-    settings = Settings(data_dir=tmp, phone_salt="e2e")
+    settings = Settings(data_dir=tmp, phone_salt="e2e", hot_min_count=3)  # the oil complaint, reported 3 times, is hot
     app = create_app(settings, router=router)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -211,6 +211,10 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     repeat_row = drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid1c}']")
     assert "反复投诉" in repeat_row.find_element(By.CSS_SELECTOR, "[data-testid=queue-reasons]").text
     assert "派单员提交" in drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid2}'] [data-testid=queue-reasons]").text
+    # 热点: the oil complaint reported three times, linked to its first report, with its count and place
+    hot = wait(drv, f"#hot li[data-cluster='{tid}']", text="3 件")
+    assert "新出现" in hot.text and "梅林街道" in hot.text, hot.text
+    assert hot.find_element(By.CSS_SELECTOR, "a").get_attribute("href").endswith(f"#t={tid}")
     shot(drv, "03-workbench-queue")
 
     # the repeat complaint's detail: the earlier ticket, the cluster, how many reports, the earlier reports linked

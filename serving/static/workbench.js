@@ -32,6 +32,7 @@ async function loadQueue() {
     $("status").textContent = q.length ? `${q.length} 件待裁定` : "队列为空";
     loadRules();
     loadClarifications();
+    loadHot();
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
 async function loadRules() {
@@ -63,6 +64,21 @@ async function loadClarifications() {
       el("div", { class: "muted" }, `${c.proposed_by} · ${fmtTime(c.created_at)}`), note,
       el("button", { type: "button", class: "secondary", onclick: () => review("accepted") }, "采纳"), " ",
       el("button", { type: "button", class: "secondary", onclick: () => review("rejected") }, "不采纳")));
+  }
+  box.replaceChildren(ul);
+}
+// Hot issues (GET /hot-issues, the service's window and threshold): each cluster's first report linked, how many
+// reports and the trend against the window before, where, and when.
+const TREND_ZH = { new: "新出现", up: "上升", down: "下降", steady: "持平" };
+async function loadHot() {
+  const items = await api("GET", "/api/v1/hot-issues").catch(() => []);
+  const box = $("hot");
+  if (!items.length) { box.replaceChildren(el("p", { class: "muted" }, "暂无")); return; }
+  const ul = el("ul");
+  for (const h of items) {
+    ul.append(el("li", { "data-cluster": String(h.cluster) }, ticketLink(h.cluster, TO_TICKET), ` ${h.title}`,
+      el("div", { class: "muted" }, [`${h.count} 件（${TREND_ZH[h.trend] || h.trend}，此前 ${h.previous} 件）`,
+        h.locality && deptName(h.locality), `${fmtTime(h.first)} 至 ${fmtTime(h.last)}`].filter(Boolean).join(" · "))));
   }
   box.replaceChildren(ul);
 }
