@@ -103,6 +103,27 @@ def test_departments_carry_the_names_a_centre_writes(api):
     assert by_code["urban_management"]["name"] not in by_code["urban_management"]["other_names"]
 
 
+def test_a_queue_longer_than_a_page_says_how_many_wait(api):
+    """A day can send more tickets to arbitration than one page holds: the page is the oldest, and X-Total-Count
+    (what the workbench shows) counts them all, and the unclaimed ones when asked for those."""
+    client, k = api
+    d, a = h(k["dispatcher"]), h(k["arbitrator"])
+    for i in range(3):
+        t = client.post("/api/v1/tickets", json={"content": f"第{i}件：楼道里堆满杂物，物业和社区都说不归他们管"}, headers=d).json()
+        if t["status"] != "in_arbitration":
+            assert client.post(f"/api/v1/tickets/{t['id']}/escalate", json={"reason": "职责不清"}, headers=d).status_code == 200
+    whole = client.get("/api/v1/arbitration/queue?limit=500", headers=a)
+    n = len(whole.json())
+    assert n >= 3 and whole.headers["X-Total-Count"] == str(n)
+    page = client.get("/api/v1/arbitration/queue?limit=2", headers=a)
+    assert [x["id"] for x in page.json()] == [x["id"] for x in whole.json()[:2]] and page.headers["X-Total-Count"] == str(n)
+    free = next(x["id"] for x in whole.json() if not x["claimed_by"])
+    unclaimed = int(client.get("/api/v1/arbitration/queue?unclaimed=true", headers=a).headers["X-Total-Count"])
+    assert client.post(f"/api/v1/arbitration/{free}/claim", headers=a).status_code == 200
+    assert client.get("/api/v1/arbitration/queue?unclaimed=true", headers=a).headers["X-Total-Count"] == str(unclaimed - 1)
+    assert client.post(f"/api/v1/arbitration/{free}/release", headers=a).status_code == 200
+
+
 def test_whole_life_over_http(api_db):
     client, k = api_db
     d, a = h(k["dispatcher"]), h(k["arbitrator"])
@@ -124,8 +145,10 @@ def test_whole_life_over_http(api_db):
     assert r.json()["history"][-1]["data"]["accepted"] is False
     r = client.post(f"/api/v1/tickets/{tid}/return", json={"reason": "也不归我们"}, headers=d)
     assert r.json()["status"] == "in_arbitration"
-    q = client.get("/api/v1/arbitration/queue", headers=a).json()
+    r = client.get("/api/v1/arbitration/queue", headers=a)
+    q = r.json()
     item = next(x for x in q if x["id"] == tid)
+    assert int(r.headers["X-Total-Count"]) == len(q)  # the whole queue, on one page here
     assert [x["reason"] for x in item["returns"]] == ["不属于本单位职责", "也不归我们"]
     assert any(x["code"] == "REPEATED_RETURN" for x in item["arbitration_reasons"])
     assert client.post(f"/api/v1/arbitration/{tid}/claim", headers=a).status_code == 200

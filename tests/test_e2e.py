@@ -201,6 +201,7 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     row = wait(drv, f"#queue tr[data-id='{tid1b}']")
     order = [int(r.get_attribute("data-id")) for r in drv.find_elements(By.CSS_SELECTOR, "#queue tr")]
     assert order == [tid1c, tid2, tid1b]  # oldest first
+    assert drv.find_element(By.ID, "status").text == "3 件待裁定"  # X-Total-Count: the whole queue
     assert "多次退单" in row.find_element(By.CSS_SELECTOR, "[data-testid=queue-reasons]").text
     # what each ticket is about, cut short; the whole text on hover (a title attribute, set as text: no markup)
     evil_cell = drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid2}'] [data-testid=queue-excerpt]")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from serving.auth import Admin, Arbitrator
 from serving.deps import RouterDep, StoreDep
@@ -16,9 +16,11 @@ router = APIRouter(prefix="/api/v1/arbitration", tags=["arbitration"])
 
 
 @router.get("/queue")
-def queue(_: Arbitrator, store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+def queue(_: Arbitrator, store: StoreDep, response: Response, limit: Annotated[int, Query(ge=1, le=500)] = 100,
           unclaimed: bool = False) -> list[QueueItem]:
-    """Tickets waiting for a decision, oldest first, with the reasons and the returns (退单) so far."""
+    """Tickets waiting for a decision, oldest first (at most ``limit``), with the reasons and the returns (退单) so
+    far. The header ``X-Total-Count`` says how many wait in all: a day's queue can be longer than one page."""
+    response.headers["X-Total-Count"] = str(store.queue_count(unclaimed_only=unclaimed))
     return [QueueItem(**t) for t in store.queue(limit=limit, unclaimed_only=unclaimed)]
 
 

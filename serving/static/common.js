@@ -19,7 +19,9 @@ const Key = {
   set(v) { localStorage.setItem("hotline.key", v.trim()); },
 };
 class ApiError extends Error {}
-async function api(method, path, body) {
+async function api(method, path, body) { return (await apiResponse(method, path, body)).data; }
+// The JSON and the response headers (e.g. X-Total-Count of a list that is one page of more).
+async function apiResponse(method, path, body) {
   const opts = { method, headers: { Authorization: "Bearer " + Key.get() } };
   if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
   const r = await fetch(path, opts);
@@ -29,7 +31,7 @@ async function api(method, path, body) {
     if (Array.isArray(data.detail)) msg = data.detail.map((d) => `${d.field}：${d.msg_zh}`).join("；");
     throw new ApiError(`${msg}（${r.status}）`);
   }
-  return data;
+  return { data, headers: r.headers };
 }
 function keyBox(onSaved) {
   const input = $("apikey");

@@ -6,11 +6,13 @@ let selected = null;
 const HASH_T = location.hash.match(/t=(\d+)/);
 const TO_TICKET = (id) => `#t=${id}`;
 function excerpt(text, n) { const s = String(text || "").replace(/\s+/g, " ").trim(); return s.length > n ? s.slice(0, n) + "…" : s; }
+const QUEUE_PAGE = 200; // the oldest tickets first; the status line says how many wait in all
 async function loadQueue() {
   $("status").textContent = "加载中…";
   try {
     await departments();
-    const q = await api("GET", "/api/v1/arbitration/queue");
+    const page = await apiResponse("GET", `/api/v1/arbitration/queue?limit=${QUEUE_PAGE}`);
+    const q = page.data, total = Number(page.headers.get("X-Total-Count") || q.length);
     const body = $("queue");
     body.replaceChildren();
     for (const t of q) {
@@ -29,7 +31,7 @@ async function loadQueue() {
       tr.addEventListener("keydown", (e) => { if (e.key === "Enter") open(t.id); });
       body.append(tr);
     }
-    $("status").textContent = q.length ? `${q.length} 件待裁定` : "队列为空";
+    $("status").textContent = !total ? "队列为空" : total > q.length ? `${total} 件待裁定（显示最早的 ${q.length} 件）` : `${total} 件待裁定`;
     loadRules();
     loadClarifications();
     loadHot();

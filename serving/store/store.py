@@ -259,6 +259,14 @@ class Store:
                 out.append(v)
             return out
 
+    def queue_count(self, *, unclaimed_only: bool = False) -> int:
+        """How many tickets wait for arbitration (the whole queue, not one page of it)."""
+        with self.Session() as s:
+            q = select(func.count()).select_from(TicketRow).where(TicketRow.status == "in_arbitration")
+            if unclaimed_only:
+                q = q.where(TicketRow.claimed_by.is_(None))
+            return int(s.scalar(q) or 0)
+
     def count_by_status(self) -> dict[str, int]:
         with self.Session() as s:
             return dict(s.execute(select(TicketRow.status, func.count()).group_by(TicketRow.status)).all())
