@@ -66,27 +66,53 @@ def ticket_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
 
 HEADER_SCAN = 10  # rows a CSV may carry above its header (a title such as 12345工单明细表, an export's date range)
 
+# The column names of centres' own exports for a ticket's fields; the first of a field's names that a header has is
+# read as the field (the English name first), so a 12345 system's or a petition platform's export is read as it is.
+TICKET_COLUMNS = {
+    "id": ("id", "工单编号", "工单号", "受理编号", "留言编号", "编号"),
+    "title": ("title", "工单标题", "诉求标题", "标题", "留言主题", "主题"),
+    "content": ("content", "诉求内容", "工单内容", "留言详情", "留言内容", "问题描述", "内容", "详情"),
+    "address": ("address", "事发地址", "诉求地址", "地址"),
+    "caller": ("caller", "来电号码", "联系电话", "联系方式", "手机号码", "电话", "留言用户"),
+    "created_at": ("created_at", "受理时间", "来电时间", "留言时间", "创建时间", "时间"),
+    "channel": ("channel", "来源渠道", "渠道", "来源"),
+    "lead": ("lead", "牵头单位", "主办单位", "承办单位"),
+}
 
-def csv_table(path: Path, required=("content",)) -> tuple[list[str], list[tuple[int, list[str]]]]:
+
+def csv_table(path: Path, required=("content",), columns: dict[str, tuple[str, ...]] | None = None
+              ) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the rows under it, with their row numbers in the file, of a CSV saved as UTF-8 or GBK. The
     header is the first row, or the first of the next :data:`HEADER_SCAN` rows that names every ``required`` column
-    (the rows above it are a title). ValueError naming what the first row lacks when no row names them all."""
+    (the rows above it are a title). ``columns`` (field -> names, :data:`TICKET_COLUMNS`): the header gives each
+    field's column that field's name. ValueError naming what the first row lacks when no row names them all."""
     rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
-    at = next((i for i, r in enumerate(rows[: HEADER_SCAN + 1]) if set(required) <= {c.strip() for c in r}), None)
+
+    def named(row: list[str]) -> list[str]:
+        cells = [c.strip() for c in row]
+        out = list(cells)
+        for field, names in (columns or {}).items():
+            i = next((cells.index(n) for n in names if n in cells), None)
+            if i is not None:
+                out[i] = field
+        return out
+
+    heads = [named(r) for r in rows[: HEADER_SCAN + 1]]
+    at = next((i for i, h in enumerate(heads) if set(required) <= set(h)), None)
     if at is None:
-        first = {c.strip() for c in rows[0]} if rows else set()
+        first = set(heads[0]) if heads else set()
         raise ValueError(f"missing column(s) {', '.join(c for c in required if c not in first)}")
-    return [c.strip() for c in rows[at]], list(enumerate(rows[at + 1:], start=at + 2))
+    return heads[at], list(enumerate(rows[at + 1:], start=at + 2))
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
     try:
-        header, rows = csv_table(path)
+        header, rows = csv_table(path, columns=TICKET_COLUMNS)
     except UnreadableText:
         raise
     except ValueError:
-        raise ValueError(f"{path}: no 'content' column — a CSV of tickets needs content (and id, title, address, "
-                         "caller, created_at as it has them)") from None
+        raise ValueError(f"{path}: no content column — a CSV of tickets needs content (or 诉求内容, 留言详情 …; and id, "
+                         "title, address, caller, created_at as it has them)") from None
     for n, vals in rows:
         if not any(v.strip() for v in vals):
             continue

@@ -65,10 +65,10 @@ def test_route_and_search(cli, tmp_path):
     lines = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
     assert [l["id"] for l in lines] == ["1", "2"]
     assert "2: not valid JSON" in r.output
-    # a CSV export (GBK, a title row above the header, other columns ignored): the same suggestions; a row without
-    # content is reported by its row number; a CSV without a content column is one line
+    # a centre's CSV export (GBK, a title row above a header in its own words, other columns ignored): the same
+    # suggestions; a row without content is reported by its row number; a CSV without a content column is one line
     csv_in = tmp_path / "in.csv"
-    csv_in.write_bytes("12345工单导出,,\nid,content,承办单位\n1,路灯坏了,区城管局\n3,,区城管局\n2,楼上漏水,\n".encode("gbk"))
+    csv_in.write_bytes("12345工单导出,,,\n工单编号,诉求内容,承办单位,点赞数\n1,路灯坏了,区城管局,3\n3,,区城管局,0\n2,楼上漏水,,1\n".encode("gbk"))
     out_csv = tmp_path / "out_csv.jsonl"
     r = cli("route", "--input", str(csv_in), "--output", str(out_csv))
     assert r.exit_code == 0, r.output
@@ -76,7 +76,7 @@ def test_route_and_search(cli, tmp_path):
     assert "in.csv:4: field 'content'" in r.output
     (tmp_path / "nocontent.csv").write_text("id,text\n1,路灯坏了\n", encoding="utf-8")
     r = cli("route", "--input", str(tmp_path / "nocontent.csv"))
-    assert r.exit_code == 1 and r.output.strip().count("\n") == 0 and "no 'content' column" in r.output
+    assert r.exit_code == 1 and r.output.strip().count("\n") == 0 and "no content column" in r.output
 
 
 def test_bad_cli_input_is_one_line_and_nonzero(tmp_path):
@@ -128,7 +128,7 @@ def test_bench_times_the_tickets_of_a_file(cli, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("id,text\n1,路灯不亮\n", encoding="utf-8")
     r = cli("bench", "--dedup-sizes", "", "--precedent-sizes", "", "--tickets", str(bad))
-    assert r.exit_code == 1 and "no 'content' column" in r.output
+    assert r.exit_code == 1 and "no content column" in r.output
     r = cli("bench", "--dedup-sizes", "", "--precedent-sizes", "", "--tickets", str(tmp_path / "missing.csv"))
     assert r.exit_code == 1 and "cannot read" in r.output
     utf16 = tmp_path / "utf16.csv"  # a GBK CSV is read (tests/test_eval_report.py); UTF-16 is neither

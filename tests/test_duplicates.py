@@ -539,14 +539,14 @@ def test_cli_dedup_takes_each_tickets_owner_from_its_lead(cli, tmp_path, monkeyp
     assert [json.loads(x)["duplicate_of"] for x in out.read_text(encoding="utf-8").splitlines()] == [None, None]
     r = cli("dedup", "--input", str(inp), "--owners", "everyone")
     assert r.exit_code != 0 and r.output.strip().count("\n") == 0 and "--owners must be one of" in r.output
-    # the same tickets as a GBK CSV export, one column per field: the lead column is read as the JSONL's field is
+    # the same tickets as a GBK CSV export with the column names of a 12345 system: 承办单位 is read as the JSONL's lead
     import csv
     import io
 
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["id", "content", "created_at", "caller", "lead"])
-    w.writeheader()
-    w.writerows({k: x.get(k, "") for k in w.fieldnames} for x in rows)
+    w = csv.writer(buf)
+    w.writerow(["工单编号", "诉求内容", "受理时间", "来电号码", "承办单位"])
+    w.writerows([x.get(k, "") for k in ("id", "content", "created_at", "caller", "lead")] for x in rows)
     (tmp_path / "in.csv").write_bytes(buf.getvalue().encode("gbk"))
     r = cli("dedup", "--input", str(tmp_path / "in.csv"), "--output", str(out), "--owners", "input")
     assert r.exit_code == 0, r.output
