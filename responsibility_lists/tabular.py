@@ -93,16 +93,20 @@ def read_table(path: Path) -> pd.DataFrame:
     the first of the next :data:`HEADER_SCAN` rows that names every required column (a title above it is not data)."""
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm", ".xls"):
-        try:  # .xls (Excel 97–2003) through python-calamine; every sheet, for a workbook that opens with a cover
-            sheets = pd.read_excel(path, engine="calamine" if suffix == ".xls" else "openpyxl", dtype=str,
-                                   keep_default_na=False, header=None, sheet_name=None)
+        try:  # .xls (Excel 97–2003) through python-calamine; sheet by sheet, for a workbook that opens with a cover
+            with pd.ExcelFile(path, engine="calamine" if suffix == ".xls" else "openpyxl") as book:
+                raw = None  # the first sheet whose header names the required columns, else the first
+                for i, name in enumerate(book.sheet_names):
+                    sheet = pd.read_excel(book, sheet_name=name, dtype=str, keep_default_na=False, header=None)
+                    if i == 0:
+                        raw = sheet
+                    if any(set(REQUIRED) <= {_column(v) for v in row} for row in sheet.head(HEADER_SCAN + 1).itertuples(index=False)):
+                        raw = sheet
+                        break
         except (ValueError, OSError, zipfile.BadZipFile, CalamineError) as e:
             raise ValueError(f"{path.name}: not a readable Excel workbook ({' '.join(str(e).split())[:160]}) — "
                              "open it in Excel and save it again as .xlsx") from None
-        frames = list(sheets.values())  # the first sheet whose header names the required columns, else the first
-        raw = next((f for f in frames if any(set(REQUIRED) <= {_column(v) for v in row}
-                                             for row in f.head(HEADER_SCAN + 1).itertuples(index=False))),
-                   frames[0] if frames else pd.DataFrame())
+        raw = raw if raw is not None else pd.DataFrame()
     elif suffix == ".csv":  # the csv module, not pandas: a title line above the header has fewer fields
         rows = list(csv.reader(io.StringIO(_csv_text(path), newline="")))
         width = max((len(r) for r in rows), default=0)
