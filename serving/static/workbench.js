@@ -52,37 +52,32 @@ async function loadRules() {
   }
   box.replaceChildren(el("table", {}, el("thead", {}, el("tr", {}, ...["事项", "规则定牵头", "改判/维持", "改由", "工单"].map((h) => el("th", {}, h)))), body));
 }
+// A panel under the queue: GET ``path``, one list item per entry (``item``), or 暂无 (also when the key may not read it).
+async function listPanel(boxId, path, item) {
+  const items = await api("GET", path).catch(() => []);
+  const box = $(boxId);
+  box.replaceChildren(items.length ? el("ul", {}, ...items.map(item)) : el("p", { class: "muted" }, "暂无"));
+}
 // Proposed clarifications of the lists: the list editors (an admin key) accept or reject each, once, with a note.
-async function loadClarifications() {
-  const items = await api("GET", "/api/v1/arbitration/clarifications").catch(() => []);
-  const box = $("clarifications");
-  if (!items.length) { box.replaceChildren(el("p", { class: "muted" }, "暂无")); return; }
-  const ul = el("ul");
-  for (const c of items) {
+function loadClarifications() {
+  return listPanel("clarifications", "/api/v1/arbitration/clarifications", (c) => {
     const note = el("input", { type: "text", maxlength: "2000", placeholder: "审核意见（可选）", "aria-label": "审核意见" });
     const review = (status) => act(() => api("POST", `/api/v1/arbitration/clarifications/${c.id}/review`, { status, note: note.value || null }),
       status === "accepted" ? "已采纳" : "未采纳");
-    ul.append(el("li", { "data-clarification": String(c.id) }, ticketLink(c.ticket_id, TO_TICKET), ` ${c.text}`,
+    return el("li", { "data-clarification": String(c.id) }, ticketLink(c.ticket_id, TO_TICKET), ` ${c.text}`,
       el("div", { class: "muted" }, `${c.proposed_by} · ${fmtTime(c.created_at)}`), note,
       el("button", { type: "button", class: "secondary", onclick: () => review("accepted") }, "采纳"), " ",
-      el("button", { type: "button", class: "secondary", onclick: () => review("rejected") }, "不采纳")));
-  }
-  box.replaceChildren(ul);
+      el("button", { type: "button", class: "secondary", onclick: () => review("rejected") }, "不采纳"));
+  });
 }
 // Hot issues (GET /hot-issues, the service's window and threshold): each cluster's first report linked, how many
 // reports and the trend against the window before, where, and when.
 const TREND_ZH = { new: "新出现", up: "上升", down: "下降", steady: "持平" };
-async function loadHot() {
-  const items = await api("GET", "/api/v1/hot-issues").catch(() => []);
-  const box = $("hot");
-  if (!items.length) { box.replaceChildren(el("p", { class: "muted" }, "暂无")); return; }
-  const ul = el("ul");
-  for (const h of items) {
-    ul.append(el("li", { "data-cluster": String(h.cluster) }, ticketLink(h.cluster, TO_TICKET), ` ${h.title}`,
-      el("div", { class: "muted" }, [`${h.count} 件（${TREND_ZH[h.trend] || h.trend}，此前 ${h.previous} 件）`,
-        h.locality && deptName(h.locality), `${fmtTime(h.first)} 至 ${fmtTime(h.last)}`].filter(Boolean).join(" · "))));
-  }
-  box.replaceChildren(ul);
+function loadHot() {
+  return listPanel("hot", "/api/v1/hot-issues", (h) => el("li", { "data-cluster": String(h.cluster) },
+    ticketLink(h.cluster, TO_TICKET), ` ${h.title}`,
+    el("div", { class: "muted" }, [`${h.count} 件（${TREND_ZH[h.trend] || h.trend}，此前 ${h.previous} 件）`,
+      h.locality && deptName(h.locality), `${fmtTime(h.first)} 至 ${fmtTime(h.last)}`].filter(Boolean).join(" · "))));
 }
 async function open(id) {
   selected = id;
