@@ -189,7 +189,7 @@ def register(app: typer.Typer) -> None:
         out = open(output, "w", encoding="utf-8") if output else sys.stdout
         try:
             for r in sorted(results, key=lambda r: det.by_id[r.id]):
-                out.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
+                out.write(json.dumps(det.result(det.by_id[r.id], with_places=True).as_dict(), ensure_ascii=False) + "\n")
         finally:
             if output:
                 out.close()

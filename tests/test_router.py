@@ -108,6 +108,17 @@ def test_jsonl_reader_reports_bad_lines(tmp_path):
     assert [t.id for t in read_tickets(f)[0]] == ["a", "c"]
 
 
+def test_csv_reader_reports_bad_rows_by_their_row_number(tmp_path):
+    """A ticket CSV: blank rows are not tickets; a row with more cells than the header and a row without content are
+    reported with the spreadsheet's row number; the rows around them are read; another column is ignored."""
+    f = tmp_path / "t.csv"
+    f.write_text("工单编号,诉求内容,点赞数\nA1,路灯不亮,3\n,,\nA2,噪音扰民,1,多出来的一格\nA3,,0\nA4,楼上漏水,\n", encoding="utf-8")
+    tickets, problems = read_tickets(f)
+    assert [(t.id, t.content) for t in tickets] == [("A1", "路灯不亮"), ("A4", "楼上漏水")]
+    assert [p.split(":")[0] for p in problems] == ["4", "5"], problems
+    assert "4 fields but the header has 3" in problems[0] and "content" in problems[1]
+
+
 def test_title_weight_mixes_the_title_into_the_query(router):
     """title_weight 0: the title does not change the query; 1: the title alone is the query; between: a mix."""
     import dataclasses

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
-from model.io import read_text
+from model.io import HEADER_SCAN, read_text  # rows a sheet may carry above its header (a title, a date range)
 from responsibility_lists.loader import name_key
 from model.times import CST, read_datetime
 from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
@@ -156,8 +156,6 @@ def _cell(v) -> str:
         return v.isoformat(sep=" ")
     return str(v).strip()
 
-
-HEADER_SCAN = 10  # rows a sheet may carry above its header (a title such as 12345工单明细表, the export's date range)
 
 Record = tuple[int, list | None, str]  # (row number in the file, values or None, what is wrong)
 

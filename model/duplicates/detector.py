@@ -105,11 +105,12 @@ class DedupResult:
     cluster: str
     kind: Kind | None
     score: float
-    places: list[str] = field(default_factory=list)  # named places shared with duplicate_of (readable forms)
+    places: list[str] | None = None  # named places shared with duplicate_of (readable forms), when asked for
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "duplicate_of": self.duplicate_of, "cluster": self.cluster, "kind": self.kind,
-                "score": self.score, "places": self.places}
+        d = {"id": self.id, "duplicate_of": self.duplicate_of, "cluster": self.cluster, "kind": self.kind,
+             "score": self.score}
+        return d if self.places is None else {**d, "places": self.places}
 
 
 @dataclass
@@ -449,12 +450,14 @@ class DuplicateDetector:
 
     # ------------------------------------------------------------------------------------------ output
 
-    def result(self, idx: int) -> DedupResult:
+    def result(self, idx: int, with_places: bool = False) -> DedupResult:
+        """The verdict on ticket ``idx``; ``with_places``: also the places it shares with duplicate_of (for output a
+        person reads; the service asks for them per ticket shown, not for every verdict it writes)."""
         r = self.records
         dup = r.dup[idx]
+        places = (self.shared_places(idx, dup) if dup >= 0 else []) if with_places else None
         return DedupResult(id=r.ids[idx], duplicate_of=r.ids[dup] if dup >= 0 else None,
-                           cluster=r.ids[r.cluster[idx]], kind=r.kind[idx], score=r.score[idx],
-                           places=self.shared_places(idx, dup) if dup >= 0 else [])
+                           cluster=r.ids[r.cluster[idx]], kind=r.kind[idx], score=r.score[idx], places=places)
 
     def results(self) -> list[DedupResult]:
         return [self.result(i) for i in range(len(self.records))]
