@@ -117,6 +117,11 @@ def test_a_queue_longer_than_a_page_says_how_many_wait(api):
     assert n >= 3 and whole.headers["X-Total-Count"] == str(n)
     page = client.get("/api/v1/arbitration/queue?limit=2", headers=a)
     assert [x["id"] for x in page.json()] == [x["id"] for x in whole.json()[:2]] and page.headers["X-Total-Count"] == str(n)
+    nxt = client.get("/api/v1/arbitration/queue?limit=2&offset=2", headers=a)  # the next page: the workbench's 较新
+    assert [x["id"] for x in nxt.json()] == [x["id"] for x in whole.json()[2:4]] and nxt.headers["X-Total-Count"] == str(n)
+    assert client.get(f"/api/v1/arbitration/queue?offset={n}", headers=a).json() == []
+    bad = client.get("/api/v1/arbitration/queue?offset=-1", headers=a)
+    assert bad.status_code == 422 and "offset" in bad.text
     free = next(x["id"] for x in whole.json() if not x["claimed_by"])
     unclaimed = int(client.get("/api/v1/arbitration/queue?unclaimed=true", headers=a).headers["X-Total-Count"])
     assert client.post(f"/api/v1/arbitration/{free}/claim", headers=a).status_code == 200

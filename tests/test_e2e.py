@@ -197,8 +197,22 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     store.return_ticket(tid1b, "应由城管执法处理", actor="e2e-dept", department="market_regulation")
     assert store.get(tid1b)["status"] == "in_arbitration"
 
+    # a queue longer than a page (?per_page=2 here; 200 by default): the oldest page first, then 较新 / 较早
+    drv.get(f"{base}/workbench?per_page=2#key={keys['arbitrator']}")
+    wait(drv, f"#queue tr[data-id='{tid2}']")
+    rows = lambda: [int(r.get_attribute("data-id")) for r in drv.find_elements(By.CSS_SELECTOR, "#queue tr")]  # noqa: E731
+    assert rows() == [tid1c, tid2] and drv.find_element(By.ID, "status").text == "3 件待裁定（显示第 1–2 件，早的在前）"
+    assert not drv.find_element(By.ID, "older").is_enabled()
+    drv.find_element(By.ID, "newer").click()
+    wait(drv, "#status", text="显示第 3–3 件")
+    assert rows() == [tid1b] and not drv.find_element(By.ID, "newer").is_enabled()
+    drv.find_element(By.ID, "older").click()
+    wait(drv, "#status", text="显示第 1–2 件")
+    assert rows() == [tid1c, tid2]
+
     drv.get(f"{base}/workbench#key={keys['arbitrator']}")
     row = wait(drv, f"#queue tr[data-id='{tid1b}']")
+    assert not drv.find_element(By.ID, "pager").is_displayed()  # the whole queue on one page
     order = [int(r.get_attribute("data-id")) for r in drv.find_elements(By.CSS_SELECTOR, "#queue tr")]
     assert order == [tid1c, tid2, tid1b]  # oldest first
     assert drv.find_element(By.ID, "status").text == "3 件待裁定"  # X-Total-Count: the whole queue

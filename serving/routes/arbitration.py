@@ -17,11 +17,12 @@ router = APIRouter(prefix="/api/v1/arbitration", tags=["arbitration"])
 
 @router.get("/queue")
 def queue(_: Arbitrator, store: StoreDep, response: Response, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-          unclaimed: bool = False) -> list[QueueItem]:
-    """Tickets waiting for a decision, oldest first (at most ``limit``), with the reasons and the returns (退单) so
-    far. The header ``X-Total-Count`` says how many wait in all: a day's queue can be longer than one page."""
+          offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0, unclaimed: bool = False) -> list[QueueItem]:
+    """Tickets waiting for a decision, oldest first (at most ``limit``, after the ``offset`` oldest: the next page),
+    with the reasons and the returns (退单) so far. The header ``X-Total-Count`` says how many wait in all: a day's
+    queue can be longer than one page."""
     response.headers["X-Total-Count"] = str(store.queue_count(unclaimed_only=unclaimed))
-    return [QueueItem(**t) for t in store.queue(limit=limit, unclaimed_only=unclaimed)]
+    return [QueueItem(**t) for t in store.queue(limit=limit, offset=offset, unclaimed_only=unclaimed)]
 
 
 @router.post("/{ticket_id}/claim")

@@ -6,13 +6,22 @@ let selected = null;
 const HASH_T = location.hash.match(/t=(\d+)/);
 const TO_TICKET = (id) => `#t=${id}`;
 function excerpt(text, n) { const s = String(text || "").replace(/\s+/g, " ").trim(); return s.length > n ? s.slice(0, n) + "…" : s; }
-const QUEUE_PAGE = 200; // the oldest tickets first; the status line says how many wait in all
+// One page of the queue, the oldest tickets first (/workbench?per_page=N: 1–500, default 200); 较早/较新 page
+// through a queue longer than that, and the status line says how many wait in all and which of them are shown.
+const QUEUE_PAGE = Math.min(500, Math.max(1, Number(new URLSearchParams(location.search).get("per_page")) || 200));
+let queueOffset = 0;
 async function loadQueue() {
   $("status").textContent = "加载中…";
   try {
     await departments();
-    const page = await apiResponse("GET", `/api/v1/arbitration/queue?limit=${QUEUE_PAGE}`);
-    const q = page.data, total = Number(page.headers.get("X-Total-Count") || q.length);
+    let page = await apiResponse("GET", `/api/v1/arbitration/queue?limit=${QUEUE_PAGE}&offset=${queueOffset}`);
+    let total = Number(page.headers.get("X-Total-Count") || page.data.length);
+    if (queueOffset && queueOffset >= total) { // decisions emptied this page: show the last one that has tickets
+      queueOffset = Math.max(0, Math.floor((total - 1) / QUEUE_PAGE) * QUEUE_PAGE);
+      page = await apiResponse("GET", `/api/v1/arbitration/queue?limit=${QUEUE_PAGE}&offset=${queueOffset}`);
+      total = Number(page.headers.get("X-Total-Count") || page.data.length);
+    }
+    const q = page.data;
     const body = $("queue");
     body.replaceChildren();
     for (const t of q) {
@@ -31,7 +40,11 @@ async function loadQueue() {
       tr.addEventListener("keydown", (e) => { if (e.key === "Enter") open(t.id); });
       body.append(tr);
     }
-    $("status").textContent = !total ? "队列为空" : total > q.length ? `${total} 件待裁定（显示最早的 ${q.length} 件）` : `${total} 件待裁定`;
+    $("status").textContent = !total ? "队列为空" : total > q.length
+      ? `${total} 件待裁定（显示第 ${queueOffset + 1}–${queueOffset + q.length} 件，早的在前）` : `${total} 件待裁定`;
+    $("pager").hidden = total <= QUEUE_PAGE && !queueOffset;
+    $("older").disabled = !queueOffset;
+    $("newer").disabled = queueOffset + q.length >= total;
     loadRules();
     loadClarifications();
     loadHot();
@@ -156,6 +169,8 @@ async function act(fn, done) {
 keyBox(() => { DEPTS = null; loadQueue(); });
 if (!Key.get()) $("keybox").open = true;
 $("refresh").addEventListener("click", loadQueue);
+$("older").addEventListener("click", () => { queueOffset = Math.max(0, queueOffset - QUEUE_PAGE); loadQueue(); });
+$("newer").addEventListener("click", () => { queueOffset += QUEUE_PAGE; loadQueue(); });
 document.addEventListener("keydown", (e) => {
   if (["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName)) return;
   if (e.key === "r") loadQueue();

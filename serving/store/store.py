@@ -239,13 +239,15 @@ class Store:
         return [{"id": r.id, "status": r.status, "lead": r.lead, "created_at": iso(r.created_at),
                  "excerpt": r.content[:80]} for r in rows]
 
-    def queue(self, *, limit: int = 100, unclaimed_only: bool = False) -> list[dict]:
-        """Tickets waiting for arbitration, oldest first, with reasons and the returns so far."""
+    def queue(self, *, limit: int = 100, offset: int = 0, unclaimed_only: bool = False) -> list[dict]:
+        """Tickets waiting for arbitration, oldest first (skipping the ``offset`` oldest), with reasons and the
+        returns so far."""
         with self.Session() as s:
             q = select(TicketRow).where(TicketRow.status == "in_arbitration")
             if unclaimed_only:
                 q = q.where(TicketRow.claimed_by.is_(None))
-            rows = s.scalars(q.order_by(TicketRow.arbitration_since, TicketRow.id).limit(limit)).all()
+            rows = s.scalars(q.order_by(TicketRow.arbitration_since, TicketRow.id)
+                                 .offset(offset).limit(limit)).all()
             ids = [r.id for r in rows]
             returns: dict[int, list[dict]] = {i: [] for i in ids}
             if ids:
