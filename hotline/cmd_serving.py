@@ -111,6 +111,43 @@ def export_decisions(
     typer.echo(f"wrote {n} labelled ticket(s) (decisions and dispatcher overrides) to {out}")
 
 
+def stats(
+    days: Annotated[int, typer.Option(min=1, max=3660, help="tickets received in this many days up to --until")] = 30,
+    until: Annotated[Optional[str], typer.Option(help="end of the period, YYYY-MM-DD (UTC midnight; default now)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="one JSON object instead of the table")] = False,
+) -> None:
+    """How the suggestions fared in service: against the owners dispatchers and the arbitration group settled,
+    lead top-1/top-3, flagged and unflagged accuracy, auto-dispatch precision, returns, and the arbitration group's
+    load, for all tickets and per model version (the same figures as GET /api/v1/stats/routing)."""
+    from datetime import datetime, timedelta, timezone
+
+    from serving.outcomes import outcomes, table
+    from serving.store.models import utcnow
+
+    from hotline.cli import _lists
+
+    if until is None:
+        end = utcnow()
+    else:
+        try:
+            end = datetime.strptime(until.strip(), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            _fail(f"--until {until!r}: give a date as YYYY-MM-DD, e.g. 2026-12-01")
+    since = end - timedelta(days=days)
+    group = _lists().group
+    store = _store()
+    try:
+        report = outcomes(store.outcome_rows(since, end), since, end, group=group)
+    finally:
+        store.dispose()
+    if json_out:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    typer.echo(f"tickets received {since:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC")
+    for line in table(report):
+        typer.echo(line)
+
+
 def register(app: typer.Typer) -> None:
     keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
     keys_app.command("create")(keys_create)
@@ -120,6 +157,7 @@ def register(app: typer.Typer) -> None:
     export_app.command("decisions")(export_decisions)
     app.add_typer(keys_app, name="keys")
     app.add_typer(export_app, name="export")
+    app.command("stats")(stats)
 
 
 def print_first_start(host: Optional[str] = None, port: Optional[int] = None) -> None:

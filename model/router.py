@@ -117,8 +117,7 @@ class ZeroShotRouter:
 
     def group(self, code: str) -> str:
         """The routing label of a department code (every street office/town is ``locality``)."""
-        d = self.lists.departments.get(code)
-        return LOCALITY if code == LOCALITY or (d is not None and d.kind == "locality") else code
+        return self.lists.group(code)
 
     def with_precedents(self, ticket: Ticket, probs: dict[str, float], query_vec: np.ndarray
                         ) -> tuple[dict[str, float], list[Neighbour]]:

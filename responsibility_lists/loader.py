@@ -87,6 +87,11 @@ class ResponsibilityLists:
     def items_of(self, code: str) -> list[Item]:
         return [r.item for r in self.items if r.department == code]
 
+    def group(self, code: str) -> str:
+        """The routing label of a department code: every street office/town is ``locality``."""
+        d = self.departments.get(code)
+        return LOCALITY if code == LOCALITY or (d is not None and d.kind == "locality") else code
+
     def name_of(self, code: str) -> str:
         if code == LOCALITY:
             return "属地街道（镇）"

@@ -58,6 +58,7 @@ MATRIX = [
     ("post", "/api/v1/arbitration/clarifications/1/review", {"status": "rejected"}, set()),
     ("get", "/api/v1/duplicates/{tid}", None, S),
     ("get", "/api/v1/hot-issues?days=7&min_count=2", None, S),
+    ("get", "/api/v1/stats/routing?days=7", None, A),
     ("get", "/metrics", None, set()),
     ("get", "/api/v1/metrics", None, set()),
 ]
@@ -101,6 +102,32 @@ def test_departments_carry_the_names_a_centre_writes(api):
     assert "区国土资源局" in by_code["natural_resources"]["other_names"]
     assert not set(by_code["urban_management"]["other_names"]) & set(by_code["natural_resources"]["other_names"])
     assert by_code["urban_management"]["name"] not in by_code["urban_management"]["other_names"]
+
+
+def test_routing_stats_count_what_dispatchers_settled(api_db):
+    """GET /stats/routing: the suggestions of the served router against the leads people then chose (both
+    databases): a dispatch to the suggested lead is right, a change of lead is wrong, a waiting ticket is unsettled."""
+    client, k = api_db
+    d, a = h(k["dispatcher"]), h(k["arbitrator"])
+    before = client.get("/api/v1/stats/routing", headers=a).json()
+    assert before["all"]["tickets"] == 0 and before["all"]["lead_top1"] == {"count": 0, "of": 0, "rate": None}
+    first = client.post("/api/v1/tickets", json={"content": "小区楼下烧烤店油烟太大，晚上熏得没法开窗"}, headers=d).json()
+    second = client.post("/api/v1/tickets", json={"content": "路口的红绿灯坏了三天，车辆乱成一团"}, headers=d).json()
+    client.post("/api/v1/tickets", json={"content": "楼上邻居天天装修，周末早上七点就开始电钻"}, headers=d)
+    changed = "health" if second["suggestion"]["lead"]["code"] != "health" else "civil_affairs"
+    for t, to in ((first, first["suggestion"]["lead"]["code"]), (second, changed)):
+        if t["status"] == "in_arbitration":
+            client.post(f"/api/v1/arbitration/{t['id']}/claim", headers=a)
+            assert client.post(f"/api/v1/arbitration/{t['id']}/decision", json={"lead": to, "rationale": "测试"},
+                               headers=a).status_code == 200
+        else:
+            assert client.post(f"/api/v1/tickets/{t['id']}/dispatch", json={"lead": to}, headers=d).status_code == 200
+    rep = client.get("/api/v1/stats/routing?days=1", headers=a).json()
+    assert rep["all"]["tickets"] == 3 and rep["all"]["settled"]["count"] == 2
+    assert rep["all"]["lead_top1"] == {"count": 1, "of": 2, "rate": 0.5}
+    assert [v["model_version"] for v in rep["by_model_version"]] == [first["suggestion"]["model_version"]]
+    bad = client.get("/api/v1/stats/routing?days=0", headers=a)
+    assert bad.status_code == 422 and "days" in bad.text
 
 
 def test_a_queue_longer_than_a_page_says_how_many_wait(api):

@@ -104,3 +104,31 @@ def test_export_rejects_other_formats(env, tmp_path):
     cli, _ = env
     r = cli("export", "decisions", "--out", str(tmp_path / "x.xlsx"))
     assert r.exit_code == 1 and ".csv or .jsonl" in r.output
+
+
+def test_stats_reports_how_the_suggestions_fared(env):
+    """`hotline stats`: the suggestions against the owners people settled, as a table and as JSON; a street office
+    the dispatcher chose counts in the top 3 as `locality`; a bad --until is one line and changes nothing."""
+    cli, settings = env
+    store = open_store(settings)
+    try:
+        a = store.intake(Ticket(content="井盖丢了"), _sug("urban_management"), actor="d")["id"]
+        store.dispatch(a, "urban_management", [], actor="d")
+        town = _sug("water_affairs").model_copy(update={"candidates": [
+            Candidate(code="water_affairs", kind="functional", score=0.5), Candidate(code="locality", kind="locality", score=0.4)]})
+        b = store.intake(Ticket(content="村里的路灯坏了"), town, actor="d")["id"]
+        store.dispatch(b, "xinhua", [], actor="d")
+    finally:
+        store.dispose()
+    r = cli("stats", "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["all"]["lead_top1"] == {"count": 1, "of": 2, "rate": 0.5}
+    assert rep["all"]["lead_top3"]["count"] == 2 and rep["all"]["auto_dispatch_precision"]["count"] == 1
+    assert [v["model_version"] for v in rep["by_model_version"]] == ["t"]
+    r = cli("stats")
+    assert r.exit_code == 0 and "lead top-1 (suggested = settled)" in r.output and "0.500 (1/2)" in r.output
+    r = cli("stats", "--until", "2020-01-01")  # a period before every ticket
+    assert r.exit_code == 0 and "tickets received with a suggestion" in r.output and " 0" in r.output
+    r = cli("stats", "--until", "01/12/2026")
+    assert r.exit_code == 1 and r.output.startswith("error: ") and "YYYY-MM-DD" in r.output

@@ -230,6 +230,16 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     hot = wait(drv, f"#hot li[data-cluster='{tid}']", text="3 件")
     assert "新出现" in hot.text and "梅林街道" in hot.text, hot.text
     assert hot.find_element(By.CSS_SELECTOR, "a").get_attribute("href").endswith(f"#t={tid}")
+    # the router's record on this centre's tickets (GET /stats/routing, last 30 days): the panel shows the API's figures
+    import json
+    import urllib.request
+    req = urllib.request.Request(f"{base}/api/v1/stats/routing?days=30", headers={"Authorization": f"Bearer {keys['arbitrator']}"})
+    rep = json.loads(urllib.request.urlopen(req, timeout=30).read())["all"]
+    assert rep["returned"]["count"] >= 1 and rep["arbitrated"]["count"] >= 3  # the ticket returned twice; the queue
+    fmt = lambda x: f"{x['rate'] * 100:.1f}%（{x['count']}/{x['of']}）"  # noqa: E731
+    assert wait(drv, "#outcomes [data-stat=returned]").text == fmt(rep["returned"])
+    assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-stat=lead_top1]").text == fmt(rep["lead_top1"])
+    assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-stat=arbitrated]").text == fmt(rep["arbitrated"])
     shot(drv, "03-workbench-queue")
 
     # the repeat complaint's detail: the earlier ticket, the cluster, how many reports, the earlier reports linked

@@ -275,3 +275,61 @@ def test_the_duplicate_owner_is_the_dispatched_lead_else_the_lists_own_lead(stor
     assert (owner(fresh), owner(legacy), owner(none)) == ("urban_management", "ecology_environment", None)
     store.dispatch(fresh, "health", [], actor="disp#1")
     assert owner(fresh) == "health"
+
+
+def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
+    """What became of the suggestions (serving/outcomes.py): each figure counts the tickets it should, per model
+    version too; a ticket returned and not re-dispatched has no settled owner; tickets before the period are out."""
+    from datetime import datetime, timedelta, timezone
+
+    from serving.outcomes import outcomes, summarize, table
+
+    def sug(lead="urban_management", version="v1", auto=False, flagged=False):
+        cands = [Candidate(code=c, kind="functional", score=0.3) for c in (lead, "health", "locality")]
+        return suggestion(lead=lead, flagged=flagged).model_copy(
+            update={"candidates": cands, "auto_dispatch": auto, "model_version": version})
+
+    def take(text, s, at=None):
+        return store.intake(Ticket(content=text), s, actor="d", received_at=at)["id"]
+
+    now = datetime.now(timezone.utc)
+    take("上个月的工单", sug(), at=now - timedelta(days=40))  # before the period
+    a = take("接受的", sug())
+    store.dispatch(a, "urban_management", [], actor="d")                     # right
+    b = take("改派的", sug())
+    store.dispatch(b, "health", [], actor="d")                               # wrong, in the top 3
+    c = take("裁定的", sug(flagged=True))
+    store.claim(c, actor="arb")
+    store.decide(c, "transport", [], "交通运输局负责", actor="arb")            # flagged, wrong, outside the top 3
+    d = take("退回的", sug(auto=True))
+    store.dispatch(d, "urban_management", [], actor="d")
+    store.return_ticket(d, "不归我们", actor="x")                              # returned: not settled
+    e = take("转裁定的", sug())
+    store.escalate(e, "职责不清", actor="d")                                   # waits in the queue
+    f = take("新版本的", sug(lead="health", version="v2", auto=True))
+    store.dispatch(f, "health", [], actor="d")                               # auto-dispatch, right
+    g = take("属地的", sug(lead="xinhua", version="v2"))
+    store.dispatch(g, "meilin", [], actor="d")  # another town: wrong lead, but 'locality' is in the top 3
+
+    rows = store.outcome_rows(now - timedelta(days=30))
+    assert [r["ticket_id"] for r in rows] == [a, b, c, d, e, f, g]
+    towns = {"xinhua", "meilin"}
+    group = lambda code: "locality" if code in towns else code  # noqa: E731
+    s = summarize(rows, group)
+    rate = lambda k: (s[k]["count"], s[k]["of"])  # noqa: E731
+    assert s["tickets"] == 7 and rate("flagged") == (1, 7) and rate("auto_dispatch") == (2, 7)
+    assert rate("settled") == (5, 7)                            # a, b, c, f, g
+    assert rate("lead_top1") == (2, 5) and rate("lead_top3") == (4, 5)
+    assert rate("right_when_flagged") == (0, 1) and rate("right_when_not_flagged") == (2, 4)
+    assert rate("auto_dispatch_precision") == (1, 1)          # d has no settled owner yet
+    assert rate("returned") == (1, 7) and rate("escalated_by_dispatcher") == (1, 7)
+    assert rate("arbitrated") == (2, 7) and rate("decided") == (1, 2) and s["waiting_for_arbitration"] == 1
+    assert s["hours_to_decision_median"] is not None and 0 <= s["hours_to_decision_median"] < 1
+    assert s["lead_top1"]["rate"] == 0.4
+
+    rep = outcomes(rows, now - timedelta(days=30), now, group)
+    by = {v["model_version"]: v for v in rep["by_model_version"]}
+    assert list(by) == ["v1", "v2"] and by["v1"]["tickets"] == 5 and by["v2"]["lead_top1"]["count"] == 1
+    lines = table(rep)
+    assert "v2" in lines[0] and any(x.startswith("lead top-1") and "0.400 (2/5)" in x for x in lines)
+    assert store.outcome_rows(now + timedelta(days=1)) == []

@@ -1,13 +1,18 @@
-"""Liveness and Prometheus metrics."""
+"""Liveness, Prometheus metrics, and how the suggestions fared in service."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from serving.auth import Admin
-from serving.deps import StoreDep
+from serving.auth import Admin, Arbitrator
+from serving.deps import RouterDep, StoreDep
 from serving.errors import ApiError
+from serving.outcomes import outcomes
+from serving.store.models import utcnow
 
 router = APIRouter(tags=["ops"])
 
@@ -38,3 +43,14 @@ def healthz(request: Request, store: StoreDep) -> dict:
 def metrics(_: Admin, request: Request) -> Response:
     """Prometheus text format (admin key: configure the scraper with ``authorization: credentials: <key>``)."""
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/stats/routing")
+def routing_outcomes(_: Arbitrator, store: StoreDep, r: RouterDep,
+                     days: Annotated[int, Query(ge=1, le=3660)] = 30) -> dict:
+    """How the suggestions for the tickets received in the last ``days`` fared: against the owners dispatchers and
+    the arbitration group settled, lead top-1/top-3, accuracy of flagged and unflagged tickets, auto-dispatch
+    precision, returns; the arbitration group's load. ``all`` and ``by_model_version`` (see serving/outcomes.py)."""
+    until = utcnow()
+    since = until - timedelta(days=days)
+    return outcomes(store.outcome_rows(since, until), since, until, group=r.group)

@@ -48,6 +48,7 @@ async function loadQueue() {
     loadRules();
     loadClarifications();
     loadHot();
+    loadOutcomes();
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
 async function loadRules() {
@@ -91,6 +92,22 @@ function loadHot() {
     ticketLink(h.cluster, TO_TICKET), ` ${h.title}`,
     el("div", { class: "muted" }, [`${h.count} 件（${TREND_ZH[h.trend] || h.trend}，此前 ${h.previous} 件）`,
       h.locality && deptName(h.locality), `${fmtTime(h.first)} 至 ${fmtTime(h.last)}`].filter(Boolean).join(" · "))));
+}
+// How the suggestions of the last 30 days fared against the owners dispatchers and the group settled (GET
+// /stats/routing): for the group and its supervisors, the router's record on this centre's own tickets.
+const pct = (x) => (x.rate == null ? "—" : `${(x.rate * 100).toFixed(1)}%（${x.count}/${x.of}）`);
+async function loadOutcomes() {
+  const box = $("outcomes");
+  const rep = await api("GET", "/api/v1/stats/routing?days=30").catch(() => null);
+  if (!rep || !rep.all.tickets) { box.replaceChildren(el("p", { class: "muted" }, "暂无")); return; }
+  const s = rep.all;
+  const rows = [["lead_top1", "建议牵头与最终牵头一致", pct(s.lead_top1)], ["lead_top3", "前三候选含最终牵头", pct(s.lead_top3)],
+    ["auto_dispatch_precision", "“可直接派单”的准确率", pct(s.auto_dispatch_precision)], ["returned", "被退单", pct(s.returned)],
+    ["arbitrated", "进入裁定", pct(s.arbitrated)], ["decided", "其中已裁定", pct(s.decided)],
+    ["hours_to_decision_median", "裁定用时（中位数）", s.hours_to_decision_median == null ? "—" : `${s.hours_to_decision_median} 小时`]];
+  box.replaceChildren(el("table", {}, el("tbody", {}, ...rows.map(([key, label, value]) =>
+    el("tr", {}, el("th", {}, label), el("td", { "data-stat": key }, value))))),
+  el("p", { class: "muted" }, `${s.tickets} 件工单，${s.settled.count} 件已确定牵头单位（派单未被退回，或已裁定）`));
 }
 async function open(id) {
   selected = id;

@@ -491,6 +491,43 @@ class Store:
                             "rule": cited_rule(t.suggestion)})
             return out
 
+    def outcome_rows(self, since: datetime, until: datetime | None = None) -> list[dict]:
+        """What became of the suggestions made for tickets received in [since, until): per ticket the suggested lead,
+        its top-3 candidates, the intake flags, the owner people settled (``final``: the lead of a dispatched,
+        decided or closed ticket; None while it waits or was returned), the returns, and when it entered arbitration
+        (any reason) and was decided. Read by :mod:`serving.outcomes`."""
+        with self.Session() as s:
+            q = select(TicketRow).where(TicketRow.created_at >= since, TicketRow.suggestion.is_not(None))
+            if until is not None:
+                q = q.where(TicketRow.created_at < until)
+            tickets = s.scalars(q.order_by(TicketRow.id)).all()
+            arb: dict[int, datetime] = {}
+            decided: dict[int, datetime] = {}
+            escalated: set[int] = set()
+            ids = [t.id for t in tickets]
+            for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+                for e in s.scalars(select(EventRow).where(EventRow.ticket_id.in_(chunk),
+                                                          EventRow.kind.in_(("arbitration", "decided")))
+                                   .order_by(EventRow.id)):
+                    if e.kind == "arbitration":
+                        arb.setdefault(e.ticket_id, aware(e.at))
+                        if "DISPATCHER_REQUEST" in ((e.data or {}).get("reasons") or []):
+                            escalated.add(e.ticket_id)
+                    elif e.ticket_id in arb:
+                        decided.setdefault(e.ticket_id, aware(e.at))
+            out = []
+            for t in tickets:
+                sug = t.suggestion or {}
+                out.append({
+                    "ticket_id": t.id, "model_version": t.model_version, "created_at": aware(t.created_at),
+                    "status": t.status, "suggested": (sug.get("lead") or {}).get("code"),
+                    "top3": [c.get("code") for c in (sug.get("candidates") or [])[:3]],
+                    "auto_dispatch": bool(sug.get("auto_dispatch")), "flagged": bool(t.needs_arbitration),
+                    "final": t.lead if t.status in ("dispatched", "decided", "closed") else None,
+                    "returns": t.return_count or 0, "escalated": t.id in escalated,
+                    "arbitration_at": arb.get(t.id), "decided_at": decided.get(t.id)})
+            return out
+
     def training_rows(self) -> Iterator[dict]:
         """Labels for the next training run (:meth:`settled_rows` in the export's columns)."""
         for r in self.settled_rows():

@@ -1,0 +1,102 @@
+"""How the suggestions fared in service: the owners people settled, set against what the router suggested.
+
+In service the only gold labels are what dispatchers and the arbitration group settle: the lead of a ticket that was
+dispatched (and not returned since), decided or closed. Set against the suggestion each ticket got at intake, they
+give the routing figures ``hotline eval routing`` measures offline — lead top-1/top-3, the accuracy of flagged and
+unflagged tickets, the precision of auto-dispatch — on the centre's own tickets and per model version, and the
+arbitration group's load (how many tickets reached it for any reason, how many it decided, how long that took).
+
+A dispatcher who accepts a wrong suggestion without reading it makes it look right until the department returns the
+ticket: read ``returned`` beside ``lead_top1``. Tickets still waiting (suggested, returned, in arbitration) have no
+settled owner and count only in the intake figures.
+"""
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+from typing import Callable, Iterable
+
+LOCALITY = "locality"
+
+
+def share(count: int, of: int) -> dict:
+    return {"count": count, "of": of, "rate": round(count / of, 3) if of else None}
+
+
+def summarize(rows: list[dict], group: Callable[[str], str] = lambda c: c) -> dict:
+    """The figures of one set of :meth:`Store.outcome_rows` rows. ``group`` maps a department code to its routing
+    label (a street office or town to ``locality``, as candidates name them) for top-3."""
+    n = len(rows)
+    settled = [r for r in rows if r["final"]]
+
+    def right(sub: Iterable[dict]) -> dict:
+        sub = list(sub)
+        return share(sum(r["suggested"] == r["final"] for r in sub), len(sub))
+
+    arbitrated = [r for r in rows if r["arbitration_at"] is not None]
+    hours = [(r["decided_at"] - r["arbitration_at"]).total_seconds() / 3600 for r in arbitrated if r["decided_at"]]
+    return {
+        "tickets": n,
+        "flagged": share(sum(r["flagged"] for r in rows), n),
+        "auto_dispatch": share(sum(r["auto_dispatch"] for r in rows), n),
+        "settled": share(len(settled), n),
+        "lead_top1": right(settled),
+        "lead_top3": share(sum(r["final"] == r["suggested"] or group(r["final"]) in r["top3"] for r in settled),
+                           len(settled)),
+        "right_when_flagged": right(r for r in settled if r["flagged"]),
+        "right_when_not_flagged": right(r for r in settled if not r["flagged"]),
+        "auto_dispatch_precision": right(r for r in settled if r["auto_dispatch"]),
+        "returned": share(sum(r["returns"] > 0 for r in rows), n),
+        "escalated_by_dispatcher": share(sum(r["escalated"] and not r["flagged"] for r in rows), n),
+        "arbitrated": share(len(arbitrated), n),
+        "decided": share(len(hours), len(arbitrated)),
+        "waiting_for_arbitration": sum(r["status"] == "in_arbitration" for r in rows),
+        "hours_to_decision_median": round(statistics.median(hours), 1) if hours else None,
+    }
+
+
+def outcomes(rows: list[dict], since: datetime, until: datetime, group: Callable[[str], str] = lambda c: c) -> dict:
+    """All tickets, then each model version (in the order of its first ticket)."""
+    versions: dict[str, list[dict]] = {}
+    for r in rows:
+        versions.setdefault(r["model_version"] or "", []).append(r)
+    return {"since": since.isoformat(), "until": until.isoformat(), "all": summarize(rows, group),
+            "by_model_version": [{"model_version": v, **summarize(rs, group)} for v, rs in versions.items()]}
+
+
+LINES = (  # (key, label) in the order a report prints them
+    ("tickets", "tickets received with a suggestion"),
+    ("flagged", "flagged for arbitration at intake"),
+    ("auto_dispatch", "marked auto-dispatch"),
+    ("settled", "owner settled by people"),
+    ("lead_top1", "lead top-1 (suggested = settled)"),
+    ("lead_top3", "lead top-3"),
+    ("right_when_flagged", "  right when flagged"),
+    ("right_when_not_flagged", "  right when not flagged"),
+    ("auto_dispatch_precision", "auto-dispatch precision"),
+    ("returned", "returned at least once"),
+    ("escalated_by_dispatcher", "escalated by a dispatcher, not flagged"),
+    ("arbitrated", "reached arbitration (any reason)"),
+    ("decided", "  decided"),
+    ("waiting_for_arbitration", "  waiting now"),
+    ("hours_to_decision_median", "  hours to decision (median)"),
+)
+
+
+def cell(v) -> str:
+    if isinstance(v, dict):
+        return "—" if v["rate"] is None else f"{v['rate']:.3f} ({v['count']}/{v['of']})"
+    return "—" if v is None else str(v)
+
+
+def table(report: dict) -> list[str]:
+    """Plain-text lines: one row per figure, one column for all tickets and one per model version."""
+    cols = [("all", report["all"])] + [(c["model_version"] or "(none)", c) for c in report["by_model_version"]]
+    if len(cols) == 2:  # one version: its column is the same as "all"
+        cols = cols[:1]
+    label_w = max(len(label) for _, label in LINES)
+    widths = [max(len(name), *(len(cell(c[k])) for k, _ in LINES)) for name, c in cols]
+    out = [" " * label_w + "  " + "  ".join(name.rjust(w) for (name, _), w in zip(cols, widths))]
+    for key, label in LINES:
+        out.append(label.ljust(label_w) + "  " + "  ".join(cell(c[key]).rjust(w) for (_, c), w in zip(cols, widths)))
+    return out
