@@ -48,7 +48,7 @@ async function loadQueue() {
     loadRules();
     loadClarifications();
     loadHot();
-    loadOutcomes();
+    if (Date.now() - outcomesAt > 60000) loadOutcomes(); // a month of tickets: not after every decision or page
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
 async function loadRules() {
@@ -96,7 +96,9 @@ function loadHot() {
 // How the suggestions of the last 30 days fared against the owners dispatchers and the group settled (GET
 // /stats/routing): for the group and its supervisors, the router's record on this centre's own tickets.
 const pct = (x) => (x.rate == null ? "—" : `${(x.rate * 100).toFixed(1)}%（${x.count}/${x.of}）`);
+let outcomesAt = 0;
 async function loadOutcomes() {
+  outcomesAt = Date.now();
   const box = $("outcomes");
   const rep = await api("GET", "/api/v1/stats/routing?days=30").catch(() => null);
   if (!rep || !rep.all.tickets) { box.replaceChildren(el("p", { class: "muted" }, "暂无")); return; }

@@ -497,35 +497,38 @@ class Store:
         decided or closed ticket; None while it waits or was returned), the returns, and when it entered arbitration
         (any reason) and was decided. Read by :mod:`serving.outcomes`."""
         with self.Session() as s:
-            q = select(TicketRow).where(TicketRow.created_at >= since, TicketRow.suggestion.is_not(None))
+            sug = TicketRow.suggestion  # the few fields it needs, read in SQL: not every suggestion's whole JSON
+            q = select(TicketRow.id, TicketRow.model_version, TicketRow.created_at, TicketRow.status, TicketRow.lead,
+                       sug[("lead", "code")].as_string(), *(sug[("candidates", i, "code")].as_string() for i in range(3)),
+                       sug[("auto_dispatch",)].as_boolean(), TicketRow.needs_arbitration, TicketRow.return_count
+                       ).where(TicketRow.created_at >= since, TicketRow.suggestion.is_not(None))
             if until is not None:
                 q = q.where(TicketRow.created_at < until)
-            tickets = s.scalars(q.order_by(TicketRow.id)).all()
+            tickets = s.execute(q.order_by(TicketRow.id)).all()  # the columns it needs: not every ticket's text
             arb: dict[int, datetime] = {}
             decided: dict[int, datetime] = {}
             escalated: set[int] = set()
-            ids = [t.id for t in tickets]
+            ids = [t[0] for t in tickets]
             for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-                for e in s.scalars(select(EventRow).where(EventRow.ticket_id.in_(chunk),
-                                                          EventRow.kind.in_(("arbitration", "decided")))
-                                   .order_by(EventRow.id)):
-                    if e.kind == "arbitration":
-                        arb.setdefault(e.ticket_id, aware(e.at))
-                        if "DISPATCHER_REQUEST" in ((e.data or {}).get("reasons") or []):
-                            escalated.add(e.ticket_id)
-                    elif e.ticket_id in arb:
-                        decided.setdefault(e.ticket_id, aware(e.at))
+                for tid, kind, actor, at in s.execute(
+                        select(EventRow.ticket_id, EventRow.kind, EventRow.actor, EventRow.at)
+                        .where(EventRow.ticket_id.in_(chunk), EventRow.kind.in_(("arbitration", "decided")))
+                        .order_by(EventRow.id)):
+                    if kind == "arbitration":
+                        arb.setdefault(tid, aware(at))
+                        if actor != "system":  # a dispatcher's escalation (intake flags and returns are the system's)
+                            escalated.add(tid)
+                    elif tid in arb:
+                        decided.setdefault(tid, aware(at))
             out = []
-            for t in tickets:
-                sug = t.suggestion or {}
+            for tid, version, created, status, lead, suggested, c1, c2, c3, auto, flagged, returns in tickets:
                 out.append({
-                    "ticket_id": t.id, "model_version": t.model_version, "created_at": aware(t.created_at),
-                    "status": t.status, "suggested": (sug.get("lead") or {}).get("code"),
-                    "top3": [c.get("code") for c in (sug.get("candidates") or [])[:3]],
-                    "auto_dispatch": bool(sug.get("auto_dispatch")), "flagged": bool(t.needs_arbitration),
-                    "final": t.lead if t.status in ("dispatched", "decided", "closed") else None,
-                    "returns": t.return_count or 0, "escalated": t.id in escalated,
-                    "arbitration_at": arb.get(t.id), "decided_at": decided.get(t.id)})
+                    "ticket_id": tid, "model_version": version, "created_at": aware(created), "status": status,
+                    "suggested": suggested, "top3": [c for c in (c1, c2, c3) if c],
+                    "auto_dispatch": bool(auto), "flagged": bool(flagged),
+                    "final": lead if status in ("dispatched", "decided", "closed") else None,
+                    "returns": returns or 0, "escalated": tid in escalated,
+                    "arbitration_at": arb.get(tid), "decided_at": decided.get(tid)})
             return out
 
     def training_rows(self) -> Iterator[dict]:
