@@ -13,6 +13,7 @@ settled owner and count only in the intake figures.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from datetime import datetime
 from typing import Callable, Iterable
 
@@ -55,13 +56,28 @@ def summarize(rows: list[dict], group: Callable[[str], str] = lambda c: c) -> di
     }
 
 
+def corrections(rows: list[dict], top: int = 10) -> list[dict]:
+    """The changes people made most often: suggested lead → settled lead, with how many tickets and a few of them
+    (what the list editors and the next training run should look at first)."""
+    pairs: Counter = Counter()
+    tickets: dict[tuple, list[int]] = {}
+    for r in rows:
+        if r["final"] and r["suggested"] != r["final"]:
+            key = (r["suggested"], r["final"])
+            pairs[key] += 1
+            tickets.setdefault(key, []).append(r["ticket_id"])
+    return [{"suggested": a, "settled": b, "count": n, "tickets": tickets[(a, b)][-5:]}
+            for (a, b), n in pairs.most_common(top)]
+
+
 def outcomes(rows: list[dict], since: datetime, until: datetime, group: Callable[[str], str] = lambda c: c) -> dict:
-    """All tickets, then each model version (in the order of its first ticket)."""
+    """All tickets, then each model version (in the order of its first ticket), then the most frequent corrections."""
     versions: dict[str, list[dict]] = {}
     for r in rows:
         versions.setdefault(r["model_version"] or "", []).append(r)
     return {"since": since.isoformat(), "until": until.isoformat(), "all": summarize(rows, group),
-            "by_model_version": [{"model_version": v, **summarize(rs, group)} for v, rs in versions.items()]}
+            "by_model_version": [{"model_version": v, **summarize(rs, group)} for v, rs in versions.items()],
+            "corrections": corrections(rows)}
 
 
 LINES = (  # (key, label) in the order a report prints them
@@ -99,4 +115,8 @@ def table(report: dict) -> list[str]:
     out = [" " * label_w + "  " + "  ".join(name.rjust(w) for (name, _), w in zip(cols, widths))]
     for key, label in LINES:
         out.append(label.ljust(label_w) + "  " + "  ".join(cell(c[key]).rjust(w) for (_, c), w in zip(cols, widths)))
+    if report.get("corrections"):
+        out.append("most frequent corrections (suggested -> settled: tickets, the latest of them):")
+        out += [f"  {c['suggested']} -> {c['settled']}: {c['count']}  (#{', #'.join(map(str, c['tickets']))})"
+                for c in report["corrections"]]
     return out

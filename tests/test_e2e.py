@@ -323,6 +323,17 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     wait(drv, "#status", text="出错")
     assert store.clarifications()[0]["status"] == "pending"
     drv.get(f"{base}/workbench#key={keys['admin']}")
+    # the decisions that changed the suggested lead, most frequent first, each with its latest tickets linked
+    req = urllib.request.Request(f"{base}/api/v1/stats/routing?days=30", headers={"Authorization": f"Bearer {keys['admin']}"})
+    fixes = json.loads(urllib.request.urlopen(req, timeout=30).read())["corrections"]
+    assert any(c["settled"] == "housing_construction" and tid2 in c["tickets"] for c in fixes)  # the decision above
+    wait(drv, "#outcomes [data-testid=corrections] li")
+    shown = drv.find_elements(By.CSS_SELECTOR, "#outcomes [data-testid=corrections] li")
+    assert len(shown) == min(5, len(fixes))
+    for li, c in zip(shown, fixes):
+        assert f"：{c['count']} 件" in li.text
+        assert [a.text for a in li.find_elements(By.CSS_SELECTOR, "a")] == [f"#{t}" for t in c["tickets"][-3:]]
+    assert "区住房和城乡建设委员会" in drv.find_element(By.CSS_SELECTOR, "#outcomes [data-testid=corrections]").text
     clar = wait(drv, "#clarifications li")
     clar.find_element(By.CSS_SELECTOR, "input").send_keys("已写入 noise-renovation 的争议说明")
     clar.find_elements(By.CSS_SELECTOR, "button")[0].click()

@@ -330,6 +330,10 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
     rep = outcomes(rows, now - timedelta(days=30), now, group)
     by = {v["model_version"]: v for v in rep["by_model_version"]}
     assert list(by) == ["v1", "v2"] and by["v1"]["tickets"] == 5 and by["v2"]["lead_top1"]["count"] == 1
+    assert rep["corrections"] == [{"suggested": "urban_management", "settled": "health", "count": 1, "tickets": [b]},
+                                  {"suggested": "urban_management", "settled": "transport", "count": 1, "tickets": [c]},
+                                  {"suggested": "xinhua", "settled": "meilin", "count": 1, "tickets": [g]}]
     lines = table(rep)
     assert "v2" in lines[0] and any(x.startswith("lead top-1") and "0.400 (2/5)" in x for x in lines)
+    assert f"  urban_management -> health: 1  (#{b})" in lines
     assert store.outcome_rows(now + timedelta(days=1)) == []

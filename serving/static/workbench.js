@@ -109,7 +109,11 @@ async function loadOutcomes() {
     ["hours_to_decision_median", "裁定用时（中位数）", s.hours_to_decision_median == null ? "—" : `${s.hours_to_decision_median} 小时`]];
   box.replaceChildren(el("table", {}, el("tbody", {}, ...rows.map(([key, label, value]) =>
     el("tr", {}, el("th", {}, label), el("td", { "data-stat": key }, value))))),
-  el("p", { class: "muted" }, `${s.tickets} 件工单，${s.settled.count} 件已确定牵头单位（派单未被退回，或已裁定）`));
+  el("p", { class: "muted" }, `${s.tickets} 件工单，${s.settled.count} 件已确定牵头单位（派单未被退回，或已裁定）`),
+  rep.corrections.length ? el("p", {}, "最常见的改派（建议 → 最终）：") : null,
+  rep.corrections.length ? el("ul", { "data-testid": "corrections" }, ...rep.corrections.slice(0, 5).map((c) =>
+    el("li", {}, `${deptName(c.suggested)} → ${deptName(c.settled)}：${c.count} 件 `,
+      ...c.tickets.slice(-3).flatMap((id) => [ticketLink(id, TO_TICKET), " "])))) : null);
 }
 async function open(id) {
   selected = id;
