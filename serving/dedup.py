@@ -262,7 +262,11 @@ def install(app) -> None:
         except Exception:  # noqa: BLE001 - the ticket is stored; the index catches up at the next sync/start-up
             log.exception("duplicate check failed for ticket %s; it is stored and will be checked later", out["id"])
             return out
-        return state.store.get(out["id"])
+        out = state.store.get(out["id"])
+        dup = out.get("duplicate")
+        if dup and dup.get("duplicate_of") is not None:  # the widget shows them at once (共同地点)
+            dup["places"] = svc.shared_places(out["id"], dup["duplicate_of"])
+        return out
 
     state.on_ticket = on_ticket
 

@@ -32,16 +32,18 @@ def test_repeat_by_same_caller_is_linked_other_problem_is_not(api_db):
     client, k = api_db
     d = k["dispatcher"]
     first = post(client, d, OIL_A)
-    assert first["duplicate"] == {"duplicate_of": None, "cluster": first["id"], "kind": None, "score": 0.0}
+    assert first["duplicate"] == {"duplicate_of": None, "cluster": first["id"], "kind": None, "score": 0.0, "places": None}
     again = post(client, d, OIL_A2)
     dup = again["duplicate"]
+    at_once = dup.pop("places")  # the widget shows what makes them the same place with the first answer
+    assert "幸福里小区" in at_once[0], at_once
     assert dup["duplicate_of"] == first["id"] and dup["cluster"] == first["id"] and dup["kind"] == "repeat"
     assert 0 < dup["score"] <= 1
     assert "13812345678" not in str(again)
     lift = post(client, d, LIFT)
     assert lift["duplicate"]["duplicate_of"] is None and lift["duplicate"]["cluster"] == lift["id"]
     # stored: GET /tickets/{id} shows the same verdict; GET /duplicates lists the earlier ticket
-    assert client.get(f"/api/v1/tickets/{again['id']}", headers=h(d)).json()["duplicate"] == dup
+    assert client.get(f"/api/v1/tickets/{again['id']}", headers=h(d)).json()["duplicate"] == {**dup, "places": None}
     for role in ("dispatcher", "arbitrator", "admin"):
         r = client.get(f"/api/v1/duplicates/{again['id']}", headers=h(k[role]))
         assert r.status_code == 200, r.text
@@ -49,6 +51,7 @@ def test_repeat_by_same_caller_is_linked_other_problem_is_not(api_db):
     places = j["duplicate"].pop("places")  # what makes them the same place, for the dispatcher to check
     assert j["duplicate"] == dup and [e["id"] for e in j["earlier"]] == [first["id"]]
     assert "幸福里小区" in places[0] and "幸福里" not in places, places  # the address both give, read whole
+    assert places == at_once
     assert j["earlier"][0]["duplicate"]["kind"] is None and j["cluster_size"] == 2
     assert j["earlier"][0]["duplicate"]["places"] == []
     assert client.get(f"/api/v1/duplicates/{first['id']}", headers=h(d)).json()["cluster_size"] == 2

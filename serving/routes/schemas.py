@@ -106,11 +106,13 @@ class TicketOut(BaseModel):
 
 class DuplicateOut(BaseModel):
     """The duplicate index's verdict: ``duplicate_of`` the earlier ticket (null: none), ``cluster`` the id of
-    the cluster's first ticket, ``kind`` repeat (same caller / near-identical text) or same_event."""
+    the cluster's first ticket, ``kind`` repeat (same caller / near-identical text) or same_event; ``places`` the
+    place names it shares with duplicate_of (in the answer to POST /tickets and in GET /duplicates; null elsewhere)."""
     duplicate_of: int | None
     cluster: int
     kind: str | None
     score: float
+    places: list[str] | None = None
 
 
 class QueueItem(TicketOut):

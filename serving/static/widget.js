@@ -33,8 +33,8 @@ function suggestionCard(s, testid) {
 }
 const TO_WORKBENCH = (id) => `/workbench#t=${id}`;
 function newTab(node) { for (const a of node.querySelectorAll("a")) a.target = "_blank"; return node; }
-// The duplicate index's verdict (POST /tickets `duplicate`): the earlier ticket, linked, at once; then (GET /duplicates)
-// how often the problem was reported and the earlier reports, linked. Text nodes only (textContent).
+// The duplicate index's verdict (POST /tickets `duplicate`): the earlier ticket, linked, and the places the two share,
+// at once; then (GET /duplicates) how often the problem was reported and the earlier reports, linked. Text nodes only.
 function duplicateWarning(t) {
   const line = duplicateLine(t.duplicate, TO_WORKBENCH);
   if (!line) return null;
