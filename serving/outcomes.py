@@ -17,8 +17,6 @@ from collections import Counter
 from datetime import datetime
 from typing import Callable, Iterable
 
-LOCALITY = "locality"
-
 
 def share(count: int, of: int) -> dict:
     return {"count": count, "of": of, "rate": round(count / of, 3) if of else None}

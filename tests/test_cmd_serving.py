@@ -129,6 +129,8 @@ def test_stats_reports_how_the_suggestions_fared(env):
     r = cli("stats")
     assert r.exit_code == 0 and "lead top-1 (suggested = settled)" in r.output and "0.500 (1/2)" in r.output
     r = cli("stats", "--until", "2020-01-01")  # a period before every ticket
-    assert r.exit_code == 0 and "tickets received with a suggestion" in r.output and " 0" in r.output
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("tickets received with a suggestion"))
+    assert line.split()[-1] == "0" and "most frequent corrections" not in r.output
     r = cli("stats", "--until", "01/12/2026")
     assert r.exit_code == 1 and r.output.startswith("error: ") and "YYYY-MM-DD" in r.output
