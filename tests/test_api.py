@@ -49,6 +49,7 @@ MATRIX = [
     ("post", "/api/v1/tickets/{tid}/escalate", {"reason": "推诿"}, D),
     ("post", "/api/v1/tickets/{tid}/close", {}, D),
     ("get", "/api/v1/arbitration/queue", None, A),
+    ("get", "/api/v1/arbitration/queue/reasons", None, A),
     ("post", "/api/v1/arbitration/{tid}/claim", None, A),
     ("post", "/api/v1/arbitration/{tid}/release", None, A),
     ("post", "/api/v1/arbitration/{tid}/decision", {"lead": "urban_management", "rationale": "油烟归城管"}, A),
@@ -154,6 +155,19 @@ def test_a_queue_longer_than_a_page_says_how_many_wait(api):
     assert client.post(f"/api/v1/arbitration/{free}/claim", headers=a).status_code == 200
     assert client.get("/api/v1/arbitration/queue?unclaimed=true", headers=a).headers["X-Total-Count"] == str(unclaimed - 1)
     assert client.post(f"/api/v1/arbitration/{free}/release", headers=a).status_code == 200
+    # by reason (the workbench's filter): each code's count is its filtered queue's X-Total-Count, every ticket on
+    # it carries the code, and the escalated tickets are all under DISPATCHER_REQUEST
+    counts = {x["code"]: x["count"] for x in client.get("/api/v1/arbitration/queue/reasons", headers=a).json()}
+    assert counts.get("DISPATCHER_REQUEST", 0) == sum(
+        any(r["code"] == "DISPATCHER_REQUEST" for r in x["arbitration_reasons"]) for x in whole.json())
+    for code, count in counts.items():
+        got = client.get(f"/api/v1/arbitration/queue?reason={code}&limit=500", headers=a)
+        assert got.headers["X-Total-Count"] == str(count) and len(got.json()) == count
+        assert all(any(r["code"] == code for r in x["arbitration_reasons"]) for x in got.json())
+        ids = [x["id"] for x in got.json()]
+        assert ids == [x["id"] for x in whole.json() if x["id"] in ids]  # oldest first, as the whole queue
+    assert client.get("/api/v1/arbitration/queue?reason=REPEATED_RETURN", headers=a).json() == []
+    _err(client.get("/api/v1/arbitration/queue?reason=RETURNED", headers=a), 422, "reason")
 
 
 def test_whole_life_over_http(api_db):

@@ -226,6 +226,15 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     repeat_row = drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid1c}']")
     assert "反复投诉" in repeat_row.find_element(By.CSS_SELECTOR, "[data-testid=queue-reasons]").text
     assert "派单员提交" in drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid2}'] [data-testid=queue-reasons]").text
+    # 按原因: each reason with its count; choosing 多次退单 leaves the twice-returned ticket alone, 全部原因 brings all back
+    pick = Select(drv.find_element(By.ID, "reason-filter"))
+    assert {o.text for o in pick.options} >= {"全部原因", "多次退单（1）", "反复投诉（1）", "派单员提交（1）"}
+    pick.select_by_value("REPEATED_RETURN")
+    wait(drv, "#status", text="1 件「多次退单」待裁定")
+    assert rows() == [tid1b]
+    Select(drv.find_element(By.ID, "reason-filter")).select_by_value("")
+    wait(drv, "#status", text="3 件待裁定")
+    assert rows() == [tid1c, tid2, tid1b]
     # 热点: the oil complaint reported three times, linked to its first report, with its count and place
     hot = wait(drv, f"#hot li[data-cluster='{tid}']", text="3 件")
     assert "新出现" in hot.text and "梅林街道" in hot.text, hot.text
@@ -234,16 +243,18 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     import json
     import urllib.request
     req = urllib.request.Request(f"{base}/api/v1/stats/routing?days=30", headers={"Authorization": f"Bearer {keys['arbitrator']}"})
-    rep = json.loads(urllib.request.urlopen(req, timeout=30).read())["all"]
+    full = json.loads(urllib.request.urlopen(req, timeout=30).read())
+    rep = full["all"]
     assert rep["returned"]["count"] >= 1 and rep["arbitrated"]["count"] >= 3  # the ticket returned twice; the queue
     fmt = lambda x: f"{x['rate'] * 100:.1f}%（{x['count']}/{x['of']}）"  # noqa: E731
     assert wait(drv, "#outcomes [data-stat=returned]").text == fmt(rep["returned"])
     assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-stat=lead_top1]").text == fmt(rep["lead_top1"])
     assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-stat=arbitrated]").text == fmt(rep["arbitrated"])
+    assert not full["corrections"] and "null" not in drv.find_element(By.ID, "outcomes").text  # none yet: nothing drawn
     shot(drv, "03-workbench-queue")
 
     # the repeat complaint's detail: the earlier ticket, the cluster, how many reports, the earlier reports linked
-    repeat_row.click()
+    drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid1c}']").click()  # the queue was drawn again
     dup_of = wait(drv, "#detail [data-testid=duplicates] [data-testid=duplicate-of]")
     verdict = store.get(tid1c)["duplicate"]  # the earlier of two identical texts: either; the cluster: the first
     assert verdict["cluster"] == tid and verdict["duplicate_of"] in (tid, tid1b)

@@ -95,6 +95,18 @@ def test_flagged_and_escalated_tickets_queue_oldest_first(store):
     assert a["status"] == "in_arbitration" and b["status"] == "suggested"
     store.escalate(b["id"], "两个部门互相推诿", actor="disp#1")
     assert [x["id"] for x in store.queue()] == [a["id"], c["id"], b["id"]]
+    # by reason: the workbench's filter (多次退单 first, say), paged and counted like the whole queue
+    assert store.queue_reasons() == {"AMBIGUOUS": 2, "DISPATCHER_REQUEST": 1}
+    assert [x["id"] for x in store.queue(reason="AMBIGUOUS")] == [a["id"], c["id"]]
+    assert [x["id"] for x in store.queue(reason="AMBIGUOUS", offset=1, limit=1)] == [c["id"]]
+    assert store.queue_count(reason="AMBIGUOUS") == 2 and store.queue_count(reason="DISPATCHER_REQUEST") == 1
+    assert store.queue(reason="REPEATED_RETURN") == [] and store.queue_count(reason="REPEATED_RETURN") == 0
+    store.escalate(c["id"], "还涉及属地", actor="disp#1")  # a second reason: the ticket counts under both
+    assert store.queue_reasons() == {"AMBIGUOUS": 2, "DISPATCHER_REQUEST": 2}
+    store.claim(c["id"], actor="arb#1")
+    assert store.queue_reasons(unclaimed_only=True) == {"AMBIGUOUS": 1, "DISPATCHER_REQUEST": 1}
+    assert [x["id"] for x in store.queue(reason="DISPATCHER_REQUEST", unclaimed_only=True)] == [b["id"]]
+    store.release(c["id"], actor="arb#1")
     # an unclaimed flagged ticket may still be dispatched directly; it leaves the queue
     store.dispatch(a["id"], "health", [], actor="disp#1")
     assert [x["id"] for x in store.queue()] == [c["id"], b["id"]]

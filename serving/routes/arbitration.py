@@ -9,7 +9,8 @@ from serving.auth import Admin, Arbitrator
 from serving.deps import RouterDep, StoreDep
 from serving.precedents import invalidate as invalidate_precedents
 from serving.precedents import rule_outcomes, similar_decisions
-from serving.routes.schemas import ClarificationReviewIn, DecisionIn, QueueItem, RuleOutcome, TicketOut
+from serving.routes.schemas import (ClarificationReviewIn, DecisionIn, QueueItem, QueueReason, ReasonCount, RuleOutcome,
+                                    TicketOut)
 from serving.routes.tickets import TicketId, check_codes
 
 router = APIRouter(prefix="/api/v1/arbitration", tags=["arbitration"])
@@ -17,12 +18,20 @@ router = APIRouter(prefix="/api/v1/arbitration", tags=["arbitration"])
 
 @router.get("/queue")
 def queue(_: Arbitrator, store: StoreDep, response: Response, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-          offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0, unclaimed: bool = False) -> list[QueueItem]:
+          offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0, unclaimed: bool = False,
+          reason: QueueReason | None = None) -> list[QueueItem]:
     """Tickets waiting for a decision, oldest first (at most ``limit``, after the ``offset`` oldest: the next page),
-    with the reasons and the returns (退单) so far. The header ``X-Total-Count`` says how many wait in all: a day's
+    with the reasons and the returns (退单) so far; ``reason``: only those with that reason code (REPEATED_RETURN,
+    REPEAT_COMPLAINT… first). The header ``X-Total-Count`` says how many wait in all (with that reason): a day's
     queue can be longer than one page."""
-    response.headers["X-Total-Count"] = str(store.queue_count(unclaimed_only=unclaimed))
-    return [QueueItem(**t) for t in store.queue(limit=limit, offset=offset, unclaimed_only=unclaimed)]
+    response.headers["X-Total-Count"] = str(store.queue_count(unclaimed_only=unclaimed, reason=reason))
+    return [QueueItem(**t) for t in store.queue(limit=limit, offset=offset, unclaimed_only=unclaimed, reason=reason)]
+
+
+@router.get("/queue/reasons")
+def queue_reasons(_: Arbitrator, store: StoreDep, unclaimed: bool = False) -> list[ReasonCount]:
+    """How many waiting tickets carry each reason, most frequent first: the workbench's filter."""
+    return [ReasonCount(code=c, count=n) for c, n in store.queue_reasons(unclaimed_only=unclaimed).items()]
 
 
 @router.post("/{ticket_id}/claim")

@@ -119,6 +119,18 @@ class QueueItem(TicketOut):
     returns: list[dict]
 
 
+# The reason codes a waiting ticket can carry: the router's (model/router.py, model/fusion.py), the store's
+# (REPEATED_RETURN on the second return, DISPATCHER_REQUEST) and the duplicate index's (REPEAT_COMPLAINT).
+QueueReason = Literal["LOW_CONFIDENCE", "AMBIGUOUS", "MODEL_LIST_DISAGREE", "DISPUTED_BOUNDARY", "NOVEL_MATTER",
+                      "REPEATED_RETURN", "REPEAT_COMPLAINT", "DISPATCHER_REQUEST", "LOCALITY_UNRESOLVED",
+                      "OUTSIDE_ROSTER"]
+
+
+class ReasonCount(BaseModel):
+    code: str
+    count: int = Field(description="waiting tickets with this reason (a ticket with two reasons counts under both)")
+
+
 class RuleOutcome(BaseModel):
     """How the arbitration group decided the tickets one joint-handling rule assigned (boundaries.yaml)."""
     rule: str

@@ -8,17 +8,31 @@ const TO_TICKET = (id) => `#t=${id}`;
 function excerpt(text, n) { const s = String(text || "").replace(/\s+/g, " ").trim(); return s.length > n ? s.slice(0, n) + "…" : s; }
 // One page of the queue, the oldest tickets first (/workbench?per_page=N: 1–500, default 200); 较早/较新 page
 // through a queue longer than that, and the status line says how many wait in all and which of them are shown.
+// 按原因 shows only the tickets with one reason (多次退单 or 反复投诉 first, say), each reason with its count.
 const QUEUE_PAGE = Math.min(500, Math.max(1, Number(new URLSearchParams(location.search).get("per_page")) || 200));
 let queueOffset = 0;
+async function loadReasons() {
+  const sel = $("reason-filter");
+  const counts = await api("GET", "/api/v1/arbitration/queue/reasons");
+  const keep = sel.value;
+  sel.replaceChildren(el("option", { value: "" }, "全部原因"),
+    ...counts.map((r) => el("option", { value: r.code }, `${reasonZh(r.code)}（${r.count}）`)));
+  // a reason whose last ticket was just decided: stays chosen (an empty queue says so) until the arbitrator picks another
+  if (keep && !counts.some((r) => r.code === keep)) sel.append(el("option", { value: keep }, `${reasonZh(keep)}（0）`));
+  sel.value = keep;
+}
 async function loadQueue() {
   $("status").textContent = "加载中…";
   try {
     await departments();
-    let page = await apiResponse("GET", `/api/v1/arbitration/queue?limit=${QUEUE_PAGE}&offset=${queueOffset}`);
+    await loadReasons();
+    const reason = $("reason-filter").value;
+    const url = () => `/api/v1/arbitration/queue?limit=${QUEUE_PAGE}&offset=${queueOffset}` + (reason ? `&reason=${reason}` : "");
+    let page = await apiResponse("GET", url());
     let total = Number(page.headers.get("X-Total-Count") || page.data.length);
     if (queueOffset && queueOffset >= total) { // decisions emptied this page: show the last one that has tickets
       queueOffset = Math.max(0, Math.floor((total - 1) / QUEUE_PAGE) * QUEUE_PAGE);
-      page = await apiResponse("GET", `/api/v1/arbitration/queue?limit=${QUEUE_PAGE}&offset=${queueOffset}`);
+      page = await apiResponse("GET", url());
       total = Number(page.headers.get("X-Total-Count") || page.data.length);
     }
     const q = page.data;
@@ -40,8 +54,9 @@ async function loadQueue() {
       tr.addEventListener("keydown", (e) => { if (e.key === "Enter") open(t.id); });
       body.append(tr);
     }
-    $("status").textContent = !total ? "队列为空" : total > q.length
-      ? `${total} 件待裁定（显示第 ${queueOffset + 1}–${queueOffset + q.length} 件，早的在前）` : `${total} 件待裁定`;
+    const what = reason ? `件「${reasonZh(reason)}」` : "件";
+    $("status").textContent = !total ? (reason ? `没有「${reasonZh(reason)}」的待裁定工单` : "队列为空") : total > q.length
+      ? `${total} ${what}待裁定（显示第 ${queueOffset + 1}–${queueOffset + q.length} 件，早的在前）` : `${total} ${what}待裁定`;
     $("pager").hidden = total <= QUEUE_PAGE && !queueOffset;
     $("older").disabled = !queueOffset;
     $("newer").disabled = queueOffset + q.length >= total;
@@ -107,13 +122,13 @@ async function loadOutcomes() {
     ["auto_dispatch_precision", "“可直接派单”的准确率", pct(s.auto_dispatch_precision)], ["returned", "被退单", pct(s.returned)],
     ["arbitrated", "进入裁定", pct(s.arbitrated)], ["decided", "其中已裁定", pct(s.decided)],
     ["hours_to_decision_median", "裁定用时（中位数）", s.hours_to_decision_median == null ? "—" : `${s.hours_to_decision_median} 小时`]];
-  box.replaceChildren(el("table", {}, el("tbody", {}, ...rows.map(([key, label, value]) =>
+  box.replaceChildren(...[el("table", {}, el("tbody", {}, ...rows.map(([key, label, value]) =>
     el("tr", {}, el("th", {}, label), el("td", { "data-stat": key }, value))))),
   el("p", { class: "muted" }, `${s.tickets} 件工单，${s.settled.count} 件已确定牵头单位（派单未被退回，或已裁定）`),
   rep.corrections.length ? el("p", {}, "最常见的改派（建议 → 最终）：") : null,
   rep.corrections.length ? el("ul", { "data-testid": "corrections" }, ...rep.corrections.slice(0, 5).map((c) =>
     el("li", {}, `${deptName(c.suggested)} → ${deptName(c.settled)}：${c.count} 件 `,
-      ...c.tickets.slice(-3).flatMap((id) => [ticketLink(id, TO_TICKET), " "])))) : null);
+      ...c.tickets.slice(-3).flatMap((id) => [ticketLink(id, TO_TICKET), " "])))) : null].filter(Boolean)); // no "null" text
 }
 async function open(id) {
   selected = id;
@@ -192,6 +207,7 @@ async function act(fn, done) {
 keyBox(() => { DEPTS = null; loadQueue(); });
 if (!Key.get()) $("keybox").open = true;
 $("refresh").addEventListener("click", loadQueue);
+$("reason-filter").addEventListener("change", () => { queueOffset = 0; loadQueue(); });
 $("older").addEventListener("click", () => { queueOffset = Math.max(0, queueOffset - QUEUE_PAGE); loadQueue(); });
 $("newer").addEventListener("click", () => { queueOffset += QUEUE_PAGE; loadQueue(); });
 document.addEventListener("keydown", (e) => {

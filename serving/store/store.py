@@ -239,15 +239,32 @@ class Store:
         return [{"id": r.id, "status": r.status, "lead": r.lead, "created_at": iso(r.created_at),
                  "excerpt": r.content[:80]} for r in rows]
 
-    def queue(self, *, limit: int = 100, offset: int = 0, unclaimed_only: bool = False) -> list[dict]:
+    @staticmethod
+    def _waiting(unclaimed_only: bool):
+        q = select(TicketRow.id).where(TicketRow.status == "in_arbitration")
+        return q.where(TicketRow.claimed_by.is_(None)) if unclaimed_only else q
+
+    def _waiting_with(self, s: Session, reason: str, unclaimed_only: bool) -> list[int]:
+        """The ids, oldest first, of the waiting tickets with a ``reason`` among their codes. Read in Python: the
+        reasons are a JSON list, and the queue is a day or two of tickets, not the table."""
+        q = self._waiting(unclaimed_only).add_columns(TicketRow.arbitration_reasons)
+        return [tid for tid, reasons in s.execute(q.order_by(TicketRow.arbitration_since, TicketRow.id))
+                if any(r.get("code") == reason for r in reasons or [])]
+
+    def queue(self, *, limit: int = 100, offset: int = 0, unclaimed_only: bool = False,
+              reason: str | None = None) -> list[dict]:
         """Tickets waiting for arbitration, oldest first (skipping the ``offset`` oldest), with reasons and the
-        returns so far."""
+        returns so far; ``reason``: only those with that reason code (多次退单 first, say)."""
         with self.Session() as s:
             q = select(TicketRow).where(TicketRow.status == "in_arbitration")
             if unclaimed_only:
                 q = q.where(TicketRow.claimed_by.is_(None))
-            rows = s.scalars(q.order_by(TicketRow.arbitration_since, TicketRow.id)
-                                 .offset(offset).limit(limit)).all()
+            if reason is not None:
+                page = self._waiting_with(s, reason, unclaimed_only)[offset:offset + limit]
+                at = {tid: i for i, tid in enumerate(page)}
+                rows = sorted(s.scalars(q.where(TicketRow.id.in_(page))).all(), key=lambda r: at[r.id])
+            else:
+                rows = s.scalars(q.order_by(TicketRow.arbitration_since, TicketRow.id).offset(offset).limit(limit)).all()
             ids = [r.id for r in rows]
             returns: dict[int, list[dict]] = {i: [] for i in ids}
             if ids:
@@ -261,13 +278,23 @@ class Store:
                 out.append(v)
             return out
 
-    def queue_count(self, *, unclaimed_only: bool = False) -> int:
-        """How many tickets wait for arbitration (the whole queue, not one page of it)."""
+    def queue_count(self, *, unclaimed_only: bool = False, reason: str | None = None) -> int:
+        """How many tickets wait for arbitration (the whole queue, not one page of it); ``reason``: with that code."""
         with self.Session() as s:
-            q = select(func.count()).select_from(TicketRow).where(TicketRow.status == "in_arbitration")
-            if unclaimed_only:
-                q = q.where(TicketRow.claimed_by.is_(None))
-            return int(s.scalar(q) or 0)
+            if reason is not None:
+                return len(self._waiting_with(s, reason, unclaimed_only))
+            return int(s.scalar(select(func.count()).select_from(self._waiting(unclaimed_only).subquery())) or 0)
+
+    def queue_reasons(self, *, unclaimed_only: bool = False) -> dict[str, int]:
+        """How many waiting tickets carry each reason code (a ticket with two reasons counts under both), most
+        frequent first."""
+        counts: dict[str, int] = {}
+        with self.Session() as s:
+            for _, reasons in s.execute(self._waiting(unclaimed_only).add_columns(TicketRow.arbitration_reasons)):
+                for code in dict.fromkeys(r.get("code") for r in reasons or []):
+                    if code:
+                        counts[code] = counts.get(code, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def count_by_status(self) -> dict[str, int]:
         with self.Session() as s:
@@ -510,13 +537,15 @@ class Store:
             escalated: set[int] = set()
             ids = [t[0] for t in tickets]
             for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-                for tid, kind, actor, at in s.execute(
-                        select(EventRow.ticket_id, EventRow.kind, EventRow.actor, EventRow.at)
+                for tid, kind, data, at in s.execute(
+                        select(EventRow.ticket_id, EventRow.kind, EventRow.data, EventRow.at)
                         .where(EventRow.ticket_id.in_(chunk), EventRow.kind.in_(("arbitration", "decided")))
                         .order_by(EventRow.id)):
                     if kind == "arbitration":
                         arb.setdefault(tid, aware(at))
-                        if actor != "system":  # a dispatcher's escalation (intake flags and returns are the system's)
+                        # a dispatcher's escalation, by the code :meth:`escalate` writes (not intake flags, returns
+                        # or the duplicate index's REPEAT_COMPLAINT), whoever the actor
+                        if "DISPATCHER_REQUEST" in ((data or {}).get("reasons") or []):
                             escalated.add(tid)
                     elif tid in arb:
                         decided.setdefault(tid, aware(at))
