@@ -191,6 +191,8 @@ def test_whole_life_over_http(api_db):
     assert r.json()["history"][-1]["data"]["accepted"] is False
     r = client.post(f"/api/v1/tickets/{tid}/return", json={"reason": "也不归我们"}, headers=d)
     assert r.json()["status"] == "in_arbitration"
+    r = client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": suggested}, headers=d)  # a third try: not theirs
+    assert r.status_code == 409 and "裁定小组" in r.json()["message_zh"]
     r = client.get("/api/v1/arbitration/queue", headers=a)
     q = r.json()
     item = next(x for x in q if x["id"] == tid)

@@ -56,6 +56,9 @@ def test_life_of_a_ticket(store):
     assert [r["code"] for r in t["arbitration_reasons"]] == ["REPEATED_RETURN"]
     q = store.queue()
     assert [x["id"] for x in q] == [tid] and [r["reason"] for r in q[0]["returns"]] == ["不属于本单位职责", "油烟属于城管"]
+    with pytest.raises(Conflict, match="returned 2 times"):
+        store.dispatch(tid, "health", [], actor="disp#1")  # returned twice: not a dispatcher's call, even unclaimed
+    assert store.get(tid)["status"] == "in_arbitration" and store.get(tid)["lead"] == "ecology_environment"
     with pytest.raises(Conflict):
         store.decide(tid, "urban_management", [], "x", actor="arb#1")  # not claimed yet
     store.claim(tid, actor="arb#1")

@@ -302,10 +302,17 @@ class Store:
 
     # ---------------------------------------------------------------- dispatcher
     def dispatch(self, ticket_id: int, lead: str, co: list[str], *, actor: str) -> dict:
-        """The dispatcher's final choice; recorded as feedback (accepted or overridden suggestion)."""
+        """The dispatcher's final choice; recorded as feedback (accepted or overridden suggestion). A flagged ticket
+        may be dispatched while unclaimed, except one departments returned twice (REPEATED_RETURN): the group decides."""
         now = utcnow()
         co = [c for c in dict.fromkeys(co) if c != lead]
         with self.Session.begin() as s:
+            t = self._get(s, ticket_id)
+            if t.status == "in_arbitration" and any(r.get("code") == "REPEATED_RETURN" for r in t.arbitration_reasons or []):
+                # a router's flag is advice a dispatcher may overrule; departments returning it twice is not
+                raise Conflict(f"ticket {ticket_id} was returned {t.return_count} times: the arbitration group decides "
+                               "its lead",
+                               f"工单 {ticket_id} 已被部门退回 {t.return_count} 次，须由裁定小组确定牵头单位，不能直接派单")
             t = self._transition(s, ticket_id, DISPATCHABLE,
                                  dict(status="dispatched", lead=lead, co=join_codes(co), updated_at=now,
                                       arbitration_since=None),
