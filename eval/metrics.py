@@ -62,9 +62,27 @@ def co_handling_metrics(suggestions: list[Suggestion], labels: list[str], co_gol
             "co_gold_pairs": tp + fn}
 
 
+def reason_metrics(suggestions: list[Suggestion], ok: np.ndarray) -> list[dict]:
+    """Per reason code, most frequent first: how many tickets carry it (``count``, ``rate``), the lead accuracy among
+    them (a flag worth the arbitration group's time marks tickets the router gets wrong), and ``alone``: how many
+    carry no other arbitration reason (the tickets the group would not see without it)."""
+    from model.router import ARBITRATION_CODES
+
+    codes = [[r.code for r in s.reasons] for s in suggestions]
+    n = len(suggestions)
+    out = []
+    for code in sorted({c for cs in codes for c in cs}):
+        has = np.array([code in cs for cs in codes], dtype=bool)
+        alone = sum(1 for cs in codes if code in cs and not ({c for c in cs if c in ARBITRATION_CODES} - {code}))
+        out.append({"code": code, "count": int(has.sum()), "rate": round(float(has.mean()), 4) if n else 0.0,
+                    "accuracy": _rate(has, ok), "arbitration": code in ARBITRATION_CODES,
+                    "alone": alone if code in ARBITRATION_CODES else None})
+    return sorted(out, key=lambda r: (-r["count"], r["code"]))
+
+
 def system_metrics(suggestions: list[Suggestion], labels: list[str], co_gold: list[list[str]] | None = None) -> dict:
     """top1, top3, ece, arbitration_rate (+ lead accuracy flagged / not flagged), auto-dispatch coverage and
-    precision, and the reliability bins of one system."""
+    precision, the reasons (:func:`reason_metrics`) and the reliability bins of one system."""
     if len(suggestions) != len(labels):
         raise ValueError(f"{len(suggestions)} suggestions for {len(labels)} labels")
     rep = score_suggestions(suggestions, labels)
@@ -79,6 +97,7 @@ def system_metrics(suggestions: list[Suggestion], labels: list[str], co_gold: li
         "accuracy_flagged": _rate(arb, ok), "accuracy_not_flagged": _rate(~arb, ok),
         "auto_dispatch_coverage": round(float(auto.mean()), 4) if len(auto) else 0.0,
         "auto_dispatch_precision": _rate(auto, ok),
+        "reasons": reason_metrics(suggestions, ok),
         "reliability": rel,
         **(co_handling_metrics(suggestions, labels, co_gold) if co_gold is not None else {}),
     }

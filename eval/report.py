@@ -276,8 +276,19 @@ def _blocks(metrics: dict, m: dict, mz: dict | None, baseline: dict | None, comp
              f"{r['auto_dispatch_coverage']:.1%} of tickets at precision {_fmt(r['auto_dispatch_precision'])} "
              "(the red line marks 0.95)."),
         Images([("reliability", "reliability.png"), ("coverage vs accuracy", "coverage_accuracy.png")]),
-        Heading("Most confused departments"),
     ]
+    if r.get("reasons"):
+        blocks += [
+            Heading("Why tickets were flagged"),
+            Para("Each reason the router gave: how many tickets carry it, the lead accuracy among them (a flag worth the "
+                 "arbitration group's time marks tickets the router gets wrong: compare the accuracy among unflagged "
+                 "tickets above), and how many carry no other arbitration reason. Reasons without a count there "
+                 "inform the dispatcher and send nothing to arbitration."),
+            Table(["reason", "tickets", "share", "lead accuracy", "only arbitration reason"],
+                  [[x["code"], x["count"], f"{x['rate']:.1%}", _fmt(x["accuracy"]), "" if x["alone"] is None else x["alone"]]
+                   for x in r["reasons"]], align="lrrrr"),
+        ]
+    blocks += [Heading("Most confused departments")]
     cm = metrics["confusion_matrix"]
     blocks += [
         Para(f"Rows: gold lead; columns: suggested lead; the {len(cm['labels'])} labels involved in the most errors "

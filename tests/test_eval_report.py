@@ -470,6 +470,31 @@ def test_co_handling_metrics_count_labels_and_leave_the_lead_out():
     assert "co_f1" not in system_metrics(sugs, labels) and system_metrics(sugs, labels, gold)["co_f1"] == m["co_f1"]
 
 
+def test_each_reason_is_counted_with_the_lead_accuracy_of_its_tickets(tmp_path):
+    """Which flags are worth the arbitration group's time: per reason, its tickets, their lead accuracy, and how many
+    it alone sends to arbitration; an informative reason (OUTSIDE_ROSTER) has no 'alone' count."""
+    from eval.metrics import system_metrics
+    from model.suggestion import Reason
+
+    def flag(s, *codes):
+        return s.model_copy(update={"reasons": [Reason(code=c, message=c) for c in codes], "needs_arbitration": True})
+
+    labels = ["education", "health", "public_security", "education"]
+    sugs = [flag(sug(0, "health"), "LOW_CONFIDENCE", "AMBIGUOUS"),   # wrong
+            flag(sug(1, "health"), "LOW_CONFIDENCE"),                # right
+            flag(sug(2, "education"), "AMBIGUOUS", "OUTSIDE_ROSTER"),  # wrong
+            sug(3, "education")]                                     # right, no reason
+    by = {r["code"]: r for r in system_metrics(sugs, labels)["reasons"]}
+    assert [r["code"] for r in system_metrics(sugs, labels)["reasons"]] == ["AMBIGUOUS", "LOW_CONFIDENCE", "OUTSIDE_ROSTER"]
+    assert (by["AMBIGUOUS"]["count"], by["AMBIGUOUS"]["accuracy"], by["AMBIGUOUS"]["alone"]) == (2, 0.0, 1)
+    assert (by["LOW_CONFIDENCE"]["count"], by["LOW_CONFIDENCE"]["accuracy"], by["LOW_CONFIDENCE"]["alone"]) == (2, 0.5, 1)
+    assert by["LOW_CONFIDENCE"]["rate"] == 0.5 and by["OUTSIDE_ROSTER"]["alone"] is None
+    m = write_report(tmp_path, "made-up.csv", "zero-shot@test", tickets()[:4], labels, sugs, None, names=NAMES)
+    assert m["router"]["reasons"][0]["code"] == "AMBIGUOUS"
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "## Why tickets were flagged" in md and "| LOW_CONFIDENCE | 2 | 50.0% | 0.500 | 1 |" in md
+
+
 def test_top3_starts_with_the_suggested_lead():
     from eval.routing import score_suggestions
 
