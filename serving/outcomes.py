@@ -68,14 +68,31 @@ def corrections(rows: list[dict], top: int = 10) -> list[dict]:
             for (a, b), n in pairs.most_common(top)]
 
 
+def by_reason(rows: list[dict]) -> list[dict]:
+    """Per reason a ticket was sent to arbitration for, most frequent first: how many tickets, how many the group has
+    decided, and how often the suggested lead was the one people settled (a flag worth the group's time marks
+    suggestions that turn out wrong; ``hotline eval routing`` reports the same offline)."""
+    codes: dict[str, list[dict]] = {}
+    for r in rows:
+        for code in r.get("reasons") or ():
+            codes.setdefault(code, []).append(r)
+    out = []
+    for code, rs in codes.items():
+        settled = [r for r in rs if r["final"]]
+        out.append({"code": code, "tickets": len(rs), "decided": sum(r["decided_at"] is not None for r in rs),
+                    "suggestion_right": share(sum(r["suggested"] == r["final"] for r in settled), len(settled))})
+    return sorted(out, key=lambda x: (-x["tickets"], x["code"]))
+
+
 def outcomes(rows: list[dict], since: datetime, until: datetime, group: Callable[[str], str] = lambda c: c) -> dict:
-    """All tickets, then each model version (in the order of its first ticket), then the most frequent corrections."""
+    """All tickets, then each model version (in the order of its first ticket), the most frequent corrections and the
+    figures per arbitration reason."""
     versions: dict[str, list[dict]] = {}
     for r in rows:
         versions.setdefault(r["model_version"] or "", []).append(r)
     return {"since": since.isoformat(), "until": until.isoformat(), "all": summarize(rows, group),
             "by_model_version": [{"model_version": v, **summarize(rs, group)} for v, rs in versions.items()],
-            "corrections": corrections(rows)}
+            "corrections": corrections(rows), "by_reason": by_reason(rows)}
 
 
 LINES = (  # (key, label) in the order a report prints them
@@ -113,6 +130,11 @@ def table(report: dict) -> list[str]:
     out = [" " * label_w + "  " + "  ".join(name.rjust(w) for (name, _), w in zip(cols, widths))]
     for key, label in LINES:
         out.append(label.ljust(label_w) + "  " + "  ".join(cell(c[key]).rjust(w) for (_, c), w in zip(cols, widths)))
+    if report.get("by_reason"):
+        out.append("sent to arbitration, by reason (tickets, decided, suggested lead = settled lead):")
+        w = max(len(x["code"]) for x in report["by_reason"])
+        out += [f"  {x['code'].ljust(w)}  {x['tickets']:>5}  {x['decided']:>5}  {cell(x['suggestion_right'])}"
+                for x in report["by_reason"]]
     if report.get("corrections"):
         out.append("most frequent corrections (suggested -> settled: tickets, the latest of them):")
         out += [f"  {c['suggested']} -> {c['settled']}: {c['count']}  (#{', #'.join(map(str, c['tickets']))})"

@@ -114,7 +114,7 @@ def test_routing_stats_count_what_dispatchers_settled(api_db):
     assert before["all"]["tickets"] == 0 and before["all"]["lead_top1"] == {"count": 0, "of": 0, "rate": None}
     first = client.post("/api/v1/tickets", json={"content": "小区楼下烧烤店油烟太大，晚上熏得没法开窗"}, headers=d).json()
     second = client.post("/api/v1/tickets", json={"content": "路口的红绿灯坏了三天，车辆乱成一团"}, headers=d).json()
-    client.post("/api/v1/tickets", json={"content": "楼上邻居天天装修，周末早上七点就开始电钻"}, headers=d)
+    third = client.post("/api/v1/tickets", json={"content": "楼上邻居天天装修，周末早上七点就开始电钻"}, headers=d).json()
     changed = "health" if second["suggestion"]["lead"]["code"] != "health" else "civil_affairs"
     for t, to in ((first, first["suggestion"]["lead"]["code"]), (second, changed)):
         if t["status"] == "in_arbitration":
@@ -127,6 +127,12 @@ def test_routing_stats_count_what_dispatchers_settled(api_db):
     assert rep["all"]["tickets"] == 3 and rep["all"]["settled"]["count"] == 2
     assert rep["all"]["lead_top1"] == {"count": 1, "of": 2, "rate": 0.5}
     assert [v["model_version"] for v in rep["by_model_version"]] == [first["suggestion"]["model_version"]]
+    want: dict[str, list[int]] = {}  # per reason (the router's, at intake): tickets, and how many were decided
+    for t in (first, second, third):
+        for r in dict.fromkeys(x["code"] for x in t["arbitration_reasons"]):
+            want.setdefault(r, [0, 0])[0] += 1
+            want[r][1] += t is not third  # the first two were settled: decided when flagged
+    assert want and {x["code"]: [x["tickets"], x["decided"]] for x in rep["by_reason"]} == want
     bad = client.get("/api/v1/stats/routing?days=0", headers=a)
     assert bad.status_code == 422 and "days" in bad.text
 

@@ -118,16 +118,21 @@ def test_stats_reports_how_the_suggestions_fared(env):
             Candidate(code="water_affairs", kind="functional", score=0.5), Candidate(code="locality", kind="locality", score=0.4)]})
         b = store.intake(Ticket(content="村里的路灯坏了"), town, actor="d")["id"]
         store.dispatch(b, "xinhua", [], actor="d")
+        c = store.intake(Ticket(content="楼道堆物没人管"), _sug("urban_management"), actor="d")["id"]
+        store.escalate(c, "职责不清", actor="d")
     finally:
         store.dispose()
     r = cli("stats", "--json")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.output)
     assert rep["all"]["lead_top1"] == {"count": 1, "of": 2, "rate": 0.5}
+    assert rep["by_reason"] == [{"code": "DISPATCHER_REQUEST", "tickets": 1, "decided": 0,
+                                 "suggestion_right": {"count": 0, "of": 0, "rate": None}}]
     assert rep["all"]["lead_top3"]["count"] == 2 and rep["all"]["auto_dispatch_precision"]["count"] == 1
     assert [v["model_version"] for v in rep["by_model_version"]] == ["t"]
     r = cli("stats")
     assert r.exit_code == 0 and "lead top-1 (suggested = settled)" in r.output and "0.500 (1/2)" in r.output
+    assert "  DISPATCHER_REQUEST      1      0  —" in r.output.splitlines()
     r = cli("stats", "--until", "2020-01-01")  # a period before every ticket
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("tickets received with a suggestion"))

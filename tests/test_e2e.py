@@ -251,6 +251,9 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-stat=lead_top1]").text == fmt(rep["lead_top1"])
     assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-stat=arbitrated]").text == fmt(rep["arbitrated"])
     assert not full["corrections"] and "null" not in drv.find_element(By.ID, "outcomes").text  # none yet: nothing drawn
+    returned = next(x for x in full["by_reason"] if x["code"] == "REPEATED_RETURN")  # per reason, as the API counts
+    assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-reason=REPEATED_RETURN]").text.startswith(
+        f"多次退单：{returned['tickets']} 件 · 已裁定 0 件")
     shot(drv, "03-workbench-queue")
 
     # the repeat complaint's detail: the earlier ticket, the cluster, how many reports, the earlier reports linked

@@ -351,6 +351,11 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
     assert rep["corrections"] == [{"suggested": "urban_management", "settled": "health", "count": 1, "tickets": [b]},
                                   {"suggested": "urban_management", "settled": "transport", "count": 1, "tickets": [c]},
                                   {"suggested": "xinhua", "settled": "meilin", "count": 1, "tickets": [g]}]
+    # per reason: c was flagged AMBIGUOUS at intake and decided (the suggestion wrong), e escalated and waiting
+    assert rep["by_reason"] == [
+        {"code": "AMBIGUOUS", "tickets": 1, "decided": 1, "suggestion_right": {"count": 0, "of": 1, "rate": 0.0}},
+        {"code": "DISPATCHER_REQUEST", "tickets": 1, "decided": 0, "suggestion_right": {"count": 0, "of": 0, "rate": None}}]
+    assert {r["ticket_id"]: r["reasons"] for r in rows if r["reasons"]} == {c: ["AMBIGUOUS"], e: ["DISPATCHER_REQUEST"]}
     lines = table(rep)
     assert "v2" in lines[0] and any(x.startswith("lead top-1") and "0.400 (2/5)" in x for x in lines)
     assert f"  urban_management -> health: 1  (#{b})" in lines

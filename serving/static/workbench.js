@@ -125,6 +125,10 @@ async function loadOutcomes() {
   box.replaceChildren(...[el("table", {}, el("tbody", {}, ...rows.map(([key, label, value]) =>
     el("tr", {}, el("th", {}, label), el("td", { "data-stat": key }, value))))),
   el("p", { class: "muted" }, `${s.tickets} 件工单，${s.settled.count} 件已确定牵头单位（派单未被退回，或已裁定）`),
+  // per reason: a flag worth the group's time marks suggestions that turn out wrong
+  (rep.by_reason || []).length ? el("p", {}, "进入裁定的原因（件数 · 已裁定 · 建议牵头与最终一致）：") : null,
+  (rep.by_reason || []).length ? el("ul", { "data-testid": "by-reason" }, ...rep.by_reason.map((x) =>
+    el("li", { "data-reason": x.code }, `${reasonZh(x.code)}：${x.tickets} 件 · 已裁定 ${x.decided} 件 · ${pct(x.suggestion_right)}`))) : null,
   rep.corrections.length ? el("p", {}, "最常见的改派（建议 → 最终）：") : null,
   rep.corrections.length ? el("ul", { "data-testid": "corrections" }, ...rep.corrections.slice(0, 5).map((c) =>
     el("li", {}, `${deptName(c.suggested)} → ${deptName(c.settled)}：${c.count} 件 `,
