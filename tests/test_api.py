@@ -137,6 +137,40 @@ def test_routing_stats_count_what_dispatchers_settled(api_db):
     assert bad.status_code == 422 and "days" in bad.text
 
 
+def test_one_decision_settles_the_waiting_reports_of_one_event(api):
+    """GET /arbitration/queue?cluster= lists the waiting reports of one event; a decision with ``also`` settles them
+    together; a bad id is a 422 naming ``also``, a ticket of another event a 409 that decides nothing."""
+    client, k = api
+    d, a = h(k["dispatcher"]), h(k["arbitrator"])
+    text = "光明路和平小区门口的供水管道爆裂，水漫到马路上已经两个小时了"
+    ids = []
+    for phone in ("13900001111", "13900001111"):  # the same caller twice: a repeat, one cluster
+        t = client.post("/api/v1/tickets", json={"content": text, "caller": phone}, headers=d).json()
+        if t["status"] != "in_arbitration":
+            client.post(f"/api/v1/tickets/{t['id']}/escalate", json={"reason": "水务与供水互相推诿"}, headers=d)
+        ids.append(t["id"])
+    lone = client.post("/api/v1/tickets", json={"content": "学校门口的减速带被压坏了"}, headers=d).json()["id"]
+    if client.get(f"/api/v1/tickets/{lone}", headers=d).json()["status"] != "in_arbitration":
+        client.post(f"/api/v1/tickets/{lone}/escalate", json={"reason": "不清楚"}, headers=d)
+    first, second = ids
+    cluster = client.get(f"/api/v1/tickets/{second}", headers=d).json()["duplicate"]["cluster"]
+    assert cluster == first
+    r = client.get(f"/api/v1/arbitration/queue?cluster={cluster}", headers=a)
+    assert [x["id"] for x in r.json()] == [first, second] and r.headers["X-Total-Count"] == "2"
+    _err(client.get("/api/v1/arbitration/queue?cluster=0", headers=a), 422, "cluster")
+    assert client.post(f"/api/v1/arbitration/{first}/claim", headers=a).status_code == 200
+    body = {"lead": "water_supply", "rationale": "供水管道由供水公司牵头"}
+    _err(client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [0]}, headers=a), 422, "also.0")
+    r = client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second, lone]}, headers=a)
+    assert r.status_code == 409 and "同一事件" in r.json()["message_zh"]
+    assert client.get(f"/api/v1/tickets/{second}", headers=d).json()["status"] == "in_arbitration"
+    r = client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second]}, headers=a)
+    assert r.status_code == 200 and r.json()["status"] == "decided"
+    t2 = client.get(f"/api/v1/tickets/{second}", headers=d).json()
+    assert t2["status"] == "decided" and t2["lead"] == "water_supply"
+    assert client.get(f"/api/v1/arbitration/queue?cluster={cluster}", headers=a).json() == []
+
+
 def test_a_queue_longer_than_a_page_says_how_many_wait(api):
     """A day can send more tickets to arbitration than one page holds: the page is the oldest, and X-Total-Count
     (what the workbench shows) counts them all, and the unclaimed ones when asked for those."""

@@ -355,6 +355,22 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     wait(drv, "#clarifications", text="暂无")
     (done,) = store.clarifications(status="accepted")
     assert done["ticket_id"] == tid2 and done["review_note"] == "已写入 noise-renovation 的争议说明"
+    # one event, two of its reports waiting: the decision on one settles the other once it is ticked (never by default)
+    drv.get("about:blank")  # a fresh page: the same page with another #hash would only fire hashchange
+    drv.get(f"{base}/workbench#t={tid1c}&key={keys['arbitrator']}")
+    wait(drv, "#claim").click()
+    box = wait(drv, "#d-also [data-testid=also]")
+    assert box.get_attribute("value") == str(tid1b) and not box.is_selected()
+    assert "多次退单" in drv.find_element(By.ID, "d-also").text
+    box.click()
+    drv.find_element(By.ID, "d-rationale").send_keys("露天烧烤油烟由城管牵头")
+    shot(drv, "08-workbench-same-event")
+    drv.find_element(By.ID, "decide").click()
+    wait(drv, "#status", text="已裁定（含同一事件 1 件）")
+    c, b = store.get(tid1c), store.get(tid1b)
+    assert c["status"] == b["status"] == "decided" and b["lead"] == c["lead"]
+    assert f"随工单 #{tid1c} 一并裁定" in b["decisions"][0]["rationale"]
+    assert c["decisions"][0]["arbitrator"] == b["decisions"][0]["arbitrator"] == "e2e-arbitrator#2"
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

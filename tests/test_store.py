@@ -117,6 +117,33 @@ def test_flagged_and_escalated_tickets_queue_oldest_first(store):
         store.escalate(a["id"], "x", actor="disp#1")
 
 
+def test_reports_of_one_event_are_decided_together_or_not_at_all(store):
+    """A decision may settle the other waiting reports of the same event (its duplicate cluster), each with a decision
+    of its own citing the first; a ticket of another cluster, or held by another arbitrator, stops the whole decision."""
+    a, b, c, other = (intake(store, f"第{i}次反映：小区门口水管爆了", flagged=True)["id"] for i in range(4))
+    for tid in (a, b, c):
+        store.record_duplicate(tid, duplicate_of=None if tid == a else a, cluster=a, kind=None if tid == a else "same_event",
+                               score=0.97)
+    store.record_duplicate(other, duplicate_of=None, cluster=other, kind=None, score=0.0)
+    assert [x["id"] for x in store.queue(cluster=a)] == [a, b, c] and store.queue_count(cluster=a) == 3
+    assert store.queue_count(cluster=a, reason="AMBIGUOUS") == 3 and store.queue(cluster=other + 100) == []
+    store.claim(a, actor="arb#1")
+    store.claim(c, actor="arb#2")
+    with pytest.raises(Conflict, match="claimed by arb#2"):  # c is someone else's: nothing is decided
+        store.decide(a, "water_supply", [], "供水管道归供水公司", actor="arb#1", also=[b, c])
+    with pytest.raises(Conflict, match="same event"):  # another cluster
+        store.decide(a, "water_supply", [], "供水管道归供水公司", actor="arb#1", also=[other])
+    assert {store.get(t)["status"] for t in (a, b, c, other)} == {"in_arbitration"}
+    t = store.decide(a, "water_supply", ["urban_management"], "供水管道归供水公司", actor="arb#1", also=[b, b, a])
+    assert t["status"] == "decided" and t["lead"] == "water_supply"
+    tb = store.get(b)
+    assert tb["status"] == "decided" and tb["lead"] == "water_supply" and tb["co"] == ["urban_management"]
+    assert tb["decisions"][0]["arbitrator"] == "arb#1" and f"随工单 #{a} 一并裁定" in tb["decisions"][0]["rationale"]
+    assert tb["history"][-1]["kind"] == "decided" and tb["history"][-1]["data"]["with_ticket"] == a
+    assert len(t["decisions"]) == 1 and store.get(c)["status"] == "in_arbitration"  # c stays with arb#2
+    assert [x["id"] for x in store.queue(cluster=a)] == [c]
+
+
 def test_concurrent_claims_exactly_one_wins(store):
     tid = intake(store, flagged=True)["id"]
     n = 8

@@ -19,13 +19,15 @@ router = APIRouter(prefix="/api/v1/arbitration", tags=["arbitration"])
 @router.get("/queue")
 def queue(_: Arbitrator, store: StoreDep, response: Response, limit: Annotated[int, Query(ge=1, le=500)] = 100,
           offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0, unclaimed: bool = False,
-          reason: QueueReason | None = None) -> list[QueueItem]:
+          reason: QueueReason | None = None, cluster: Annotated[int | None, Query(ge=1)] = None) -> list[QueueItem]:
     """Tickets waiting for a decision, oldest first (at most ``limit``, after the ``offset`` oldest: the next page),
     with the reasons and the returns (退单) so far; ``reason``: only those with that reason code (REPEATED_RETURN,
-    REPEAT_COMPLAINT… first). The header ``X-Total-Count`` says how many wait in all (with that reason): a day's
+    REPEAT_COMPLAINT… first); ``cluster``: only the reports of that duplicate cluster (one event, which a decision
+    can settle together: ``also``). The header ``X-Total-Count`` says how many wait in all (so filtered): a day's
     queue can be longer than one page."""
-    response.headers["X-Total-Count"] = str(store.queue_count(unclaimed_only=unclaimed, reason=reason))
-    return [QueueItem(**t) for t in store.queue(limit=limit, offset=offset, unclaimed_only=unclaimed, reason=reason)]
+    response.headers["X-Total-Count"] = str(store.queue_count(unclaimed_only=unclaimed, reason=reason, cluster=cluster))
+    return [QueueItem(**t) for t in store.queue(limit=limit, offset=offset, unclaimed_only=unclaimed, reason=reason,
+                                                cluster=cluster)]
 
 
 @router.get("/queue/reasons")
@@ -48,11 +50,12 @@ def release(user: Arbitrator, ticket_id: TicketId, store: StoreDep) -> TicketOut
 @router.post("/{ticket_id}/decision")
 def decide(user: Arbitrator, ticket_id: TicketId, body: DecisionIn, r: RouterDep, store: StoreDep,
            request: Request) -> TicketOut:
-    """Lead, co and rationale; an optional clarification of the lists/boundary rules is kept for review."""
+    """Lead, co and rationale; an optional clarification of the lists/boundary rules is kept for review; ``also``:
+    the other waiting reports of the same event, decided with it (all or none: 409 names the one that cannot be)."""
     check_codes(r, body.lead, body.co)
     out = store.decide(ticket_id, body.lead, body.co, body.rationale, actor=user.actor,
-                       clarification=body.clarification, admin=user.is_admin)
-    request.app.state.metrics.decisions.inc()
+                       clarification=body.clarification, admin=user.is_admin, also=body.also)
+    request.app.state.metrics.decisions.inc(1 + len(set(body.also) - {ticket_id}))
     invalidate_precedents(request.app)
     return TicketOut(**out)
 

@@ -143,7 +143,11 @@ async function open(id) {
     const [t, similar, dups] = await Promise.all([api("GET", `/api/v1/tickets/${id}`),
       api("GET", `/api/v1/arbitration/${id}/similar`).catch(() => null),
       api("GET", `/api/v1/duplicates/${id}`).catch(() => null)]);
-    if (selected === id) render(t, similar, dups);
+    // the other waiting reports of the same event (its duplicate cluster): the decision may settle them too
+    const cluster = t.duplicate && t.duplicate.cluster;
+    const same = cluster && t.status === "in_arbitration" && t.claimed_by
+      ? await api("GET", `/api/v1/arbitration/queue?cluster=${cluster}&limit=200`).catch(() => []) : [];
+    if (selected === id) render(t, similar, dups, same.filter((x) => x.id !== t.id && (!x.claimed_by || x.claimed_by === t.claimed_by)));
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
 // The duplicate index's links: the earlier ticket, the cluster's first report, how many reports, the earlier ones.
@@ -163,7 +167,7 @@ function duplicatesSection(t, dups) {
   }
   return box;
 }
-function render(t, similar, dups) {
+function render(t, similar, dups, sameEvent = []) {
   const box = $("detail");
   box.replaceChildren(...[el("div", { class: "lead" }, `工单 #${t.id} · ${t.status_zh}`),
     t.title ? el("div", {}, t.title) : null, el("p", { "data-testid": "content" }, t.content),
@@ -195,11 +199,17 @@ function render(t, similar, dups) {
   fillDeptSelect(co, []);
   const rationale = el("textarea", { id: "d-rationale", maxlength: "5000", placeholder: "裁定理由（依据的权责清单条目、边界规则）" });
   const clar = el("textarea", { id: "d-clar", maxlength: "5000", placeholder: "（可选）建议对权责清单/边界规则的澄清，提交后留待审核" });
-  box.append(el("h3", {}, "裁定"), el("label", { for: "d-lead" }, "牵头单位"), deptFilter(lead), lead, el("label", { for: "d-co" }, "协办单位（可多选）"), deptFilter(co), co,
-    el("label", { for: "d-rationale" }, "裁定理由"), rationale, el("label", { for: "d-clar" }, "清单澄清建议"), clar,
+  // unticked by default: the duplicate index links the wrong ticket now and then, so the arbitrator reads each first
+  const also = sameEvent.length ? el("fieldset", { id: "d-also" }, el("legend", {}, "同一事件的其他待裁定工单（勾选的一并裁定）"),
+    ...sameEvent.map((x) => el("label", { class: "check" }, el("input", { type: "checkbox", value: String(x.id), "data-testid": "also" }),
+      " ", ticketLink(x.id, TO_TICKET), ` ${excerpt(x.title || x.content, 30)}（${x.arbitration_reasons.map((r) => reasonZh(r.code)).join("、")}）`))) : null;
+  const alsoIds = () => (also ? [...also.querySelectorAll("input:checked")].map((i) => Number(i.value)) : []);
+  box.append(...[el("h3", {}, "裁定"), el("label", { for: "d-lead" }, "牵头单位"), deptFilter(lead), lead, el("label", { for: "d-co" }, "协办单位（可多选）"), deptFilter(co), co,
+    el("label", { for: "d-rationale" }, "裁定理由"), rationale, el("label", { for: "d-clar" }, "清单澄清建议"), clar, also,
     el("p", {}, el("button", { type: "button", id: "decide", onclick: () => act(() => api("POST", `/api/v1/arbitration/${t.id}/decision`, {
-      lead: lead.value, co: [...co.selectedOptions].map((o) => o.value), rationale: rationale.value, clarification: clar.value || null }), "已裁定") }, "提交裁定"),
-    " ", el("button", { type: "button", class: "secondary", id: "release", onclick: () => act(() => api("POST", `/api/v1/arbitration/${t.id}/release`), "已放弃领取") }, "放弃领取")));
+      lead: lead.value, co: [...co.selectedOptions].map((o) => o.value), rationale: rationale.value, clarification: clar.value || null,
+      also: alsoIds() }), alsoIds().length ? `已裁定（含同一事件 ${alsoIds().length} 件）` : "已裁定") }, "提交裁定"),
+    " ", el("button", { type: "button", class: "secondary", id: "release", onclick: () => act(() => api("POST", `/api/v1/arbitration/${t.id}/release`), "已放弃领取") }, "放弃领取"))].filter(Boolean));
 }
 async function act(fn, done) {
   let msg = done;

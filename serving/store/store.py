@@ -240,27 +240,32 @@ class Store:
                  "excerpt": r.content[:80]} for r in rows]
 
     @staticmethod
-    def _waiting(unclaimed_only: bool):
+    def _waiting(unclaimed_only: bool, cluster: int | None = None):
         q = select(TicketRow.id).where(TicketRow.status == "in_arbitration")
+        if cluster is not None:
+            q = q.where(TicketRow.cluster_id == cluster)
         return q.where(TicketRow.claimed_by.is_(None)) if unclaimed_only else q
 
-    def _waiting_with(self, s: Session, reason: str, unclaimed_only: bool) -> list[int]:
+    def _waiting_with(self, s: Session, reason: str, unclaimed_only: bool, cluster: int | None = None) -> list[int]:
         """The ids, oldest first, of the waiting tickets with a ``reason`` among their codes. Read in Python: the
         reasons are a JSON list, and the queue is a day or two of tickets, not the table."""
-        q = self._waiting(unclaimed_only).add_columns(TicketRow.arbitration_reasons)
+        q = self._waiting(unclaimed_only, cluster).add_columns(TicketRow.arbitration_reasons)
         return [tid for tid, reasons in s.execute(q.order_by(TicketRow.arbitration_since, TicketRow.id))
                 if any(r.get("code") == reason for r in reasons or [])]
 
     def queue(self, *, limit: int = 100, offset: int = 0, unclaimed_only: bool = False,
-              reason: str | None = None) -> list[dict]:
+              reason: str | None = None, cluster: int | None = None) -> list[dict]:
         """Tickets waiting for arbitration, oldest first (skipping the ``offset`` oldest), with reasons and the
-        returns so far; ``reason``: only those with that reason code (多次退单 first, say)."""
+        returns so far; ``reason``: only those with that reason code (多次退单 first, say); ``cluster``: only the
+        reports of that duplicate cluster (one event: decided together, see :meth:`decide`)."""
         with self.Session() as s:
             q = select(TicketRow).where(TicketRow.status == "in_arbitration")
             if unclaimed_only:
                 q = q.where(TicketRow.claimed_by.is_(None))
+            if cluster is not None:
+                q = q.where(TicketRow.cluster_id == cluster)
             if reason is not None:
-                page = self._waiting_with(s, reason, unclaimed_only)[offset:offset + limit]
+                page = self._waiting_with(s, reason, unclaimed_only, cluster)[offset:offset + limit]
                 at = {tid: i for i, tid in enumerate(page)}
                 rows = sorted(s.scalars(q.where(TicketRow.id.in_(page))).all(), key=lambda r: at[r.id])
             else:
@@ -278,12 +283,13 @@ class Store:
                 out.append(v)
             return out
 
-    def queue_count(self, *, unclaimed_only: bool = False, reason: str | None = None) -> int:
-        """How many tickets wait for arbitration (the whole queue, not one page of it); ``reason``: with that code."""
+    def queue_count(self, *, unclaimed_only: bool = False, reason: str | None = None, cluster: int | None = None) -> int:
+        """How many tickets wait for arbitration (the whole queue, not one page of it); ``reason``: with that code;
+        ``cluster``: of that duplicate cluster."""
         with self.Session() as s:
             if reason is not None:
-                return len(self._waiting_with(s, reason, unclaimed_only))
-            return int(s.scalar(select(func.count()).select_from(self._waiting(unclaimed_only).subquery())) or 0)
+                return len(self._waiting_with(s, reason, unclaimed_only, cluster))
+            return int(s.scalar(select(func.count()).select_from(self._waiting(unclaimed_only, cluster).subquery())) or 0)
 
     def queue_reasons(self, *, unclaimed_only: bool = False) -> dict[str, int]:
         """How many waiting tickets carry each reason code (a ticket with two reasons counts under both), most
@@ -390,10 +396,15 @@ class Store:
         return self.get(ticket_id, history=False)
 
     def decide(self, ticket_id: int, lead: str, co: list[str], rationale: str, *, actor: str,
-               clarification: str | None = None, admin: bool = False) -> dict:
-        """The arbitrator who holds the ticket decides lead and co (an admin may decide any queued ticket)."""
+               clarification: str | None = None, admin: bool = False, also: Iterable[int] = ()) -> dict:
+        """The arbitrator who holds the ticket decides lead and co (an admin may decide any queued ticket).
+
+        ``also``: other waiting reports of the same event (the ticket's duplicate cluster), decided with it in the same
+        transaction, each with its own decision citing this one — unless one is not waiting, not of the cluster or held
+        by another arbitrator: then nothing is decided (409)."""
         now = utcnow()
         co = [c for c in dict.fromkeys(co) if c != lead]
+        also = [i for i in dict.fromkeys(also) if i != ticket_id]
         with self.Session.begin() as s:
             t = self._get(s, ticket_id)
             if not admin and t.status == "in_arbitration" and t.claimed_by != actor:
@@ -401,19 +412,35 @@ class Store:
                 raise Conflict(
                     f"claim ticket {ticket_id} first" if who is None else f"ticket {ticket_id} is claimed by {who}",
                     f"请先领取工单 {ticket_id}" if who is None else f"工单 {ticket_id} 已由 {who} 领取")
+            for other in also:
+                o = self._get(s, other)
+                if t.cluster_id is None or o.cluster_id != t.cluster_id:
+                    raise Conflict(f"ticket {other} is not a report of the same event as ticket {ticket_id} (another "
+                                   "duplicate cluster): decide it on its own",
+                                   f"工单 {other} 与工单 {ticket_id} 不属于同一事件（重复诉求归并不同），请单独裁定")
             where = () if admin else (TicketRow.claimed_by == actor,)
             self._transition(s, ticket_id, ("in_arbitration",),
                              dict(status="decided", lead=lead, co=join_codes(co), updated_at=now), *where)
-            d = DecisionRow(ticket_id=ticket_id, arbitrator=actor, lead=lead, co=join_codes(co), rationale=rationale,
-                            created_at=now)
-            s.add(d)
-            s.flush()
+            d = self._decision(s, ticket_id, lead, co, rationale, actor, now, clarification=bool(clarification))
             if clarification:
-                s.add(ClarificationRow(ticket_id=ticket_id, decision_id=d.id, proposed_by=actor, text=clarification,
+                s.add(ClarificationRow(ticket_id=ticket_id, decision_id=d, proposed_by=actor, text=clarification,
                                        created_at=now))
-            self._event(s, ticket_id, "decided", actor, now, lead=lead, co=co, decision_id=d.id,
-                        clarification=bool(clarification))
+            for other in also:  # unclaimed, or held by this arbitrator (an admin: by anyone)
+                held = () if admin else (or_(TicketRow.claimed_by.is_(None), TicketRow.claimed_by == actor),)
+                self._transition(s, other, ("in_arbitration",),
+                                 dict(status="decided", lead=lead, co=join_codes(co), updated_at=now), *held)
+                self._decision(s, other, lead, co, f"{rationale}（同一事件，随工单 #{ticket_id} 一并裁定）", actor, now,
+                               with_ticket=ticket_id)
         return self.get(ticket_id)
+
+    def _decision(self, s: Session, ticket_id: int, lead: str, co: list[str], rationale: str, actor: str,
+                  now: datetime, **data: Any) -> int:
+        d = DecisionRow(ticket_id=ticket_id, arbitrator=actor, lead=lead, co=join_codes(co), rationale=rationale,
+                        created_at=now)
+        s.add(d)
+        s.flush()
+        self._event(s, ticket_id, "decided", actor, now, lead=lead, co=co, decision_id=d.id, **data)
+        return d.id
 
     def clarifications(self, status: str | None = "pending", limit: int = 200, ids: list[int] | None = None) -> list[dict]:
         """Proposed clarifications of the lists, oldest first, with their review (who, when, note) once reviewed."""
