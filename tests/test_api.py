@@ -137,10 +137,11 @@ def test_routing_stats_count_what_dispatchers_settled(api_db):
     assert bad.status_code == 422 and "days" in bad.text
 
 
-def test_one_decision_settles_the_waiting_reports_of_one_event(api):
+def test_one_decision_settles_the_waiting_reports_of_one_event(api_db):
     """GET /arbitration/queue?cluster= lists the waiting reports of one event; a decision with ``also`` settles them
-    together; a bad id is a 422 naming ``also``, a ticket of another event a 409 that decides nothing."""
-    client, k = api
+    together; a bad id is a 422 naming ``also``, a ticket of another event a 409 that decides nothing (both
+    databases: an id past PostgreSQL's integer is the user's mistake, not a 500)."""
+    client, k = api_db
     d, a = h(k["dispatcher"]), h(k["arbitrator"])
     text = "光明路和平小区门口的供水管道爆裂，水漫到马路上已经两个小时了"
     ids = []
@@ -158,9 +159,13 @@ def test_one_decision_settles_the_waiting_reports_of_one_event(api):
     r = client.get(f"/api/v1/arbitration/queue?cluster={cluster}", headers=a)
     assert [x["id"] for x in r.json()] == [first, second] and r.headers["X-Total-Count"] == "2"
     _err(client.get("/api/v1/arbitration/queue?cluster=0", headers=a), 422, "cluster")
+    _err(client.get(f"/api/v1/arbitration/queue?cluster={2**31}", headers=a), 422, "cluster")  # past PostgreSQL's integer
     assert client.post(f"/api/v1/arbitration/{first}/claim", headers=a).status_code == 200
     body = {"lead": "water_supply", "rationale": "供水管道由供水公司牵头"}
     _err(client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [0]}, headers=a), 422, "also.0")
+    _err(client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second, 2**31]}, headers=a), 422, "also.1")
+    r = client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second, 2**31 - 1]}, headers=a)
+    assert r.status_code == 404 and client.get(f"/api/v1/tickets/{first}", headers=d).json()["status"] == "in_arbitration"
     r = client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second, lone]}, headers=a)
     assert r.status_code == 409 and "同一事件" in r.json()["message_zh"]
     assert client.get(f"/api/v1/tickets/{second}", headers=d).json()["status"] == "in_arbitration"

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/arbitration", tags=["arbitration"])
 @router.get("/queue")
 def queue(_: Arbitrator, store: StoreDep, response: Response, limit: Annotated[int, Query(ge=1, le=500)] = 100,
           offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0, unclaimed: bool = False,
-          reason: QueueReason | None = None, cluster: Annotated[int | None, Query(ge=1)] = None) -> list[QueueItem]:
+          reason: QueueReason | None = None, cluster: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> list[QueueItem]:
     """Tickets waiting for a decision, oldest first (at most ``limit``, after the ``offset`` oldest: the next page),
     with the reasons and the returns (退单) so far; ``reason``: only those with that reason code (REPEATED_RETURN,
     REPEAT_COMPLAINT… first); ``cluster``: only the reports of that duplicate cluster (one event, which a decision
