@@ -159,6 +159,13 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert "幸福里小区" in wait(drv, "[data-testid=duplicate] [data-testid=duplicate-places]", text="共同地点：").text
     earlier = drv.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate] [data-testid=duplicate-earlier] a")
     assert [a.text for a in earlier] == [f"#{tid}"] and earlier[0].get_attribute("href").endswith(f"/workbench#t={tid}")
+    # the unit already handling it (the first report, dispatched as suggested): the same as this suggestion here
+    lead_name = drv.find_element(By.CSS_SELECTOR, "[data-testid=suggestion] [data-testid=lead]").text[3:]  # 牵头：…
+    assert store.get(tid1b)["suggestion"]["lead"]["code"] == t["lead"]
+    handling = wait(drv, "[data-testid=duplicate] [data-testid=earlier-lead]", text="与本次建议一致")
+    assert handling.text.startswith(f"此前同一问题由 {lead_name}") and f"#{tid} 已派单" in handling.text
+    assert f"牵头 {lead_name}" in drv.find_element(By.CSS_SELECTOR, "[data-testid=duplicate-earlier]").text
+    assert not drv.find_elements(By.ID, "follow-earlier")
     shot(drv, "02b-widget-duplicate")
     alt(drv, "1")
     wait(drv, "[data-testid=done]", text="已派单")
@@ -363,7 +370,8 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert box.get_attribute("value") == str(tid1b) and not box.is_selected()
     assert "多次退单" in drv.find_element(By.ID, "d-also").text
     box.click()
-    drv.find_element(By.ID, "d-rationale").send_keys("露天烧烤油烟由城管牵头")
+    Select(drv.find_element(By.ID, "d-lead")).select_by_value("ecology_environment")  # not the router's lead
+    drv.find_element(By.ID, "d-rationale").send_keys("油烟净化设施不达标，由生态环境局牵头")
     shot(drv, "08-workbench-same-event")
     drv.find_element(By.ID, "decide").click()
     wait(drv, "#status", text="已裁定（含同一事件 1 件）")
@@ -371,6 +379,21 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert c["status"] == b["status"] == "decided" and b["lead"] == c["lead"]
     assert f"随工单 #{tid1c} 一并裁定" in b["decisions"][0]["rationale"]
     assert c["decisions"][0]["arbitrator"] == b["decisions"][0]["arbitrator"] == "e2e-arbitrator#2"
+    assert c["lead"] == "ecology_environment"
+    # a fourth report: the widget names the unit the group settled on and, where the suggestion differs, offers it
+    drv.get("about:blank")
+    drv.get(f"{base}/#key={keys['dispatcher']}")
+    tid4 = submit(drv, "小区楼下烧烤店油烟太大，晚上窗户都不敢开")
+    handling = wait(drv, "[data-testid=duplicate] [data-testid=earlier-lead]")
+    assert handling.text.startswith("此前同一问题由 区生态环境局 牵头办理") and f"#{tid1c} 已裁定" in handling.text, handling.text
+    # near-identical to the decided reports, the decisions vote as precedents and the suggestion follows them (this
+    # build); where it does not (another build, HOTLINE_PRECEDENT_WEIGHT=0), the widget offers the settled unit
+    if store.get(tid4)["suggestion"]["lead"]["code"] == "ecology_environment":
+        assert "与本次建议一致" in handling.text and not drv.find_elements(By.ID, "follow-earlier")
+    else:
+        drv.find_element(By.ID, "follow-earlier").click()
+        wait(drv, "[data-testid=done]", text="已派单")
+        assert store.get(tid4)["lead"] == "ecology_environment"
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

@@ -144,6 +144,27 @@ def test_reports_of_one_event_are_decided_together_or_not_at_all(store):
     assert [x["id"] for x in store.queue(cluster=a)] == [c]
 
 
+def test_a_repeat_names_the_unit_already_handling_the_problem(store):
+    """GET /duplicates' ``settled``: the latest earlier report of the cluster whose owner people settled — not one
+    returned since (its lead is not settled), not a later report; each earlier report carries its lead and co."""
+    a, b, c, later = (intake(store, f"第{i}次：小区门口垃圾站臭味太大")["id"] for i in range(4))
+    for tid in (a, b, c, later):
+        store.record_duplicate(tid, duplicate_of=None if tid == a else a, cluster=a, kind=None if tid == a else "repeat",
+                               score=0.99)
+    assert store.duplicates(c)["settled"] is None  # nothing settled yet
+    store.dispatch(a, "urban_management", ["meilin"], actor="d")
+    store.dispatch(b, "ecology_environment", [], actor="d")
+    store.return_ticket(b, "不归我们", actor="x")     # b's lead is no longer settled
+    store.dispatch(later, "health", [], actor="d")   # after c: not what c follows
+    d = store.duplicates(c)
+    assert d["settled"] == {"ticket_id": a, "lead": "urban_management", "co": ["meilin"], "status": "dispatched",
+                            "status_zh": d["settled"]["status_zh"]}
+    assert [(e["id"], e["lead"], e["co"]) for e in d["earlier"]] == [(a, "urban_management", ["meilin"]),
+                                                                     (b, "ecology_environment", [])]
+    store.dispatch(b, "housing_construction", [], actor="d")  # dispatched again: now the latest settled
+    assert store.duplicates(c)["settled"]["ticket_id"] == b and store.duplicates(a)["settled"] is None
+
+
 def test_concurrent_claims_exactly_one_wins(store):
     tid = intake(store, flagged=True)["id"]
     n = 8

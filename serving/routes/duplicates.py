@@ -20,8 +20,9 @@ router = APIRouter(prefix="/api/v1", tags=["duplicates"])
 def duplicates(_: Staff, ticket_id: TicketId, r: RouterDep, store: StoreDep, request: Request):
     """The ticket's verdict (``duplicate``: duplicate_of, cluster, kind, score, and ``places``: the place names it
     shares with duplicate_of, which make a same_event link the same place), the earlier tickets of its cluster,
-    oldest first, each with its own verdict, and ``cluster_size`` (tickets in the cluster). The index first catches
-    up with tickets stored by any process on the same database."""
+    oldest first, each with its own verdict, status and lead, ``cluster_size`` (tickets in the cluster) and
+    ``settled``: the latest earlier report whose owner people settled (ticket_id, lead, co, status), the unit a repeat
+    should go to. The index first catches up with tickets stored by any process on the same database."""
     try:
         store.get(ticket_id, history=False)
     except StoreError as e:

@@ -46,6 +46,16 @@ function duplicateWarning(t) {
     if (!j.earlier.length) { newTab(box); return; }
     box.append(el("p", { "data-testid": "duplicate-count" }, `同一问题已反映 ${j.cluster_size} 次，此前的反映：`),
       earlierList(j.earlier, TO_WORKBENCH));
+    // a repeat goes to the unit already handling the problem: say which, and offer it when the suggestion differs
+    const st = j.settled;
+    if (st && t.suggestion) {
+      const who = `${deptName(st.lead)}${st.co.length ? "（协办 " + st.co.map(deptName).join("、") + "）" : ""}`;
+      const same = st.lead === t.suggestion.lead.code;
+      box.append(el("p", { "data-testid": "earlier-lead" }, `此前同一问题由 ${who} 牵头办理（`, ticketLink(st.ticket_id, TO_WORKBENCH),
+        ` ${st.status_zh}）` + (same ? "，与本次建议一致。" : `；本次建议为 ${deptName(t.suggestion.lead.code)}。`),
+        same || !["suggested", "in_arbitration"].includes(t.status) || t.claimed_by ? null
+          : el("button", { type: "button", id: "follow-earlier", class: "secondary", onclick: () => dispatch(st.lead, st.co) }, "按此前牵头派单")));
+    }
     newTab(box);
   }).catch(() => { /* the link above is enough */ });
   return newTab(box);

@@ -29,6 +29,7 @@ RETURNS_TO_ARBITRATION = 2
 DISPATCHABLE = ("suggested", "returned", "in_arbitration")
 ESCALATABLE = ("suggested", "returned", "in_arbitration")
 CLOSABLE = ("dispatched", "decided")
+SETTLED = ("dispatched", "decided", "closed")  # whose lead people settled (a returned ticket's lead is not)
 
 
 class StoreError(Exception):
@@ -590,7 +591,7 @@ class Store:
                     "ticket_id": tid, "model_version": version, "created_at": aware(created), "status": status,
                     "suggested": suggested, "top3": [c for c in (c1, c2, c3) if c],
                     "auto_dispatch": bool(auto), "flagged": bool(flagged),
-                    "final": lead if status in ("dispatched", "decided", "closed") else None,
+                    "final": lead if status in SETTLED else None,
                     "returns": returns or 0, "escalated": tid in escalated,
                     "arbitration_at": arb.get(tid), "decided_at": decided.get(tid),
                     "reasons": list(dict.fromkeys(r.get("code") for r in why or [] if r.get("code")))})
@@ -675,22 +676,31 @@ class Store:
                             duplicate_of=duplicate_of, cluster=cluster)
 
     def duplicates(self, ticket_id: int, limit: int = 50) -> dict:
-        """The ticket's duplicate verdict, the earlier tickets of its cluster (oldest first) and ``cluster_size``:
-        how many stored tickets the cluster holds (0 until the index has seen the ticket)."""
+        """The ticket's duplicate verdict, the earlier tickets of its cluster (oldest first, each with its lead and
+        co once dispatched or decided), ``cluster_size``: how many stored tickets the cluster holds (0 until the index
+        has seen the ticket), and ``settled``: the latest earlier report whose owner people settled (dispatched and
+        not returned since, decided or closed) — a repeat of one problem goes to the unit already handling it."""
         with self.Session() as s:
             t = self._get(s, ticket_id)
-            earlier = []
+            earlier, settled = [], None
             if t.cluster_id is not None:
-                q = (select(TicketRow).where(TicketRow.cluster_id == t.cluster_id, TicketRow.id != t.id,
-                                             or_(TicketRow.created_at < t.created_at,
-                                                 and_(TicketRow.created_at == t.created_at, TicketRow.id < t.id)))
-                     .order_by(TicketRow.created_at, TicketRow.id).limit(limit))
+                before = (TicketRow.cluster_id == t.cluster_id, TicketRow.id != t.id,
+                          or_(TicketRow.created_at < t.created_at,
+                              and_(TicketRow.created_at == t.created_at, TicketRow.id < t.id)))
+                q = select(TicketRow).where(*before).order_by(TicketRow.created_at, TicketRow.id).limit(limit)
                 earlier = [{"id": r.id, "external_id": r.external_id, "title": r.title, "excerpt": r.content[:120],
                             "address": r.address, "status": r.status, "status_zh": STATUS_ZH.get(r.status, r.status),
+                            "lead": r.lead, "co": split_codes(r.co),
                             "created_at": iso(r.created_at), "duplicate": duplicate_view(r)} for r in s.scalars(q)]
+                last = s.scalars(select(TicketRow).where(*before, TicketRow.status.in_(SETTLED), TicketRow.lead.is_not(None))
+                                 .order_by(TicketRow.created_at.desc(), TicketRow.id.desc()).limit(1)).first()
+                if last is not None:
+                    settled = {"ticket_id": last.id, "lead": last.lead, "co": split_codes(last.co), "status": last.status,
+                               "status_zh": STATUS_ZH.get(last.status, last.status)}
             size = (s.scalar(select(func.count()).select_from(TicketRow).where(TicketRow.cluster_id == t.cluster_id))
                     if t.cluster_id is not None else 0)
-            return {"id": t.id, "duplicate": duplicate_view(t), "earlier": earlier, "cluster_size": size}
+            return {"id": t.id, "duplicate": duplicate_view(t), "earlier": earlier, "cluster_size": size,
+                    "settled": settled}
 
     # ---------------------------------------------------------------- API keys
     def create_key(self, role: str, name: str) -> tuple[KeyInfo, str]:
