@@ -246,6 +246,8 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     hot = wait(drv, f"#hot li[data-cluster='{tid}']", text="3 件")
     assert "新出现" in hot.text and "梅林街道" in hot.text, hot.text
     assert hot.find_element(By.CSS_SELECTOR, "a").get_attribute("href").endswith(f"#t={tid}")
+    waiting = hot.find_element(By.CSS_SELECTOR, "[data-testid=hot-waiting]")  # its reports in the queue, oldest linked
+    assert waiting.text == "待裁定 2 件" and waiting.get_attribute("href").endswith(f"#t={tid1c}")
     # the router's record on this centre's tickets (GET /stats/routing, last 30 days): the panel shows the API's figures
     import json
     import urllib.request

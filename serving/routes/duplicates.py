@@ -39,11 +39,14 @@ def duplicates(_: Staff, ticket_id: TicketId, r: RouterDep, store: StoreDep, req
 
 
 @router.get("/hot-issues")
-def hot(_: Staff, r: RouterDep, request: Request,
+def hot(_: Staff, r: RouterDep, store: StoreDep, request: Request,
         days: Annotated[float | None, Query(gt=0, le=90, description="窗口天数")] = None,
         min_count: Annotated[int | None, Query(ge=2, le=10_000, description="窗口内至少多少件")] = None,
         top: Annotated[int, Query(ge=1, le=100)] = 20) -> list[dict]:
     """热点: clusters with at least ``min_count`` tickets in the last ``days`` days (defaults: settings
-    hot_window_days / hot_min_count), with a short title, count, locality and trend vs the window before."""
+    hot_window_days / hot_min_count), with a short title, count, locality and trend vs the window before, and
+    ``waiting``: its reports waiting for arbitration, oldest first (one decision can settle them: ``also``)."""
     s = request.app.state.settings
-    return dedup.service(request.app).hot(days or s.hot_window_days, min_count or s.hot_min_count, top)
+    issues = dedup.service(request.app).hot(days or s.hot_window_days, min_count or s.hot_min_count, top)
+    waiting = store.waiting_in_clusters(h["cluster"] for h in issues)
+    return [{**h, "waiting": waiting.get(h["cluster"], [])} for h in issues]

@@ -106,7 +106,9 @@ function loadHot() {
   return listPanel("hot", "/api/v1/hot-issues", (h) => el("li", { "data-cluster": String(h.cluster) },
     ticketLink(h.cluster, TO_TICKET), ` ${h.title}`,
     el("div", { class: "muted" }, [`${h.count} 件（${TREND_ZH[h.trend] || h.trend}，此前 ${h.previous} 件）`,
-      h.locality && deptName(h.locality), `${fmtTime(h.first)} 至 ${fmtTime(h.last)}`].filter(Boolean).join(" · "))));
+      h.locality && deptName(h.locality), `${fmtTime(h.first)} 至 ${fmtTime(h.last)}`].filter(Boolean).join(" · ")),
+    // its reports in the queue: the oldest opens, and its decision form offers the others (一并裁定)
+    (h.waiting || []).length ? el("a", { href: TO_TICKET(h.waiting[0]), "data-testid": "hot-waiting" }, `待裁定 ${h.waiting.length} 件`) : null));
 }
 // How the suggestions of the last 30 days fared against the owners dispatchers and the group settled (GET
 // /stats/routing): for the group and its supervisors, the router's record on this centre's own tickets.

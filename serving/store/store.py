@@ -292,6 +292,21 @@ class Store:
                 return len(self._waiting_with(s, reason, unclaimed_only, cluster))
             return int(s.scalar(select(func.count()).select_from(self._waiting(unclaimed_only, cluster).subquery())) or 0)
 
+    def waiting_in_clusters(self, clusters: Iterable[int]) -> dict[int, list[int]]:
+        """The waiting tickets (in arbitration) of each of these duplicate clusters, oldest first in the queue's
+        order; clusters with none are left out (the hot issues' 待裁定)."""
+        clusters = list(dict.fromkeys(clusters))
+        out: dict[int, list[int]] = {}
+        if not clusters:
+            return out
+        with self.Session() as s:
+            q = (select(TicketRow.cluster_id, TicketRow.id)
+                 .where(TicketRow.status == "in_arbitration", TicketRow.cluster_id.in_(clusters))
+                 .order_by(TicketRow.arbitration_since, TicketRow.id))
+            for cluster, tid in s.execute(q):
+                out.setdefault(cluster, []).append(tid)
+        return out
+
     def queue_reasons(self, *, unclaimed_only: bool = False) -> dict[str, int]:
         """How many waiting tickets carry each reason code (a ticket with two reasons counts under both), most
         frequent first."""
