@@ -365,7 +365,7 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     (done,) = store.clarifications(status="accepted")
     assert done["ticket_id"] == tid2 and done["review_note"] == "已写入 noise-renovation 的争议说明"
     # one event, two of its reports waiting: the decision on one settles the other once it is ticked (never by default)
-    drv.get("about:blank")  # a fresh page: the same page with another #hash would only fire hashchange
+    # the same page with another #t=…&key=… (only a hashchange): the link's key is taken, not the admin's kept
     drv.get(f"{base}/workbench#t={tid1c}&key={keys['arbitrator']}")
     wait(drv, "#claim").click()
     box = wait(drv, "#d-also [data-testid=also]")

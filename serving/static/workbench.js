@@ -231,5 +231,10 @@ document.addEventListener("keydown", (e) => {
   if (e.key === "r") loadQueue();
   if (e.key === "c" && $("claim")) $("claim").click();
 });
-window.addEventListener("hashchange", () => { const m = location.hash.match(/t=(\d+)/); if (m) open(Number(m[1])); });
+window.addEventListener("hashchange", () => {
+  const m = location.hash.match(/t=(\d+)/);
+  // a link with another key (#t=ID&key=…) in this tab: take the key before open() rewrites the fragment to #t=ID
+  if (/key=/.test(location.hash)) { $("apikey").value = Key.get(); DEPTS = null; loadQueue(); }
+  if (m) open(Number(m[1]));
+});
 loadQueue().then(() => { if (HASH_T) open(Number(HASH_T[1])); });
