@@ -146,7 +146,7 @@ def test_reports_of_one_event_are_decided_together_or_not_at_all(store):
 
 def test_a_repeat_names_the_unit_already_handling_the_problem(store):
     """GET /duplicates' ``settled``: the latest earlier report of the cluster whose owner people settled — not one
-    returned since (its lead is not settled), not a later report; each earlier report carries its lead and co."""
+    returned since (its lead is not settled), not a later report; each earlier report carries its settled lead and co."""
     a, b, c, later = (intake(store, f"第{i}次：小区门口垃圾站臭味太大")["id"] for i in range(4))
     for tid in (a, b, c, later):
         store.record_duplicate(tid, duplicate_of=None if tid == a else a, cluster=a, kind=None if tid == a else "repeat",
@@ -160,7 +160,7 @@ def test_a_repeat_names_the_unit_already_handling_the_problem(store):
     assert d["settled"] == {"ticket_id": a, "lead": "urban_management", "co": ["meilin"], "status": "dispatched",
                             "status_zh": d["settled"]["status_zh"]}
     assert [(e["id"], e["lead"], e["co"]) for e in d["earlier"]] == [(a, "urban_management", ["meilin"]),
-                                                                     (b, "ecology_environment", [])]
+                                                                     (b, None, [])]  # returned: no settled lead
     store.dispatch(b, "housing_construction", [], actor="d")  # dispatched again: now the latest settled
     assert store.duplicates(c)["settled"]["ticket_id"] == b and store.duplicates(a)["settled"] is None
 

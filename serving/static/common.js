@@ -118,7 +118,7 @@ function earlierList(earlier, href) {
   const ul = el("ul", { "data-testid": "duplicate-earlier" });
   for (const e of earlier) {
     ul.append(el("li", {}, ticketLink(e.id, href), ` ${fmtTime(e.created_at)} · ${e.status_zh} · `,
-      e.lead && ["dispatched", "decided", "closed"].includes(e.status) ? `牵头 ${deptName(e.lead)} · ` : "",
+      e.lead ? `牵头 ${deptName(e.lead)} · ` : "", // set once dispatched (not returned since), decided or closed
       el("span", { class: "muted" }, e.excerpt)));
   }
   return ul;

@@ -241,8 +241,9 @@ class Store:
                  "excerpt": r.content[:80]} for r in rows]
 
     @staticmethod
-    def _waiting(unclaimed_only: bool, cluster: int | None = None):
-        q = select(TicketRow.id).where(TicketRow.status == "in_arbitration")
+    def _waiting(unclaimed_only: bool, cluster: int | None = None, what=TicketRow.id):
+        """SELECT ``what`` of the tickets waiting for arbitration (unclaimed only; of one duplicate cluster)."""
+        q = select(what).where(TicketRow.status == "in_arbitration")
         if cluster is not None:
             q = q.where(TicketRow.cluster_id == cluster)
         return q.where(TicketRow.claimed_by.is_(None)) if unclaimed_only else q
@@ -260,11 +261,7 @@ class Store:
         returns so far; ``reason``: only those with that reason code (多次退单 first, say); ``cluster``: only the
         reports of that duplicate cluster (one event: decided together, see :meth:`decide`)."""
         with self.Session() as s:
-            q = select(TicketRow).where(TicketRow.status == "in_arbitration")
-            if unclaimed_only:
-                q = q.where(TicketRow.claimed_by.is_(None))
-            if cluster is not None:
-                q = q.where(TicketRow.cluster_id == cluster)
+            q = self._waiting(unclaimed_only, cluster, TicketRow)
             if reason is not None:
                 page = self._waiting_with(s, reason, unclaimed_only, cluster)[offset:offset + limit]
                 at = {tid: i for i, tid in enumerate(page)}
@@ -705,7 +702,8 @@ class Store:
                 q = select(TicketRow).where(*before).order_by(TicketRow.created_at, TicketRow.id).limit(limit)
                 earlier = [{"id": r.id, "external_id": r.external_id, "title": r.title, "excerpt": r.content[:120],
                             "address": r.address, "status": r.status, "status_zh": STATUS_ZH.get(r.status, r.status),
-                            "lead": r.lead, "co": split_codes(r.co),
+                            "lead": r.lead if r.status in SETTLED else None,  # a returned ticket's lead is not
+                            "co": split_codes(r.co) if r.status in SETTLED else [],
                             "created_at": iso(r.created_at), "duplicate": duplicate_view(r)} for r in s.scalars(q)]
                 last = s.scalars(select(TicketRow).where(*before, TicketRow.status.in_(SETTLED), TicketRow.lead.is_not(None))
                                  .order_by(TicketRow.created_at.desc(), TicketRow.id.desc()).limit(1)).first()
