@@ -69,9 +69,34 @@ class Candidate(BaseModel):
     score: float
 
 
+#: Every reason code a ticket can carry, with the short label the dispatchers' and arbitrators' screens show (the
+#: ``message`` says why for the one ticket): the router's (``model/router.py``, ``model/fusion.py``), the service's
+#: (REPEATED_RETURN at the second return, DISPATCHER_REQUEST) and the duplicate index's (REPEAT_COMPLAINT). The API's
+#: queue filter and ``serving/static/common.js`` ``REASON_ZH`` take their codes from here (a test holds the two equal).
+REASON_LABELS: dict[str, str] = {
+    "LOW_CONFIDENCE": "置信度低",
+    "AMBIGUOUS": "权责不清",
+    "MODEL_LIST_DISAGREE": "模型与清单不一致",
+    "DISPUTED_BOUNDARY": "边界争议",
+    "NOVEL_MATTER": "新事项",
+    "REPEATED_RETURN": "多次退单",
+    "REPEAT_COMPLAINT": "反复投诉",
+    "DISPATCHER_REQUEST": "派单员提交",
+    "LOCALITY_UNRESOLVED": "属地未定",
+    "OUTSIDE_ROSTER": "区外单位",
+}
+
+
 class Reason(BaseModel):
     code: str
     message: str
+
+    @field_validator("code")
+    @classmethod
+    def _known(cls, code: str) -> str:
+        if code not in REASON_LABELS:  # a new code is added to REASON_LABELS (and so to the UI's labels) first
+            raise ValueError(f"unknown reason code {code!r}; known: {', '.join(REASON_LABELS)}")
+        return code
 
 
 class Evidence(BaseModel):

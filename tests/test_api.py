@@ -202,7 +202,9 @@ def test_a_queue_longer_than_a_page_says_how_many_wait(api):
     assert client.post(f"/api/v1/arbitration/{free}/release", headers=a).status_code == 200
     # by reason (the workbench's filter): each code's count is its filtered queue's X-Total-Count, every ticket on
     # it carries the code, and the escalated tickets are all under DISPATCHER_REQUEST
-    counts = {x["code"]: x["count"] for x in client.get("/api/v1/arbitration/queue/reasons", headers=a).json()}
+    listed = client.get("/api/v1/arbitration/queue/reasons", headers=a).json()
+    counts = {x["code"]: x["count"] for x in listed}
+    assert {x["code"]: x["label"] for x in listed}.get("DISPATCHER_REQUEST") == "派单员提交"
     assert counts.get("DISPATCHER_REQUEST", 0) == sum(
         any(r["code"] == "DISPATCHER_REQUEST" for r in x["arbitration_reasons"]) for x in whole.json())
     for code, count in counts.items():

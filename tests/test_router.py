@@ -1,10 +1,13 @@
 """The zero-shot router: contract of the suggestion, rules, 先属责后属地, reasons, batch input."""
 import json
+import re
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from model.io import read_tickets
-from model.suggestion import Ticket
+from model.suggestion import REASON_LABELS, Reason, Ticket
 
 
 def route(router, text, **kw):
@@ -26,6 +29,17 @@ def test_suggestion_contract(router):
     assert s.locality == "meilin"
     codes = {c.code for c in router.lists.departments.values()} | {"locality"}
     assert s.lead.code in codes and all(c.code in codes for c in s.co)
+
+
+def test_reason_codes_are_one_list_the_screens_share():
+    """A reason the screens have no label for showed its bare code (MODEL_LIST_DISAGREE did, in the workbench): a
+    Reason with an unregistered code is refused, and the UI's labels are the registry's."""
+    with pytest.raises(ValidationError, match="unknown reason code"):
+        Reason(code="RETURNED", message="已退单")
+    assert Reason(code="MODEL_LIST_DISAGREE", message="…").code == "MODEL_LIST_DISAGREE"
+    js = (Path(__file__).parents[1] / "serving" / "static" / "common.js").read_text(encoding="utf-8")
+    body = re.search(r"const REASON_ZH = \{(.*?)\};", js, re.S).group(1)
+    assert dict(re.findall(r'(\w+): "([^"]+)"', body)) == REASON_LABELS
 
 
 @pytest.mark.parametrize("text,lead", [

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from model.suggestion import REASON_LABELS
 from serving.auth import Admin, Arbitrator
 from serving.deps import RouterDep, StoreDep
 from serving.precedents import invalidate as invalidate_precedents
@@ -33,7 +34,8 @@ def queue(_: Arbitrator, store: StoreDep, response: Response, limit: Annotated[i
 @router.get("/queue/reasons")
 def queue_reasons(_: Arbitrator, store: StoreDep, unclaimed: bool = False) -> list[ReasonCount]:
     """How many waiting tickets carry each reason, most frequent first: the workbench's filter."""
-    return [ReasonCount(code=c, count=n) for c, n in store.queue_reasons(unclaimed_only=unclaimed).items()]
+    counts = store.queue_reasons(unclaimed_only=unclaimed)
+    return [ReasonCount(code=c, label=REASON_LABELS.get(c, c), count=n) for c, n in counts.items()]
 
 
 @router.post("/{ticket_id}/claim")

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from model.suggestion import Suggestion, Ticket
+from model.suggestion import REASON_LABELS, Suggestion, Ticket
 
 Code = Field(min_length=1, max_length=64, description="部门代码 (roster code), e.g. urban_management")
 MAX_CO = 8
@@ -122,15 +122,14 @@ class QueueItem(TicketOut):
     returns: list[dict]
 
 
-# The reason codes a waiting ticket can carry: the router's (model/router.py, model/fusion.py), the store's
-# (REPEATED_RETURN on the second return, DISPATCHER_REQUEST) and the duplicate index's (REPEAT_COMPLAINT).
-QueueReason = Literal["LOW_CONFIDENCE", "AMBIGUOUS", "MODEL_LIST_DISAGREE", "DISPUTED_BOUNDARY", "NOVEL_MATTER",
-                      "REPEATED_RETURN", "REPEAT_COMPLAINT", "DISPATCHER_REQUEST", "LOCALITY_UNRESOLVED",
-                      "OUTSIDE_ROSTER"]
+# The reason codes a waiting ticket can carry (model/suggestion.py REASON_LABELS: the router's, the store's and the
+# duplicate index's).
+QueueReason = Literal[tuple(REASON_LABELS)]
 
 
 class ReasonCount(BaseModel):
     code: str
+    label: str = Field(description="the reason's short Chinese label, as the workbench shows it (置信度低, 多次退单…)")
     count: int = Field(description="waiting tickets with this reason (a ticket with two reasons counts under both)")
 
 

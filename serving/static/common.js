@@ -93,10 +93,11 @@ function historyList(events) {
   }
   return ul;
 }
-// Why a ticket waits for arbitration (codes from the router, the store and the duplicate index).
-const REASON_ZH = { LOW_CONFIDENCE: "置信度低", AMBIGUOUS: "权责不清", DISPUTED_BOUNDARY: "边界争议", NOVEL_MATTER: "新事项",
-  LOCALITY_UNRESOLVED: "属地未定", REPEAT_COMPLAINT: "反复投诉", REPEATED_RETURN: "多次退单", DISPATCHER_REQUEST: "派单员提交",
-  OUTSIDE_ROSTER: "区外单位" };
+// Why a ticket waits for arbitration: model/suggestion.py REASON_LABELS, the one list of codes (tests/test_router.py
+// holds the two equal).
+const REASON_ZH = { LOW_CONFIDENCE: "置信度低", AMBIGUOUS: "权责不清", MODEL_LIST_DISAGREE: "模型与清单不一致",
+  DISPUTED_BOUNDARY: "边界争议", NOVEL_MATTER: "新事项", REPEATED_RETURN: "多次退单", REPEAT_COMPLAINT: "反复投诉",
+  DISPATCHER_REQUEST: "派单员提交", LOCALITY_UNRESOLVED: "属地未定", OUTSIDE_ROSTER: "区外单位" };
 function reasonZh(code) { return REASON_ZH[code] || String(code); }
 // Duplicates (GET /api/v1/duplicates/{id}, the `duplicate` of a ticket). `href(id)` gives each linked ticket's address.
 const DUP_KIND = { repeat: "重复诉求（同一来电人或内容几乎相同）", same_event: "同一事件（不同来电人反映同一地点同一问题）" };
