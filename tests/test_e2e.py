@@ -308,6 +308,8 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     drv.find_element(By.ID, "decide").click()
     wait(drv, "#status", text="已裁定")
     wait(drv, "#detail [data-testid=history]", text="裁定")
+    hist = drv.find_element(By.CSS_SELECTOR, "#detail [data-testid=history]").text
+    assert "派单员提交" in hist and "DISPATCHER_REQUEST" not in hist, hist  # reasons in the history read in Chinese
     shot(drv, "05-workbench-decided")
     t = store.get(tid2)
     assert t["status"] == "decided" and t["lead"] == "housing_construction" and t["co"] == ["urban_management"]
