@@ -285,6 +285,10 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert drv.execute_script("return location.hash") == f"#t={tid}"
     wait(drv, "#detail [data-testid=duplicates]", text="本工单是此问题的首次反映")
 
+    # decided from the queue narrowed to its reason (派单员提交), the only ticket with it
+    Select(drv.find_element(By.ID, "reason-filter")).select_by_value("DISPATCHER_REQUEST")
+    wait(drv, "#status", text="1 件「派单员提交」待裁定")
+    assert rows() == [tid2]
     drv.find_element(By.CSS_SELECTOR, f"#queue tr[data-id='{tid2}']").click()
     content = wait(drv, "#detail [data-testid=content]", text="楼上邻居")
     assert "<img src=x" in content.text and not drv.find_elements(By.CSS_SELECTOR, "#detail img")
@@ -310,6 +314,9 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     wait(drv, "#detail [data-testid=history]", text="裁定")
     hist = drv.find_element(By.CSS_SELECTOR, "#detail [data-testid=history]").text
     assert "派单员提交" in hist and "DISPATCHER_REQUEST" not in hist, hist  # reasons in the history read in Chinese
+    # the reason's last ticket is decided: the filter stays on it, at (0), over an empty queue, until another is chosen
+    assert Select(drv.find_element(By.ID, "reason-filter")).first_selected_option.text == "派单员提交（0）"
+    assert rows() == []
     shot(drv, "05-workbench-decided")
     t = store.get(tid2)
     assert t["status"] == "decided" and t["lead"] == "housing_construction" and t["co"] == ["urban_management"]
