@@ -85,6 +85,22 @@ def test_unowned_matter_goes_to_the_locality(router):
     assert any(e.type == "locality" and e.department == "liuxi" for e in s.evidence)
 
 
+def test_a_locality_matter_without_a_place_asks_which_town(router):
+    """LOCALITY_UNRESOLVED: a matter the locality owns whose address names no town of the map leads to the bare
+    ``locality`` and says so (it informs the dispatcher, it does not by itself send the ticket to arbitration); the
+    same matter with a place is the town's, with no such reason."""
+    items = router.lists.items_of("locality")
+    bare = [route(router, it.phrasings[0]) for it in items]
+    placed = [route(router, it.phrasings[0], address="柳溪镇柳溪村") for it in items]
+    unresolved = [s for s in bare if s.lead.code == "locality"]
+    assert unresolved and all("LOCALITY_UNRESOLVED" in [r.code for r in s.reasons] for s in unresolved)
+    assert all(s.locality is None for s in unresolved)
+    assert all("LOCALITY_UNRESOLVED" not in [r.code for r in s.reasons] for s in bare + placed if s.lead.code != "locality")
+    assert any(s.lead.code == "liuxi" for s in placed)
+    quiet = [s for s in unresolved if [r.code for r in s.reasons] == ["LOCALITY_UNRESOLVED"]]
+    assert quiet and all(not s.needs_arbitration for s in quiet)
+
+
 def test_nonsense_is_flagged_not_auto_dispatched(router):
     s = route(router, "asdkjh qwe zzzz 12345 ????")
     assert not s.auto_dispatch
