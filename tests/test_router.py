@@ -101,6 +101,38 @@ def test_a_locality_matter_without_a_place_asks_which_town(router):
     assert quiet and all(not s.needs_arbitration for s in quiet)
 
 
+UNSURE = {"LOW_CONFIDENCE", "AMBIGUOUS", "NOVEL_MATTER"}
+
+
+@pytest.mark.parametrize("text,fires,silent", [
+    # a new kind of business (新业态) between two owners: unsure and torn (how near it is to known matters sits
+    # within bfloat16's rounding of the threshold, so NOVEL_MATTER is not asserted either way)
+    ("元宇宙数字藏品平台突然关闭，充进去的钱提不出来", {"LOW_CONFIDENCE", "AMBIGUOUS"}, set()),
+    # says nothing: all three
+    ("你好", UNSURE, set()),
+    # no words at all: far from every list item, whatever the (meaningless) distribution says
+    ("asdkjh qwe zzzz 12345 ????", {"NOVEL_MATTER"}, {"LOW_CONFIDENCE", "AMBIGUOUS"}),
+    # plain matters: none
+    ("公司拖欠我工资，还不给我交社保和医保", set(), UNSURE),
+    ("路边有人摆摊卖烧烤，油烟很大还占道", set(), UNSURE),
+    ("超市卖过期的牛奶，老板还拖欠我三个月工资", set(), UNSURE),  # two matters, one clearly first
+])
+def test_the_uncertainty_reasons_fire_where_they_should_and_only_there(router, text, fires, silent):
+    import copy
+    from dataclasses import replace
+
+    s = route(router, text)
+    codes = {r.code for r in s.reasons}
+    why = (text, s.confidence, [(c.code, c.score) for c in s.candidates[:2]], codes)
+    assert fires <= codes and not silent & codes, why
+    assert ("LOW_CONFIDENCE" in codes) == (s.confidence < router.config.low_confidence)
+    assert s.needs_arbitration == bool(codes & UNSURE) and not (s.needs_arbitration and s.auto_dispatch)
+    # each comes from its knob: at 0 none fires
+    off = copy.copy(router)
+    off.config = replace(router.config, low_confidence=0.0, ambiguous_margin=0.0, novel_similarity=0.0)
+    assert not {r.code for r in route(off, text).reasons} & UNSURE
+
+
 def test_nonsense_is_flagged_not_auto_dispatched(router):
     s = route(router, "asdkjh qwe zzzz 12345 ????")
     assert not s.auto_dispatch
