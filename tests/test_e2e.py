@@ -176,7 +176,8 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     wait(drv, "[data-testid=duplicate] [data-testid=duplicate-count]", text="同一问题已反映 3 次")
     earlier = drv.find_elements(By.CSS_SELECTOR, "[data-testid=duplicate] [data-testid=duplicate-earlier] a")
     assert [a.text for a in earlier] == [f"#{tid}", f"#{tid1b}"]
-    assert "REPEAT_COMPLAINT" in drv.find_element(By.CSS_SELECTOR, "[data-testid=suggestion] [data-testid=reasons]").text
+    reasons_text = drv.find_element(By.CSS_SELECTOR, "[data-testid=suggestion] [data-testid=reasons]").text
+    assert "反复投诉：同一问题已被反复反映" in reasons_text and "（REPEAT_COMPLAINT）" in reasons_text, reasons_text
     assert "已进入裁定队列" in drv.find_element(By.CSS_SELECTOR, "[data-testid=actions]").text
     shot(drv, "02c-widget-repeat")
     assert store.get(tid1c)["status"] == "in_arbitration"

@@ -15,7 +15,7 @@ function suggestionCard(s, testid) {
   if (s.co.length) card.append(el("div", { "data-testid": "co" }, "协办：" + s.co.map((c) => `${c.name}（${(c.score * 100).toFixed(0)}%）`).join("、")));
   if (s.reasons.length) {
     const ul = el("ul", { "data-testid": "reasons" });
-    for (const r of s.reasons) ul.append(el("li", {}, `${r.message}（${r.code}）`));
+    for (const r of s.reasons) ul.append(el("li", {}, `${reasonZh(r.code)}：${r.message}（${r.code}）`));
     card.append(el("h3", {}, "提示"), ul);
   }
   const ev = el("ul", { "data-testid": "evidence" });
