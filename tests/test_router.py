@@ -226,6 +226,7 @@ def test_a_short_title_is_not_padded_to_its_long_text(router, monkeypatch):
 @pytest.mark.parametrize("text, body", [
     ("镇上的快递代收点取件要另外收三块钱，不给钱就不让拿", "postal"),
     ("公司一直没给我们交住房公积金，想知道去哪里投诉", "housing_fund"),
+    ("举报街道办一个科长收了老板的钱，帮他把不合格的工程验收通过了", "discipline_inspection"),  # 12388
 ])
 def test_a_matter_of_a_body_outside_the_roster_is_to_be_transferred(router, text, body):
     """OUTSIDE_ROSTER names the body (outside.yaml) and its hotline; the ticket is not auto-dispatched, and it is not
@@ -245,6 +246,9 @@ def test_a_matter_of_a_body_outside_the_roster_is_to_be_transferred(router, text
     "快递员骑电动车在人行道上横冲直撞，差点撞到小孩",  # a courier's traffic offence: traffic_police
     "火车站出口的出租车乱喊价，不打表",  # the station's taxis: transport
     "快递公司拖欠我们快递员三个月工资",  # a courier's wages: human_resources
+    "村里的低保名额都给了村干部的亲戚，真正困难的人家评不上",  # 低保 assessment: civil_affairs
+    "村务公开栏好几年没更新了，村里的账目村民想看都看不到",  # 村务公开: the village's own affairs, not a 检举
+    "派出所民警出警的时候态度很差，还不让我们拍视频",  # police conduct: public_security
 ])
 def test_matters_a_roster_department_owns_are_not_sent_outside(router, text):
     s = route(router, text)
