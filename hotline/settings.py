@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # --- routing engine / arbitration (issue 6): unset = the defaults documented in model/router.py
     # RouterConfig and model/fusion.py FusionConfig (chosen on the even rows of routing_dev; README)
     auto_dispatch_confidence: float | None = Field(None, ge=0, le=1, description="auto_dispatch: confidence at or above this and no reason raised.")
+    auto_send: bool = Field(False, description="智能流转: a ticket whose suggestion is marked auto_dispatch is dispatched at "
+                            "intake to the suggested lead and co-handlers by the system, without a dispatcher's check "
+                            "(off by default: judge the auto-dispatch precision on your own tickets with `hotline stats` first).")
     low_confidence: float | None = Field(None, ge=0, le=1, description="LOW_CONFIDENCE below this lead confidence.")
     ambiguous_margin: float | None = Field(None, ge=0, le=1, description="AMBIGUOUS: top-2 probability gap below this.")
     novel_similarity: float | None = Field(None, ge=0, le=1, description="NOVEL_MATTER: best list-item cosine below this.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from dbutil import DB_KINDS
 from hotline.settings import Settings
 from serving.app import create_app
 
@@ -215,6 +216,55 @@ def test_a_queue_longer_than_a_page_says_how_many_wait(api):
         assert ids == [x["id"] for x in whole.json() if x["id"] in ids]  # oldest first, as the whole queue
     assert client.get("/api/v1/arbitration/queue?reason=REPEATED_RETURN", headers=a).json() == []
     _err(client.get("/api/v1/arbitration/queue?reason=RETURNED", headers=a), 422, "reason")
+
+
+SURE = "超市卖过期的牛奶，吃了肚子疼，要求处理"  # the test router: market_regulation at 0.99, no reason: auto_dispatch
+UNSURE = "公司拖欠我工资，还不给我交社保和医保"  # human_resources at 0.72: a dispatcher checks it
+
+
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_smart_dispatch_sends_sure_tickets_at_intake_only_when_turned_on(kind, router, tmp_path):
+    """智能流转 (HOTLINE_AUTO_SEND): a ticket marked auto_dispatch is dispatched at intake by the system to the
+    suggested lead, the event says so; an unsure one waits for a dispatcher; a repeat goes out only to the unit already
+    handling the problem; a department's return puts it back in a dispatcher's hands. Off (the default): nothing is sent."""
+    from dbutil import database_url
+
+    url, cleanup = database_url(kind, tmp_path)
+    try:
+        off, k0 = make_client(url, tmp_path / "off", router)
+        school = "孩子今年上小学，我们家房子在学区里但是学校说没有学位了"  # education at 0.97: auto_dispatch too
+        t = off.post("/api/v1/tickets", json={"content": school}, headers=h(k0["dispatcher"])).json()
+        assert t["suggestion"]["auto_dispatch"] and t["status"] == "suggested"  # marked, not sent
+        off.app.state.store.dispose()
+
+        client, k = make_client(url, tmp_path / "on", router, auto_send=True)
+        d = h(k["dispatcher"])
+        t = client.post("/api/v1/tickets", json={"content": SURE, "caller": "13900001111"}, headers=d).json()
+        assert t["status"] == "dispatched" and t["lead"] == t["suggestion"]["lead"]["code"] == "market_regulation"
+        sent = t["history"][-1]
+        assert sent["kind"] == "dispatched" and sent["actor"] == "system" and sent["data"]["auto"] is True
+        assert sent["data"]["accepted"] is True
+        u = client.post("/api/v1/tickets", json={"content": UNSURE}, headers=d).json()
+        assert not u["suggestion"]["auto_dispatch"] and u["status"] == "suggested"
+        assert all(e["kind"] != "dispatched" for e in u["history"])
+        # the same caller again: the unit handling the problem is the suggested one, so the repeat goes out too
+        medical = "我想咨询一下医保异地就医怎么备案报销"
+        first = client.post("/api/v1/tickets", json={"content": medical, "caller": "13700002222"}, headers=d).json()
+        again = client.post("/api/v1/tickets", json={"content": medical, "caller": "13700002222"}, headers=d).json()
+        assert first["status"] == "dispatched" and again["duplicate"]["duplicate_of"] == first["id"]
+        assert again["status"] == "dispatched" and again["lead"] == first["lead"] == "medical_security"
+        # the department returns the first one, and a dispatcher sends it elsewhere: a repeat now waits for a
+        # dispatcher (the unit handling the problem is not the suggested one), and the return is the dispatchers'
+        r = client.post(f"/api/v1/tickets/{t['id']}/return", json={"reason": "不属于本单位职责"}, headers=d)
+        assert r.json()["status"] == "returned"
+        assert client.post(f"/api/v1/tickets/{t['id']}/dispatch", json={"lead": "health"}, headers=d).status_code == 200
+        repeat = client.post("/api/v1/tickets", json={"content": SURE, "caller": "13900001111"}, headers=d).json()
+        assert repeat["suggestion"]["auto_dispatch"] and repeat["duplicate"]["duplicate_of"] == t["id"]
+        assert repeat["status"] == "suggested"  # health handles it now: a dispatcher reads the earlier report first
+        assert client.get(f"/api/v1/duplicates/{repeat['id']}", headers=d).json()["settled"]["lead"] == "health"
+        client.app.state.store.dispose()
+    finally:
+        cleanup()
 
 
 def test_whole_life_over_http(api_db):

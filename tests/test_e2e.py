@@ -414,6 +414,22 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     wait(drv, "[data-testid=done]", text="已派单")
     t4 = store.get(tid4)
     assert t4["status"] == "dispatched" and t4["lead"] == "ecology_environment"
+    # 智能流转 turned on (HOTLINE_AUTO_SEND, the app's settings for this step): a sure ticket goes out at intake, the
+    # widget says so and the form is free for the next call
+    app.state.settings.auto_send = True
+    try:
+        box = drv.find_element(By.ID, "content")
+        box.clear()
+        box.send_keys("超市卖过期的牛奶，吃了肚子疼，要求处理", Keys.CONTROL, Keys.ENTER)
+        note = wait(drv, "[data-testid=done] [data-testid=auto-sent]", text="智能流转")
+    finally:
+        app.state.settings.auto_send = False
+    done = drv.find_element(By.CSS_SELECTOR, "[data-testid=done]").text
+    assert "已派单：牵头 区市场监督管理局" in done and "部门退单后再由派单员处理" in note.text, done
+    assert drv.find_element(By.ID, "content").get_attribute("value") == ""
+    t5 = store.get(int(done.split("#")[1].split(" ")[0]))
+    assert t5["status"] == "dispatched" and t5["history"][-1]["actor"] == "system" and t5["history"][-1]["data"]["auto"]
+    shot(drv, "10-widget-auto-sent")
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

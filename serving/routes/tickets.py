@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
+from serving import auto_send
 from serving.auth import Dispatcher, Staff
 from serving.deps import RouterDep, StoreDep
 from serving.errors import InputError
@@ -26,7 +27,8 @@ def check_codes(r, lead: str | None, co: list[str] = (), field: str = "lead") ->
 
 @router.post("/tickets", status_code=201)
 def create_ticket(user: Dispatcher, ticket: TicketIn, r: RouterDep, store: StoreDep, request: Request) -> TicketOut:
-    """Store a ticket with its suggestion. Flagged tickets (needs_arbitration) enter the arbitration queue;
+    """Store a ticket with its suggestion. Flagged tickets (needs_arbitration) enter the arbitration queue; with
+    HOTLINE_AUTO_SEND a ticket marked auto_dispatch is dispatched at once by ``system`` (智能流转, status dispatched);
     ``repeats`` lists earlier tickets from the same caller; ``duplicate`` is the duplicate index's verdict
     (duplicate_of, cluster, kind, score; null until the index has seen the ticket)."""
     from serving.store.models import utcnow
@@ -38,6 +40,10 @@ def create_ticket(user: Dispatcher, ticket: TicketIn, r: RouterDep, store: Store
     hook = getattr(request.app.state, "on_ticket", None)
     if hook is not None:
         out = hook(out) or out  # the duplicate index: adds `duplicate` (and REPEAT_COMPLAINT) to the stored ticket
+    if request.app.state.settings.auto_send:  # 智能流转: a sure ticket goes out now (serving/auto_send.py)
+        out = auto_send.send(store, out)
+        if out["status"] == "dispatched":
+            request.app.state.metrics.dispatches.labels("true").inc()
     return TicketOut(**out)
 
 

@@ -87,7 +87,7 @@ function historyList(events) {
   for (const e of events) {
     const d = e.data || {};
     const extra = [d.lead && `牵头 ${deptName(d.lead)}`, d.co && d.co.length && `协办 ${d.co.map(deptName).join("、")}`,
-      d.reason && `理由：${d.reason}`, d.accepted === true && "采纳建议", d.accepted === false && "改派",
+      d.reason && `理由：${d.reason}`, d.auto && "智能流转", d.accepted === true && !d.auto && "采纳建议", d.accepted === false && "改派",
       d.reasons && d.reasons.map(reasonZh).join("、"), d.clarification_id && CLAR_ZH[d.status], d.note && `意见：${d.note}`].filter(Boolean).join("；");
     ul.append(el("li", {}, `${fmtTime(e.at)} ${EVENT_ZH[e.kind] || e.kind} · ${e.actor}`, extra ? el("span", { class: "muted" }, ` ${extra}`) : null));
   }

@@ -91,8 +91,10 @@ function show(t) {
   clearTimeout(timer); seq++; // a late preview must not reappear under the stored ticket
   $("preview").replaceChildren();
   const done = ["dispatched", "decided", "closed"].includes(t.status) || (t.status === "in_arbitration" && t.claimed_by);
+  const sent = t.status === "dispatched" && (t.history || []).some((e) => e.kind === "dispatched" && (e.data || {}).auto);
   $("result").replaceChildren(done ? el("div", { class: "card", "data-testid": "done" }, `工单 #${t.id} ${t.status_zh}`,
-    t.lead ? `：牵头 ${deptName(t.lead)}${t.co.length ? "，协办 " + t.co.map(deptName).join("、") : ""}` : "") : actions(t),
+    t.lead ? `：牵头 ${deptName(t.lead)}${t.co.length ? "，协办 " + t.co.map(deptName).join("、") : ""}` : "",
+    sent ? el("p", { class: "tag ok", "data-testid": "auto-sent" }, "系统已自动派单（智能流转）；部门退单后再由派单员处理") : null) : actions(t),
   suggestionCard(t.suggestion, "suggestion"));
 }
 async function submit(ev) {
@@ -105,6 +107,7 @@ async function submit(ev) {
     await departments().catch(() => null); // names for the card (codes if the list cannot be read)
     show(t);
     $("status").textContent = "";
+    if (t.status === "dispatched") nextTicket(); // sent at intake (智能流转): the form is free for the next call
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
 // Once a ticket is dispatched or sent to arbitration the form is emptied for the next call: a caller's number or an

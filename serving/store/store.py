@@ -320,9 +320,10 @@ class Store:
             return dict(s.execute(select(TicketRow.status, func.count()).group_by(TicketRow.status)).all())
 
     # ---------------------------------------------------------------- dispatcher
-    def dispatch(self, ticket_id: int, lead: str, co: list[str], *, actor: str) -> dict:
+    def dispatch(self, ticket_id: int, lead: str, co: list[str], *, actor: str, auto: bool = False) -> dict:
         """The dispatcher's final choice; recorded as feedback (accepted or overridden suggestion). A flagged ticket
-        may be dispatched while unclaimed, except one departments returned twice (REPEATED_RETURN): the group decides."""
+        may be dispatched while unclaimed, except one departments returned twice (REPEATED_RETURN): the group decides.
+        ``auto``: sent by the system at intake (智能流转, ``serving/auto_send.py``), marked so in the event."""
         now = utcnow()
         co = [c for c in dict.fromkeys(co) if c != lead]
         with self.Session.begin() as s:
@@ -343,7 +344,8 @@ class Store:
             s.add(FeedbackRow(ticket_id=ticket_id, dispatcher=actor, suggested_lead=s_lead,
                               suggested_co=join_codes(s_co), lead=lead, co=join_codes(co), accepted=accepted,
                               model_version=t.model_version, created_at=now))
-            self._event(s, ticket_id, "dispatched", actor, now, lead=lead, co=co, accepted=accepted)
+            self._event(s, ticket_id, "dispatched", actor, now, lead=lead, co=co, accepted=accepted,
+                        **({"auto": True} if auto else {}))
         return self.get(ticket_id)
 
     def return_ticket(self, ticket_id: int, reason: str, *, actor: str, department: str | None = None) -> dict:
