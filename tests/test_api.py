@@ -262,6 +262,9 @@ def test_smart_dispatch_sends_sure_tickets_at_intake_only_when_turned_on(kind, r
         assert repeat["suggestion"]["auto_dispatch"] and repeat["duplicate"]["duplicate_of"] == t["id"]
         assert repeat["status"] == "suggested"  # health handles it now: a dispatcher reads the earlier report first
         assert client.get(f"/api/v1/duplicates/{repeat['id']}", headers=d).json()["settled"]["lead"] == "health"
+        # in the centre's record: three sent at intake (t, first, again), one of them returned (t)
+        rep = client.get("/api/v1/stats/routing?days=30", headers=h(k["arbitrator"])).json()["all"]
+        assert (rep["auto_sent"]["count"], rep["auto_sent_returned"]["count"], rep["auto_sent_returned"]["of"]) == (3, 1, 3)
         client.app.state.store.dispose()
     finally:
         cleanup()

@@ -368,12 +368,12 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
     store.claim(c, actor="arb")
     store.decide(c, "transport", [], "交通运输局负责", actor="arb")            # flagged, wrong, outside the top 3
     d = take("退回的", sug(auto=True))
-    store.dispatch(d, "urban_management", [], actor="d")
+    store.dispatch(d, "urban_management", [], actor="system", auto=True)    # sent at intake (智能流转)
     store.return_ticket(d, "不归我们", actor="x")                              # returned: not settled
     e = take("转裁定的", sug())
     store.escalate(e, "职责不清", actor="d")                                   # waits in the queue
     f = take("新版本的", sug(lead="health", version="v2", auto=True))
-    store.dispatch(f, "health", [], actor="d")                               # auto-dispatch, right
+    store.dispatch(f, "health", [], actor="system", auto=True)               # auto-dispatch, sent, right
     g = take("属地的", sug(lead="xinhua", version="v2"))
     store.dispatch(g, "meilin", [], actor="d")  # another town: wrong lead, but 'locality' is in the top 3
 
@@ -388,6 +388,8 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
     assert rate("lead_top1") == (2, 5) and rate("lead_top3") == (4, 5)
     assert rate("right_when_flagged") == (0, 1) and rate("right_when_not_flagged") == (2, 4)
     assert rate("auto_dispatch_precision") == (1, 1)          # d has no settled owner yet
+    assert rate("auto_sent") == (2, 7) and rate("auto_sent_returned") == (1, 2)  # d and f sent; d came back
+    assert [r["ticket_id"] for r in rows if r["auto_sent"]] == [d, f]
     assert rate("returned") == (1, 7) and rate("escalated_by_dispatcher") == (1, 7)
     assert rate("arbitrated") == (2, 7) and rate("decided") == (1, 2) and s["waiting_for_arbitration"] == 1
     assert s["hours_to_decision_median"] is not None and 0 <= s["hours_to_decision_median"] < 1

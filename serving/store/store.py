@@ -570,7 +570,8 @@ class Store:
     def outcome_rows(self, since: datetime, until: datetime | None = None) -> list[dict]:
         """What became of the suggestions made for tickets received in [since, until): per ticket the suggested lead,
         its top-3 candidates, the intake flags, the owner people settled (``final``: the lead of a dispatched,
-        decided or closed ticket; None while it waits or was returned), the returns, and when it entered arbitration
+        decided or closed ticket; None while it waits or was returned), whether the system sent it at intake
+        (``auto_sent``, 智能流转), the returns, and when it entered arbitration
         (any reason) and was decided, and every reason it was sent there for (the router's at intake, a second
         return, a dispatcher, the duplicate index). Read by :mod:`serving.outcomes`."""
         with self.Session() as s:
@@ -585,13 +586,17 @@ class Store:
             arb: dict[int, datetime] = {}
             decided: dict[int, datetime] = {}
             escalated: set[int] = set()
+            sent: set[int] = set()
             ids = [t[0] for t in tickets]
             for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
                 for tid, kind, data, at in s.execute(
                         select(EventRow.ticket_id, EventRow.kind, EventRow.data, EventRow.at)
-                        .where(EventRow.ticket_id.in_(chunk), EventRow.kind.in_(("arbitration", "decided")))
+                        .where(EventRow.ticket_id.in_(chunk), EventRow.kind.in_(("arbitration", "decided", "dispatched")))
                         .order_by(EventRow.id)):
-                    if kind == "arbitration":
+                    if kind == "dispatched":
+                        if (data or {}).get("auto"):  # sent at intake by the system (智能流转)
+                            sent.add(tid)
+                    elif kind == "arbitration":
                         arb.setdefault(tid, aware(at))
                         # a dispatcher's escalation, by the code :meth:`escalate` writes (not intake flags, returns
                         # or the duplicate index's REPEAT_COMPLAINT), whoever the actor
@@ -604,7 +609,7 @@ class Store:
                 out.append({
                     "ticket_id": tid, "model_version": version, "created_at": aware(created), "status": status,
                     "suggested": suggested, "top3": [c for c in (c1, c2, c3) if c],
-                    "auto_dispatch": bool(auto), "flagged": bool(flagged),
+                    "auto_dispatch": bool(auto), "auto_sent": tid in sent, "flagged": bool(flagged),
                     "final": lead if status in SETTLED else None,
                     "returns": returns or 0, "escalated": tid in escalated,
                     "arbitration_at": arb.get(tid), "decided_at": decided.get(tid),
