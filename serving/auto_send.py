@@ -10,7 +10,11 @@ precision that ``hotline stats`` reports per model version.
 """
 from __future__ import annotations
 
-from serving.store import Store
+import logging
+
+from serving.store import Store, StoreError
+
+log = logging.getLogger("hotline.auto_send")
 
 ACTOR = "system"
 
@@ -25,4 +29,8 @@ def send(store: Store, ticket: dict) -> dict:
         settled = store.duplicates(ticket["id"]).get("settled")
         if not settled or settled.get("lead") != lead:
             return ticket
-    return store.dispatch(ticket["id"], lead, [c["code"] for c in sug.get("co") or []], actor=ACTOR, auto=True)
+    try:
+        return store.dispatch(ticket["id"], lead, [c["code"] for c in sug.get("co") or []], actor=ACTOR, auto=True)
+    except StoreError:  # taken meanwhile (another process, a dispatcher): the stored ticket stands, unsent
+        log.warning("ticket %s was not sent at intake: its state changed", ticket["id"])
+        return store.get(ticket["id"])

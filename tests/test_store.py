@@ -410,3 +410,21 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
     assert "v2" in lines[0] and any(x.startswith("lead top-1") and "0.400 (2/5)" in x for x in lines)
     assert f"  urban_management -> health: 1  (#{b})" in lines
     assert store.outcome_rows(now + timedelta(days=1)) == []
+
+
+def test_a_ticket_taken_meanwhile_is_not_sent_at_intake(store):
+    """智能流转 (serving/auto_send.py) sends what the intake stored; a ticket whose state changed in between (here:
+    escalated and claimed by an arbitrator) stays as it is, and the caller gets it as stored, not an error."""
+    from serving import auto_send
+
+    sure = suggestion(lead="market_regulation").model_copy(update={"auto_dispatch": True, "confidence": 0.99})
+    t = store.intake(Ticket(content="超市卖过期的牛奶"), sure, actor="disp#1")
+    assert auto_send.send(store, t)["status"] == "dispatched"  # the plain case
+    stale = store.intake(Ticket(content="超市卖过期的酸奶"), sure, actor="disp#1")
+    store.escalate(stale["id"], "想请裁定小组看一下", actor="disp#2")
+    store.claim(stale["id"], actor="arb#1")
+    out = auto_send.send(store, stale)
+    assert out["status"] == "in_arbitration" and out["claimed_by"] == "arb#1"
+    assert all(e["kind"] != "dispatched" for e in out["history"])
+    plain = store.intake(Ticket(content="超市卖过期的面包"), suggestion(), actor="disp#1")  # not marked: untouched
+    assert auto_send.send(store, plain) is plain
