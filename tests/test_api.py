@@ -90,6 +90,7 @@ def test_healthz_is_public_and_reports_the_database(api):
     client, _ = api
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["database"] == "sqlite"
+    assert r.json()["auto_send"] is False  # 智能流转 is off unless a centre turns it on
 
 
 def test_departments_carry_the_names_a_centre_writes(api):
@@ -239,6 +240,7 @@ def test_smart_dispatch_sends_sure_tickets_at_intake_only_when_turned_on(kind, r
 
         client, k = make_client(url, tmp_path / "on", router, auto_send=True)
         d = h(k["dispatcher"])
+        assert client.get("/healthz").json()["auto_send"] is True
         t = client.post("/api/v1/tickets", json={"content": SURE, "caller": "13900001111"}, headers=d).json()
         assert t["status"] == "dispatched" and t["lead"] == t["suggestion"]["lead"]["code"] == "market_regulation"
         sent = t["history"][-1]

@@ -416,8 +416,12 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert t4["status"] == "dispatched" and t4["lead"] == "ecology_environment"
     # 智能流转 turned on (HOTLINE_AUTO_SEND, the app's settings for this step): a sure ticket goes out at intake, the
     # widget says so and the form is free for the next call
+    assert not drv.find_element(By.CSS_SELECTOR, "[data-testid=auto-send-mode]").is_displayed()  # off so far
     app.state.settings.auto_send = True
     try:
+        drv.get("about:blank")
+        drv.get(f"{base}/#key={keys['dispatcher']}")
+        wait(drv, "[data-testid=auto-send-mode]", text="智能流转已开启")
         box = drv.find_element(By.ID, "content")
         box.clear()
         box.send_keys("超市卖过期的牛奶，吃了肚子疼，要求处理", Keys.CONTROL, Keys.ENTER)

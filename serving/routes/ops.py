@@ -29,7 +29,8 @@ def healthz(request: Request, store: StoreDep) -> dict:
     if r is None:
         return {"status": "starting", "database": store.dialect}
     out = {"status": "ok", "database": store.dialect, "model_version": r.model_version,
-           "lists_version": r.lists.version, "encoder": r.index.encoder.name}
+           "lists_version": r.lists.version, "encoder": r.index.encoder.name,
+           "auto_send": request.app.state.settings.auto_send}  # 智能流转 on: sure tickets go out at intake
     reloader = getattr(request.app.state, "reloader", None)
     if reloader is not None and reloader.reloaded_at:
         out["reloaded_at"] = reloader.reloaded_at

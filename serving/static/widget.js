@@ -153,3 +153,7 @@ document.addEventListener("keydown", (e) => {
   if (k === "2") { e.preventDefault(); const b = $("change-box"); if (b) { b.open = true; $("lead").focus(); } }
   if (k === "3") { e.preventDefault(); const b = $("escalate-box"); if (b) { b.open = true; $("escalate-reason").focus(); } }
 });
+// 智能流转 (HOTLINE_AUTO_SEND): the dispatcher knows that sure tickets go out by themselves (GET /healthz, public).
+fetch("/healthz").then((r) => r.json()).then((h) => {
+  if (h.auto_send) { $("mode").textContent = "智能流转已开启"; $("mode").title = "把握足够的工单受理后由系统直接派出"; $("mode").hidden = false; }
+}).catch(() => { /* the header stays as it is */ });
