@@ -237,6 +237,8 @@ def lists_search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=50)
 
 
 def _print_suggestion(sug) -> None:
+    from model.suggestion import REASON_LABELS
+
     typer.echo(f"牵头单位: {sug.lead.name} ({sug.lead.code})  置信度 {sug.confidence:.0%}")
     if sug.co:
         typer.echo("协办单位: " + "、".join(f"{c.name} ({c.code})" for c in sug.co))
@@ -252,7 +254,7 @@ def _print_suggestion(sug) -> None:
     if flags:
         typer.echo("状态: " + "，".join(flags))
     for r in sug.reasons:
-        typer.echo(f"  {r.code}: {r.message}")
+        typer.echo(f"  {REASON_LABELS.get(r.code, r.code)}（{r.code}）: {r.message}")
     typer.echo(f"模型: {sug.model_version}")
 
 

@@ -55,6 +55,8 @@ def test_route_and_search(cli, tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout.strip().splitlines()[-1])
     assert d["lead"]["code"] and d["evidence"]
+    r = cli("route", "你好")  # says nothing: the reasons, each with its label (as the screens show them)
+    assert r.exit_code == 0 and "置信度低（LOW_CONFIDENCE）: " in r.output and "新事项（NOVEL_MATTER）: " in r.output, r.output
     r = cli("lists", "search", "小区楼下烧烤店油烟太大", "-k", "3")
     assert r.exit_code == 0 and len([l for l in r.output.splitlines() if l[:1].isdigit()]) == 3
     inp = tmp_path / "in.jsonl"
