@@ -98,11 +98,22 @@ def csv_table(path: Path, required=("content",), columns: dict[str, tuple[str, .
         return out
 
     heads = [named(r) for r in rows[: HEADER_SCAN + 1]]
-    at = next((i for i, h in enumerate(heads) if set(required) <= set(h)), None)
-    if at is None:
+    at = header_index(heads, required)
+    if at is None or not set(required) <= set(heads[at]):
         first = set(heads[0]) if heads else set()
         raise ValueError(f"missing column(s) {', '.join(c for c in required if c not in first)}")
     return heads[at], list(enumerate(rows[at + 1:], start=at + 2))
+
+
+def header_index(heads: list[list[str]], needed) -> int | None:
+    """Which of a file's first rows (``heads``, at most :data:`HEADER_SCAN` + 1) is its header: the first that names
+    every ``needed`` column, else the one that names most of them, the first of equals (the rows above it are a title
+    or a date range, not data); None without rows. The caller names what the chosen row still lacks."""
+    if not heads:
+        return None
+    need = set(needed or ())
+    return next((i for i, h in enumerate(heads) if need <= set(h)),
+                max(range(len(heads)), key=lambda i: (len(need & set(heads[i])), -i)))
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:

@@ -181,6 +181,16 @@ def test_csv_reader_reports_bad_rows_by_their_row_number(tmp_path):
     assert "4 fields but the header has 3" in problems[0] and "content" in problems[1]
 
 
+def test_the_header_is_the_first_row_naming_every_column_else_the_one_naming_most():
+    from model.io import header_index
+
+    title, dates, header = ["12345工单明细表"], ["2026-11-01", "至", "2026-11-30"], ["工单编号", "诉求内容", "承办单位"]
+    assert header_index([title, dates, header, header], ["诉求内容", "承办单位"]) == 2
+    assert header_index([title, ["诉求内容"], header[:2]], ["诉求内容", "承办单位"]) == 1  # most of them: the first of equals
+    assert header_index([title, dates], ["诉求内容"]) == 0 and header_index([], ["诉求内容"]) is None
+    assert header_index([header, title], None) == 0
+
+
 def test_title_weight_mixes_the_title_into_the_query(router):
     """title_weight 0: the title does not change the query; 1: the title alone is the query; between: a mix."""
     import dataclasses

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
-from model.io import HEADER_SCAN, read_text  # rows a sheet may carry above its header (a title, a date range)
+from model.io import HEADER_SCAN, header_index, read_text  # rows a sheet may carry above its header (a title, a date range)
 from responsibility_lists.loader import name_key
 from model.times import CST, read_datetime
 from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
@@ -238,9 +238,7 @@ def _table(path: Path, records: Iterator[Record], needed: list[str] | None, pad:
     found = [(i, [_cell(v) for v in vals]) for i, (_, vals, _) in enumerate(head) if vals is not None]
     if not found:
         raise ValueError(f"{path}: empty file (no header row)")
-    at, header = found[0]
-    if needed and not set(needed) <= set(header):  # the row with the most needed columns; the first of equals
-        at, header = max(found, key=lambda f: (len(set(needed) & set(f[1])), -f[0]))
+    at, header = found[header_index([h for _, h in found], needed)]
 
     def rows():
         for n, vals, err in itertools.chain(head[at + 1:], records):
