@@ -318,6 +318,7 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     # the reason's last ticket is decided: the filter stays on it, at (0), over an empty queue, until another is chosen
     assert Select(drv.find_element(By.ID, "reason-filter")).first_selected_option.text == "派单员提交（0）"
     assert rows() == []
+    wait(drv, "#outcomes [data-stat=decided]", text="（1/")  # the panel reads its figures again after a decision
     shot(drv, "05-workbench-decided")
     t = store.get(tid2)
     assert t["status"] == "decided" and t["lead"] == "housing_construction" and t["co"] == ["urban_management"]

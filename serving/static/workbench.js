@@ -63,7 +63,7 @@ async function loadQueue() {
     loadRules();
     loadClarifications();
     loadHot();
-    if (Date.now() - outcomesAt > 60000) loadOutcomes(); // a month of tickets: not after every decision or page
+    if (Date.now() - outcomesAt > 60000) loadOutcomes(); // a month of tickets: after a decision, else once a minute
   } catch (e) { $("status").textContent = "出错：" + e.message; }
 }
 async function loadRules() {
@@ -210,9 +210,11 @@ function render(t, similar, dups, sameEvent = []) {
   const alsoIds = () => (also ? [...also.querySelectorAll("input:checked")].map((i) => Number(i.value)) : []);
   box.append(...[el("h3", {}, "裁定"), el("label", { for: "d-lead" }, "牵头单位"), deptFilter(lead), lead, el("label", { for: "d-co" }, "协办单位（可多选）"), deptFilter(co), co,
     el("label", { for: "d-rationale" }, "裁定理由"), rationale, el("label", { for: "d-clar" }, "清单澄清建议"), clar, also,
-    el("p", {}, el("button", { type: "button", id: "decide", onclick: () => act(() => api("POST", `/api/v1/arbitration/${t.id}/decision`, {
-      lead: lead.value, co: [...co.selectedOptions].map((o) => o.value), rationale: rationale.value, clarification: clar.value || null,
-      also: alsoIds() }), alsoIds().length ? `已裁定（含同一事件 ${alsoIds().length} 件）` : "已裁定") }, "提交裁定"),
+    el("p", {}, el("button", { type: "button", id: "decide", onclick: () => act(async () => {
+      await api("POST", `/api/v1/arbitration/${t.id}/decision`, { lead: lead.value, co: [...co.selectedOptions].map((o) => o.value),
+        rationale: rationale.value, clarification: clar.value || null, also: alsoIds() });
+      outcomesAt = 0; // a decision changes the panel's figures: read them again (a month of tickets takes ~0.4 s)
+    }, alsoIds().length ? `已裁定（含同一事件 ${alsoIds().length} 件）` : "已裁定") }, "提交裁定"),
     " ", el("button", { type: "button", class: "secondary", id: "release", onclick: () => act(() => api("POST", `/api/v1/arbitration/${t.id}/release`), "已放弃领取") }, "放弃领取"))].filter(Boolean));
 }
 async function act(fn, done) {
