@@ -40,6 +40,9 @@ def summarize(rows: list[dict], group: Callable[[str], str] = lambda c: c) -> di
         "auto_dispatch": share(sum(r["auto_dispatch"] for r in rows), n),
         "settled": share(len(settled), n),
         "lead_top1": right(settled),
+        # the same without the tickets sent at intake that the department kept (智能流转): their "settled" owner is the
+        # suggestion itself, confirmed only by no return — a model version is judged on people's choices here
+        "lead_top1_people": right(r for r in settled if not (r["auto_sent"] and r["returns"] == 0)),
         "lead_top3": share(sum(r["final"] == r["suggested"] or group(r["final"]) in r["top3"] for r in settled),
                            len(settled)),
         "right_when_flagged": right(r for r in settled if r["flagged"]),
@@ -104,6 +107,7 @@ LINES = (  # (key, label) in the order a report prints them
     ("auto_dispatch", "marked auto-dispatch"),
     ("settled", "owner settled by people"),
     ("lead_top1", "lead top-1 (suggested = settled)"),
+    ("lead_top1_people", "  owners people chose (sent and kept excluded)"),
     ("lead_top3", "lead top-3"),
     ("right_when_flagged", "  right when flagged"),
     ("right_when_not_flagged", "  right when not flagged"),

@@ -390,6 +390,7 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
     assert rate("auto_dispatch_precision") == (1, 1)          # d has no settled owner yet
     assert rate("auto_sent") == (2, 7) and rate("auto_sent_returned") == (1, 2)  # d and f sent; d came back
     assert [r["ticket_id"] for r in rows if r["auto_sent"]] == [d, f]
+    assert rate("lead_top1_people") == (1, 4)  # f (sent, kept: its owner is the suggestion itself) is left out
     assert rate("returned") == (1, 7) and rate("escalated_by_dispatcher") == (1, 7)
     assert rate("arbitrated") == (2, 7) and rate("decided") == (1, 2) and s["waiting_for_arbitration"] == 1
     assert s["hours_to_decision_median"] is not None and 0 <= s["hours_to_decision_median"] < 1
