@@ -123,7 +123,8 @@ async function loadOutcomes() {
   const rows = [["lead_top1", "建议牵头与最终牵头一致", pct(s.lead_top1)], ["lead_top3", "前三候选含最终牵头", pct(s.lead_top3)],
     ["auto_dispatch_precision", "“可直接派单”的准确率", pct(s.auto_dispatch_precision)],
     ...(s.auto_sent && s.auto_sent.count ? [["auto_sent", "系统自动派单（智能流转）", pct(s.auto_sent)],
-      ["auto_sent_returned", "其中被退单", pct(s.auto_sent_returned)]] : []), ["returned", "被退单", pct(s.returned)],
+      ["auto_sent_returned", "其中被退单", pct(s.auto_sent_returned)],
+      ["lead_top1_people", "建议牵头与人工确定的牵头一致", pct(s.lead_top1_people)]] : []), ["returned", "被退单", pct(s.returned)],
     ["arbitrated", "进入裁定", pct(s.arbitrated)], ["decided", "其中已裁定", pct(s.decided)],
     ["hours_to_decision_median", "裁定用时（中位数）", s.hours_to_decision_median == null ? "—" : `${s.hours_to_decision_median} 小时`]];
   box.replaceChildren(...[el("table", {}, el("tbody", {}, ...rows.map(([key, label, value]) =>
