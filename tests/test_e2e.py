@@ -435,6 +435,13 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     t5 = store.get(int(done.split("#")[1].split(" ")[0]))
     assert t5["status"] == "dispatched" and t5["history"][-1]["actor"] == "system" and t5["history"][-1]["data"]["auto"]
     shot(drv, "10-widget-auto-sent")
+    # the workbench's record shows what was sent at intake, and lead top-1 on the owners people chose
+    drv.get(f"{base}/workbench#key={keys['arbitrator']}")
+    wait(drv, "#outcomes [data-stat=auto_sent]", text="（1/")
+    assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-stat=auto_sent_returned]").text.startswith("0.0%（0/1）")
+    now = json.loads(urllib.request.urlopen(req, timeout=30).read())["all"]  # the API's figures, as drawn
+    assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-stat=lead_top1_people]").text == fmt(now["lead_top1_people"])
+    assert now["lead_top1_people"]["of"] == now["lead_top1"]["of"] - 1  # the sent and kept ticket is left out
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000
