@@ -267,6 +267,9 @@ def test_smart_dispatch_sends_sure_tickets_at_intake_only_when_turned_on(kind, r
         # in the centre's record: three sent at intake (t, first, again), one of them returned (t)
         rep = client.get("/api/v1/stats/routing?days=30", headers=h(k["arbitrator"])).json()["all"]
         assert (rep["auto_sent"]["count"], rep["auto_sent_returned"]["count"], rep["auto_sent_returned"]["of"]) == (3, 1, 3)
+        # the metrics count the system's sends as accepted dispatches (3 sent at intake, 1 by the dispatcher to health)
+        metrics = client.get("/metrics", headers=h(k["admin"])).text
+        assert 'hotline_dispatches_total{accepted="true"} 3.0' in metrics
         client.app.state.store.dispose()
     finally:
         cleanup()
