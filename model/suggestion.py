@@ -40,6 +40,11 @@ class Ticket(BaseModel):
             return str(v)
         raise ValueError("must be a string")
 
+    @field_validator("id", "created_at", "channel", "title", "address", "caller")
+    @classmethod
+    def _blank_is_absent(cls, v: str | None) -> str | None:
+        return v or None  # "" (or spaces, stripped): not given — a blank id must not become an id
+
     @field_validator("content")
     @classmethod
     def _no_blank(cls, v: str) -> str:

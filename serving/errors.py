@@ -29,6 +29,8 @@ _ZH = {
     "extra_forbidden": "不允许的字段",
     "string_pattern_mismatch": "格式不正确",
     "string_nul": "不能包含空字符（\\u0000）",
+    "phone_number": "应为电话号码（至少 5 位数字，可含 +、-、空格和括号）",
+    "datetime_unreadable": "无法识别的时间，请用 ISO 8601，如 2024-05-01T09:30:00+08:00（或 2024-5-1 09:30、2024年5月1日）",
 }
 
 
@@ -42,10 +44,14 @@ def _zh(err: dict) -> str:
         return f"数量过多（最多 {ctx.get('max_length')} 项）"
     if t == "too_short":
         return f"数量不足（至少 {ctx.get('min_length')} 项）"
-    if t in ("greater_than_equal", "greater_than"):
-        return f"应不小于 {ctx.get('ge', ctx.get('gt'))}"
-    if t in ("less_than_equal", "less_than"):
-        return f"应不大于 {ctx.get('le', ctx.get('lt'))}"
+    if t == "greater_than_equal":
+        return f"应不小于 {ctx.get('ge')}"
+    if t == "greater_than":
+        return f"应大于 {ctx.get('gt')}"
+    if t == "less_than_equal":
+        return f"应不大于 {ctx.get('le')}"
+    if t == "less_than":
+        return f"应小于 {ctx.get('lt')}"
     if t in ("literal_error", "enum"):
         return f"取值无效，可选：{ctx.get('expected', '')}"
     if t in _ZH:
@@ -90,6 +96,10 @@ class ApiError(Exception):
 
 _HTTP_ZH = {404: "找不到该地址", 405: "不支持该请求方法", 413: "请求体过大", 415: "不支持的内容类型"}
 
+#: FastAPI's 400 for a body it could not read as JSON at all (not UTF-8, nested past the parser's depth): what to send
+_UNREADABLE = ("the body could not be read: send one JSON document encoded as UTF-8",
+               "请求体无法解析：请发送 UTF-8 编码的 JSON")
+
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
@@ -118,6 +128,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException):
         msg = exc.detail if isinstance(exc.detail, str) else "error"
+        if exc.status_code == 400:  # the body, not a field, is at fault: say what to send, as a field-level 400
+            d = [{"field": "body", "loc": ["body"], "type": "body_unreadable", "msg": _UNREADABLE[0],
+                  "msg_zh": _UNREADABLE[1]}]
+            return JSONResponse(status_code=400, content=body("unreadable_body", *_UNREADABLE, d))
         return JSONResponse(status_code=exc.status_code, headers=getattr(exc, "headers", None),
                             content=body(f"http_{exc.status_code}", msg, _HTTP_ZH.get(exc.status_code, msg)))
 
@@ -176,7 +190,10 @@ class BodyLimit:
         await resp({"type": "http"}, None, send)
 
 
-class _TooLarge(Exception):
+class _TooLarge(StarletteHTTPException):
+    """Raised while the body streams in; an HTTPException so that FastAPI's body reader passes it on (any other
+    exception there becomes its 400 "error parsing the body") to the handler above."""
+
     def __init__(self, limit: int):
-        super().__init__(limit)
+        super().__init__(413, f"request body over {limit} bytes")
         self.limit = limit

@@ -151,3 +151,59 @@ def test_phone_numbers_and_keys_never_reach_logs_or_responses(router, tmp_path, 
         assert s not in logs, f"{s[:6]}… appears in the logs"
         for b in bodies:
             assert s not in b, f"{s[:6]}… appears in a response: {b[:200]}"
+
+
+def test_a_body_too_large_or_unreadable_says_what_to_send(api_db):
+    client, k = api_db
+    d = {**_h(k["dispatcher"]), "Content-Type": "application/json"}
+    big = ('{"content": "' + "楼" * 400_000 + '"}').encode()  # 1.2 MB, over the 1 MB limit
+
+    def chunks(b, n=65536):  # streamed without a Content-Length: the limit is found while reading
+        for i in range(0, len(b), n):
+            yield b[i:i + n]
+
+    for content in (big, chunks(big)):
+        r = client.post("/api/v1/route", content=content, headers=d)
+        assert r.status_code == 413, r.text
+        assert r.json()["error"] == "too_large" and "字节上限" in r.json()["message_zh"]
+    before = client.get("/api/v1/arbitration/queue", headers=_h(k["admin"])).headers["X-Total-Count"]
+    for raw in ('{"content": "楼道灯坏了"}'.encode("gbk"), b'{"content": "\xe6\xa5"}', b"[" * 5000 + b"]" * 5000):
+        r = client.post("/api/v1/tickets", content=raw, headers=d)
+        assert r.status_code == 400, r.text
+        j = r.json()
+        assert j["error"] == "unreadable_body" and "UTF-8" in j["message"] and "UTF-8 编码的 JSON" in j["message_zh"]
+        assert j["detail"][0]["field"] == "body"
+    assert client.get("/api/v1/arbitration/queue", headers=_h(k["admin"])).headers["X-Total-Count"] == before
+
+
+def test_ticket_fields_a_caller_gets_wrong_are_refused_not_dropped(api_db):
+    client, k = api_db
+    d = _h(k["dispatcher"])
+    ok = {"content": "小区楼下烧烤店油烟太大", "address": "梅林路幸福里小区3号楼"}
+
+    def refused(extra, field, zh):
+        r = client.post("/api/v1/tickets", json={**ok, **extra}, headers=d)
+        assert r.status_code == 422, (extra, r.text)
+        e = next(e for e in r.json()["detail"] if e["field"] == field)
+        assert zh in e["msg_zh"], e
+
+    refused({"tittle": "油烟"}, "tittle", "不允许的字段")  # a misspelt field was dropped unseen
+    refused({"caller": "abc"}, "caller", "电话号码")  # no digits: the repeat-caller link was lost unseen
+    refused({"caller": "12"}, "caller", "至少 5 位")
+    refused({"created_at": "2020-13-45"}, "created_at", "无法识别的时间")
+    for caller in ("13812345678", "+86 138-1234-5678", "(0531) 8888 6666", "12345"):
+        assert client.post("/api/v1/route", json={**ok, "caller": caller}, headers=d).status_code == 200, caller
+    assert client.post("/api/v1/route", json={**ok, "created_at": "2019-4-24 15:07:30"}, headers=d).status_code == 200
+    # a blank id is no id: two tickets without one are two tickets, not a 409 for the second
+    a = client.post("/api/v1/tickets", json={**ok, "id": ""}, headers=d)
+    b = client.post("/api/v1/tickets", json={**ok, "content": "烧烤店油烟又来了", "id": "   "}, headers=d)
+    assert a.status_code == b.status_code == 201, (a.text, b.text)
+    assert a.json()["external_id"] is None and b.json()["external_id"] is None
+    # the query of a list search must hold a word (blank text matched every item with a made-up score)
+    r = client.get("/api/v1/responsibilities/search", params={"q": "   "}, headers=d)
+    assert r.status_code == 422 and "查询内容不能为空" in r.json()["message_zh"], r.text
+    r = client.get("/api/v1/arbitration/clarifications", params={"status": "bogus"}, headers=_h(k["arbitrator"]))
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "status", r.text
+    # a bound that is strict says so in Chinese too (it read 应不小于 0.0, which 0 satisfies)
+    r = client.get("/api/v1/hot-issues", params={"days": 0}, headers=_h(k["arbitrator"]))
+    assert r.status_code == 422 and "应大于 0" in r.json()["message_zh"], r.text

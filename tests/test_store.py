@@ -429,3 +429,41 @@ def test_a_ticket_taken_meanwhile_is_not_sent_at_intake(store):
     assert all(e["kind"] != "dispatched" for e in out["history"])
     plain = store.intake(Ticket(content="超市卖过期的面包"), suggestion(), actor="disp#1")  # not marked: untouched
     assert auto_send.send(store, plain) is plain
+
+
+def test_repeated_requests_and_held_tickets_say_what_happened(store):
+    """A dispatcher's double click, an admin releasing what no one holds, another arbitrator's claim: the answers say
+    so, and the append-only history gains nothing twice."""
+    t = intake(store, "两个部门互相推诿的油烟")
+    store.escalate(t["id"], "两个部门互相推诿", actor="disp#1")
+    again = store.escalate(t["id"], "两个部门互相推诿", actor="disp#1")  # the same request: already on the ticket
+    assert [r["code"] for r in again["arbitration_reasons"]] == ["DISPATCHER_REQUEST"]
+    assert [e["kind"] for e in again["history"]].count("arbitration") == 1
+    other = store.escalate(t["id"], "还涉及属地", actor="disp#2")  # another reason is news: it is added
+    assert [r["message"] for r in other["arbitration_reasons"]] == ["两个部门互相推诿", "还涉及属地"]
+    with pytest.raises(Conflict, match="not claimed by anyone"):
+        store.release(t["id"], actor="admin#1", admin=True)
+    store.claim(t["id"], actor="arb#1")
+    for act in (lambda: store.claim(t["id"], actor="arb#2"), lambda: store.escalate(t["id"], "再催一次", actor="disp#1"),
+                lambda: store.dispatch(t["id"], "health", [], actor="disp#1")):
+        with pytest.raises(Conflict) as e:
+            act()
+        assert "claimed by arb#1" in e.value.message and "已由 arb#1 领取" in e.value.message_zh, e.value.message
+        assert "needs one of" not in e.value.message  # its status was right: the claim was not
+    store.decide(t["id"], "urban_management", [], "油烟由城管牵头", actor="arb#1")
+    store.close_ticket(t["id"], actor="disp#1")
+    with pytest.raises(Conflict) as e:
+        store.close_ticket(t["id"], actor="disp#1")
+    assert "claimed" not in e.value.message and "is closed" in e.value.message  # the claim is history once decided
+    h = [e["kind"] for e in store.get(t["id"])["history"]]
+    assert h.count("released") == 0 and h.count("arbitration") == 2
+
+
+def test_a_ticket_returned_elsewhere_keeps_its_count(store):
+    """A ticket imported with ``returns`` (退单 in another system) is flagged REPEATED_RETURN by the router: the store
+    keeps the count, so the refusal to dispatch states it and the next return is counted after it."""
+    sug = suggestion(flagged=True).model_copy(update={"reasons": [Reason(code="REPEATED_RETURN", message="已退单两次")]})
+    t = store.intake(Ticket(content="油烟扰民，已经被退回两次了", returns=2), sug, actor="disp#1")
+    assert t["status"] == "in_arbitration" and t["return_count"] == 2
+    with pytest.raises(Conflict, match="returned 2 times"):
+        store.dispatch(t["id"], "urban_management", [], actor="disp#1")

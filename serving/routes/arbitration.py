@@ -1,7 +1,7 @@
 """The arbitration queue: oldest first; claim (atomic), decide, release; proposed clarifications."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -78,8 +78,12 @@ def rules(_: Arbitrator, r: RouterDep) -> list[RuleOutcome]:
     return [RuleOutcome(**x) for x in rule_outcomes(r)]
 
 
+ClarificationStatus = Literal["pending", "accepted", "rejected", ""]
+
+
 @router.get("/clarifications")
-def clarifications(_: Arbitrator, store: StoreDep, status: Annotated[str | None, Query(max_length=16, pattern=r"^[a-z_]*$")] = "pending",
+def clarifications(_: Arbitrator, store: StoreDep,
+                   status: Annotated[ClarificationStatus, Query(description="pending（待审）, accepted, rejected; empty = all")] = "pending",
                    limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict]:
     """Proposed clarifications of the responsibility lists, kept for review."""
     return store.clarifications(status=status, limit=limit)

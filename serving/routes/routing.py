@@ -65,6 +65,9 @@ def route_batch(_: Dispatcher, body: BatchIn, r: RouterDep, settings: SettingsDe
 @router.get("/responsibilities/search", tags=["lists"])
 def search(_: Staff, r: RouterDep, q: Annotated[str, Query(min_length=1, max_length=2000)],
            k: Annotated[int, Query(ge=1, le=50)] = 10) -> list[SearchHit]:
+    if not any(ch.isalnum() for ch in q):
+        raise InputError("q", "the query has no words: give what to look for in the lists",
+                         "查询内容不能为空：请输入要在权责清单中查找的事项")
     names = r.lists.names
     return [SearchHit(department=h.ref.department, department_name=names[h.ref.department], item_id=h.ref.item.id,
                       item=h.ref.item.title, duties=h.ref.item.duties, score=round(h.score, 4),

@@ -1,12 +1,14 @@
 """Request and response bodies of the /api/v1 routes (field limits give 422s with field-level messages)."""
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from model.suggestion import REASON_LABELS, Suggestion, Ticket
+from model.times import read_datetime
 
 Code = Field(min_length=1, max_length=64, description="部门代码 (roster code), e.g. urban_management")
 MAX_CO = 8
@@ -31,9 +33,31 @@ class _In(BaseModel):
 
 
 class TicketIn(Ticket):
-    """The ticket as the API takes it: :class:`model.suggestion.Ticket` without NUL characters."""
+    """The ticket as the API takes it: :class:`model.suggestion.Ticket` without NUL characters or unknown fields (a
+    misspelt ``tittle`` would otherwise be dropped unseen), with a caller that is a phone number and a readable
+    ``created_at``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     _no_nul = field_validator("*")(no_nul)
+
+    @field_validator("caller")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        # only its digits are kept (hashed for repeat detection, masked for display): a caller without them would
+        # be dropped unseen, and one caller's repeats never linked
+        if v is not None and (not re.fullmatch(r"[0-9+\-() ]+", v) or sum(c.isdigit() for c in v) < 5):
+            raise PydanticCustomError("phone_number", "must be a phone number (at least 5 digits; +, -, spaces and "
+                                      "parentheses allowed)")
+        return v
+
+    @field_validator("created_at")
+    @classmethod
+    def _time(cls, v: str | None) -> str | None:
+        if v is not None and read_datetime(v) is None:
+            raise PydanticCustomError("datetime_unreadable", "not a date/time: use ISO 8601, e.g. "
+                                      "2024-05-01T09:30:00+08:00 (or 2024-5-1 09:30, 2024/5/1, 2024年5月1日)")
+        return v
 
 
 class DispatchIn(_In):

@@ -168,11 +168,16 @@ class Store:
                         .execution_options(synchronize_session=False))
         if res.rowcount != 1:
             s.refresh(t)
+            if t.status in from_statuses and t.claimed_by:  # the status allows it: the claim (extra_where) does not
+                raise Conflict(f"ticket {ticket_id} is claimed by {t.claimed_by}: only they (or an admin) can act on "
+                               "it until they release it",
+                               f"工单 {ticket_id} 已由 {t.claimed_by} 领取，须其放弃领取（或由管理员处理）后才能操作")
+            held = t.claimed_by if t.status == "in_arbitration" else None  # a decided ticket's claim is history
             raise Conflict(
-                f"ticket {ticket_id} is {t.status}" + (f", claimed by {t.claimed_by}" if t.claimed_by else "")
+                f"ticket {ticket_id} is {t.status}" + (f", claimed by {held}" if held else "")
                 + f"; this needs one of: {', '.join(from_statuses)}",
                 f"工单 {ticket_id} 当前状态为「{STATUS_ZH.get(t.status, t.status)}」"
-                + (f"，已由 {t.claimed_by} 领取" if t.claimed_by else "")
+                + (f"，已由 {held} 领取" if held else "")
                 + f"，此操作要求状态为：{'、'.join(STATUS_ZH[x] for x in from_statuses)}")
         s.refresh(t)
         return t
@@ -193,7 +198,7 @@ class Store:
                     channel=ticket.channel, reported_at=ticket.created_at,
                     phone_hash=hash_phone(digits, self.phone_salt) if digits else None,
                     phone_masked=mask_phone(digits) if digits else None,
-                    status="received", return_count=0, needs_arbitration=flagged, created_at=received_at,
+                    status="received", return_count=ticket.returns, needs_arbitration=flagged, created_at=received_at,
                     updated_at=now)
                 s.add(t)
                 s.flush()
@@ -371,12 +376,15 @@ class Store:
         now = utcnow()
         with self.Session.begin() as s:
             t = self._get(s, ticket_id)
-            reasons = (t.arbitration_reasons or []) + [{"code": "DISPATCHER_REQUEST", "message": reason}]
-            since = t.arbitration_since if t.status == "in_arbitration" and t.arbitration_since else now
-            self._transition(s, ticket_id, ESCALATABLE, dict(status="in_arbitration", arbitration_since=since,
-                                                             arbitration_reasons=reasons, updated_at=now),
-                             TicketRow.claimed_by.is_(None))
-            self._event(s, ticket_id, "arbitration", actor, now, reasons=["DISPATCHER_REQUEST"], reason=reason)
+            asked = {"code": "DISPATCHER_REQUEST", "message": reason}
+            # the same request again (a double click, a retry) is already on the ticket: nothing to add
+            if not (t.status == "in_arbitration" and t.claimed_by is None and asked in (t.arbitration_reasons or [])):
+                reasons = (t.arbitration_reasons or []) + [asked]
+                since = t.arbitration_since if t.status == "in_arbitration" and t.arbitration_since else now
+                self._transition(s, ticket_id, ESCALATABLE, dict(status="in_arbitration", arbitration_since=since,
+                                                                 arbitration_reasons=reasons, updated_at=now),
+                                 TicketRow.claimed_by.is_(None))
+                self._event(s, ticket_id, "arbitration", actor, now, reasons=["DISPATCHER_REQUEST"], reason=reason)
         return self.get(ticket_id)
 
     def close_ticket(self, ticket_id: int, *, actor: str, note: str | None = None) -> dict:
@@ -403,6 +411,9 @@ class Store:
         now = utcnow()
         with self.Session.begin() as s:
             t = self._get(s, ticket_id)
+            if t.claimed_by is None or t.status != "in_arbitration":
+                raise Conflict(f"ticket {ticket_id} is not claimed by anyone: nothing to release",
+                               f"工单 {ticket_id} 未被领取，无需放弃")
             if not admin and t.claimed_by != actor:
                 raise Conflict(f"ticket {ticket_id} is not claimed by you", f"工单 {ticket_id} 不是由您领取的")
             self._transition(s, ticket_id, ("in_arbitration",), dict(claimed_by=None, claimed_at=None, updated_at=now),
