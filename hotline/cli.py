@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import fail
+from hotline.console import check_output, fail
 from hotline.settings import get_settings
 
 app = typer.Typer(help="12345 热线工单派单与裁定助手 (hotline-dispatch)", no_args_is_help=True, add_completion=False)
@@ -132,6 +132,7 @@ def lists_import(
 
     if not file.is_file():
         fail(f"{file}: no such file — give an .xlsx, .xls or .csv 权责清单")
+    check_output(out, "--out", folder=True)
     settings = get_settings()
     try:
         counts = import_table(file, settings.lists_dir, out)
@@ -156,6 +157,7 @@ def lists_export(file: Path, folder: Annotated[Optional[Path], typer.Option("--d
     """Write all items to an .xlsx or .csv sheet (the import format)."""
     from responsibility_lists.tabular import export_table
 
+    check_output(file, "the sheet")
     lists = _lists(folder)
     try:
         n = export_table(lists, file)
@@ -229,6 +231,8 @@ def models_prepare(force: Annotated[bool, typer.Option(help="Convert again even 
 @lists_app.command("search")
 def lists_search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=50)] = 8) -> None:
     """Top responsibility items for a text, with department, score and the matching text."""
+    if not any(ch.isalnum() for ch in query):
+        fail("give a text to look for in the lists, e.g. hotline lists search 烧烤油烟")
     router = _router()
     names = router.lists.names
     for h in router.index.search(query, k=k):
@@ -282,7 +286,8 @@ def route(
         try:
             ticket = Ticket(content=text, address=address)
         except ValidationError as e:
-            fail(f"ticket text: {e.errors()[0]['msg']}")
+            err = e.errors()[0]
+            fail(f"{'--address' if err['loc'] == ('address',) else 'ticket text'}: {err['msg']}")
         router = _router()
         if precedents is not None:
             _precedents_or_fail(router, precedents)
@@ -296,6 +301,7 @@ def route(
 
     from model.io import read_tickets
 
+    check_output(output, "--output", inputs=(input,))
     tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL or CSV file with id, content (+ title, address, caller, created_at, channel)")
     router = _router()
     if precedents is not None:
@@ -350,7 +356,7 @@ def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
     import csv
 
     from eval.routing import label_aliases, read_labelled_csv, read_labelled_export
-    from model.io import UnreadableText
+    from model.io import MalformedCsv, UnreadableText
 
     if not data.is_file():
         fail(f"{data}: no such file — give a CSV with columns {LABELLED_COLUMNS}, or an export with --text-cols/--label-col")
@@ -370,7 +376,7 @@ def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
         return tickets, labels, co
     try:
         tickets, labels, co = read_labelled_csv(data, aliases)
-    except UnreadableText as e:
+    except (UnreadableText, MalformedCsv) as e:
         fail(str(e))
     except (ValueError, csv.Error) as e:
         fail(f"{data}: {' '.join(str(e).split())[:300]} — the file needs columns {LABELLED_COLUMNS} "
@@ -514,6 +520,7 @@ def eval_routing(
     from eval.report import beats_line, write_report
     from eval.routing import route_all, score_suggestions, write_misses
 
+    check_output(out, "--out", folder=True)
     tickets, labels, co_gold = _labelled_rows_or_fail(data, ExportColumns(text_cols, label_col, co_col, address_col, id_col), rows)
     messages = _dup_messages_or_fail(dup_pairs, dup_messages) if dup_pairs is not None else None
     router = _eval_router(model_version if model_version is not None else get_settings().model_version)
@@ -638,6 +645,7 @@ def eval_compare(
     from eval.compare import compare_suggestions, summary_line, write_compare
     from eval.routing import route_all
 
+    check_output(out, "--out", folder=True)
     tickets, labels, _ = _labelled_or_fail(data, ExportColumns(text_cols, label_col, None, address_col, id_col))
     routers = {v: _eval_router(v) for v in dict.fromkeys((v1, v2))}  # both load before any routing; the same version once
     names = _department_names(routers[v1])
@@ -740,21 +748,26 @@ def bench_api(clients: Annotated[int, typer.Option(min=1, max=500, help="concurr
 
 def _check_serving_version(settings) -> None:
     """Before the server starts: the model version it will load exists and is whole (else one line, exit 1)."""
-    from model.versions import check_version, serving_version, versions_dir
+    from model.classifier import LABELS_FILE
+    from model.fusion import check_routes
+    from model.versions import check_version, read_json, serving_version, versions_dir
 
     root = settings.model_versions_dir or versions_dir(settings.model_cache_dir)
     try:
         folder = serving_version(root, settings.model_version)
         if folder is not None:
             check_version(folder)
+            check_routes(folder.name, read_json(folder / LABELS_FILE).get("labels") or [], _lists(settings.lists_dir))
     except (ValueError, FileNotFoundError) as e:
+        if "hotline models promote" in str(e):  # the message already says what to do
+            fail(str(e))
         fail(f"{e} — promote another version (`hotline models promote V`), retrain, or set HOTLINE_MODEL_VERSION=none")
 
 
 @app.command("serve")
 def serve(
     host: Annotated[Optional[str], typer.Option(help="default HOTLINE_HOST")] = None,
-    port: Annotated[Optional[int], typer.Option(help="default HOTLINE_PORT")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="default HOTLINE_PORT")] = None,
 ) -> None:
     """Start the API and the dispatcher widget."""
     import uvicorn

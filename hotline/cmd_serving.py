@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import fail as _fail
+from hotline.console import check_output, fail as _fail
 from hotline.settings import get_settings
 
 ROLES = ("dispatcher", "arbitrator", "admin")
@@ -26,6 +26,9 @@ def _store():
     s = get_settings()
     try:
         return open_store(s)
+    except OSError as e:  # HOTLINE_DATA_DIR is a file, or not writable
+        why = "it is a file, not a folder" if Path(s.data_dir).is_file() else (e.strerror or str(e))
+        _fail(f"cannot use the data folder {s.data_dir}: {why} — check HOTLINE_DATA_DIR")
     except SQLAlchemyError as e:
         _fail(f"cannot open the database {s.resolved_database_url.split('@')[-1]}: {str(e).splitlines()[0]} "
               "— check HOTLINE_DATABASE_URL")
@@ -103,6 +106,7 @@ def export_decisions(
     `hotline train --data FILE --text-cols text --label-col lead --co-col co --time-col created_at`."""
     if out.suffix.lower() not in (".csv", ".jsonl"):
         _fail(f"{out}: give a .csv or .jsonl file name")
+    check_output(out, "--out")
     store = _store()
     try:
         n = write_training_rows(store.training_rows(), out)

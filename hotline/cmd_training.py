@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import fail as _fail
+from hotline.console import check_output, fail as _fail
 from hotline.settings import TRAIN_PRESETS, get_settings
 
 
@@ -68,6 +68,9 @@ def _print_report(report, limit: int = 30) -> None:
 def _load(data: Path, text_cols: str, label_col: str, co_col, time_col, caller_col, address_col, labels: str):
     from training.data import ColumnMap, load_history, roster_label_space
 
+    if labels not in ("roster", "any"):
+        _fail(f"--labels {labels}: give roster (department codes of the lists: a routing model) or any (the labels "
+              "found: a category model)")
     if not data.is_file():
         _fail(f"{data}: no such file")
     cols = _cols(text_cols)
@@ -130,6 +133,11 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars")] = False,
     ) -> None:
         """Fine-tune the classifier, calibrate it and save a model version; prints one JSON line of metrics."""
+        if cv == 1:
+            _fail("--cv 1: cross-validation needs at least 2 folds (or 0 for none)")
+        if cv_only and not cv:
+            _fail("--cv-only reports cross-validation: give --cv K (K ≥ 2) with it")
+        check_output(out, "--out", folder=True)
         from training.package import promote
         from training.pipeline import default_history, run_training
         from training.trainer import PRESETS, with_overrides
@@ -172,6 +180,13 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             extra = {"synthetic": {"n": synthetic_n, "seed": synthetic_seed}}
         else:
             hist, label_list, lists_version = _load(data, text_cols, label_col, co_col, time_col, caller_col, address_col, labels)
+            if promote_it and not cv_only:  # before minutes of training: serving must be able to route with it
+                from model.fusion import check_routes
+
+                try:
+                    check_routes(name or data.stem, label_list or sorted(set(hist.labels)), _lists())
+                except ValueError as e:
+                    _fail(f"--promote: {e}")
             source, slug, by_time = str(data), name or data.stem, bool(time_col)
             names = _lists().names if labels == "roster" else None
             extra = {"columns": {"text": _cols(text_cols), "label": label_col, "co": co_col, "time": time_col}}
@@ -192,7 +207,13 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         """Trained model versions (★ = promoted: the one `hotline route`/`serve` fuse with the lists unless HOTLINE_MODEL_VERSION says otherwise)."""
         from training.package import list_versions
 
+        from model.versions import promoted_version
+
         rows = list_versions(_versions_root())
+        try:
+            promoted_version(_versions_root(), strict=True)
+        except ValueError as e:  # listed as nothing promoted; say why, so the fall-back is not silent
+            typer.echo(f"warning: {e}", err=True)
         if json_out:
             typer.echo(json.dumps(rows, ensure_ascii=False))
             return
@@ -243,14 +264,17 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
 
     def _promote_checked(version: str, was: str | None = None) -> None:
         from model.classifier import DispatchClassifier
+        from model.fusion import check_routes
         from model.versions import check_version
+        from responsibility_lists.loader import load_lists
         from training.package import promote, resolve_version
 
         root = _versions_root()
         try:
             folder = resolve_version(root, version)
             check_version(folder)  # a damaged file (fusion.json too) is one line
-            DispatchClassifier.from_pretrained(folder)  # refuse a version that does not load
+            clf = DispatchClassifier.from_pretrained(folder)  # refuse a version that does not load
+            check_routes(clf.version, clf.labels, load_lists(get_settings().lists_dir))  # nor one that cannot route
         except (FileNotFoundError, ValueError, OSError) as e:
             _fail(str(e))
         name = promote(root, folder.name)
@@ -269,6 +293,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
 
         if out.suffix.lower() != ".csv":
             _fail(f"--out must be a .csv file, not {out.name}")
+        check_output(out, "--out")
         path = write_csv(generate(_lists(), n, seed), out)
         typer.echo(f"wrote {n} synthetic tickets (seed {seed}) to {path}")
 
@@ -285,6 +310,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Likely mislabelled rows (cleanlab, out-of-fold probabilities), near-duplicates, label and length distributions."""
+        check_output(out, "--out", folder=True)
         from training.audit import audit, write_audit
 
         hists = [_load(f, text_cols, label_col, co_col, None, None, None, labels)[0] for f in files]

@@ -8,3 +8,27 @@ def fail(message: str, code: int = 1) -> None:
     """One line on stderr saying what to fix, then a non-zero exit."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def check_output(path, option: str, *, inputs=(), folder: bool = False):
+    """Stop before any work when ``path`` (given as ``option``) cannot be written: a directory where a file is meant
+    (``folder``: a file where a folder is), a folder above it that is a file, or one of the ``inputs`` (it would be
+    overwritten while read). Missing folders above it are made, as the writers do. Returns ``path``; None passes."""
+    from pathlib import Path
+
+    if path is None:
+        return None
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        fail(f"{option} {p}: is a file; give a folder to write into")
+    if not folder and p.is_dir():
+        fail(f"{option} {p}: is a folder; give a file name inside it")
+    above = p if folder else p.parent
+    blocked = next((a for a in (above, *above.parents) if a.exists() and not a.is_dir()), None)
+    if blocked is not None:
+        fail(f"{option} {p}: {blocked} is a file, not a folder")
+    for i in inputs:
+        if i is not None and p.exists() and Path(i).exists() and p.resolve() == Path(i).resolve():
+            fail(f"{option} {p}: is the input file too; write the output to another file")
+    above.mkdir(parents=True, exist_ok=True)
+    return path

@@ -110,18 +110,24 @@ class ModelView:
     co: dict[str, float]
 
 
+def check_routes(version: str, labels: list[str], lists: ResponsibilityLists) -> None:
+    """ValueError unless a classifier with these labels can route tickets over ``lists``: most labels must be
+    department codes of the lists (or ``locality``), not a category model's categories."""
+    known = set(lists.departments) | {LOCALITY}
+    unknown = [l for l in labels if l not in known]
+    if len(unknown) > len(labels) / 2:
+        raise ValueError(
+            f"model version {version}: its labels ({', '.join(labels[:5])}, …) are not department codes of the lists "
+            "— a category model cannot route tickets; train with --labels roster")
+
+
 class FusionRouter(ZeroShotRouter):
     def __init__(self, lists: ResponsibilityLists, index: ListIndex, classifier: DispatchClassifier,
                  config: RouterConfig | None = None, fusion: FusionConfig | None = None):
         super().__init__(lists, index, config)
         self.classifier = classifier
         self.fusion = fusion or FusionConfig()
-        known = set(lists.departments) | {LOCALITY}
-        unknown = [l for l in classifier.labels if l not in known]
-        if len(unknown) > len(classifier.labels) / 2:
-            raise ValueError(
-                f"model version {classifier.version}: its labels ({', '.join(classifier.labels[:5])}, …) are not department "
-                "codes of the lists — a category model cannot route tickets; train with --labels roster")
+        check_routes(classifier.version, classifier.labels, lists)
         self.model_version = f"{classifier.version}+lists@{lists.version}"
 
     # ------------------------------------------------------------------------------ pieces

@@ -20,6 +20,10 @@ class UnreadableText(ValueError):
     """A file that is neither UTF-8 nor GB18030 text; the message names the file and what to do."""
 
 
+class MalformedCsv(ValueError):
+    """A CSV whose quoting is broken (a stray quote); the message names the row and line and what to do."""
+
+
 def read_text(path: Path) -> str:
     """A CSV or other text file as a centre's tools save it: UTF-8 (with or without a BOM), else GB18030/GBK.
     :class:`UnreadableText` when it is neither."""
@@ -33,6 +37,7 @@ def read_text(path: Path) -> str:
 
 
 CSV_SUFFIXES = (".csv",)
+SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
 
 
 def ticket_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
@@ -44,6 +49,9 @@ def ticket_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
     if path.suffix.lower() in CSV_SUFFIXES:
         yield from _csv_records(path)
         return
+    if path.suffix.lower() in SHEET_SUFFIXES:  # else each of its binary lines would be reported as not UTF-8
+        raise ValueError(f"{path}: a spreadsheet — tickets are read from JSONL or CSV: save the sheet as CSV (UTF-8 "
+                         "or GBK) and give that file")
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             try:  # utf-8-sig: Notepad and Excel begin a UTF-8 file with a BOM, which is not JSON
@@ -86,7 +94,7 @@ def csv_table(path: Path, required=("content",), columns: dict[str, tuple[str, .
     header is the first row, or the first of the next :data:`HEADER_SCAN` rows that names every ``required`` column
     (the rows above it are a title). ``columns`` (field -> names, :data:`TICKET_COLUMNS`): the header gives each
     field's column that field's name. ValueError naming what the first row lacks when no row names them all."""
-    rows = list(csv.reader(io.StringIO(read_text(path), newline="")))
+    rows = list(csv_rows(read_text(path), path))
 
     def named(row: list[str]) -> list[str]:
         cells = [c.strip() for c in row]
@@ -105,6 +113,25 @@ def csv_table(path: Path, required=("content",), columns: dict[str, tuple[str, .
     return heads[at], list(enumerate(rows[at + 1:], start=at + 2))
 
 
+def csv_rows(text: str, path, delimiter: str = ",") -> Iterator[list[str]]:
+    """The rows of CSV text, read strictly: a quote (``"``) that opens a field which does not close where a field
+    ends would otherwise swallow the rows after it into one cell, unseen. ValueError naming the row and line where
+    that field opens."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    row, line = 0, 1
+    while True:
+        try:
+            vals = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise MalformedCsv(f"{path}: row {row + 1} (line {line}): a quote (\") opens a field there that does not "
+                             f"close where the field ends ({e}); the rows after it would be read as part of it — "
+                             "remove the quote or double it (\"\")") from None
+        row, line = row + 1, reader.line_num + 1
+        yield vals
+
+
 def header_index(heads: list[list[str]], needed) -> int | None:
     """Which of a file's first rows (``heads``, at most :data:`HEADER_SCAN` + 1) is its header: the first that names
     every ``needed`` column, else the one that names most of them, the first of equals (the rows above it are a title
@@ -119,7 +146,7 @@ def header_index(heads: list[list[str]], needed) -> int | None:
 def _csv_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
     try:
         header, rows = csv_table(path, columns=TICKET_COLUMNS)
-    except UnreadableText:
+    except (UnreadableText, MalformedCsv):
         raise
     except ValueError:
         raise ValueError(f"{path}: no content column — a CSV of tickets needs content (or 诉求内容, 留言详情 …; and id, "

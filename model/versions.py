@@ -38,9 +38,20 @@ def version_names(root: Path) -> list[str]:
                   if d.is_dir() and not d.name.endswith(".tmp") and (d / LABELS_FILE).is_file())
 
 
-def promoted_version(root: Path) -> str | None:
-    v = read_json(Path(root) / PROMOTED_FILE).get("version")
-    return v if v and (Path(root) / v / LABELS_FILE).is_file() else None
+def promoted_version(root: Path, strict: bool = False) -> str | None:
+    """The promoted version's name; None when none is promoted. ``strict`` (what the router serves): a
+    ``PROMOTED.json`` that cannot be read, or that names a version not in ``root``, is a ValueError saying so — not a
+    silent fall-back to the zero-shot router; else such a file reads as nothing promoted (listing, rollback)."""
+    path = Path(root) / PROMOTED_FILE
+    rec = read_json(path)
+    v = rec.get("version") if isinstance(rec, dict) else None
+    if v and (Path(root) / v / LABELS_FILE).is_file():
+        return v
+    if strict and path.exists():
+        what = f"names version {v!r}, which is not in {root}" if v else "is damaged (no version in it)"
+        raise ValueError(f"{path} {what} — promote a version (`hotline models promote V`), or remove the file to "
+                         "serve the lists-only router")
+    return None
 
 
 def resolve_version(root: Path, version: str) -> Path:
@@ -109,6 +120,6 @@ def serving_version(root: Path, requested: str | None) -> Path | None:
     if requested is not None and requested.strip().lower() in ZERO_SHOT_NAMES + ("",):
         return None
     if requested is None:
-        v = promoted_version(root)
+        v = promoted_version(root, strict=True)
         return Path(root) / v if v else None
     return resolve_version(root, requested.strip())

@@ -373,7 +373,7 @@ def test_versions_cli_list_show_promote(tmp_path, lists, encoder_dir, monkeypatc
     from training.package import PROMOTED_FILE, promoted_version, save_version
     from training.trainer import PRESETS, load_base
 
-    labels = ["a", "b"]
+    labels = ["urban_management", "ecology_environment"]  # department codes: a routing model
     model = load_base(encoder_dir, labels, PRESETS["tiny"])
     from transformers import AutoTokenizer
 
@@ -394,6 +394,13 @@ def test_versions_cli_list_show_promote(tmp_path, lists, encoder_dir, monkeypatc
         assert [x["version"] for x in rows] == ["20250101-000000-one"] and not rows[0]["promoted"]
         r = CliRunner().invoke(app, ["models", "promote", "nope"])
         assert r.exit_code == 1 and "no model version 'nope'" in r.output
+        # a category model (its labels are no department's) loads, but serving could not route with it: refused
+        shutil.copytree(root / "20250101-000000-one", root / "20250101-000000-cat")
+        (root / "20250101-000000-cat" / "labels.json").write_text(json.dumps({"labels": ["城乡建设", "环境保护"]}))
+        r = CliRunner().invoke(app, ["models", "promote", "20250101-000000-cat"])
+        assert r.exit_code == 1 and "a category model cannot route tickets" in r.output, r.output
+        assert not (root / PROMOTED_FILE).exists()
+        shutil.rmtree(root / "20250101-000000-cat")
         r = CliRunner().invoke(app, ["models", "promote", "20250101"])
         assert r.exit_code == 0, r.output
         assert promoted_version(root) == "20250101-000000-one"

