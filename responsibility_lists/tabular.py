@@ -108,7 +108,14 @@ def read_table(path: Path) -> pd.DataFrame:
                              "open it in Excel and save it again as .xlsx") from None
         raw = raw if raw is not None else pd.DataFrame()
     elif suffix == ".csv":  # the csv module, not pandas: a title line above the header has fewer fields
-        rows = list(csv.reader(io.StringIO(_csv_text(path), newline="")))
+        reader = csv.reader(io.StringIO(_csv_text(path), newline=""), strict=True)
+        rows = []
+        try:  # strict: a stray quote would otherwise swallow the rows after it into one cell, unseen
+            for r in reader:
+                rows.append(r)
+        except csv.Error as e:
+            raise ValueError(f"{path.name}: row {len(rows) + 1}: a quote (\") opens a field there that does not close "
+                             f"where the field ends ({e}) — remove the quote or double it (\"\")") from None
         width = max((len(r) for r in rows), default=0)
         raw = pd.DataFrame([r + [""] * (width - len(r)) for r in rows], dtype=str)
     else:

@@ -1,4 +1,6 @@
 """Import/export of 权责清单 spreadsheets: round trip, per-row errors, nothing written on failure."""
+import csv
+import io
 import shutil
 
 import pandas as pd
@@ -165,3 +167,24 @@ def test_empty_trailing_excel_rows_are_ignored(tmp_path):
     sheet = tmp_path / "t.xlsx"
     df.to_excel(sheet, index=False)
     assert len(read_table(sheet)) == 1
+
+
+def test_a_stray_quote_in_a_csv_sheet_is_one_error_and_nothing_is_written(tmp_path, lists_copy):
+    """A quote that opens a cell and never closes it swallowed the rows after it into one cell: fewer items imported,
+    unseen. Now it names its row, and the lists stay as they were."""
+    lists = load_lists(lists_copy)
+    sheet = tmp_path / "lists.csv"
+    export_table(lists, sheet)
+    rows = list(csv.reader(io.StringIO(sheet.read_text(encoding="utf-8-sig"), newline="")))
+
+    def written(rs):
+        buf = io.StringIO(newline="")
+        csv.writer(buf).writerows(rs)
+        return buf.getvalue()
+
+    bad = tmp_path / "bad.csv"  # a quote opened at the start of the sixth row, closed nowhere it should be
+    bad.write_text(written(rows[:5]) + '"' + written(rows[5:]), encoding="utf-8")
+    before = lists_version(lists_copy)
+    with pytest.raises(ValueError, match="row 6: a quote"):
+        import_table(bad, lists_copy)
+    assert lists_version(lists_copy) == before
