@@ -38,6 +38,31 @@ def synthetic_vectors(n: int, dim: int = 384, seed: int = 0, chunk: int = 100_00
     return out
 
 
+def parse_sizes(value: str) -> tuple[int, ...]:
+    """Store sizes written as ``--sizes`` / ``--dedup-sizes`` take them: whole numbers of stored tickets (1 or more)
+    separated by commas; blank = none (``()``). ValueError saying what to write instead."""
+    sizes = []
+    for x in (value or "").split(","):
+        x = x.strip()
+        if not x:
+            continue
+        try:
+            n = int(x)
+        except ValueError:
+            raise ValueError(f"{x!r} is not a whole number — give whole numbers separated by commas, e.g. 10000,100000") from None
+        if n < 1:
+            raise ValueError(f"{n} stored tickets: each size must be 1 or more, e.g. 10000,100000")
+        sizes.append(n)
+    return tuple(sizes)
+
+
+def size_tag(n: int) -> str:
+    """The key suffix of a store size: 1m, 100k, 3k… (exact: sizes that are not whole thousands keep their number)."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
 def _queries(vecs: np.ndarray, n: int, rng) -> np.ndarray:
     src = rng.integers(0, len(vecs), n)
     q = vecs[src] + 0.2 * rng.normal(size=(n, vecs.shape[1])).astype(np.float32) / np.sqrt(vecs.shape[1])
@@ -59,7 +84,7 @@ def _recall(index: VectorIndex, vecs: np.ndarray, queries: np.ndarray, k: int, l
         exact = np.argsort(-(vecs[lo:] @ q))[:k] + lo
         _, got = index.search(q[None, :], k, lo)
         hit += len(set(exact.tolist()) & set(got[0].tolist()))
-        tot += k
+        tot += len(exact)  # k, or the whole window when it holds fewer
     return hit / tot
 
 
@@ -69,13 +94,16 @@ def bench_dedup(sizes=(10_000, 100_000, 1_000_000), dim: int = 384, queries: int
     """Lookup p50/p99 (ms) per size; keys ``dedup_p50_ms_<size>``, ``dedup_p99_ms_<size>`` (whole store in
     the window), ``..._window_...`` (30 of 365 days), ``dedup_recall_<size>`` and ``dedup_index_<size>``.
     ``dedup_p99_ms_1m`` is the headline when 1M is among the sizes."""
+    bad = [n for n in sizes if not isinstance(n, (int, np.integer)) or n < 1]
+    if bad:
+        raise ValueError(f"store sizes must be whole numbers of 1 or more, not {bad}")
     import faiss
 
     faiss.omp_set_num_threads(threads)
     rng = np.random.default_rng(seed + 1)
     res: dict = {"dedup_k": k, "dedup_nprobe": nprobe, "dedup_threads": threads}
     for n in sizes:
-        tag = f"{n // 1_000_000}m" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n // 1000}k"
+        tag = size_tag(n)
         vecs = synthetic_vectors(n, dim, seed)
         t0 = time.perf_counter()
         index = VectorIndex(dim, nprobe=nprobe)
@@ -102,5 +130,8 @@ if __name__ == "__main__":  # pragma: no cover
     import json
     import sys
 
-    sizes = tuple(int(x) for x in sys.argv[1:]) or (10_000, 100_000, 1_000_000)
+    try:
+        sizes = parse_sizes(",".join(sys.argv[1:])) or (10_000, 100_000, 1_000_000)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     print(json.dumps(bench_dedup(sizes)))

@@ -25,27 +25,58 @@ MESSAGE_COLUMNS = ("留言编号", "留言用户", "留言主题", "留言时间
 
 
 def read_messages(path: Path) -> list[Ticket]:
-    """Tickets from a message CSV (id, caller, title, created_at, content); rows without text are skipped."""
+    """Tickets from a message CSV (id, caller, title, created_at, content); rows without text are skipped.
+    ValueError naming the file and row of a message the ticket model refuses (an id over 128 characters…)."""
+    from pydantic import ValidationError
+
     out = []
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     missing = [c for c in MESSAGE_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-    for row in reader:
-        content = (row["留言详情"] or "").strip() or (row["留言主题"] or "").strip()
+    for n, row in enumerate(reader, start=2):  # row 1 is the header, as a spreadsheet numbers them
+        cell = {c: (row.get(c) or "").strip() for c in MESSAGE_COLUMNS}
+        content = cell["留言详情"] or cell["留言主题"]
         if not content or not any(ch.isalnum() for ch in content):
             continue
-        out.append(Ticket(id=row["留言编号"].strip(), caller=(row["留言用户"] or "").strip() or None,
-                          title=(row["留言主题"] or "").strip()[:500] or None, content=content[:20_000],
-                          created_at=row["留言时间"].strip()))
+        try:
+            out.append(Ticket(id=cell["留言编号"], caller=cell["留言用户"] or None, title=cell["留言主题"][:500] or None,
+                              content=content[:20_000], created_at=cell["留言时间"]))
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ValueError(f"{path} row {n}: field '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
     return out
 
 
+SAME_VALUES = {"1": 1, "0": 0}  # a judged pair's ``same``: 1 = the same problem, 0 = not
+
+
 def read_pairs(path: Path) -> list[tuple[str, str, int]]:
+    """Judged pairs (a, b, same) of a CSV with columns a, b (message ids) and same (1 or 0). ValueError naming the file
+    and line of a pair without both ids or with another ``same``, or when the file has no pair under its header."""
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     if not {"a", "b", "same"} <= set(reader.fieldnames or []):
         raise ValueError(f"{path}: needs columns a, b, same")
-    return [(r["a"].strip(), r["b"].strip(), int(r["same"])) for r in reader]
+    out = []
+    for r in reader:
+        n = reader.line_num  # pairs are one line each: the line a text editor shows
+        a, b, same = ((r.get(c) or "").strip() for c in ("a", "b", "same"))
+        if not a or not b:
+            raise ValueError(f"{path} line {n}: a pair needs both message ids, in columns a and b")
+        if same not in SAME_VALUES:
+            raise ValueError(f"{path} line {n}: same is {same!r} — write 1 (the same problem) or 0 (not the same)")
+        out.append((a, b, SAME_VALUES[same]))
+    if not out:
+        raise ValueError(f"{path}: no judged pair under the header — add rows a, b, same (1 the same problem, 0 not)")
+    return out
+
+
+def check_pairs(pairs: list[tuple[str, str, int]], tickets: list[Ticket], messages: Path) -> None:
+    """ValueError when a judged pair names a message not among ``tickets`` (read from ``messages``)."""
+    index = {t.id for t in tickets}
+    missing = [p for p in pairs if p[0] not in index or p[1] not in index]
+    if missing:
+        raise ValueError(f"{len(missing)} judged pair(s) refer to messages not in {messages} (first: {missing[0][:2]})")
 
 
 def prf(pred: list[bool], gold: list[int]) -> dict:
@@ -142,10 +173,8 @@ def evaluate_dedup(messages: Path, pairs_csv: Path, encoder, salt: str = "eval",
     t0 = time.perf_counter()
     tickets = tickets if tickets is not None else read_messages(messages)
     pairs = read_pairs(pairs_csv)
+    check_pairs(pairs, tickets, messages)
     index = {t.id: i for i, t in enumerate(tickets)}
-    missing = [p for p in pairs if p[0] not in index or p[1] not in index]
-    if missing:
-        raise ValueError(f"{len(missing)} judged pair(s) refer to messages not in {messages} (first: {missing[0][:2]})")
     if vectors is None:
         vectors = embed_cached(encoder, tickets, cache_dir)
     det = DuplicateDetector(encoder, salt, config, locator, dim=vectors.shape[1])

@@ -6,12 +6,13 @@ Labels are roster codes, or ``locality`` for any street office / town: a suggest
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.io import csv_table
-from model.suggestion import Suggestion, Ticket
+from model.suggestion import MAX_CONTENT_CHARS, Suggestion, Ticket
 
 
 def as_label(code: str, kind: str) -> str:
@@ -35,13 +36,34 @@ class RoutingReport:
 REQUIRED_COLUMNS = ("content", "lead")
 
 
+def _labelled_rows(path: Path, required=REQUIRED_COLUMNS):
+    """The field names; ``(row number, row)`` for each row with text in every ``required`` column (the row number
+    as a spreadsheet shows it, the header being row 1 unless a title sits above it); and, per required column, the
+    row numbers left out because that column is empty there (blank lines are not rows)."""
+    fields, rows = csv_table(path, required)
+    kept, left_out = [], {c: [] for c in required}
+    for n, vals in rows:
+        if not any((v or "").strip() for v in vals):
+            continue
+        r = dict(zip(fields, vals))
+        empty = next((c for c in required if not (r.get(c) or "").strip()), None)
+        if empty is None:
+            kept.append((n, r))
+        else:
+            left_out[empty].append(n)
+    return fields, kept, left_out
+
+
 def ticket_rows(path: Path, required=REQUIRED_COLUMNS):
     """The field names and the rows that have text in every ``required`` column (by default content and lead: the
     rows every labelled reader here keeps) of a CSV saved as UTF-8 or GBK, whose header may sit under a title row
     (:func:`model.io.csv_table`). ValueError naming what is missing."""
-    fields, rows = csv_table(path, required)
-    dicts = (dict(zip(fields, vals)) for _, vals in rows)
-    return fields, [r for r in dicts if all((r.get(c) or "").strip() for c in required)]
+    fields, kept, _ = _labelled_rows(path, required)
+    return fields, [r for _, r in kept]
+
+
+def _rows_named(rows: list[int], limit: int = 5) -> str:
+    return ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows[:limit])) + (" …" if len(rows) > limit else "")
 
 
 def label_aliases(lists) -> dict[str, str]:
@@ -54,16 +76,41 @@ def label_aliases(lists) -> dict[str, str]:
     return {**roster_label_space(lists)[1], LOCALITY: LOCALITY}
 
 
-def read_labelled_csv(path: Path, aliases: dict[str, str] | None = None) -> tuple[list[Ticket], list[str], list[list[str]] | None]:
+def read_labelled_csv(path: Path, aliases: dict[str, str] | None = None,
+                      warn: bool = True) -> tuple[list[Ticket], list[str], list[list[str]] | None]:
     """Tickets, gold leads and gold co-handlers of a labelled CSV (id, title, content, lead[, co]), read once. Leads and
     co-handlers go through ``aliases`` (:func:`label_aliases`) when given; other labels stay as written. Co-handlers
     are codes or names joined as ``hotline train`` reads them (``|``, ``、``, ``,``…); ``None`` when the file has no
-    ``co`` column. Rows without content or lead are skipped; a file without a ``content`` or ``lead`` column is
-    refused (ValueError naming the missing columns)."""
+    ``co`` column. Rows without content or lead are skipped, and so are rows the ticket model refuses (a title over
+    500 characters, an id over 128…: as ``hotline route`` skips them); with ``warn`` one line on stderr says how many
+    rows were skipped, why and which (as the export reader's load report does). A file without a ``content`` or
+    ``lead`` column is refused (ValueError naming the missing columns), and so is one whose every row with content
+    and lead is refused (ValueError naming the first such row and why)."""
+    from pydantic import ValidationError
+
     from training.data import map_label, split_co
 
-    fields, rows = ticket_rows(path)
-    tickets = [Ticket(id=r.get("id"), title=r.get("title") or None, content=r["content"][:20000]) for r in rows]
+    fields, kept, left_out = _labelled_rows(path)
+    rows, tickets, refused = [], [], []
+    for n, r in kept:
+        try:
+            t = Ticket(id=r.get("id"), title=r.get("title") or None, content=r["content"][:MAX_CONTENT_CHARS])
+        except ValidationError as e:
+            err = e.errors()[0]
+            refused.append((n, f"field '{'.'.join(str(x) for x in err['loc']) or 'row'}': {err['msg']}"))
+            continue
+        rows.append(r)
+        tickets.append(t)
+    if refused and not tickets:
+        n, why = refused[0]
+        raise ValueError(f"row {n}: {why} — the ticket model refuses it ({len(refused)} such row(s), no usable row)")
+    skipped = [(f"{len(v)} without {'a lead' if c == 'lead' else c}", v) for c, v in left_out.items() if v]
+    if refused:
+        skipped.append((f"{len(refused)} refused ({refused[0][1]})", [n for n, _ in refused]))
+    if warn and tickets and skipped:
+        total = len(kept) + sum(len(v) for v in left_out.values())
+        print(f"{Path(path).name}: {total} rows, {len(tickets)} used, {total - len(tickets)} skipped ("
+              + "; ".join(f"{what}: {_rows_named(at)}" for what, at in skipped) + ")", file=sys.stderr)
     label = (lambda l: map_label(aliases, l)) if aliases else (lambda l: l)
     leads = [label(r["lead"].strip()) for r in rows]
     co = ([[label(c.strip()) for c in split_co(r.get("co") or "") if c.strip()] for r in rows]
@@ -153,7 +200,7 @@ def precedents_from_file(router, path: Path, config=None, batch_size: int = 32) 
     from model.precedents import Precedent, PrecedentMemory
 
     aliases = label_aliases(router.lists)
-    tickets, labels, co = read_labelled_csv(path, aliases)
+    tickets, labels, co = read_labelled_csv(path, aliases, warn=False)  # the CLI has read (and reported on) it already
     co = co or [[] for _ in tickets]
     vecs = router.query_vectors(tickets, batch_size=batch_size)
     rules = [getattr(router.analyse(t, v).rule, "rule", None) for t, v in zip(tickets, vecs)]

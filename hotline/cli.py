@@ -306,6 +306,8 @@ def route(
     router = _router()
     if precedents is not None:
         _precedents_or_fail(router, precedents)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
     out = open(output, "w", encoding="utf-8") if output else sys.stdout
     try:
         with tqdm(total=len(tickets), unit="ticket", disable=output is None, desc="routing") as bar:
@@ -674,10 +676,12 @@ def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JS
     from eval.bench import bench_router, peak_rss_mb, read_bench_tickets
 
     def _sizes(opt: str, value: str) -> tuple[int, ...]:
+        from eval.bench_dedup import parse_sizes
+
         try:
-            return tuple(int(x) for x in value.split(",") if x.strip())
-        except ValueError:
-            fail(f"{opt}: give whole numbers separated by commas, e.g. 10000,100000")
+            return parse_sizes(value)
+        except ValueError as e:
+            fail(f"{opt}: {e}")
 
     sizes = _sizes("--dedup-sizes", dedup_sizes)
     prec_sizes = _sizes("--precedent-sizes", precedent_sizes)

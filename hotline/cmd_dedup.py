@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from hotline.console import check_output
 from hotline.console import fail as _fail
 from hotline.settings import get_settings
 
@@ -133,15 +134,50 @@ def given_leads(path: Path) -> dict[str, str]:
             if d is not None and d.get("id") is not None and isinstance(d.get("lead"), str) and d["lead"].strip()}
 
 
-def _detector(settings, state: Optional[Path], window_days: float | None = None):
+# what reading a damaged state folder raises (model/duplicates/detector.py DuplicateDetector.load): a file missing or
+# unreadable (OSError), not JSON or not UTF-8 (ValueError), a field missing or of the wrong type, a faiss index
+# that does not open (RuntimeError), a .npy file cut short (EOFError)
+STATE_DAMAGE = (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError, EOFError)
+
+
+def _damage(e: BaseException) -> str:
+    """What is wrong with a state folder, in a few words, from what loading it raised."""
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.filename}: {e.strerror or e}"
+    if isinstance(e, UnicodeDecodeError):
+        return "a file in it is not UTF-8 text"
+    if isinstance(e, json.JSONDecodeError):
+        return f"a file in it is not valid JSON ({e.msg})"
+    if isinstance(e, KeyError):
+        return f"a record lacks the field {e}"
+    if isinstance(e, RuntimeError) and "faiss" in str(e):
+        return "its vector index (vectors.faiss) does not open"
+    return " ".join(f"{type(e).__name__}: {e}".split())[:200]
+
+
+def load_state_or_fail(state: Path, encoder, salt: str, locator):
+    """The detector saved in ``state``, or one line saying what to do when the folder holds a state made otherwise
+    (:class:`StateMismatch`) or a damaged one (``CURRENT`` naming a missing folder, a bad ``meta.json``, records cut
+    short…). Nothing in the folder is changed."""
     from model.duplicates import DuplicateDetector, StateMismatch
 
+    try:
+        return DuplicateDetector.load(state, encoder, salt, locator)
+    except StateMismatch as e:
+        _fail(" ".join(str(e).split()))
+    except PermissionError as e:
+        _fail(f"cannot read the duplicate-detection state in {state} ({_damage(e)}): check the folder's permissions")
+    except STATE_DAMAGE as e:
+        _fail(f"the duplicate-detection state in {state} is damaged ({_damage(e)}): remove the folder to start afresh, "
+              "or point --state elsewhere")
+
+
+def _detector(settings, state: Optional[Path], window_days: float | None = None):
+    from model.duplicates import DuplicateDetector
+
     enc, loc, salt = _encoder(settings), _locator(settings), caller_salt(settings)
-    if state is not None and (state / "CURRENT").is_file():
-        try:
-            return DuplicateDetector.load(state, enc, salt, loc)
-        except StateMismatch as e:
-            _fail(str(e))
+    if state is not None and (state / "CURRENT").exists():  # a CURRENT that is not a file is damage too
+        return load_state_or_fail(state, enc, salt, loc)
     return DuplicateDetector(enc, salt, dedup_config(settings, window_days), loc)
 
 
@@ -157,7 +193,11 @@ def _run(input: Path, state: Optional[Path], window_days: float | None = None, o
                                                       cache_dir=Path(settings.model_cache_dir) / "owners")
     results = det.process_many(tickets, owners=own)
     if state is not None:
-        det.save(state)
+        try:
+            det.save(state)  # atomic: a failed save leaves the state saved before as it was
+        except OSError as e:
+            _fail(f"could not save the duplicate-detection state into {state}: {e.strerror or e} — the state saved "
+                  "before is kept; free some space or check the folder's permissions, then run again")
     return det, results, problems
 
 
@@ -182,11 +222,20 @@ def register(app: typer.Typer) -> None:
         ticket with id, duplicate_of, cluster, kind (repeat / same_event / null), score, places (the place names
         shared with duplicate_of)."""
         _check_owners(owners)
+        state_option = "--state"
         if persist and state is None:
             s = get_settings()
             state = s.dedup_state_dir or Path(s.data_dir) / "dedup"
+            state_option = "--persist (HOTLINE_DEDUP_STATE_DIR)"
+        check_output(output, "--output", inputs=(input,))  # before any work: the state is saved before the output is written
+        check_output(state, state_option, folder=True)
         det, results, problems = _run(input, state, window_days, owners)
-        out = open(output, "w", encoding="utf-8") if output else sys.stdout
+        try:
+            if output:
+                output.parent.mkdir(parents=True, exist_ok=True)
+            out = open(output, "w", encoding="utf-8") if output else sys.stdout
+        except OSError as e:
+            _fail(f"--output {output}: cannot write it ({e.strerror or e})")
         try:
             for r in sorted(results, key=lambda r: det.by_id[r.id]):
                 out.write(json.dumps(det.result(det.by_id[r.id], with_places=True).as_dict(), ensure_ascii=False) + "\n")
@@ -222,6 +271,7 @@ def register(app: typer.Typer) -> None:
         from model.times import CST, read_datetime
 
         _check_owners(owners)
+        check_output(state, "--state", folder=True)
         end = None
         if at is not None:
             when = read_datetime(at)
@@ -257,22 +307,25 @@ def register(app: typer.Typer) -> None:
                                             "(as `hotline dedup` does); none = no owners (the owner window unused)")] = "route",
     ) -> None:
         """Precision/recall of dedup clusters on judged pairs, beside a plain e5-cosine threshold."""
-        from eval.duplicates import evaluate_dedup, read_messages
+        from eval.duplicates import check_pairs, evaluate_dedup, read_messages, read_pairs
 
         _check_owners(owners, allowed=("route", "none"))
         for p in (pairs, messages):
             if not p.is_file():
                 _fail(f"{p}: no such file")
+        check_output(out, "--out", inputs=(pairs, messages))  # before any work
         settings = get_settings()
         try:
+            judged = read_pairs(pairs)  # both files are checked before routing every message
             tickets = read_messages(messages)
+            check_pairs(judged, tickets, messages)
             cache = Path(settings.model_cache_dir) / "dedup-eval"
             own = ticket_owners(settings, tickets, cache_dir=cache) if owners == "route" else None
             rep = evaluate_dedup(messages, pairs, _encoder(settings), config=dedup_config(settings, window_days),
                                  cache_dir=cache, locator=_locator(settings),
                                  tickets=tickets, owners=own)
         except (KeyError, ValueError) as e:
-            _fail(str(e))
+            _fail(" ".join(str(e).split()))
         d, b = rep.dedup, rep.baseline_cosine
         typer.echo(f"dedup on {rep.n_pairs} pairs ({rep.positives} same), {rep.n_messages} messages, window {rep.config['window_days']} d: "
                    f"precision {d['precision']:.3f} recall {d['recall']:.3f} F1 {d['f1']:.3f}")
@@ -280,8 +333,11 @@ def register(app: typer.Typer) -> None:
                    f"precision {b.get('precision', 0):.3f} recall {b.get('recall', 0):.3f} F1 {b.get('f1', 0):.3f}")
         typer.echo(f"kinds {rep.kinds}; {rep.clusters} clusters of 2+, largest {rep.largest_cluster}; {rep.seconds}s")
         if out:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(rep.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(rep.as_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+            except OSError as e:
+                _fail(f"--out {out}: cannot write the report ({e.strerror or e}); the figures are above")
 
     @app.command("bench-dedup")
     def bench_dedup_cmd(
@@ -289,12 +345,14 @@ def register(app: typer.Typer) -> None:
         sizes: Annotated[str, typer.Option(help="stored tickets, comma-separated")] = "10000,100000,1000000",
     ) -> None:
         """Duplicate lookup p50/p99 at 10k / 100k / 1M stored tickets (synthetic vectors)."""
-        from eval.bench_dedup import bench_dedup
+        from eval.bench_dedup import bench_dedup, parse_sizes
 
         try:
-            ns = tuple(int(x) for x in sizes.split(","))
-        except ValueError:
-            _fail(f"--sizes {sizes!r}: give integers separated by commas")
+            ns = parse_sizes(sizes)
+        except ValueError as e:
+            _fail(f"--sizes {sizes!r}: {e}")
+        if not ns:
+            _fail("--sizes: give at least one store size, e.g. 10000,100000")
         res = bench_dedup(ns)
         if json_out:
             typer.echo(json.dumps(res))

@@ -13,7 +13,8 @@ def fail(message: str, code: int = 1) -> None:
 def check_output(path, option: str, *, inputs=(), folder: bool = False):
     """Stop before any work when ``path`` (given as ``option``) cannot be written: a directory where a file is meant
     (``folder``: a file where a folder is), a folder above it that is a file, or one of the ``inputs`` (it would be
-    overwritten while read). Missing folders above it are made, as the writers do. Returns ``path``; None passes."""
+    overwritten while read). Missing folders are fine: the writer makes them once there is something to write (a
+    command that stops leaves nothing behind). Returns ``path``; None passes."""
     from pathlib import Path
 
     if path is None:
@@ -30,5 +31,4 @@ def check_output(path, option: str, *, inputs=(), folder: bool = False):
     for i in inputs:
         if i is not None and p.exists() and Path(i).exists() and p.resolve() == Path(i).resolve():
             fail(f"{option} {p}: is the input file too; write the output to another file")
-    above.mkdir(parents=True, exist_ok=True)
     return path

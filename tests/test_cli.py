@@ -107,6 +107,8 @@ def test_bench_ends_with_one_json_line(cli):
     assert r.exit_code == 1
     r = cli("bench", "--precedent-sizes", "1e4")
     assert r.exit_code == 1 and "--precedent-sizes" in r.output
+    r = cli("bench", "--dedup-sizes=-5")  # refused before the router is benchmarked, not a traceback after it
+    assert r.exit_code == 1 and "each size must be 1 or more" in r.output and "route_p50" not in r.output, r.output
 
 
 def test_bench_times_the_tickets_of_a_file(cli, tmp_path):
