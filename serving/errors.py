@@ -33,6 +33,10 @@ _ZH = {
     "datetime_unreadable": "无法识别的时间，请用 ISO 8601，如 2024-05-01T09:30:00+08:00（或 2024-5-1 09:30、2024年5月1日）",
 }
 
+# a number's bound: 0 satisfies 应不小于 0 (ge) but not 应大于 0 (gt)
+_BOUNDS = {"greater_than_equal": ("应不小于", "ge"), "greater_than": ("应大于", "gt"),
+           "less_than_equal": ("应不大于", "le"), "less_than": ("应小于", "lt")}
+
 
 def _zh(err: dict) -> str:
     t, ctx = err.get("type", ""), err.get("ctx") or {}
@@ -44,14 +48,9 @@ def _zh(err: dict) -> str:
         return f"数量过多（最多 {ctx.get('max_length')} 项）"
     if t == "too_short":
         return f"数量不足（至少 {ctx.get('min_length')} 项）"
-    if t == "greater_than_equal":
-        return f"应不小于 {ctx.get('ge')}"
-    if t == "greater_than":
-        return f"应大于 {ctx.get('gt')}"
-    if t == "less_than_equal":
-        return f"应不大于 {ctx.get('le')}"
-    if t == "less_than":
-        return f"应小于 {ctx.get('lt')}"
+    if t in _BOUNDS:
+        words, key = _BOUNDS[t]
+        return f"{words} {ctx.get(key)}"
     if t in ("literal_error", "enum"):
         return f"取值无效，可选：{ctx.get('expected', '')}"
     if t in _ZH:
