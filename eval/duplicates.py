@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from model.duplicates import DedupConfig, DuplicateDetector
-from model.io import read_text
+from model.io import field_error, read_text
 from model.suggestion import Ticket
 
 MESSAGE_COLUMNS = ("留言编号", "留言用户", "留言主题", "留言时间", "留言详情")
@@ -43,8 +43,7 @@ def read_messages(path: Path) -> list[Ticket]:
             out.append(Ticket(id=cell["留言编号"], caller=cell["留言用户"] or None, title=cell["留言主题"][:500] or None,
                               content=content[:20_000], created_at=cell["留言时间"]))
         except ValidationError as e:
-            err = e.errors()[0]
-            raise ValueError(f"{path} row {n}: field '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
+            raise ValueError(f"{path} row {n}: {field_error(e)}") from None
     return out
 
 

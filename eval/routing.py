@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.io import csv_table
+from model.io import csv_table, field_error
 from model.suggestion import MAX_CONTENT_CHARS, Suggestion, Ticket
 
 
@@ -96,8 +96,7 @@ def read_labelled_csv(path: Path, aliases: dict[str, str] | None = None,
         try:
             t = Ticket(id=r.get("id"), title=r.get("title") or None, content=r["content"][:MAX_CONTENT_CHARS])
         except ValidationError as e:
-            err = e.errors()[0]
-            refused.append((n, f"field '{'.'.join(str(x) for x in err['loc']) or 'row'}': {err['msg']}"))
+            refused.append((n, field_error(e)))
             continue
         rows.append(r)
         tickets.append(t)

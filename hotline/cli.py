@@ -306,9 +306,12 @@ def route(
     router = _router()
     if precedents is not None:
         _precedents_or_fail(router, precedents)
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        if output:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    except OSError as e:  # a read-only folder, a full disk
+        fail(f"--output {output}: cannot write it ({e.strerror or e})")
     try:
         with tqdm(total=len(tickets), unit="ticket", disable=output is None, desc="routing") as bar:
             for batch in iter_batches(tickets, batch_size):

@@ -160,6 +160,12 @@ def _csv_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
         yield n, {k: v for k, v in zip(header, vals) if k and v.strip()}, ""
 
 
+def field_error(e: ValidationError) -> str:
+    """The first thing a ticket's fields get wrong, as the readers report it: ``field 'title': String should have…``."""
+    err = e.errors()[0]
+    return f"field '{'.'.join(str(x) for x in err['loc']) or 'line'}': {err['msg']}"
+
+
 def read_tickets(path: Path, check: Callable[[Ticket, int], str | None] | None = None) -> tuple[list[Ticket], list[str]]:
     """Valid tickets of a JSONL or CSV file (:func:`ticket_records`), and one message per bad line or row:
     ``"<line>: <what is wrong>"``.
@@ -174,9 +180,7 @@ def read_tickets(path: Path, check: Callable[[Ticket, int], str | None] | None =
         try:
             ticket = Ticket.model_validate(obj)
         except ValidationError as e:
-            err = e.errors()[0]
-            field = ".".join(str(x) for x in err["loc"]) or "line"
-            problems.append(f"{n}: field '{field}': {err['msg']}")
+            problems.append(f"{n}: {field_error(e)}")
             continue
         wrong = check(ticket, n) if check else None
         if wrong:
