@@ -96,6 +96,18 @@ def test_dedup_output_that_is_the_input_leaves_the_input_alone(dedup_cli, tmp_pa
     assert "is a folder" in line
 
 
+def test_dedup_output_or_state_that_cannot_be_written_is_one_line(dedup_cli, tmp_path):
+    """Found at write time (root writes any folder; /proc takes no new files from anyone): one line, and for the
+    state, the state saved before is kept."""
+    inp = tickets_file(tmp_path)
+    line = one_error(dedup_cli("dedup", "--input", inp, "--output", "/proc/hotline-test/x.jsonl", "--owners", "none"))
+    assert "--output /proc/hotline-test/x.jsonl: cannot write it" in line
+    line = one_error(dedup_cli("dedup", "--input", inp, "--output", tmp_path / "o.jsonl", "--state",
+                               "/proc/hotline-test-state", "--owners", "none"))
+    assert "could not save the duplicate-detection state into /proc/hotline-test-state" in line
+    assert "the state saved before is kept" in line
+
+
 # ------------------------------------------------------------------------------------------------ 2. --state
 
 

@@ -61,6 +61,12 @@ def test_outputs_are_checked_before_any_work_and_never_overwrite_the_input(cli, 
     one_line_error(cli("data", "synth", "--out", tmp_path / "afile" / "s.csv"), "is a file, not a folder")
     one_line_error(cli("lists", "export", tmp_path), "is a folder")
     one_line_error(cli("train", "--data", src, "--out", tmp_path / "afile"), "is a file; give a folder")
+    one_line_error(cli("eval", "compare", "none", "none", "--data", src, "--out", tmp_path / "afile"), "is a file")
+    one_line_error(cli("data", "audit", src, "--out", tmp_path / "afile"), "is a file; give a folder")
+    one_line_error(cli("export", "decisions", "--out", tmp_path / "afile" / "d.csv"), "afile is a file")
+    sheet = tmp_path / "lists.csv"
+    assert cli("lists", "export", sheet).exit_code == 0
+    one_line_error(cli("lists", "import", sheet, "--out", tmp_path / "afile"), "is a file; give a folder")
     # a folder that cannot be written (root writes any folder: /proc takes no new files from anyone)
     one_line_error(cli("route", "--input", src, "--output", "/proc/hotline-test/o.jsonl"), "cannot write it")
     r = cli("route", "--input", src, "--output", tmp_path / "new" / "o.jsonl")  # a missing folder is made
