@@ -31,7 +31,7 @@ def read_bench_tickets(path: Path) -> list:
     from model.io import read_tickets
 
     path = Path(path)
-    tickets, problems = read_tickets(path)  # ValueError for a CSV without content (UnreadableText is one)
+    tickets, problems = read_tickets(path)  # ValueError for a table without content or an unreadable file
     if problems:
         raise ValueError(f"{path}: line {problems[0]} ({len(problems)} bad line(s))")
     if not tickets:

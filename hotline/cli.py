@@ -46,7 +46,7 @@ def _lists(folder: Optional[Path] = None):
 
 
 def load_tickets_or_fail(path: Path, reader, what: str):
-    """Read tickets (JSONL or CSV) with ``reader``; report each bad line on stderr as ``file:line: problem``; stop
+    """Read tickets (JSONL, CSV or Excel) with ``reader``; report each bad line on stderr as ``file:line: problem``; stop
     with one line when the file is missing, unreadable as a whole, or has no usable line."""
     if not path.is_file():
         fail(f"{path}: no such file — give {what}")
@@ -265,7 +265,7 @@ def _print_suggestion(sug) -> None:
 @app.command("route")
 def route(
     text: Annotated[Optional[str], typer.Argument(help="工单文本 (or use --input)")] = None,
-    input: Annotated[Optional[Path], typer.Option("--input", help="tickets as JSONL, or a CSV with one column per field: id, content (+ title, address, caller, created_at, channel)")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", help="tickets as JSONL, or a CSV or Excel sheet (.xlsx/.xls) with one column per field: id, content (+ title, address, caller, created_at, channel; or a 12345 export's Chinese headers)")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", help="JSONL suggestions (default: stdout)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print the JSON suggestion")] = False,
     address: Annotated[Optional[str], typer.Option(help="事发地址")] = None,
@@ -273,7 +273,7 @@ def route(
     precedents: Annotated[Optional[Path], typer.Option("--precedents", help="CSV of settled tickets (id, title, content, lead[, co]): "
                           "they vote and are cited as decisions are in serving (default: none)")] = None,
 ) -> None:
-    """Suggest lead and co-handling departments for one ticket or a file of them (JSONL or CSV) (without the service's precedents
+    """Suggest lead and co-handling departments for one ticket or a file of them (JSONL, CSV or .xlsx/.xls) (without the service's precedents
     unless --precedents gives a file of settled tickets)."""
     from pydantic import ValidationError
 
@@ -302,7 +302,7 @@ def route(
     from model.io import read_tickets
 
     check_output(output, "--output", inputs=(input,))
-    tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL or CSV file with id, content (+ title, address, caller, created_at, channel)")
+    tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL, CSV or Excel file with id, content (+ title, address, caller, created_at, channel)")
     router = _router()
     if precedents is not None:
         _precedents_or_fail(router, precedents)

@@ -185,7 +185,7 @@ def _run(input: Path, state: Optional[Path], window_days: float | None = None, o
     from hotline.cli import load_tickets_or_fail
 
     tickets, problems = load_tickets_or_fail(input, read_dedup_jsonl,
-                                           "a JSONL or CSV file with id, content, created_at (+ caller, address, title, lead)")
+                                           "a JSONL, CSV or Excel file with id, content, created_at (+ caller, address, title, lead)")
     settings = get_settings()
     det = _detector(settings, state, window_days)
     # routed owners are cached by the lists and the tickets: trying hot windows (--at, --days) on one file routes it once
@@ -209,7 +209,7 @@ def _check_owners(owners: str, allowed=("route", "input", "none")) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("dedup")
     def dedup(
-        input: Annotated[Path, typer.Option("--input", help="tickets as JSONL, or a CSV with one column per field: id, content, created_at (+ caller, address, title, lead)")],
+        input: Annotated[Path, typer.Option("--input", help="tickets as JSONL, or a CSV or Excel sheet (.xlsx/.xls) with one column per field: id, content, created_at (+ caller, address, title, lead)")],
         output: Annotated[Optional[Path], typer.Option("--output", help="JSONL results (default: stdout)")] = None,
         state: Annotated[Optional[Path], typer.Option("--state", help="Load the duplicate index from this folder, add the tickets, save it back")] = None,
         persist: Annotated[bool, typer.Option("--persist", help="Same with the configured folder (HOTLINE_DEDUP_STATE_DIR, default data_dir/dedup)")] = False,
@@ -254,7 +254,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("hot")
     def hot(
-        input: Annotated[Path, typer.Option("--input", help="tickets as JSONL, or a CSV with one column per field: id, content, created_at (+ caller, address, title, lead)")],
+        input: Annotated[Path, typer.Option("--input", help="tickets as JSONL, or a CSV or Excel sheet (.xlsx/.xls) with one column per field: id, content, created_at (+ caller, address, title, lead)")],
         json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
         days: Annotated[Optional[float], typer.Option("--days", min=0.01, max=366, help="default HOTLINE_HOT_WINDOW_DAYS")] = None,
         min_count: Annotated[Optional[int], typer.Option("--min-count", min=2, help="default HOTLINE_HOT_MIN_COUNT")] = None,

@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -79,6 +80,67 @@ def test_route_and_search(cli, tmp_path):
     (tmp_path / "nocontent.csv").write_text("id,text\n1,路灯坏了\n", encoding="utf-8")
     r = cli("route", "--input", str(tmp_path / "nocontent.csv"))
     assert r.exit_code == 1 and r.output.strip().count("\n") == 0 and "no content column" in r.output
+
+
+def test_route_and_dedup_read_a_12345_excel_export_as_it_is(cli, tmp_path):
+    """A centre's export opened and saved in Excel: a cover sheet first, a title row above a header in the export's
+    own words, ids and phone numbers as number cells, times as date cells. `route` and `dedup` read it as they read
+    the same tickets as JSONL; a row without content is reported by its row number; an Excel 97–2003 export (.xls)
+    is read too; a sheet of another program is one line saying what to save it as."""
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.title = "说明"
+    wb.active.append(["清河区12345热线工单导出"])
+    wb.active.append(["工单明细见下一工作表"])
+    ws = wb.create_sheet("工单明细")
+    ws.append(["12345工单明细表（2026年11月）"])
+    ws.append(["工单编号", "工单标题", "诉求内容", "来电号码", "受理时间", "事发地址", "点赞数"])
+    rows = [(20261101001, "路灯", "幸福路的路灯坏了三天，晚上很黑", 13800138000, datetime(2026, 11, 1, 8, 30), "幸福路", 3),
+            (20261101002, "漏水", "", 13900139000, datetime(2026, 11, 1, 9, 0), None, 0),
+            (20261102003, "路灯", "幸福路的路灯还是没修好，晚上很黑", 13800138000, datetime(2026, 11, 2, 19, 5), "幸福路", 1)]
+    for r in rows:
+        ws.append(list(r))
+    sheet = tmp_path / "export.xlsx"
+    wb.save(sheet)
+    jsonl = tmp_path / "same.jsonl"
+    jsonl.write_text("".join(json.dumps({"id": str(i), "title": t, "content": c, "caller": str(p),
+                                         "created_at": w.isoformat(sep=" "), "address": a}, ensure_ascii=False) + "\n"
+                             for i, t, c, p, w, a, _ in rows if c), encoding="utf-8")
+
+    outs = {}
+    for src in (sheet, jsonl):
+        r = cli("route", "--input", str(src), "--output", str(tmp_path / f"route-{src.suffix[1:]}.jsonl"))
+        assert r.exit_code == 0, r.output
+        outs[src.suffix] = (tmp_path / f"route-{src.suffix[1:]}.jsonl").read_text(encoding="utf-8")
+    assert outs[".xlsx"] == outs[".jsonl"]
+    assert [json.loads(l)["id"] for l in outs[".xlsx"].splitlines()] == ["20261101001", "20261102003"]
+    r = cli("route", "--input", str(sheet), "--output", str(tmp_path / "again.jsonl"))
+    assert "export.xlsx:4: field 'content'" in r.output, r.output  # row 4 of the sheet read: title, header, 2 rows
+
+    for src in (sheet, jsonl):
+        r = cli("dedup", "--input", str(src), "--output", str(tmp_path / f"dedup-{src.suffix[1:]}.jsonl"), "--owners", "none")
+        assert r.exit_code == 0, r.output
+    dd = [json.loads(l) for l in (tmp_path / "dedup-xlsx.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert dd == [json.loads(l) for l in (tmp_path / "dedup-jsonl.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert dd[1]["duplicate_of"] == "20261101001" and dd[1]["kind"] == "repeat"  # the same caller, a day later
+
+    r = cli("route", "--input", str(Path(__file__).parent / "data" / "history_cover.xls"), "--output", str(tmp_path / "xls.jsonl"))
+    assert r.exit_code == 0, r.output
+    assert [json.loads(l)["id"] for l in (tmp_path / "xls.jsonl").read_text(encoding="utf-8").splitlines()] == \
+        ["20180301001", "20180302002"]
+
+    ods = tmp_path / "export.ods"
+    ods.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)
+    r = cli("route", "--input", str(ods))
+    assert r.exit_code == 1 and r.output.strip().count("\n") == 0 and "save the sheet as .xlsx or CSV" in r.output, r.output
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)
+    r = cli("dedup", "--input", str(broken), "--output", str(tmp_path / "b.jsonl"), "--owners", "none")
+    assert r.exit_code == 1 and r.output.strip().count("\n") == 0 and "not a readable .xlsx workbook" in r.output, r.output
+    assert not (tmp_path / "b.jsonl").exists()
 
 
 def test_bad_cli_input_is_one_line_and_nonzero(tmp_path):

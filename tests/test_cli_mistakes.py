@@ -114,9 +114,9 @@ def test_a_damaged_or_dangling_promotion_is_said_not_served_as_zero_shot(cli, tm
 def test_small_mistakes_name_the_option_at_fault(cli, tmp_path, monkeypatch):
     one_line_error(cli("route", "路灯坏了", "--address", "路" * 600), "--address", "500")
     one_line_error(cli("lists", "search", "  "), "give a text to look for")
-    sheet = tmp_path / "t.xlsx"
+    sheet = tmp_path / "t.numbers"
     sheet.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)  # binary, as a real workbook is
-    one_line_error(cli("route", "--input", sheet, "--output", tmp_path / "o.jsonl"), "save the sheet as CSV")
+    one_line_error(cli("route", "--input", sheet, "--output", tmp_path / "o.jsonl"), "save the sheet as .xlsx or CSV")
     (tmp_path / "afile").write_text("x")
     monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "afile"))
     get_settings.cache_clear()

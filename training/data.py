@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
-from model.io import HEADER_SCAN, csv_rows, header_index, read_text  # rows a sheet may carry above its header (a title, a date range)
+from model.io import HEADER_SCAN, Record, cell_text as _cell, csv_rows, header_index, read_text, sheet_records  # noqa: F401
 from responsibility_lists.loader import name_key
 from model.times import CST, read_datetime
 from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
@@ -144,78 +144,10 @@ class History:
 # ---------------------------------------------------------------------------------------- reading
 
 
-def _cell(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float) and v != v:  # NaN
-        return ""
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if isinstance(v, datetime):
-        return v.isoformat(sep=" ")
-    return str(v).strip()
-
-
-Record = tuple[int, list | None, str]  # (row number in the file, values or None, what is wrong)
-
-
 def _csv_records(path: Path, delimiter: str) -> Iterator[Record]:
     # centres' exports are often GBK; a stray quote stops the file (it would swallow the rows after it)
     for row_no, vals in enumerate(csv_rows(read_text(path), path, delimiter), 1):
         yield row_no, vals, ""
-
-
-def _names_all(row, needed: list[str]) -> bool:
-    return set(needed) <= {_cell(v) for v in row}
-
-
-def _pick_sheet(peeks: list[list], needed: list[str] | None) -> int:
-    """The sheet to read: the first one whose first :data:`HEADER_SCAN` + 1 rows (``peeks``, one list per sheet) hold
-    a header naming every ``needed`` column (a workbook may open with a cover or summary sheet); else the first."""
-    if needed:
-        for i, rows in enumerate(peeks):
-            if any(row is not None and _names_all(row, needed) for row in rows):
-                return i
-    return 0
-
-
-def _xlsx_records(path: Path, needed: list[str] | None = None) -> tuple[Iterator[Record], str | None]:
-    """The rows of the sheet :func:`_pick_sheet` chooses, and its name when it is not the first sheet."""
-    from zipfile import BadZipFile
-
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except (BadZipFile, InvalidFileException, KeyError) as e:
-        raise ValueError(f"{path.name}: not a readable .xlsx workbook ({e}) — open it in Excel and save it again as .xlsx") from None
-    sheets = wb.worksheets
-    at = _pick_sheet([list(ws.iter_rows(max_row=HEADER_SCAN + 1, values_only=True)) for ws in sheets], needed) \
-        if needed and len(sheets) > 1 else 0
-
-    def records():
-        try:
-            for n, vals in enumerate(sheets[at].iter_rows(values_only=True), start=1):
-                yield n, list(vals), ""
-        finally:
-            wb.close()
-    return records(), (sheets[at].title if at else None)
-
-
-def _xls_records(path: Path, needed: list[str] | None = None) -> tuple[Iterator[Record], str | None]:
-    """Excel 97–2003 workbooks, which older 12345 systems still export (python-calamine; dates come as datetimes)."""
-    from python_calamine import CalamineError, CalamineWorkbook
-
-    try:
-        wb = CalamineWorkbook.from_path(str(path))
-        names = wb.sheet_names
-        at = _pick_sheet([wb.get_sheet_by_index(i).to_python(nrows=HEADER_SCAN + 1) for i in range(len(names))], needed) \
-            if needed and len(names) > 1 else 0
-        table = wb.get_sheet_by_index(at).to_python()
-    except CalamineError as e:
-        raise ValueError(f"{path.name}: not a readable .xls workbook ({e}) — save it as .xlsx or CSV") from None
-    return ((n, vals, "") for n, vals in enumerate(table, start=1)), (names[at] if at else None)
 
 
 def _table(path: Path, records: Iterator[Record], needed: list[str] | None, pad: bool):
@@ -301,7 +233,7 @@ def read_rows(path: Path, needed: list[str] | None = None):
     if fmt in ("csv", "tsv"):
         return (*_table(path, _csv_records(path, "," if fmt == "csv" else "\t"), needed, pad=False), None)
     if fmt in ("xlsx", "xls"):
-        records, sheet = (_xlsx_records if fmt == "xlsx" else _xls_records)(path, needed)
+        records, sheet = sheet_records(path, (lambda cells: set(needed) <= set(cells)) if needed else None)
         return (*_table(path, records, needed, pad=True), sheet)
     return (*{"jsonl": _read_jsonl, "parquet": _read_parquet}[fmt](path), None)
 
