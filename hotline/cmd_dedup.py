@@ -134,42 +134,21 @@ def given_leads(path: Path) -> dict[str, str]:
             if d is not None and d.get("id") is not None and isinstance(d.get("lead"), str) and d["lead"].strip()}
 
 
-# what reading a damaged state folder raises (model/duplicates/detector.py DuplicateDetector.load): a file missing or
-# unreadable (OSError), not JSON or not UTF-8 (ValueError), a field missing or of the wrong type, a faiss index
-# that does not open (RuntimeError), a .npy file cut short (EOFError)
-STATE_DAMAGE = (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError, EOFError)
-
-
-def _damage(e: BaseException) -> str:
-    """What is wrong with a state folder, in a few words, from what loading it raised."""
-    if isinstance(e, OSError) and e.filename:
-        return f"{e.filename}: {e.strerror or e}"
-    if isinstance(e, UnicodeDecodeError):
-        return "a file in it is not UTF-8 text"
-    if isinstance(e, json.JSONDecodeError):
-        return f"a file in it is not valid JSON ({e.msg})"
-    if isinstance(e, KeyError):
-        return f"a record lacks the field {e}"
-    if isinstance(e, RuntimeError) and "faiss" in str(e):
-        return "its vector index (vectors.faiss) does not open"
-    return " ".join(f"{type(e).__name__}: {e}".split())[:200]
-
-
 def load_state_or_fail(state: Path, encoder, salt: str, locator):
     """The detector saved in ``state``, or one line saying what to do when the folder holds a state made otherwise
     (:class:`StateMismatch`) or a damaged one (``CURRENT`` naming a missing folder, a bad ``meta.json``, records cut
     short…). Nothing in the folder is changed."""
-    from model.duplicates import DuplicateDetector, StateMismatch
+    from model.duplicates import DuplicateDetector, StateDamaged, StateMismatch
 
     try:
         return DuplicateDetector.load(state, encoder, salt, locator)
     except StateMismatch as e:
         _fail(" ".join(str(e).split()))
     except PermissionError as e:
-        _fail(f"cannot read the duplicate-detection state in {state} ({_damage(e)}): check the folder's permissions")
-    except STATE_DAMAGE as e:
-        _fail(f"the duplicate-detection state in {state} is damaged ({_damage(e)}): remove the folder to start afresh, "
-              "or point --state elsewhere")
+        _fail(f"cannot read the duplicate-detection state in {state} ({e.filename or state}: {e.strerror or e}): check "
+              "the folder's permissions")
+    except StateDamaged as e:
+        _fail(f"{' '.join(str(e).split())}: remove the folder to start afresh, or point --state elsewhere")
 
 
 def _detector(settings, state: Optional[Path], window_days: float | None = None):

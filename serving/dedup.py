@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from model.duplicates import DuplicateDetector, StateMismatch, hot_issues
+from model.duplicates import DuplicateDetector, StateDamaged, StateMismatch, hot_issues
 from model.duplicates.detector import DAY, DedupConfig
 from model.suggestion import Ticket
 
@@ -80,7 +80,7 @@ class DedupService:
             det = DuplicateDetector.load(self.state_dir, self.encoder, self.salt, self.locator)
         except FileNotFoundError:
             return None
-        except (StateMismatch, ValueError, OSError, KeyError) as e:
+        except (StateMismatch, StateDamaged, OSError) as e:  # OSError: a folder it may not read
             log.warning("duplicate index state not usable (%s): rebuilding from the database", e)
             return None
         db_ids = [str(r["id"]) for r in rows]

@@ -193,6 +193,19 @@ def test_rebuilt_and_loaded_index_equal_the_live_one(router, tmp_path):
         loaded = DedupService(settings, store, enc, loc)
         loaded.open()
         assert loaded.loaded_from_state and loaded.det.results() == live.det.results()
+
+        # a damaged state is rebuilt from the database, whatever the damage (a field of the wrong type, a vector index
+        # that does not open, an array cut short raised past the service before: the index never opened)
+        damages = {"records.jsonl": lambda b: b.replace(b'"places": [', b'"places": 5, "x": [', 1),
+                   "vectors.faiss": lambda b: b[: len(b) // 3], "window_ids.npy": lambda b: b[:40]}
+        for name, damage in damages.items():
+            saved = tmp_path / "dedup" / (tmp_path / "dedup" / "CURRENT").read_text(encoding="utf-8").strip()
+            good = (saved / name).read_bytes()
+            assert damage(good) != good, name
+            (saved / name).write_bytes(damage(good))
+            again = DedupService(settings, store, enc, loc)
+            again.open()  # rebuilt, and saved afresh
+            assert not again.loaded_from_state and again.det.results() == live.det.results(), name
     finally:
         app.state.store.dispose()
 

@@ -158,6 +158,27 @@ class StateMismatch(ValueError):
     """Saved state made with another encoder, salt or format: rebuild it from the stored tickets."""
 
 
+class StateDamaged(ValueError):
+    """Saved state that cannot be read: ``CURRENT`` naming a missing folder, a file missing, cut short, not UTF-8 or
+    not JSON, a record lacking a field or holding one of the wrong type, a vector index that does not open. The
+    message names the folder and, in a few words, what is wrong; remove the folder or rebuild from the stored
+    tickets. (A folder that cannot be read for its permissions raises ``PermissionError`` instead.)"""
+
+
+def _damage(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename:
+        return f"{e.filename}: {e.strerror or e}"
+    if isinstance(e, UnicodeDecodeError):
+        return "a file in it is not UTF-8 text"
+    if isinstance(e, json.JSONDecodeError):
+        return f"a file in it is not valid JSON ({e.msg})"
+    if isinstance(e, KeyError):
+        return f"a record lacks the field {e}"
+    if isinstance(e, RuntimeError) and "faiss" in str(e):
+        return "its vector index (vectors.faiss) does not open"
+    return " ".join(f"{type(e).__name__}: {e}".split())[:200]
+
+
 class DuplicateDetector:
     def __init__(self, encoder, salt: str, config: DedupConfig | None = None, locator=None, *, dim: int | None = None):
         """``encoder``: an :class:`model.encoder.Encoder` (or ``None`` when every call passes vectors, then
@@ -526,12 +547,24 @@ class DuplicateDetector:
     @classmethod
     def load(cls, folder: Path, encoder, salt: str, locator=None, *, dim: int | None = None) -> "DuplicateDetector":
         """Open the state saved in ``folder``. ``FileNotFoundError`` when there is none;
-        :class:`StateMismatch` when it was made with another encoder, salt or format."""
+        :class:`StateMismatch` when it was made with another encoder, salt or format; :class:`StateDamaged` when its
+        files cannot be read as a state; ``PermissionError`` when they may not be read."""
         folder = Path(folder)
         cur = folder / "CURRENT"
         if not cur.is_file():
             raise FileNotFoundError(f"no duplicate-detection state in {folder}")
-        state = folder / cur.read_text(encoding="utf-8").strip()
+        try:
+            return cls._read(folder, encoder, salt, locator, dim)
+        except (StateMismatch, PermissionError):
+            raise
+        # what reading damaged files raises: a file missing or unreadable, not UTF-8 or not JSON (ValueError), a field
+        # missing or of the wrong type, a faiss index that does not open (RuntimeError), a .npy file cut short
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError, EOFError) as e:
+            raise StateDamaged(f"the duplicate-detection state in {folder} is damaged ({_damage(e)})") from e
+
+    @classmethod
+    def _read(cls, folder: Path, encoder, salt: str, locator, dim: int | None) -> "DuplicateDetector":
+        state = folder / (folder / "CURRENT").read_text(encoding="utf-8").strip()
         meta = json.loads((state / "meta.json").read_text(encoding="utf-8"))
         if meta.get("version") != STATE_VERSION:
             raise StateMismatch(f"{state}: state format {meta.get('version')}, expected {STATE_VERSION} — rebuild it")
