@@ -67,6 +67,13 @@ def test_topics_required_by_the_issue_have_rules(lists):
     ("临街门面占用人行道拉客，行人都走不过去", None, "illegal-taxi"),
     ("火车站出口好多黑车拉客，价格乱喊", "illegal-taxi", None),
     ("服装店门口天天用高音喇叭喊清仓甩卖，吵死了", "noise-shop-loudspeaker", None),
+    # a call-taker's 市民来电反映 is not power coming back (来电), whatever the matter (2026-12-03)
+    ("市民来电反映：村里的小学门口没有红绿灯，车开得很快", None, "power-public-side"),
+    ("市民来电反映：昨晚开始整个村都停电了，到现在还没来电", "power-public-side", None),
+    # nor is 你们到底管不管 a property company that does nothing
+    ("图书馆周末不开门，物业说这归文旅局，你们到底管不管！", None, "property-service"),
+    ("小区物业乱收停车费，物业根本不管业主死活", "property-service", None),
+    ("物业什么都不管，楼道垃圾堆了一个星期", "property-service", None),
 ])
 def test_rule_triggers_fire_on_their_matter_only(lists, text, fires, not_fires):
     """Rule triggers read off unlabelled real messages where they misfired (2026-12-02); the texts are ours."""

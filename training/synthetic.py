@@ -183,8 +183,12 @@ class SyntheticHistory:
         lead = self._label(rule.lead) if rule else self._label(ref.department)
         co = [self._label(c) for c in rule.co] if rule else []
         if rule is None:
-            r2 = self._rule_for(title + text)
-            if r2 is not None:  # the text falls under a joint-handling rule: its lead/co are the truth
+            # the matter, as the caller states it, may fall under a joint-handling rule: then its lead/co are the truth.
+            # Judged on the title, the place and what is said of the matter, not on the filler around it: 「物业说这不归
+            # 他们管」 or 「你们到底管不管」 in a library complaint does not make it a property-service matter
+            matter = [b for b in body if b not in DETAILS and b not in BACKGROUND]
+            r2 = self._rule_for(title + address + "，".join(matter))
+            if r2 is not None:
                 rule = r2
                 lead, co = self._label(r2.lead), [self._label(c) for c in r2.co]
         co = [c for c in dict.fromkeys(co) if c != lead]
