@@ -26,7 +26,7 @@ def send(store: Store, ticket: dict) -> dict:
         return ticket
     lead = sug["lead"]["code"]
     if (ticket.get("duplicate") or {}).get("duplicate_of") is not None:
-        settled = store.duplicates(ticket["id"]).get("settled")
+        settled = store.duplicates(ticket["id"], limit=0).get("settled")  # the earlier reports themselves are not needed
         if not settled or settled.get("lead") != lead:
             return ticket
     try:
