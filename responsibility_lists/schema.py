@@ -68,6 +68,12 @@ class DepartmentFile(_Frozen):
     items: list[Item] = Field(default_factory=list)
 
 
+#: Phrases a ticket may carry whatever its matter, blanked before triggers are read: a call-taker's 市民来电反映 is not
+#: power coming back (来电), a caller's 你们到底管不管 / 再不管我就… is not a body that does nothing (不管), and 不管是…
+#: means "whether…". (2026-12-03: they made village matters power cuts and any complaint a property-service case.)
+GENERIC_PHRASES = re.compile(r"管不管|再不管|不管是|不管怎么|不管什么|(?:市民|群众|居民)?来电(?:人|反映|称|表示|咨询|投诉|求助|要求)")
+
+
 class Triggers(_Frozen):
     all_of: list[list[str]] = Field(min_length=1)
     none_of: list[str] = Field(default_factory=list)
@@ -81,7 +87,9 @@ class Triggers(_Frozen):
         return [_strip_all(g) for g in groups]
 
     def matches(self, text: str) -> tuple[bool, list[str]]:
-        """Whether every group has a word in ``text`` and no excluded word appears; the hits."""
+        """Whether every group has a word in ``text`` and no excluded word appears; the hits. Phrases that callers and
+        call-takers use for any matter (:data:`GENERIC_PHRASES`) are not read as trigger words."""
+        text = GENERIC_PHRASES.sub("，", text)
         if any(w in text for w in self.none_of):
             return False, []
         hits: list[str] = []

@@ -74,6 +74,20 @@ def test_topics_required_by_the_issue_have_rules(lists):
     ("图书馆周末不开门，物业说这归文旅局，你们到底管不管！", None, "property-service"),
     ("小区物业乱收停车费，物业根本不管业主死活", "property-service", None),
     ("物业什么都不管，楼道垃圾堆了一个星期", "property-service", None),
+    # trigger words inside other words or other matters, found by reading the rules' fires on the 4,326 hot-issue
+    # messages (2026-12-03): 施工资质 is not 工资, 按摩 and a bus are not black cabs, a flooded flat on XX路 is not a
+    # road's waterlogging, a restaurant's fumes after its 装修 are not renovation noise, a 人防车位 is not a dwelling,
+    # a 煤气灶 with no fault is no gas fault, an official's 专车 is no ride-hailing
+    ("这个工地的施工资质有问题，工人都没有安全帽", None, "wage-arrears-construction"),
+    ("建筑工地老板拖欠我们农民工工资半年了", "wage-arrears-construction", None),
+    ("按摩店门口有人拉客，很不正常", None, "illegal-taxi"),
+    ("公交车司机态度差，还不如坐摩的", None, "illegal-taxi"),
+    ("同鑫家园小区一楼被水淹了，排水不畅，就在建设路旁边", None, "waterlogging-road"),
+    ("楼下饭店装修后油烟扰民", "cooking-fume-restaurant", "noise-renovation"),
+    ("人防车位被物业出租", None, "basement-dwelling"),
+    ("家里的煤气灶是去年买的", None, "gas-private-side"),
+    ("专车接送领导上下班，公车私用", None, "ride-hailing"),
+    ("KTV每天半夜唱歌，吵得睡不着", "noise-entertainment", "noise-social-life"),
 ])
 def test_rule_triggers_fire_on_their_matter_only(lists, text, fires, not_fires):
     """Rule triggers read off unlabelled real messages where they misfired (2026-12-02); the texts are ours."""
