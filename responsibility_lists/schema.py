@@ -84,12 +84,18 @@ class Triggers(_Frozen):
         for g in groups:
             if not g:
                 raise ValueError("a keyword group is empty")
-        return [_strip_all(g) for g in groups]
+        return [[w.casefold() for w in _strip_all(g)] for g in groups]
+
+    @field_validator("none_of")
+    @classmethod
+    def _excluded(cls, words: list[str]) -> list[str]:
+        return [w.casefold() for w in _strip_all(words)]
 
     def matches(self, text: str) -> tuple[bool, list[str]]:
         """Whether every group has a word in ``text`` and no excluded word appears; the hits. Phrases that callers and
-        call-takers use for any matter (:data:`GENERIC_PHRASES`) are not read as trigger words."""
-        text = GENERIC_PHRASES.sub("，", text)
+        call-takers use for any matter (:data:`GENERIC_PHRASES`) are not read as trigger words; Latin letters match in
+        either case (KTV, ktv)."""
+        text = GENERIC_PHRASES.sub("，", text).casefold()
         if any(w in text for w in self.none_of):
             return False, []
         hits: list[str] = []
