@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Callable, Iterator
 
 from pydantic import ValidationError
