@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
-from model.io import HEADER_SCAN, Record, cell_text as _cell, csv_rows, header_index, read_text, sheet_records  # noqa: F401
+from model.io import HEADER_SCAN, Record, cell_text as _cell, csv_rows, header_index, read_text, sheet_records
 from responsibility_lists.loader import name_key
 from model.times import CST, read_datetime
 from model.suggestion import join_texts  # noqa: F401  (one joining rule for training texts and served tickets)
