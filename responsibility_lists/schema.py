@@ -74,9 +74,17 @@ class DepartmentFile(_Frozen):
 GENERIC_PHRASES = re.compile(r"管不管|再不管|不管是|不管怎么|不管什么|(?:市民|群众|居民)?来电(?:人|反映|称|表示|咨询|投诉|求助|要求)")
 
 
+#: How close a rule's trigger words must stand (characters from the first hit's start to the last hit's end): one
+#: word from each group inside one passage. Long letters list several complaints, and generic words of different
+#: groups fall in different complaints far apart (2026-12-04: read on the 4,326 hot-issue messages, 80 removes 72
+#: fires judged wrong for 6 judged right). A rule may set its own ``within``.
+TRIGGER_WINDOW = 80
+
+
 class Triggers(_Frozen):
     all_of: list[list[str]] = Field(min_length=1)
     none_of: list[str] = Field(default_factory=list)
+    within: int = Field(default=TRIGGER_WINDOW, ge=4)
 
     @field_validator("all_of")
     @classmethod
@@ -92,19 +100,31 @@ class Triggers(_Frozen):
         return [w.casefold() for w in _strip_all(words)]
 
     def matches(self, text: str) -> tuple[bool, list[str]]:
-        """Whether every group has a word in ``text`` and no excluded word appears; the hits. Phrases that callers and
-        call-takers use for any matter (:data:`GENERIC_PHRASES`) are not read as trigger words; Latin letters match in
-        either case (KTV, ktv)."""
+        """Whether every group has a word in ``text``, all within ``within`` characters of one another, and no
+        excluded word appears; the hits (per group the longest word of the passage whose words are longest). Phrases
+        that callers and call-takers use for any matter (:data:`GENERIC_PHRASES`) are not read as trigger words;
+        Latin letters match in either case (KTV, ktv)."""
         text = GENERIC_PHRASES.sub("，", text).casefold()
         if any(w in text for w in self.none_of):
             return False, []
-        hits: list[str] = []
-        for group in self.all_of:
-            found = [w for w in group if w in text]
-            if not found:
+        found: list[tuple[int, int, int, str]] = []  # start, end, group, word
+        for g, group in enumerate(self.all_of):
+            here = [(m.start(), m.start() + len(w), g, w) for w in group for m in re.finditer(re.escape(w), text)]
+            if not here:
                 return False, []
-            hits.append(max(found, key=len))
-        return True, hits
+            found += here
+        found.sort()
+        n, best, best_len = len(self.all_of), None, -1
+        for i, (start, _, _, _) in enumerate(found):
+            longest: dict[int, str] = {}
+            for s, e, g, w in found[i:]:
+                if s - start > self.within:
+                    break
+                if e - start <= self.within and len(w) > len(longest.get(g, "")):
+                    longest[g] = w
+            if len(longest) == n and (size := sum(map(len, longest.values()))) > best_len:
+                best, best_len = [longest[g] for g in range(n)], size
+        return (True, best) if best else (False, [])
 
 
 class BoundaryRule(_Frozen):

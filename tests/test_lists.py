@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from responsibility_lists.loader import DEFAULT_DIR, ListsInvalid, load_lists, lists_version, validate_lists
+from responsibility_lists.schema import TRIGGER_WINDOW
 
 SHARED_ROSTER = Path(__file__).resolve().parents[2] / "shared" / "spec" / "roster.yaml"
 
@@ -53,6 +54,11 @@ def test_topics_required_by_the_issue_have_rules(lists):
         assert topic in text, topic
 
 
+#: sentences of a long letter about other things (ours), to set trigger words far apart (more than TRIGGER_WINDOW)
+FILLER = "这件事我们已经反映过好几次了，每次都说马上处理，可是到现在一点动静都没有，大家意见很大，希望领导重视，尽快派人来看一看，给我们一个明确的答复，我们这里的老人孩子天天都在等一个结果，谢谢。"
+LONG_ROAD = "我们村到镇上的那条路是前年修的工程，现在已经到处是坑，" + FILLER
+
+
 @pytest.mark.parametrize("text, fires, not_fires", [
     # night-time noise of another source is not neighbours' social-life noise (公安): each has its own owner
     ("楼下垃圾站每天半夜作业，吵得睡不着", None, "noise-social-life"),
@@ -89,6 +95,11 @@ def test_topics_required_by_the_issue_have_rules(lists):
     ("专车接送领导上下班，公车私用", None, "ride-hailing"),
     ("KTV每天半夜唱歌，吵得睡不着", "noise-entertainment", "noise-social-life"),
     ("楼下的ktv每天半夜唱歌，吵得睡不着", "noise-entertainment", "noise-social-life"),  # either case
+    # a long letter's complaints each carry a generic word of a different group, far apart: no rule (2026-12-04)
+    (LONG_ROAD + "另外我在镇上的鞋厂打工，老板欠工资三个月了", None, "wage-arrears-construction"),
+    ("我们在建筑工地干了半年，包工头欠工资三个月了，" + FILLER, "wage-arrears-construction", None),
+    ("村里" + FILLER + "还有我家昨天停电了一晚上", None, "power-public-side"),
+    ("村里昨天整晚停电，" + FILLER, "power-public-side", None),
 ])
 def test_rule_triggers_fire_on_their_matter_only(lists, text, fires, not_fires):
     """Rule triggers read off unlabelled real messages where they misfired (2026-12-02); the texts are ours."""
@@ -97,6 +108,20 @@ def test_rule_triggers_fire_on_their_matter_only(lists, text, fires, not_fires):
         assert fires in matched, matched
     if not_fires:
         assert not_fires not in matched, matched
+
+
+def test_trigger_words_must_stand_within_the_rules_window(lists):
+    """One word of each group inside one passage of ``within`` characters; a rule can widen its own window."""
+    assert len(FILLER) > TRIGGER_WINDOW
+    rule = next(r for r in lists.rules if r.id == "wage-arrears-construction")
+    near = "工地的包工头欠工资三个月了"
+    far = "工地的包工头" + FILLER + "欠工资三个月了"
+    assert rule.triggers.matches(near) == (True, ["欠工资", "包工头"])
+    assert rule.triggers.matches(far) == (False, [])
+    wide = rule.triggers.model_copy(update={"within": len(far)})
+    assert wide.matches(far)[0]
+    # the hits are those of the passage that matched, not the longest words anywhere in the letter
+    assert rule.triggers.matches("包工头" + FILLER + "欠薪，工地")[1] == ["欠薪", "工地"]
 
 
 def test_outside_bodies_are_validated_with_file_and_line(copy, lists):
