@@ -104,17 +104,33 @@ def embed_cached(encoder, tickets: list[Ticket], cache_dir: Path | None, batch_s
     return vecs
 
 
+def _router_code() -> str:
+    """A digest of the code that turns lists and a ticket into the lists' lead (``model/`` and
+    ``responsibility_lists/``): the same lists read by other code (2026-12-04: rule triggers gained a window) may name
+    other owners, so an upgrade must not read the owners an older checkout cached."""
+    import model
+    import responsibility_lists
+
+    digest = hashlib.sha256()
+    for pkg in (model, responsibility_lists):
+        root = Path(pkg.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root.parent).as_posix().encode() + b"\x00" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def routed_owners(router, tickets: list[Ticket], cache_dir: Path | None, dtype: str | None = None,
                   batch_size: int = 32) -> list[str]:
     """Each ticket's owner as the router suggests it (the lists' own lead, :attr:`Suggestion.lists_lead`, which
     the service takes for a ticket not yet dispatched; a town as ``locality``), cached under ``cache_dir``
-    keyed by what decides that lead: the lists' version, the router's knobs, the encoder and the tickets — not the
+    keyed by what decides that lead: the lists' version, the code that reads them, the router's knobs, the encoder and
+    the tickets — not the
     classifier or the fusion knobs, which come after it, so a fused router (``hotline eval routing --dup-pairs``)
     reads what the lists-only one (``hotline eval-dedup``) cached. Routing thousands of messages takes minutes; the
     detector's knobs are then tried in seconds."""
     from eval.routing import route_all
 
-    what = {"owner": "lists_lead", "lists": router.lists.version, "config": asdict(router.config),
+    what = {"owner": "lists_lead", "lists": router.lists.version, "code": _router_code(), "config": asdict(router.config),
             "encoder": router.index.encoder.fingerprint, "dtype": dtype}
     head = json.dumps(what, sort_keys=True, default=str, ensure_ascii=False)
     body = "\x00".join(t.model_dump_json(include={"id", "title", "content", "address", "returns"}) for t in tickets)

@@ -439,10 +439,16 @@ def test_routed_owners_are_cached_by_router_and_tickets(router, tmp_path, monkey
     monkeypatch.setattr(router, "config", replace(router.config, title_weight=router.config.title_weight + 0.1))
     routed_owners(router, tickets, tmp_path)
     assert calls == [2, 2, 2, 2]  # another knob: another key
-    assert len(list(tmp_path.glob("owners-*.json"))) == 3
+    import eval.duplicates
+    code = eval.duplicates._router_code()
+    assert len(code) == 16 and code == eval.duplicates._router_code()
+    monkeypatch.setattr(eval.duplicates, "_router_code", lambda: "0" * 16)  # the same lists read by other code
+    routed_owners(router, tickets, tmp_path)
+    assert calls == [2, 2, 2, 2, 2]  # another key: an upgrade does not read an older checkout's owners
+    assert len(list(tmp_path.glob("owners-*.json"))) == 4
     for f in tmp_path.glob("owners-*.json"):
         f.write_text("{not json", encoding="utf-8")  # a damaged cache: routed again, not an error
-    assert routed_owners(router, tickets, tmp_path) == first and calls == [2, 2, 2, 2, 2]
+    assert routed_owners(router, tickets, tmp_path) == first and calls == [2, 2, 2, 2, 2, 2]
     # the owner is the lists' own lead, not the suggested one (a trained model or a precedent may move that)
     moved = lambda ts, **kw: [s.model_copy(update={"lead": s.lead.model_copy(update={"code": "health"})})  # noqa: E731
                               for s in route_many(ts, **kw)]
