@@ -124,6 +124,14 @@ def test_trigger_words_must_stand_within_the_rules_window(lists):
     assert rule.triggers.matches("包工头" + FILLER + "欠薪，工地")[1] == ["欠薪", "工地"]
 
 
+def test_a_rules_window_is_validated_with_file_and_line(copy):
+    doc = yaml.safe_load((copy / "boundaries.yaml").read_text(encoding="utf-8"))
+    doc["rules"][1]["triggers"]["within"] = 2  # shorter than any two words
+    (copy / "boundaries.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    joined = "\n".join(map(str, validate_lists(copy)))
+    assert re.search(r"boundaries\.yaml:\d+: rules\.1\.triggers\.within: .*greater than or equal to 4", joined), joined
+
+
 def test_outside_bodies_are_validated_with_file_and_line(copy, lists):
     assert {b.id for b in lists.outside} >= {"postal", "housing_fund"} and all(b.hotline for b in lists.outside)
     doc = yaml.safe_load((copy / "outside.yaml").read_text(encoding="utf-8"))
