@@ -68,17 +68,6 @@ class RuleMatch:
         return sum(len(h) for h in self.hits)
 
 
-def matching_rules(rules: Iterable[BoundaryRule], text: str) -> list[RuleMatch]:
-    """The rules whose triggers ``text`` meets, the one that applies first: the longest hits (file order among
-    equals). The synthetic history labels its boundary cases with the same choice."""
-    out = []
-    for rule in rules:
-        ok, hits = rule.triggers.matches(text)
-        if ok:
-            out.append(RuleMatch(rule, hits))
-    return sorted(out, key=lambda m: -m.strength)
-
-
 @dataclass
 class Analysis:
     """What the responsibility lists say about one ticket (before any trained model has a say)."""
@@ -119,7 +108,12 @@ class ZeroShotRouter:
 
     # ---------------------------------------------------------------------------- pieces
     def match_rules(self, text: str) -> list[RuleMatch]:
-        return matching_rules(self.lists.rules, text)
+        out = []
+        for rule in self.lists.rules:
+            ok, hits = rule.triggers.matches(text)
+            if ok:
+                out.append(RuleMatch(rule, hits))
+        return sorted(out, key=lambda m: -m.strength)
 
     def group(self, code: str) -> str:
         """The routing label of a department code (every street office/town is ``locality``)."""

@@ -249,22 +249,6 @@ def test_synthetic_is_realistic(lists):
     assert sum(len(v) > 1 for v in by_caller.values()) >= len(repeats) * 0.9
 
 
-@pytest.mark.parametrize("text, applies, first_in_file", [
-    ("小区里有人开无牌的改装车，半夜轰油门吵死了", "noise-traffic", "noise-social-life"),
-    ("群租房里住了十几个人，天天晚上喝酒吵到半夜", "group-rental", "noise-social-life"),
-])
-def test_synthetic_labels_a_two_rule_ticket_as_the_router_routes_it(lists, text, applies, first_in_file):
-    """A matter two rules match is labelled with the rule the router applies (the longest hits), not the first rule
-    in the file (7 of 3,000 synthetic tickets were, until 2026-12-04)."""
-    from model.router import matching_rules
-    from training.synthetic import SyntheticHistory
-
-    found = [m.rule.id for m in matching_rules(lists.rules, text)]
-    assert found[0] == applies and first_in_file in found
-    assert next(r.id for r in lists.rules if r.triggers.matches(text)[0]) == first_in_file
-    assert SyntheticHistory(lists, 0)._rule_for(text).id == applies
-
-
 # ---------------------------------------------------------------------------------- calibration
 
 

@@ -17,8 +17,6 @@ import random
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from model.router import matching_rules
-
 from .data import LOCALITY
 
 DIALECT = [("什么", "啥"), ("怎么", "咋"), ("没有", "没得"), ("不知道", "晓不得"), ("这里", "这块儿"), ("很", "老"),
@@ -123,10 +121,10 @@ class SyntheticHistory:
         return self.aliases.get(code, code)
 
     def _rule_for(self, text: str):
-        """The rule the router applies to ``text`` (:func:`model.router.matching_rules`: the longest hits), so that a
-        ticket two rules match is labelled as it will be routed (the first in file order did until 2026-12-04)."""
-        found = matching_rules(self.rules, text)
-        return found[0].rule if found else None
+        for r in self.rules:
+            if r.triggers.matches(text)[0]:
+                return r
+        return None
 
     def _body(self, rng: random.Random, phrasing: str, item, extra_phrasing: str | None) -> list[str]:
         parts = [_strip_end(phrasing)]
