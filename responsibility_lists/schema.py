@@ -76,8 +76,8 @@ GENERIC_PHRASES = re.compile(r"管不管|再不管|不管是|不管怎么|不管
 
 #: How close a rule's trigger words must stand (characters from the first hit's start to the last hit's end): one
 #: word from each group inside one passage. Long letters list several complaints, and generic words of different
-#: groups fall in different complaints far apart (2026-12-04: read on the 4,326 hot-issue messages, 80 removes 72
-#: fires judged wrong for 6 judged right). A rule may set its own ``within``.
+#: groups fall in different complaints far apart (2026-12-04, judged fire by fire: on the 4,326 hot-issue messages
+#: 80 removes 87 wrong fires and 24 right ones, on the 2,801 unlabelled 52 and 12). A rule may set its own ``within``.
 TRIGGER_WINDOW = 80
 
 
@@ -107,12 +107,11 @@ class Triggers(_Frozen):
         text = GENERIC_PHRASES.sub("，", text).casefold()
         if any(w in text for w in self.none_of):
             return False, []
-        found: list[tuple[int, int, int, str]] = []  # start, end, group, word
-        for g, group in enumerate(self.all_of):
-            here = [(m.start(), m.start() + len(w), g, w) for w in group for m in re.finditer(re.escape(w), text)]
-            if not here:
-                return False, []
-            found += here
+        present = [[w for w in group if w in text] for group in self.all_of]
+        if not all(present):
+            return False, []
+        found = [(m.start(), m.start() + len(w), g, w)  # start, end, group, word
+                 for g, words in enumerate(present) for w in words for m in re.finditer(re.escape(w), text)]
         found.sort()
         n, best, best_len = len(self.all_of), None, -1
         for i, (start, _, _, _) in enumerate(found):
