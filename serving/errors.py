@@ -117,7 +117,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store(_req: Request, exc: StoreError):
-        return JSONResponse(status_code=exc.status, content=body(exc.code, exc.message, exc.message_zh))
+        detail = None
+        if exc.loc:  # the value the store refused (an unknown ticket id, a report of another event in ``also``…)
+            field = ".".join(x for x in exc.loc if x not in ("body", "query", "path", "header"))
+            detail = [{"field": field, "loc": list(exc.loc), "type": exc.code, "msg": exc.message,
+                       "msg_zh": exc.message_zh}]
+        return JSONResponse(status_code=exc.status, content=body(exc.code, exc.message, exc.message_zh, detail))
 
     @app.exception_handler(ApiError)
     async def _api(_req: Request, exc: ApiError):

@@ -167,9 +167,10 @@ def test_one_decision_settles_the_waiting_reports_of_one_event(api_db):
     _err(client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [0]}, headers=a), 422, "also.0")
     _err(client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second, 2**31]}, headers=a), 422, "also.1")
     r = client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second, 2**31 - 1]}, headers=a)
-    assert r.status_code == 404 and client.get(f"/api/v1/tickets/{first}", headers=d).json()["status"] == "in_arbitration"
-    r = client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second, lone]}, headers=a)
-    assert r.status_code == 409 and "同一事件" in r.json()["message_zh"]
+    _err(r, 404, "also.1")  # which of the reports asked for does not exist
+    assert client.get(f"/api/v1/tickets/{first}", headers=d).json()["status"] == "in_arbitration"
+    r = client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [first, lone, second]}, headers=a)
+    assert "同一事件" in _err(r, 409, "also.1")["message_zh"]  # the position as sent, the ticket itself included
     assert client.get(f"/api/v1/tickets/{second}", headers=d).json()["status"] == "in_arbitration"
     r = client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second]}, headers=a)
     assert r.status_code == 200 and r.json()["status"] == "decided"
@@ -286,7 +287,7 @@ def test_whole_life_over_http(api_db):
     tid, suggested = t["id"], t["suggestion"]["lead"]["code"]
     if t["status"] == "in_arbitration":  # flagged by the router: dispatching from the queue is still allowed
         assert t["arbitration_reasons"]
-    assert client.post("/api/v1/tickets", json={**OILY, "id": "GD-100"}, headers=d).status_code == 409
+    assert "GD-100" in _err(client.post("/api/v1/tickets", json={**OILY, "id": "GD-100"}, headers=d), 409, "id")["message_zh"]
     r = client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": suggested,
                                                               "co": [c["code"] for c in t["suggestion"]["co"]]}, headers=d)
     assert r.status_code == 200 and r.json()["history"][-1]["data"]["accepted"] is True
@@ -298,6 +299,7 @@ def test_whole_life_over_http(api_db):
     assert r.json()["status"] == "in_arbitration"
     r = client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": suggested}, headers=d)  # a third try: not theirs
     assert r.status_code == 409 and "裁定小组" in r.json()["message_zh"]
+    assert "detail" not in r.json()  # the ticket's state is at fault, not a field of the request
     r = client.get("/api/v1/arbitration/queue", headers=a)
     q = r.json()
     item = next(x for x in q if x["id"] == tid)
@@ -318,7 +320,8 @@ def test_whole_life_over_http(api_db):
     assert client.post(review, json={"status": "accepted"}, headers=a).status_code == 403
     r = client.post(review, json={"status": "maybe"}, headers=h(k["admin"]))
     assert r.status_code == 422 and "status" in r.text
-    assert client.post("/api/v1/arbitration/clarifications/999/review", json={"status": "accepted"}, headers=h(k["admin"])).status_code == 404
+    _err(client.post("/api/v1/arbitration/clarifications/999/review", json={"status": "accepted"}, headers=h(k["admin"])), 404,
+         "clarification_id")
     r = client.post(review, json={"status": "accepted", "note": "已写入边界规则 outdoor-bbq"}, headers=h(k["admin"]))
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["review_note"], r.json()["reviewed_by"].startswith("admin")) == ("accepted", "已写入边界规则 outdoor-bbq", True)
@@ -358,7 +361,8 @@ def test_user_mistakes_are_4xx_with_field_messages(api):
     assert "最多 5 条" in j["message_zh"]
     _err(client.post("/api/v1/route/batch", json={"tickets": []}, headers=d), 422, "tickets")
     _err(client.get("/api/v1/tickets/abc", headers=d), 422, "ticket_id")
-    _err(client.get("/api/v1/tickets/999999", headers=d), 404)
+    _err(client.get("/api/v1/tickets/999999", headers=d), 404, "ticket_id")  # the path's id: no such ticket
+    _err(client.post("/api/v1/tickets/999999/dispatch", json={"lead": "health"}, headers=d), 404, "ticket_id")
     _err(client.get("/api/v1/responsibilities/search?q=", headers=d), 422, "q")
     _err(client.post("/api/v1/tickets", content=b"x" * 1_100_000, headers={**d, "content-type": "application/json"}), 413)
     tid = client.post("/api/v1/tickets", json={"content": "路灯不亮了，晚上很黑"}, headers=d).json()["id"]

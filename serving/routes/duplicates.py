@@ -4,14 +4,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
 from serving import dedup
 from serving.auth import Staff
 from serving.deps import RouterDep, StoreDep
-from serving.errors import body
 from serving.routes.tickets import TicketId
-from serving.store import StoreError
 
 router = APIRouter(prefix="/api/v1", tags=["duplicates"])
 
@@ -23,12 +20,7 @@ def duplicates(_: Staff, ticket_id: TicketId, r: RouterDep, store: StoreDep, req
     oldest first, each with its own verdict, status and lead, ``cluster_size`` (tickets in the cluster) and
     ``settled``: the latest earlier report whose owner people settled (ticket_id, lead, co, status), the unit a repeat
     should go to. The index first catches up with tickets stored by any process on the same database."""
-    try:
-        store.get(ticket_id, history=False)
-    except StoreError as e:
-        return JSONResponse(status_code=e.status, content=body(e.code, e.message, e.message_zh, [
-            {"field": "ticket_id", "loc": ["path", "ticket_id"], "type": "not_found", "msg": e.message,
-             "msg_zh": e.message_zh}]))
+    store.get(ticket_id, history=False)  # 404 naming ticket_id when there is none
     svc = dedup.service(request.app)
     svc.sync()
     out = store.duplicates(ticket_id)

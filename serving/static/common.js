@@ -28,7 +28,9 @@ async function apiResponse(method, path, body) {
   const data = await r.json().catch(() => ({}));
   if (!r.ok) {
     let msg = data.message_zh || data.message || r.statusText;
-    if (Array.isArray(data.detail)) msg = data.detail.map((d) => `${d.field}：${d.msg_zh}`).join("；");
+    // field by field for bad input; a refusal that names one value (no such ticket…) already says it in message_zh
+    const same = Array.isArray(data.detail) && data.detail.length === 1 && data.detail[0].msg_zh === data.message_zh;
+    if (Array.isArray(data.detail) && !same) msg = data.detail.map((d) => `${d.field}：${d.msg_zh}`).join("；");
     throw new ApiError(`${msg}（${r.status}）`);
   }
   return { data, headers: r.headers };

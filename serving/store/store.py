@@ -33,13 +33,17 @@ SETTLED = ("dispatched", "decided", "closed")  # whose lead people settled (a re
 
 
 class StoreError(Exception):
+    """A request the store refuses. ``loc``: where in the request the refused value stood (``("path", "ticket_id")``,
+    ``("body", "also")``…), for the API's field-level ``detail``; empty when no one field is at fault (a ticket's
+    state, not the value asked with, is what a conflict may be about)."""
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, message_zh: str):
+    def __init__(self, message: str, message_zh: str, loc: tuple[str, ...] = ()):
         super().__init__(message)
         self.message = message
         self.message_zh = message_zh
+        self.loc = tuple(loc)
 
 
 class NotFound(StoreError):
@@ -149,10 +153,10 @@ class Store:
         self.engine.dispose()
 
     # ---------------------------------------------------------------- internals
-    def _get(self, s: Session, ticket_id: int) -> TicketRow:
+    def _get(self, s: Session, ticket_id: int, loc: tuple[str, ...] = ("path", "ticket_id")) -> TicketRow:
         t = s.get(TicketRow, ticket_id)
         if t is None:
-            raise NotFound(f"ticket {ticket_id} not found", f"工单 {ticket_id} 不存在")
+            raise NotFound(f"ticket {ticket_id} not found", f"工单 {ticket_id} 不存在", loc)
         return t
 
     @staticmethod
@@ -218,7 +222,7 @@ class Store:
                 tid = t.id
         except IntegrityError:
             raise Conflict(f"a ticket with id '{ticket.id}' already exists",
-                           f"工单编号「{ticket.id}」已存在") from None
+                           f"工单编号「{ticket.id}」已存在", ("body", "id")) from None
         return self.get(tid)
 
     # ---------------------------------------------------------------- reads
@@ -430,7 +434,8 @@ class Store:
         by another arbitrator: then nothing is decided (409)."""
         now = utcnow()
         co = [c for c in dict.fromkeys(co) if c != lead]
-        also = [i for i in dict.fromkeys(also) if i != ticket_id]
+        given = list(also)
+        also = [i for i in dict.fromkeys(given) if i != ticket_id]
         with self.Session.begin() as s:
             t = self._get(s, ticket_id)
             if not admin and t.status == "in_arbitration" and t.claimed_by != actor:
@@ -439,11 +444,12 @@ class Store:
                     f"claim ticket {ticket_id} first" if who is None else f"ticket {ticket_id} is claimed by {who}",
                     f"请先领取工单 {ticket_id}" if who is None else f"工单 {ticket_id} 已由 {who} 领取")
             for other in also:
-                o = self._get(s, other)
+                at = ("body", "also", str(given.index(other)))  # where the request named it
+                o = self._get(s, other, at)
                 if t.cluster_id is None or o.cluster_id != t.cluster_id:
                     raise Conflict(f"ticket {other} is not a report of the same event as ticket {ticket_id} (another "
                                    "duplicate cluster): decide it on its own",
-                                   f"工单 {other} 与工单 {ticket_id} 不属于同一事件（重复诉求归并不同），请单独裁定")
+                                   f"工单 {other} 与工单 {ticket_id} 不属于同一事件（重复诉求归并不同），请单独裁定", at)
             where = () if admin else (TicketRow.claimed_by == actor,)
             self._transition(s, ticket_id, ("in_arbitration",),
                              dict(status="decided", lead=lead, co=join_codes(co), updated_at=now), *where)
@@ -453,8 +459,12 @@ class Store:
                                        created_at=now))
             for other in also:  # unclaimed, or held by this arbitrator (an admin: by anyone)
                 held = () if admin else (or_(TicketRow.claimed_by.is_(None), TicketRow.claimed_by == actor),)
-                self._transition(s, other, ("in_arbitration",),
-                                 dict(status="decided", lead=lead, co=join_codes(co), updated_at=now), *held)
+                try:
+                    self._transition(s, other, ("in_arbitration",),
+                                     dict(status="decided", lead=lead, co=join_codes(co), updated_at=now), *held)
+                except Conflict as e:  # not waiting, or held by another: the request's also[i] is at fault
+                    e.loc = ("body", "also", str(given.index(other)))
+                    raise
                 self._decision(s, other, lead, co, f"{rationale}（同一事件，随工单 #{ticket_id} 一并裁定）", actor, now,
                                with_ticket=ticket_id)
         return self.get(ticket_id)
@@ -501,7 +511,8 @@ class Store:
         with self.Session.begin() as s:
             c = s.get(ClarificationRow, clarification_id)
             if c is None:
-                raise NotFound(f"clarification {clarification_id} not found", f"澄清建议 {clarification_id} 不存在")
+                raise NotFound(f"clarification {clarification_id} not found", f"澄清建议 {clarification_id} 不存在",
+                               ("path", "clarification_id"))
             res = s.execute(update(ClarificationRow).where(ClarificationRow.id == clarification_id,
                                                            ClarificationRow.status == "pending").values(status=status)
                             .execution_options(synchronize_session=False))
