@@ -62,6 +62,7 @@ class RouterConfig:
 class RuleMatch:
     rule: BoundaryRule
     hits: list[str]
+    at: int = 0  # where the text first states the rule's matter (end of the earliest passage with all its words)
 
     @property
     def strength(self) -> int:
@@ -108,12 +109,14 @@ class ZeroShotRouter:
 
     # ---------------------------------------------------------------------------- pieces
     def match_rules(self, text: str) -> list[RuleMatch]:
+        """The rules whose triggers ``text`` meets, the one that applies first: the matter the text states first (a
+        ticket about several matters names its main one first, in the title), then the longest trigger words."""
         out = []
         for rule in self.lists.rules:
-            ok, hits = rule.triggers.matches(text)
-            if ok:
-                out.append(RuleMatch(rule, hits))
-        return sorted(out, key=lambda m: -m.strength)
+            found = rule.triggers.find(text)
+            if found:
+                out.append(RuleMatch(rule, found.hits, found.end))
+        return sorted(out, key=lambda m: (m.at, -m.strength))
 
     def group(self, code: str) -> str:
         """The routing label of a department code (every street office/town is ``locality``)."""

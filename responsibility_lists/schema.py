@@ -6,7 +6,7 @@ Pydantic checks the shape of each file; cross-file checks (codes exist, ids uniq
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -104,26 +104,42 @@ class Triggers(_Frozen):
         excluded word appears; the hits (per group the longest word of the passage whose words are longest). Phrases
         that callers and call-takers use for any matter (:data:`GENERIC_PHRASES`) are not read as trigger words;
         Latin letters match in either case (KTV, ktv)."""
+        found = self.find(text)
+        return (True, found.hits) if found else (False, [])
+
+    def find(self, text: str) -> "TriggerMatch | None":
+        """:meth:`matches` with where the text first states the matter: the end of the earliest passage that holds a
+        word of every group (a ticket about several matters names its main one first, in the title)."""
         text = GENERIC_PHRASES.sub("，", text).casefold()
         if any(w in text for w in self.none_of):
-            return False, []
+            return None
         present = [[w for w in group if w in text] for group in self.all_of]
         if not all(present):
-            return False, []
+            return None
         found = [(m.start(), m.start() + len(w), g, w)  # start, end, group, word
                  for g, words in enumerate(present) for w in words for m in re.finditer(re.escape(w), text)]
         found.sort()
-        n, best, best_len = len(self.all_of), None, -1
+        n, best, best_len, first_end = len(self.all_of), None, -1, len(text)
         for i, (start, _, _, _) in enumerate(found):
             longest: dict[int, str] = {}
+            ends: dict[int, int] = {}
             for s, e, g, w in found[i:]:
                 if s - start > self.within:
                     break
-                if e - start <= self.within and len(w) > len(longest.get(g, "")):
-                    longest[g] = w
-            if len(longest) == n and (size := sum(map(len, longest.values()))) > best_len:
-                best, best_len = [longest[g] for g in range(n)], size
-        return (True, best) if best else (False, [])
+                if e - start <= self.within:
+                    ends[g] = min(e, ends.get(g, e))
+                    if len(w) > len(longest.get(g, "")):
+                        longest[g] = w
+            if len(longest) == n:
+                first_end = min(first_end, max(ends.values()))
+                if (size := sum(map(len, longest.values()))) > best_len:
+                    best, best_len = [longest[g] for g in range(n)], size
+        return TriggerMatch(best, first_end) if best else None
+
+
+class TriggerMatch(NamedTuple):
+    hits: list[str]  # per group, the longest word of the passage whose words are longest
+    end: int  # characters into the text where the earliest passage holding a word of every group ends
 
 
 class BoundaryRule(_Frozen):

@@ -124,6 +124,18 @@ def test_trigger_words_must_stand_within_the_rules_window(lists):
     assert rule.triggers.matches("包工头" + FILLER + "欠薪，工地")[1] == ["欠薪", "工地"]
 
 
+def test_a_match_says_where_the_text_first_states_the_matter(lists):
+    """``find``: the hits and the end of the earliest passage holding a word of every group (what orders two rules
+    that both match, model/router.py ``match_rules``)."""
+    rule = next(r for r in lists.rules if r.id == "wage-arrears-construction")
+    found = rule.triggers.find("工地的包工头欠工资三个月了")
+    assert found.hits == ["欠工资", "包工头"] and found.end == len("工地的包工头欠工资")  # 工地 + 欠工资: the first pair
+    later = rule.triggers.find("我在外地。" + "工地的包工头欠工资三个月了")
+    assert later.end == found.end + len("我在外地。")
+    assert rule.triggers.find("包工头" + FILLER + "欠薪，工地").end == len("包工头" + FILLER + "欠薪，工地")
+    assert rule.triggers.find("工地的包工头" + FILLER + "欠工资") is None
+
+
 def test_a_rules_window_is_validated_with_file_and_line(copy):
     doc = yaml.safe_load((copy / "boundaries.yaml").read_text(encoding="utf-8"))
     doc["rules"][1]["triggers"]["within"] = 2  # shorter than any two words
