@@ -240,6 +240,46 @@ def lists_search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=50)
         typer.echo(f"       dense {h.dense:.3f} lexical {h.lexical:.2f} | {h.matched_text[:80]}")
 
 
+@lists_app.command("fires")
+def lists_fires(
+    input: Annotated[Path, typer.Option("--input", help="tickets as JSONL, or a CSV or Excel sheet (.xlsx/.xls): id, content (+ title; or a 12345 export's Chinese headers)")],
+    output: Annotated[Optional[Path], typer.Option("--output", help="JSONL, one line per ticket that meets a rule (default: stdout)")] = None,
+) -> None:
+    """Which joint-handling rules each ticket's words meet, as the router reads them (the title and head of the text
+    first, else the whole text), their hits, where the text states each matter, and the rule that applies — to read what
+    the rules fire on before and after editing boundaries.yaml. The lists alone: no encoder, so a rule met only past
+    the head is listed though the router also asks retrieval to rank its lead high."""
+    from model.io import read_tickets
+    from model.router import match_rules, rule_head
+
+    check_output(output, "--output", inputs=(input,))
+    tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL, CSV or Excel file with id, content (+ title)")
+    lists, chars = _lists(), get_settings().router_config().rule_text_chars
+    out, counts = [], {"head": 0, "text": 0, "several_leads": 0}
+    for n, t in enumerate(tickets, 1):
+        read, found = "head", match_rules(lists.rules, rule_head(t, chars))
+        if not found:
+            read, found = "text", match_rules(lists.rules, t.text)
+        if not found:
+            continue
+        counts[read] += 1
+        counts["several_leads"] += len({m.rule.lead for m in found}) > 1
+        out.append({"id": t.id or f"#{n}", "title": t.title, "read": read, "applies": found[0].rule.id,
+                    "rules": [{"id": m.rule.id, "lead": m.rule.lead, "hits": m.hits, "at": m.at} for m in found]})
+    lines = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in out)
+    if output:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(lines, encoding="utf-8")
+        except OSError as e:
+            fail(f"--output {output}: cannot write it ({e.strerror or e})")
+    else:
+        sys.stdout.write(lines)
+    typer.echo(f"{len(tickets)} tickets: {len(out)} meet a rule ({counts['head']} in the title and head, {counts['text']} "
+               f"further on), {counts['several_leads']} meet rules of different leads; {len(problems)} bad line(s) skipped",
+               err=True)
+
+
 def _print_suggestion(sug) -> None:
     from model.suggestion import REASON_LABELS
 

@@ -69,6 +69,23 @@ class RuleMatch:
         return sum(len(h) for h in self.hits)
 
 
+def match_rules(rules, text: str) -> list[RuleMatch]:
+    """The rules whose triggers ``text`` meets, the one that applies first: the matter the text states first (a
+    ticket about several matters names its main one first, in the title), then the longest trigger words."""
+    out = []
+    for rule in rules:
+        found = rule.triggers.find(text)
+        if found:
+            out.append(RuleMatch(rule, found.hits, found.end))
+    return sorted(out, key=lambda m: (m.at, -m.strength))
+
+
+def rule_head(ticket: Ticket, chars: int) -> str:
+    """What a rule is first read on: the call-taker's title and the first ``chars`` characters of the text (a rule
+    met only further on applies when retrieval ranks its lead high too, :meth:`ZeroShotRouter.analyse`)."""
+    return f"{ticket.title}。{ticket.content[:chars]}" if ticket.title else ticket.content[:chars]
+
+
 @dataclass
 class Analysis:
     """What the responsibility lists say about one ticket (before any trained model has a say)."""
@@ -109,14 +126,7 @@ class ZeroShotRouter:
 
     # ---------------------------------------------------------------------------- pieces
     def match_rules(self, text: str) -> list[RuleMatch]:
-        """The rules whose triggers ``text`` meets, the one that applies first: the matter the text states first (a
-        ticket about several matters names its main one first, in the title), then the longest trigger words."""
-        out = []
-        for rule in self.lists.rules:
-            found = rule.triggers.find(text)
-            if found:
-                out.append(RuleMatch(rule, found.hits, found.end))
-        return sorted(out, key=lambda m: (m.at, -m.strength))
+        return match_rules(self.lists.rules, text)
 
     def group(self, code: str) -> str:
         """The routing label of a department code (every street office/town is ``locality``)."""
@@ -213,8 +223,7 @@ class ZeroShotRouter:
             scores[LOCALITY] += cfg.admin_unit_boost
         # A rule whose trigger words all appear in the head of the ticket (title + first sentences) applies;
         # one that fires somewhere in a long text applies only if retrieval also ranks its lead high.
-        head = f"{ticket.title}。{ticket.content[: cfg.rule_text_chars]}" if ticket.title else ticket.content[: cfg.rule_text_chars]
-        rules = self.match_rules(head)
+        rules = self.match_rules(rule_head(ticket, cfg.rule_text_chars))
         if not rules:
             rules = self.match_rules(text)
             if cfg.rule_max_rank:

@@ -376,6 +376,32 @@ def test_fusion_knobs_from_settings(monkeypatch):
         Settings()
 
 
+def test_lists_fires_lists_the_rules_each_ticket_meets_and_the_one_that_applies(cli, tmp_path):
+    """For list editors: the rules a file's tickets meet, read as the router reads them, with the one that applies
+    (the matter stated first, though another rule's words are longer)."""
+    data = tmp_path / "t.jsonl"
+    data.write_text("\n".join([
+        json.dumps({"id": "a", "title": "工地夜间施工扰民", "content": "楼旁工地夜间施工噪音扰民。小区物业维修不及时，物业费照收"},
+                   ensure_ascii=False),
+        json.dumps({"id": "b", "content": "图书馆的开放时间能不能延长到晚上九点"}, ensure_ascii=False),
+        json.dumps({"id": "c", "content": "家里" + "的" * 120 + "楼上卫生间漏水渗到我家天花板"}, ensure_ascii=False),
+        "{not json",
+    ]) + "\n", encoding="utf-8")
+    out = tmp_path / "fires.jsonl"
+    r = cli("lists", "fires", "--input", str(data), "--output", str(out))
+    assert r.exit_code == 0, r.output
+    got = {d["id"]: d for d in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    assert set(got) == {"a", "c"}  # b meets no rule
+    a = got["a"]
+    assert a["read"] == "head" and a["applies"] == "noise-construction" == a["rules"][0]["id"]
+    prop = next(x for x in a["rules"] if x["id"] == "property-service")
+    assert sum(map(len, prop["hits"])) > sum(map(len, a["rules"][0]["hits"])) and prop["at"] > a["rules"][0]["at"]
+    assert got["c"]["read"] == "text"  # met past the title and head only
+    assert "3 tickets: 2 meet a rule (1 in the title and head, 1 further on), 1 meet rules of different leads; 1 bad" in r.output
+    r = cli("lists", "fires", "--input", str(data), "--output", str(data))
+    assert r.exit_code != 0 and "Traceback" not in r.output and data.read_text(encoding="utf-8").startswith("{")
+
+
 def test_eval_routing_with_precedents(cli, tmp_path, monkeypatch):
     """--precedents: a labelled file of settled tickets votes on similar tickets (here: the same texts, settled
     against the lists); a missing or unlabelled file is one line."""
