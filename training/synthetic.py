@@ -121,10 +121,8 @@ class SyntheticHistory:
         return self.aliases.get(code, code)
 
     def _rule_for(self, text: str):
-        for r in self.rules:
-            if r.triggers.matches(text)[0]:
-                return r
-        return None
+        found = [(f.end, -sum(map(len, f.hits)), i, r) for i, r in enumerate(self.rules) if (f := r.triggers.find(text))]
+        return min(found)[3] if found else None
 
     def _body(self, rng: random.Random, phrasing: str, item, extra_phrasing: str | None) -> list[str]:
         parts = [_strip_end(phrasing)]
