@@ -121,8 +121,10 @@ class SyntheticHistory:
         return self.aliases.get(code, code)
 
     def _rule_for(self, text: str):
-        found = [(f.end, -sum(map(len, f.hits)), i, r) for i, r in enumerate(self.rules) if (f := r.triggers.find(text))]
-        return min(found)[3] if found else None
+        for r in self.rules:
+            if r.triggers.matches(text)[0]:
+                return r
+        return None
 
     def _body(self, rng: random.Random, phrasing: str, item, extra_phrasing: str | None) -> list[str]:
         parts = [_strip_end(phrasing)]
