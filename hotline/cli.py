@@ -244,6 +244,7 @@ def lists_search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=50)
 def lists_fires(
     input: Annotated[Path, typer.Option("--input", help="tickets as JSONL, or a CSV or Excel sheet (.xlsx/.xls): id, content (+ title; or a 12345 export's Chinese headers)")],
     output: Annotated[Optional[Path], typer.Option("--output", help="JSONL, one line per ticket that meets a rule (default: stdout)")] = None,
+    rule: Annotated[Optional[str], typer.Option("--rule", help="only the tickets that meet this rule (its id in boundaries.yaml), to read its fires one by one")] = None,
 ) -> None:
     """Which joint-handling rules each ticket's words meet, as the router reads them (the title and head of the text
     first, else the whole text), their hits, where the text states each matter, and the rule that applies — to read what
@@ -255,17 +256,20 @@ def lists_fires(
     check_output(output, "--output", inputs=(input,))
     tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL, CSV or Excel file with id, content (+ title)")
     lists, chars = _lists(), get_settings().router_config().rule_text_chars
+    if rule is not None and rule not in {r.id for r in lists.rules}:
+        fail(f"--rule {rule}: no such rule in the lists' boundaries.yaml (ids such as {', '.join(r.id for r in lists.rules[:3])}…)")
     out, counts = [], {"head": 0, "text": 0, "several_leads": 0}
     for n, t in enumerate(tickets, 1):
         read, found = "head", match_rules(lists.rules, rule_head(t, chars))
         if not found:
             read, found = "text", match_rules(lists.rules, t.text)
-        if not found:
+        if not found or (rule is not None and rule not in {m.rule.id for m in found}):
             continue
         counts[read] += 1
         counts["several_leads"] += len({m.rule.lead for m in found}) > 1
         out.append({"id": t.id or f"#{n}", "title": t.title, "read": read, "applies": found[0].rule.id,
-                    "rules": [{"id": m.rule.id, "lead": m.rule.lead, "hits": m.hits, "at": m.at} for m in found]})
+                    "rules": [{"id": m.rule.id, "lead": m.rule.lead, "hits": m.hits, "at": m.at, "passage": m.passage}
+                              for m in found]})
     lines = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in out)
     if output:
         try:
@@ -275,7 +279,7 @@ def lists_fires(
             fail(f"--output {output}: cannot write it ({e.strerror or e})")
     else:
         sys.stdout.write(lines)
-    typer.echo(f"{len(tickets)} tickets: {len(out)} meet a rule ({counts['head']} in the title and head, {counts['text']} "
+    typer.echo(f"{len(tickets)} tickets: {len(out)} meet {'rule ' + rule if rule else 'a rule'} ({counts['head']} in the title and head, {counts['text']} "
                f"further on), {counts['several_leads']} meet rules of different leads; {len(problems)} bad line(s) skipped",
                err=True)
 

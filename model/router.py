@@ -63,6 +63,7 @@ class RuleMatch:
     rule: BoundaryRule
     hits: list[str]
     at: int = 0  # where the text first states the rule's matter (end of the earliest passage with all its words)
+    passage: str = ""  # that passage
 
     @property
     def strength(self) -> int:
@@ -76,7 +77,7 @@ def match_rules(rules, text: str) -> list[RuleMatch]:
     for rule in rules:
         found = rule.triggers.find(text)
         if found:
-            out.append(RuleMatch(rule, found.hits, found.end))
+            out.append(RuleMatch(rule, found.hits, found.end, found.passage))
     return sorted(out, key=lambda m: (m.at, -m.strength))
 
 

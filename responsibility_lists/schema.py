@@ -119,7 +119,7 @@ class Triggers(_Frozen):
         found = [(m.start(), m.start() + len(w), g, w)  # start, end, group, word
                  for g, words in enumerate(present) for w in words for m in re.finditer(re.escape(w), text)]
         found.sort()
-        n, best, best_len, first_end = len(self.all_of), None, -1, len(text)
+        n, best, best_len, first = len(self.all_of), None, -1, (len(text), 0)
         for i, (start, _, _, _) in enumerate(found):
             longest: dict[int, str] = {}
             ends: dict[int, int] = {}
@@ -131,15 +131,16 @@ class Triggers(_Frozen):
                     if len(w) > len(longest.get(g, "")):
                         longest[g] = w
             if len(longest) == n:
-                first_end = min(first_end, max(ends.values()))
+                first = min(first, (max(ends.values()), start))
                 if (size := sum(map(len, longest.values()))) > best_len:
                     best, best_len = [longest[g] for g in range(n)], size
-        return TriggerMatch(best, first_end) if best else None
+        return TriggerMatch(best, first[0], text[first[1]:first[0]]) if best else None
 
 
 class TriggerMatch(NamedTuple):
     hits: list[str]  # per group, the longest word of the passage whose words are longest
     end: int  # characters into the text where the earliest passage holding a word of every group ends
+    passage: str = ""  # that passage, as the words were looked for in it (generic phrases blanked, letters casefolded)
 
 
 class BoundaryRule(_Frozen):

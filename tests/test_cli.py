@@ -398,6 +398,14 @@ def test_lists_fires_lists_the_rules_each_ticket_meets_and_the_one_that_applies(
     assert sum(map(len, prop["hits"])) > sum(map(len, a["rules"][0]["hits"])) and prop["at"] > a["rules"][0]["at"]
     assert got["c"]["read"] == "text"  # met past the title and head only
     assert "3 tickets: 2 meet a rule (1 in the title and head, 1 further on), 1 meet rules of different leads; 1 bad" in r.output
+    assert a["rules"][0]["passage"] == "工地夜间施工扰民"  # the title states it: where `at` ends
+    only = tmp_path / "leak.jsonl"
+    r = cli("lists", "fires", "--input", str(data), "--output", str(only), "--rule", "leak-neighbor")
+    assert r.exit_code == 0, r.output
+    assert [json.loads(x)["id"] for x in only.read_text(encoding="utf-8").splitlines()] == ["c"]
+    assert "3 tickets: 1 meet rule leak-neighbor (0 in the title and head, 1 further on)" in r.output
+    r = cli("lists", "fires", "--input", str(data), "--rule", "no-such-rule")
+    assert r.exit_code != 0 and "--rule no-such-rule" in r.output and "Traceback" not in r.output
     r = cli("lists", "fires", "--input", str(data), "--output", str(data))
     assert r.exit_code != 0 and "Traceback" not in r.output and data.read_text(encoding="utf-8").startswith("{")
 

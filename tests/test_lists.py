@@ -130,6 +130,7 @@ def test_a_match_says_where_the_text_first_states_the_matter(lists):
     rule = next(r for r in lists.rules if r.id == "wage-arrears-construction")
     found = rule.triggers.find("工地的包工头欠工资三个月了")
     assert found.hits == ["欠工资", "包工头"] and found.end == len("工地的包工头欠工资")  # 工地 + 欠工资: the first pair
+    assert found.passage == "工地的包工头欠工资"
     later = rule.triggers.find("我在外地。" + "工地的包工头欠工资三个月了")
     assert later.end == found.end + len("我在外地。")
     assert rule.triggers.find("包工头" + FILLER + "欠薪，工地").end == len("包工头" + FILLER + "欠薪，工地")
