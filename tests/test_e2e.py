@@ -340,6 +340,10 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert "权责清单本身倾向：" in drv.find_element(By.CSS_SELECTOR, "[data-testid=suggestion] [data-testid=lists-lead]").text
     shot(drv, "06-widget-precedent")
 
+    # a ticket that does not exist: the API names the field (detail: ticket_id), the page says it in Chinese alone
+    drv.get(f"{base}/workbench#t=999999&key={keys['arbitrator']}")
+    st = wait(drv, "#status", text="出错")
+    assert "工单 999999 不存在（404）" in st.text and "ticket_id" not in st.text, st.text
     # in the workbench, the new ticket's similar past decisions start with that decision, its similarity shown
     drv.get(f"{base}/workbench#t={tid3}&key={keys['arbitrator']}")
     first = wait(drv, "#detail [data-testid=similar] li")
