@@ -254,10 +254,10 @@ def lists_fires(
     from model.router import match_rules, rule_head
 
     check_output(output, "--output", inputs=(input,))
-    tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL, CSV or Excel file with id, content (+ title)")
     lists, chars = _lists(), get_settings().router_config().rule_text_chars
-    if rule is not None and rule not in {r.id for r in lists.rules}:
+    if rule is not None and rule not in {r.id for r in lists.rules}:  # said before the file is read
         fail(f"--rule {rule}: no such rule in the lists' boundaries.yaml (ids such as {', '.join(r.id for r in lists.rules[:3])}…)")
+    tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL, CSV or Excel file with id, content (+ title)")
     out, counts = [], {"head": 0, "text": 0, "several_leads": 0}
     for n, t in enumerate(tickets, 1):
         read, found = "head", match_rules(lists.rules, rule_head(t, chars))

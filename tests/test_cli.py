@@ -406,6 +406,8 @@ def test_lists_fires_lists_the_rules_each_ticket_meets_and_the_one_that_applies(
     assert "3 tickets: 1 meet rule leak-neighbor (0 in the title and head, 1 further on)" in r.output
     r = cli("lists", "fires", "--input", str(data), "--rule", "no-such-rule")
     assert r.exit_code != 0 and "--rule no-such-rule" in r.output and "Traceback" not in r.output
+    r = cli("lists", "fires", "--input", str(tmp_path / "missing.jsonl"), "--rule", "no-such-rule")
+    assert r.exit_code != 0 and "--rule no-such-rule" in r.output  # the option is checked before the file is read
     r = cli("lists", "fires", "--input", str(data), "--output", str(data))
     assert r.exit_code != 0 and "Traceback" not in r.output and data.read_text(encoding="utf-8").startswith("{")
 
