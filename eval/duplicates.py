@@ -104,18 +104,27 @@ def embed_cached(encoder, tickets: list[Ticket], cache_dir: Path | None, batch_s
     return vecs
 
 
-def _router_code() -> str:
-    """A digest of the code that turns lists and a ticket into the lists' lead (``model/`` and
-    ``responsibility_lists/``): the same lists read by other code (2026-12-04: rule triggers gained a window) may name
-    other owners, so an upgrade must not read the owners an older checkout cached."""
+def _router_files() -> list[tuple[str, Path]]:
+    """The code that turns lists and a ticket into the lists' lead, as (name, path): ``model/`` and
+    ``responsibility_lists/``, without ``model/duplicates/`` (the router never imports it; a change to the detector
+    must not route every message again)."""
     import model
     import responsibility_lists
 
-    digest = hashlib.sha256()
+    files = []
     for pkg in (model, responsibility_lists):
         root = Path(pkg.__file__).parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(path.relative_to(root.parent).as_posix().encode() + b"\x00" + path.read_bytes())
+        files += [(p.relative_to(root.parent).as_posix(), p) for p in sorted(root.rglob("*.py"))
+                  if "duplicates" not in p.relative_to(root).parts[:-1]]
+    return files
+
+
+def _router_code() -> str:
+    """A digest of :func:`_router_files`: the same lists read by other code (2026-12-04: rule triggers gained a
+    window) may name other owners, so an upgrade must not read the owners an older checkout cached."""
+    digest = hashlib.sha256()
+    for name, path in _router_files():
+        digest.update(name.encode() + b"\x00" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 

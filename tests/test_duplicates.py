@@ -442,6 +442,9 @@ def test_routed_owners_are_cached_by_router_and_tickets(router, tmp_path, monkey
     import eval.duplicates
     code = eval.duplicates._router_code()
     assert len(code) == 16 and code == eval.duplicates._router_code()
+    names = [n for n, _ in eval.duplicates._router_files()]  # the router's code, not the detector's
+    assert {"model/router.py", "model/fusion.py", "responsibility_lists/schema.py"} <= set(names)
+    assert not any(n.startswith("model/duplicates/") for n in names) and "model/duplicates/detector.py" not in names
     monkeypatch.setattr(eval.duplicates, "_router_code", lambda: "0" * 16)  # the same lists read by other code
     routed_owners(router, tickets, tmp_path)
     assert calls == [2, 2, 2, 2, 2]  # another key: an upgrade does not read an older checkout's owners
@@ -648,3 +651,31 @@ def test_a_match_at_the_same_place_is_preferred_to_a_closer_one_elsewhere(locato
     assert res["y"].duplicate_of is None and res["p"].duplicate_of == "y", res
     old = {r.id: r for r in DuplicateDetector(None, SALT, DedupConfig(merge_cos=1.01), locator, dim=3).rebuild([x, y, p], vectors=vecs)}
     assert old["p"].duplicate_of == "x", old
+
+
+def test_the_same_caller_needs_no_more_evidence_than_another_caller(locator):
+    """Within the window, a caller's own earlier report that misses the caller test (cosine >= caller_cos, 0.95) is
+    still a repeat where another caller's report would be a same_event (a place in common, cosine >= event_cos_place,
+    0.94); past the window only the caller test applies, and without a place in common the same caller gets no link a
+    stranger would not. Vectors are given (no encoder): cos(first, later) 0.945, or 0.96 where said."""
+    first = _at("a", "幸福里小区3号楼下的烧烤店每晚油烟很大，家里没法开窗。", "2024-05-01", PHONE_A)
+    again = "还是那家烧烤店，幸福里小区晚上烟熏火燎，到现在都没有人来管。"
+
+    def link(later: Ticket, cos: float = 0.945, before: Ticket = first):
+        vecs = np.array([[1.0, 0.0], [cos, math.sqrt(1 - cos ** 2)]], dtype=np.float32)
+        res = DuplicateDetector(None, SALT, DedupConfig(), locator, dim=2).rebuild([before, later], vectors=vecs)
+        return res[1]
+
+    same = link(_at("b", again, "2024-05-03", PHONE_A))
+    assert (same.duplicate_of, same.kind, same.cluster) == ("a", "repeat", "a")
+    other = link(_at("b", again, "2024-05-03", PHONE_B))
+    assert (other.duplicate_of, other.kind) == ("a", "same_event")
+    assert link(_at("b", again, "2024-06-15", PHONE_A)).duplicate_of is None  # 45 days: the caller window's own test
+    assert link(_at("b", again, "2024-06-15", PHONE_A), cos=0.96).duplicate_of == "a"
+    # no place in common (no address, none named): neither the caller nor a stranger is linked at 0.945
+    bare_first = Ticket(id="a", content="楼下的烧烤店每晚油烟很大，家里没法开窗。", caller=PHONE_A,
+                        created_at="2024-05-01T09:00:00+08:00")
+    for phone in (PHONE_A, PHONE_B):
+        bare = Ticket(id="b", content="还是那家烧烤店，晚上烟熏火燎，到现在都没有人来管。", caller=phone,
+                      created_at="2024-05-03T09:00:00+08:00")
+        assert link(bare, before=bare_first).duplicate_of is None

@@ -19,7 +19,8 @@ names of >= ``min_place_len`` characters or gazetteer names; else the same local
 two complaints the same). The verdict:
 
 - ``repeat``: near-identical text (Jaccard >= ``near_jaccard``) from anyone, or the same caller and the
-  same problem (cosine >= ``caller_cos``);
+  same problem (cosine >= ``caller_cos``), or, within the window, the same caller and what would link another
+  caller's report (below): the same caller is never asked for more evidence than a stranger;
 - ``same_event``: different callers, a place in common and the same problem (cosine >= ``event_cos_place``,
   or >= ``event_cos_problem`` with problem overlap >= ``problem_dice``); with only the same locality, or no
   place known, a higher cosine (``event_cos_locality`` / ``event_cos_noplace``) plus the problem overlap;
@@ -391,19 +392,25 @@ class DuplicateDetector:
             return "repeat", max(jac, cos)
         sig = self.window_sig.get(j)
         overlap = dice(p.sig, sig) if sig is not None else 0.0
-        if p.caller is not None and p.caller == r.caller[j]:
-            ok = cos >= c.caller_cos and (shared_place or overlap >= c.caller_dice)
-            return ("repeat", cos) if ok else None
+        same_caller = p.caller is not None and p.caller == r.caller[j]
+        if same_caller:
+            if cos >= c.caller_cos and (shared_place or overlap >= c.caller_dice):
+                return "repeat", cos
+            if gap > c.window_days * DAY:
+                return None  # past the window a caller's own earlier report is judged by the test above alone
+        # Another caller's report (or, within the window, the caller's own that missed the caller test: a caller who
+        # names the same place at cosine 0.94 is not less of a repeat than a stranger who does is a same_event).
+        kind: Kind = "repeat" if same_caller else "same_event"
         if shared_place:
             if cos >= c.event_cos_place or (cos >= c.event_cos_problem and overlap >= c.problem_dice):
-                return "same_event", cos
+                return kind, cos
             return None
         if loc_a and loc_a == loc_b:
             need = c.event_cos_locality
         else:
             need = c.event_cos_noplace
         if cos >= need and overlap >= c.problem_dice:
-            return "same_event", cos
+            return kind, cos
         return None
 
     def _matches(self, p: _Prepared, vec: np.ndarray) -> tuple[tuple[int, Kind, float] | None, list[int]]:
