@@ -54,6 +54,10 @@ def test_reason_codes_are_one_list_the_screens_share():
     ("镇上到我们村规划的那条路，路基打好三年了一直不铺路面，到底哪年能修好通车", "transport"),
     ("爷爷住的老土房去年就被评成了危房，今年说改造名额没了，补助也没发", "housing_construction"),
     ("我们家是脱贫户，今年孩子生病花了很多钱，村里说可以申请防返贫监测，不知道找谁", "agriculture_rural"),
+    # a new home's design or safety fault found at delivery: 开发商's duty under housing_construction-04, which the lists
+    # sent to the gas company (入户 + 安全隐患) or to the town until the item said so (2026-12-04)
+    ("刚收的新房阳台护栏间隙太大，小孩能钻出去，找开发商整改一直拖着，安全隐患太大了", "housing_construction"),
+    ("买的期房交付了，两户的入户门挨得太近开门就撞上，设计有安全隐患，开发商说没问题", "housing_construction"),
 ])
 def test_plain_matters_go_to_their_owner(router, text, lead):
     s = route(router, text)
