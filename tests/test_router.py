@@ -58,6 +58,15 @@ def test_reason_codes_are_one_list_the_screens_share():
     # sent to the gas company (入户 + 安全隐患) or to the town until the item said so (2026-12-04)
     ("刚收的新房阳台护栏间隙太大，小孩能钻出去，找开发商整改一直拖着，安全隐患太大了", "housing_construction"),
     ("买的期房交付了，两户的入户门挨得太近开门就撞上，设计有安全隐患，开发商说没问题", "housing_construction"),
+    # matters the lists sent elsewhere until read department by department on the 7,127 unlabelled messages
+    # (2026-12-05): a lift out of service for weeks (to fire_rescue's high-rise item), a civil-defence parking space
+    # (no item: fire lanes), a refund for a cancelled flat (taxation: 退税), a pyramid-scheme den (civil_affairs or the town),
+    # gambling at fishing-game machines (emergency_management; mahjong parlours went to power_supply)
+    ("小区7栋的电梯停止运行一个多月了，物业一直不维修", "market_regulation"),
+    ("小区地下的人防车位被物业拿来卖，人防车位到底能不能出售", "housing_construction"),
+    ("恒大的退房款一个多月了还没到账，开发商一直拖着不退款", "housing_construction"),
+    ("我家人被传销组织洗脑，在出租屋里不肯回家，求政府查处窝点", "market_regulation"),
+    ("小区旁边有一家店摆着打鱼机，开了又关关了又开，请彻底取缔", "public_security"),
 ])
 def test_plain_matters_go_to_their_owner(router, text, lead):
     s = route(router, text)
@@ -260,6 +269,10 @@ def test_a_short_title_is_not_padded_to_its_long_text(router, monkeypatch):
     # the metro (2026-12-04): its lines, stations, exits, gates and app are the city's metro group's, no roster department's
     ("地铁四号线说好明年通车，车站出入口到现在还没修完，到底哪天能开通", "metro"),
     ("地铁站的扫码闸机老是刷不开，早高峰进站要排很久", "metro"),
+    # courts (2026-12-05): a judgment, a retrial, enforcement — 涉诉涉法, the court's; the lists sent them to justice
+    ("法院判决生效一年多了，执行局一直不执行，判给我的钱一分没拿到", "court"),
+    # a bank's loan deductions (2026-12-05): the lists sent them to telecom (扣费)
+    ("在农商行贷的款，银行连着两个月多扣了月供，去营业厅问也不给退", "financial"),
 ])
 def test_a_matter_of_a_body_outside_the_roster_is_to_be_transferred(router, text, body):
     """OUTSIDE_ROSTER names the body (outside.yaml) and its hotline; the ticket is not auto-dispatched, and it is not
@@ -285,6 +298,10 @@ def test_a_matter_of_a_body_outside_the_roster_is_to_be_transferred(router, text
     "修地铁的工地半夜还在打桩，吵得整栋楼睡不着",  # the metro's building site at night: the noise rule's owners
     "社区巴士能不能多开几个班次，早上等车要半小时",  # buses: transport, not the metro
     "请加快我们片区的发展，公共服务配套一直跟不上",  # a district's development: not a metro line
+    "兄弟几个为了老房子拆迁款闹翻了，想找个地方调解，不想打官司",  # mediation: justice, not the court
+    "律师收了代理费以后就不管案子了，想投诉这个律师",  # a lawyer's conduct: justice
+    "想打官司但是请不起律师，能不能申请法律援助",  # legal aid: justice
+    "手机套餐每个月莫名多扣了二十块钱，营业厅说查不到",  # a carrier's charges: telecom, not a bank
 ])
 def test_matters_a_roster_department_owns_are_not_sent_outside(router, text):
     s = route(router, text)
