@@ -67,10 +67,6 @@ def test_reason_codes_are_one_list_the_screens_share():
     ("恒大的退房款一个多月了还没到账，开发商一直拖着不退款", "housing_construction"),
     ("我家人被传销组织洗脑，在出租屋里不肯回家，求政府查处窝点", "market_regulation"),
     ("小区旁边有一家店摆着打鱼机，开了又关关了又开，请彻底取缔", "public_security"),
-    # complaints about 城管 officers' own conduct (暴力执法, 乱锁车, 态度恶劣) had no item and went to the town, health,
-    # culture_tourism or traffic_police: urban_management-20 (2026-12-05)
-    ("城管队员没收我的三轮车时动手打人，还把我推倒在地上", "urban_management"),
-    ("城管乱锁车，交了三百块才给开锁，连个收据都没有", "urban_management"),
 ])
 def test_plain_matters_go_to_their_owner(router, text, lead):
     s = route(router, text)
