@@ -6,7 +6,8 @@ addresses of the district). Voices: a caller's own words (口语, 方言词, 错
 emotion), a call-taker's summary (标题 + 详情 "市民来电反映…"), and an online message (网上留言:
 "尊敬的领导…"). Lengths spread around a ~200-character median; some tickets repeat earlier ones.
 
-Seeded: the same lists and seed give the same tickets (``generate(lists, n, seed)``). Labels are the
+Seeded: the same lists and seed give the same tickets (``generate(lists, n, seed)``); ticket ``i`` draws from its own
+stream, so editing one item rewrites the few tickets that draw on it and leaves the rest of the history as it was. Labels are the
 routing label space of :func:`training.data.roster_label_space` (roster codes; street offices/towns
 collapse to ``locality``).
 """
@@ -199,10 +200,14 @@ class SyntheticHistory:
                 "source": rule.id if rule else item.id}
 
     def generate(self, n: int, repeat_rate: float = 0.05) -> list[dict]:
-        rng = random.Random(self.seed)
         start = datetime(2025, 1, 1)
         out: list[dict] = []
         for i in range(n):
+            # each ticket draws from its own stream (seed, i): an edit to the lists changes the tickets whose label or
+            # item it touches, not every ticket after the first one it touches (one stream for all reshuffled the whole
+            # history, so a lists edit's retrain was a new draw: 1,010 of 3,000 tickets stayed the same for one item
+            # more, 2,963 with a stream per ticket)
+            rng = random.Random(f"{self.seed}:{i}")
             if out and rng.random() < repeat_rate:  # the same caller calls again about the same problem
                 prev = rng.choice(out)
                 again = rng.choice(["上次反映的问题到现在还没解决，", "我又打来了，还是那个事，", "再次反映：", "第三次打电话了！"])
