@@ -2,7 +2,9 @@
 
 Every item is represented by several vectors: one passage (``passage:`` side: title + duties + keywords)
 and one per example phrasing (``query:`` side, since phrasings are worded like tickets). An item's
-dense score is the best of its vectors. The index is persisted under
+dense score is the best of its vectors. An item's exclusions (不含事项: "not ours, X's") are matters the lists
+give to another department: each is a vector (``query:`` side) of the owner's item nearest to it, so a ticket
+about the excluded matter finds its owner, with the exclusion as the evidence. The index is persisted under
 ``<index_dir>/<encoder>-<lists version>/`` and rebuilt only when the lists or the encoder change.
 """
 from __future__ import annotations
@@ -19,10 +21,11 @@ import faiss
 import numpy as np
 
 from responsibility_lists.loader import ItemRef, ResponsibilityLists
+from responsibility_lists.schema import Exclusion
 
 from .lexical import LexicalIndex
 
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3  # 3: exclusion rows
 
 
 def _slug(name: str) -> str:
@@ -32,6 +35,25 @@ def _slug(name: str) -> str:
 def item_passage(ref: ItemRef) -> str:
     it = ref.item
     return f"{it.title}。{it.duties} 关键词：{'、'.join(it.keywords)}"
+
+
+def exclusion_note(ref: ItemRef, matter: str, owner_name: str) -> str:
+    """How an exclusion row reads as evidence: the item that excludes the matter and who owns it."""
+    return f"{matter}（{ref.item.title}不含此项，由{owner_name}负责）"
+
+
+def _items_by_department(lists: ResponsibilityLists) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, r in enumerate(lists.items):
+        out.setdefault(r.department, []).append(i)
+    return out
+
+
+def exclusions(lists: ResponsibilityLists) -> list[tuple[ItemRef, Exclusion]]:
+    """The items' exclusions whose owner has items of its own (an outside body's matters are not indexed), in the
+    order of the index's exclusion rows."""
+    owned = {r.department for r in lists.items}
+    return [(r, e) for r in lists.items for e in r.item.exclusions if e.owner in owned]
 
 
 def item_lexical_doc(ref: ItemRef) -> str:
@@ -46,7 +68,7 @@ class ItemHit:
     score: float  # fused score in [0, 1]-ish
     dense: float  # best cosine similarity
     lexical: float  # BM25 normalised by the query's best
-    matched_text: str  # the passage or phrasing that matched best
+    matched_text: str  # the passage or phrasing that matched best (an exclusion: its note)
 
 
 def _encode(texts: list[str], kind: str, encode, known: dict, dim: int, batch_size: int) -> np.ndarray:
@@ -73,6 +95,10 @@ class ListIndex:
         self.refs = lists.items
         self.lexical = LexicalIndex([item_lexical_doc(r) for r in self.refs])
         self._other: dict[str, np.ndarray] = {}  # query vectors of list texts that are not items' (phrasing_vectors)
+        # an exclusion row is shown as its note (who excludes the matter, who owns it); build_vectors puts them last
+        excl, names = exclusions(lists), lists.names
+        first = len(texts) - len(excl)
+        self.notes = {first + j: exclusion_note(r, e.matter, names.get(e.owner, e.owner)) for j, (r, e) in enumerate(excl)}
 
     # ------------------------------------------------------------------ build / persist / load
     @staticmethod
@@ -82,7 +108,8 @@ class ListIndex:
     @classmethod
     def build_vectors(cls, lists: ResponsibilityLists, encoder, batch_size: int = 32,
                       reuse: "ListIndex | None" = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """The rows to index: one passage per item, then its phrasings (as queries). With ``reuse`` (an index on the
+        """The rows to index: one passage per item, then its phrasings (as queries), then the items' exclusions'
+        matters (:meth:`exclusion_rows`). With ``reuse`` (an index on the
         same encoder: the lists before an edit) only texts it does not hold are encoded."""
         known = reuse.known_vectors() if reuse is not None and reuse.encoder is encoder else {}
         passages = [item_passage(r) for r in lists.items]
@@ -93,12 +120,26 @@ class ListIndex:
                 phr_texts.append(p)
                 phr_owner.append(i)
         q_vecs = _encode(phr_texts, "query", encoder.encode_queries, known, encoder.dim, batch_size)
-        vecs = np.vstack([p_vecs, q_vecs]).astype(np.float32)
-        owners = np.concatenate([np.arange(len(passages)), np.asarray(phr_owner, dtype=np.int64)])
-        return vecs, owners, passages + phr_texts
+        e_vecs, e_owner, e_texts = cls.exclusion_rows(lists, encoder, p_vecs, known, batch_size)
+        vecs = np.vstack([p_vecs, q_vecs, e_vecs]).astype(np.float32)
+        owners = np.concatenate([np.arange(len(passages)), np.asarray(phr_owner, dtype=np.int64), e_owner])
+        return vecs, owners, passages + phr_texts + e_texts
+
+    @staticmethod
+    def exclusion_rows(lists: ResponsibilityLists, encoder, p_vecs: np.ndarray, known: dict,
+                       batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """One row per exclusion whose owner has items (:func:`exclusions`): the matter's vector (``query:`` side),
+        owned by the owner's item whose passage is nearest to it."""
+        by_dept = _items_by_department(lists)
+        matters = [e.matter for _, e in exclusions(lists)]
+        vecs = _encode(matters, "query", encoder.encode_queries, known, encoder.dim, batch_size)
+        owner = [by_dept[e.owner][int(np.argmax(p_vecs[by_dept[e.owner]] @ vecs[j]))]
+                 for j, (_, e) in enumerate(exclusions(lists))]
+        return vecs, np.asarray(owner, dtype=np.int64), matters
 
     def known_vectors(self) -> dict[tuple[str, str], np.ndarray]:
-        """(kind, text) -> the vector this index holds for it; kind is ``passage`` (an item's text) or ``query``."""
+        """(kind, text) -> the vector this index holds for it; kind is ``passage`` (an item's text) or ``query`` (a
+        phrasing or an exclusion's matter)."""
         vecs = self.index.reconstruct_n(0, self.index.ntotal)
         n_passages = len(self.refs)  # build_vectors puts one passage per item first
         return {("passage" if row < n_passages else "query", t): vecs[row] for row, t in enumerate(self.texts)}
@@ -187,7 +228,8 @@ class ListIndex:
         fused = (1 - lexical_weight) * dense_n + lexical_weight * lex_n
         order = np.argsort(-fused)
         return [
-            ItemHit(self.refs[i], float(fused[i]), float(dense[i]), float(lex_n[i]), self.texts[best_row[i]])
+            ItemHit(self.refs[i], float(fused[i]), float(dense[i]), float(lex_n[i]),
+                   self.notes.get(int(best_row[i]), self.texts[best_row[i]]))
             for i in order
         ]
 

@@ -32,7 +32,10 @@ def test_index_is_persisted_reused_and_rebuilt(small_lists, encoder, tmp_path):
     first = ListIndex.load_or_build(lists, encoder, idx_dir)
     folder = ListIndex.folder_for(idx_dir, encoder.fingerprint, lists.version)
     stamp = (folder / "vectors.faiss").stat().st_mtime_ns
-    assert first.index.ntotal == 2 * len(lists.items)  # one passage + one phrasing each
+    owned = {r.department for r in lists.items}
+    n_excl = sum(e.owner in owned for r in lists.items for e in r.item.exclusions)
+    assert n_excl > 0
+    assert first.index.ntotal == 2 * len(lists.items) + n_excl  # one passage + one phrasing each, one row per exclusion
 
     again = ListIndex.load_or_build(lists, encoder, idx_dir)
     assert (folder / "vectors.faiss").stat().st_mtime_ns == stamp  # loaded, not rebuilt
@@ -70,3 +73,24 @@ def test_lexical_signal_counts_exact_terms(small_lists, encoder, tmp_path):
     dense_only = index.score_items(f"关于{kw}的问题", lexical_weight=0.0)
     assert [round(h.score, 6) for h in dense_only] == sorted((round(h.score, 6) for h in dense_only), reverse=True)
     assert all(h.lexical >= 0 for h in dense_only)
+
+
+def test_an_exclusion_finds_the_department_it_names(small_lists, encoder, tmp_path):
+    """An item's 不含事项 (matter, owner) is a row of the owner's item: a ticket about that matter finds the owner, and
+    the evidence says which item excludes it and who owns it."""
+    lists = load_lists(small_lists)
+    index = ListIndex.load_or_build(lists, encoder, tmp_path / "idx")
+    names = lists.names
+    rows = {note: int(index.owners[row]) for row, note in index.notes.items()}
+    checked = 0
+    for ref in lists.items:
+        for e in ref.item.exclusions:
+            if e.owner not in {r.department for r in lists.items}:
+                continue
+            note = f"{e.matter}（{ref.item.title}不含此项，由{names[e.owner]}负责）"
+            assert note in rows, note
+            assert lists.items[rows[note]].department == e.owner  # never the excluding item's department
+            hit = next(h for h in index.score_items(e.matter) if h.ref.department == e.owner)
+            assert hit.matched_text == note and hit.dense > 0.95
+            checked += 1
+    assert checked >= 20

@@ -102,6 +102,17 @@ def test_of_two_rules_the_matter_stated_first_applies(router, text, rule, other)
     assert s.evidence[0].item_id == f"rule:{rule}" and s.lead.code == matched[0].rule.lead
 
 
+def test_a_matter_an_item_excludes_goes_to_the_owner_it_names(router):
+    """transport-15 (共享单车) excludes 押金退还和计费纠纷 (市场监管) and so does urban_management's 共享单车 item: the
+    deposit dispute goes to market regulation, citing the exclusion, not to the item whose words it shares."""
+    s = router.route(Ticket(id="x1", content="共享单车押金退还和计费纠纷"))
+    assert s.lead.code == "market_regulation"
+    assert any(e.department == "market_regulation" and "不含此项" in (e.text or "") for e in s.evidence)
+    # a bike-share matter the transport item keeps stays there
+    kept = router.route(Ticket(id="x2", content="新区这边一辆共享单车都没有，能不能让运营企业投放一些"))
+    assert kept.lead.code == "transport"
+
+
 def test_unowned_matter_goes_to_the_locality(router):
     # most of the common locality items' own phrasings, said by someone in 柳溪村, go to 柳溪镇 itself
     items = router.lists.items_of("locality")
