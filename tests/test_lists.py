@@ -252,3 +252,21 @@ def test_disputed_rule_needs_a_note(copy):
     bdoc["rules"][0]["dispute_note"] = ""
     b.write_text(yaml.safe_dump(bdoc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     assert any("dispute_note" in str(p) for p in validate_lists(copy))
+
+
+def test_the_written_exclusion_matters_still_name_an_exclusion_of_the_lists(lists):
+    """eval/data/exclusion_matters.csv (README: "The lists' exclusions steer routing") is about matters the lists exclude:
+    each row's `excluded_by` item must still exclude a matter owned by the row's lead. A lists edit that renames the
+    item or moves the matter makes the file stale, and this says which row."""
+    import csv
+
+    items = {r.item.id: r.item for r in lists.items}
+    path = Path(__file__).resolve().parents[1] / "eval" / "data" / "exclusion_matters.csv"
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert len(rows) >= 10 and len({r["id"] for r in rows}) == len(rows)
+    for r in rows:
+        item = items.get(r["excluded_by"])
+        assert item is not None, f"{r['id']}: no item {r['excluded_by']}"
+        owners = {e.owner for e in item.exclusions}
+        assert r["lead"] in owners, f"{r['id']}: {r['excluded_by']} excludes nothing of {r['lead']} (only {sorted(owners)})"
+        assert r["lead"] != item.id.rsplit("-", 1)[0]  # the lead is the neighbour, never the excluding department
