@@ -130,11 +130,10 @@ class ListIndex:
                        batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """One row per exclusion whose owner has items (:func:`exclusions`): the matter's vector (``query:`` side),
         owned by the owner's item whose passage is nearest to it."""
-        by_dept = _items_by_department(lists)
-        matters = [e.matter for _, e in exclusions(lists)]
+        by_dept, excl = _items_by_department(lists), exclusions(lists)
+        matters = [e.matter for _, e in excl]
         vecs = _encode(matters, "query", encoder.encode_queries, known, encoder.dim, batch_size)
-        owner = [by_dept[e.owner][int(np.argmax(p_vecs[by_dept[e.owner]] @ vecs[j]))]
-                 for j, (_, e) in enumerate(exclusions(lists))]
+        owner = [by_dept[e.owner][int(np.argmax(p_vecs[by_dept[e.owner]] @ vecs[j]))] for j, (_, e) in enumerate(excl)]
         return vecs, np.asarray(owner, dtype=np.int64), matters
 
     def known_vectors(self) -> dict[tuple[str, str], np.ndarray]:
