@@ -94,3 +94,24 @@ def test_an_exclusion_finds_the_department_it_names(small_lists, encoder, tmp_pa
             assert hit.matched_text == note and hit.dense > 0.95
             checked += 1
     assert checked >= 20
+
+
+def test_an_exclusion_naming_a_department_without_items_is_not_indexed(small_lists, encoder, tmp_path):
+    """A town whose list is ``items: []`` can still be named by an exclusion: there is no item to attach the matter to, so
+    it gets no row (and the index builds), while the other exclusions keep theirs."""
+    f = small_lists / "departments" / "binjiang.yaml"
+    doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+    doc["items"] = []
+    f.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    g = small_lists / "departments" / "taxation.yaml"
+    tax = yaml.safe_load(g.read_text(encoding="utf-8"))
+    tax["items"][0].setdefault("exclusions", []).append({"matter": "望江路夜市摊位的税务登记现场核查", "owner": "binjiang"})
+    g.write_text(yaml.safe_dump(tax, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    lists = load_lists(small_lists)
+    index = ListIndex.load_or_build(lists, encoder, tmp_path / "idx")
+    assert "望江路夜市摊位的税务登记现场核查" not in index.texts
+    assert not any("望江路夜市摊位" in n for n in index.notes.values())
+    owned = {r.department for r in lists.items}
+    n_excl = sum(e.owner in owned for r in lists.items for e in r.item.exclusions)
+    assert len(index.notes) == n_excl > 0
+    assert index.index.ntotal == len(index.texts) == len(index.owners)
