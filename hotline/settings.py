@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     auto_lists_confidence: float | None = Field(None, ge=0, le=1, description="Fusion auto-dispatch: the lists alone at least this sure (and the model agrees).")
     co_threshold: float | None = Field(None, ge=0, le=1, description="Fusion: co-handling sigmoid threshold of the classifier's co head.")
 
-    # --- precedents (判例): settled tickets vote on similar new ones (model/precedents.py; README "What precedents buy")
+    # --- precedents (判例): settled tickets vote on similar new ones (model/precedents.py; docs/routing-log.md "What precedents buy")
     precedent_weight: float = Field(0.2, ge=0, le=1, description="Precedents' share of the lead distribution (0 = off).")
     precedent_k: int = Field(10, ge=1, le=100, description="Nearest precedents that vote.")
     precedent_min_similarity: float = Field(0.9, ge=0, le=1, description="Precedents: e5 cosine below this is not similar.")

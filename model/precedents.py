@@ -14,7 +14,7 @@ DISPUTED_BOUNDARY, and it is never auto-dispatched (a dispatcher still looks). E
 joint-handling rule its suggestion cited: a rule that the arbitration group keeps overruling (``contest_rule``
 decisions naming another lead, more than upheld it) is treated as disputed until the lists are clarified
 (:meth:`PrecedentMemory.rule_record`, ``ZeroShotRouter.contest_rule``). Defaults chosen on half of
-``routing_dev.csv`` (README, "What precedents buy").
+``routing_dev.csv`` (docs/routing-log.md, "What precedents buy").
 """
 from __future__ import annotations
 

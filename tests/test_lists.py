@@ -255,7 +255,7 @@ def test_disputed_rule_needs_a_note(copy):
 
 
 def test_the_written_exclusion_matters_still_name_an_exclusion_of_the_lists(lists):
-    """eval/data/exclusion_matters.csv (README: "The lists' exclusions steer routing") is about matters the lists exclude:
+    """eval/data/exclusion_matters.csv (docs/routing-log.md: "The lists' exclusions steer routing") is about matters the lists exclude:
     each row's `excluded_by` item must still exclude a matter owned by the row's lead. A lists edit that renames the
     item or moves the matter makes the file stale, and this says which row."""
     import csv
