@@ -240,6 +240,33 @@ def lists_search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=50)
         typer.echo(f"       dense {h.dense:.3f} lexical {h.lexical:.2f} | {h.matched_text[:80]}")
 
 
+@lists_app.command("overlaps")
+def lists_overlaps(
+    margin: Annotated[float, typer.Option("--margin", min=-1.0, max=1.0, help="how much nearer the excluded matter must be than the item's other phrasings (cosine)")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Phrasings worded like a matter their own item excludes (nearer to the 不含事项 than to the item's other
+    phrasings): each teaches the router and the synthetic history that the excluding department owns that matter.
+    Read them closest first; move a phrasing that states the excluded matter to the owner's item, or reword it."""
+    from model.encoder import load_encoder
+    from model.retrieval import ListIndex
+
+    s = get_settings()
+    lists = _lists()
+    enc = load_encoder(s.encoder, cache_dir=s.model_cache_dir, max_seq_length=s.max_seq_length,
+                       dtype=s.encoder_dtype, num_threads=s.torch_threads)
+    found = ListIndex.load_or_build(lists, enc, s.index_dir).excluded_phrasings(margin)
+    names = lists.names
+    for o in found:
+        if as_json:
+            typer.echo(json.dumps({"item": o.item, "phrasing": o.phrasing, "matter": o.matter, "owner": o.owner,
+                                   "similarity": round(o.similarity, 4), "own": round(o.own, 4)}, ensure_ascii=False))
+        else:
+            typer.echo(f"{o.item:26} {o.similarity:.3f} vs {o.own:.3f}  {o.phrasing}\n{'':26} 不含「{o.matter}」→ {names.get(o.owner, o.owner)}")
+    n_phrasings = sum(len(r.item.phrasings) for r in lists.items)
+    typer.echo(f"{len(found)} of {n_phrasings} phrasings read nearer a matter their item excludes (margin {margin})", err=True)
+
+
 @lists_app.command("fires")
 def lists_fires(
     input: Annotated[Path, typer.Option("--input", help="tickets as JSONL, or a CSV or Excel sheet (.xlsx/.xls): id, content (+ title; or a 12345 export's Chinese headers)")],

@@ -71,6 +71,17 @@ class ItemHit:
     matched_text: str  # the passage or phrasing that matched best (an exclusion: its note)
 
 
+@dataclass
+class PhrasingOverlap:
+    """A phrasing of ``item`` nearer to a matter the item excludes than to the item's other phrasings."""
+    item: str
+    phrasing: str
+    matter: str  # the excluded matter it reads like
+    owner: str  # who owns that matter
+    similarity: float  # cosine to the matter
+    own: float  # best cosine to another phrasing of the item (an item with one phrasing is not judged)
+
+
 def _encode(texts: list[str], kind: str, encode, known: dict, dim: int, batch_size: int) -> np.ndarray:
     vecs = np.zeros((len(texts), dim), np.float32)
     missing = []
@@ -135,6 +146,36 @@ class ListIndex:
         vecs = _encode(matters, "query", encoder.encode_queries, known, encoder.dim, batch_size)
         owner = [by_dept[e.owner][int(np.argmax(p_vecs[by_dept[e.owner]] @ vecs[j]))] for j, (_, e) in enumerate(excl)]
         return vecs, np.asarray(owner, dtype=np.int64), matters
+
+    def excluded_phrasings(self, margin: float = 0.0) -> list["PhrasingOverlap"]:
+        """Phrasings worded like a matter their own item excludes: nearer (cosine, both ``query:`` side) to one of the
+        item's exclusions' matters than to every other phrasing of the item (so an item needs two), by more than
+        ``margin``. Such a phrasing
+        teaches the index, and the synthetic history written from it, that the excluding department owns the matter
+        (废品站拆电瓶酸水横流 under 再生资源回收, which excludes 废电瓶污染 for 生态环境). Most pairs are merely near
+        (a matter next to the item's own); read each and move the phrasing to the owner's item or reword it. Closest
+        first."""
+        vecs = self.index.reconstruct_n(0, self.index.ntotal)
+        excl = exclusions(self.lists)
+        first = len(self.texts) - len(excl)  # build_vectors: passages, phrasings, then the exclusion rows
+        position = {r.item.id: i for i, r in enumerate(self.refs)}
+        phrasing_rows: dict[int, list[int]] = {}
+        for row in range(len(self.refs), first):
+            phrasing_rows.setdefault(int(self.owners[row]), []).append(row)
+        excluded_by: dict[int, list[tuple[int, Exclusion]]] = {}
+        for j, (ref, e) in enumerate(excl):
+            excluded_by.setdefault(position[ref.item.id], []).append((first + j, e))
+        out = []
+        for i, matters in excluded_by.items():
+            rows = phrasing_rows.get(i, [])
+            if len(rows) < 2:  # nothing of its own to compare a lone phrasing with
+                continue
+            for row in rows:
+                own = max(float(vecs[o] @ vecs[row]) for o in rows if o != row)
+                sim, e = max(((float(vecs[m] @ vecs[row]), e) for m, e in matters), key=lambda x: x[0])
+                if sim > own + margin:
+                    out.append(PhrasingOverlap(self.refs[i].item.id, self.texts[row], e.matter, e.owner, sim, own))
+        return sorted(out, key=lambda o: o.own - o.similarity)
 
     def known_vectors(self) -> dict[tuple[str, str], np.ndarray]:
         """(kind, text) -> the vector this index holds for it; kind is ``passage`` (an item's text) or ``query`` (a

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from hotline.cli import app
 from hotline.settings import get_settings
-from responsibility_lists.loader import DEFAULT_DIR
+from responsibility_lists.loader import DEFAULT_DIR, load_lists
 
 
 @pytest.fixture
@@ -60,6 +60,14 @@ def test_route_and_search(cli, tmp_path):
     assert r.exit_code == 0 and "置信度低（LOW_CONFIDENCE）: " in r.output and "新事项（NOVEL_MATTER）: " in r.output, r.output
     r = cli("lists", "search", "小区楼下烧烤店油烟太大", "-k", "3")
     assert r.exit_code == 0 and len([l for l in r.output.splitlines() if l[:1].isdigit()]) == 3
+    r = cli("lists", "overlaps", "--json")  # phrasings nearer a matter their item excludes, closest first
+    assert r.exit_code == 0, r.output
+    found = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    excluded = {(ref.item.id, e.matter, e.owner) for ref in load_lists().items for e in ref.item.exclusions}
+    assert found and all((o["item"], o["matter"], o["owner"]) in excluded and o["similarity"] >= o["own"] for o in found)
+    gaps = [o["similarity"] - o["own"] for o in found]
+    assert all(a >= b - 2e-4 for a, b in zip(gaps, gaps[1:])) and f"{len(found)} of " in r.output  # (rounded to 4 places)
+    assert cli("lists", "overlaps", "--margin", "2").exit_code != 0
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"id": "1", "content": "路灯坏了"}\nbroken\n{"id": "2", "content": "楼上漏水"}\n', encoding="utf-8")
     out = tmp_path / "out.jsonl"

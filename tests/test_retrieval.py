@@ -115,3 +115,30 @@ def test_an_exclusion_naming_a_department_without_items_is_not_indexed(small_lis
     n_excl = sum(e.owner in owned for r in lists.items for e in r.item.exclusions)
     assert len(index.notes) == n_excl > 0
     assert index.index.ntotal == len(index.texts) == len(index.owners)
+
+
+def test_a_phrasing_that_states_a_matter_its_item_excludes_is_found(small_lists, encoder, tmp_path):
+    """`hotline lists overlaps`: a phrasing worded like one of its item's 不含事项 (here a training school's prepaid fees
+    under 单用途商业预付卡管理, which leaves them to education) comes first, with the matter and its owner, and alone once
+    the excluded matter must be clearly nearer than the item's own phrasings (which sit near its neighbour matter,
+    单个门店办卡后拒不退款, by a little); items with a single phrasing (the trimmed lists' others) are not judged."""
+    planted = "孩子报的英语培训班突然关门了，预交的一万多学费退不回来，培训机构老板电话也打不通"
+    own = ["超市发的购物卡上面写着过期作废，过了有效期就不让用了，这合规吗",
+           "想查一下这家美容连锁企业有没有做预付卡备案，预收的钱有没有资金存管"]
+    f = small_lists / "departments" / "commerce.yaml"
+    doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+    assert doc["items"][0]["id"] == "commerce-01"
+    assert {"matter": "教育培训机构预收费退费", "owner": "education"} in doc["items"][0]["exclusions"]
+    doc["items"][0]["phrasings"] = own + [planted]
+    f.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    index = ListIndex.load_or_build(load_lists(small_lists), encoder, tmp_path / "idx")
+    found = index.excluded_phrasings()
+    assert {o.item for o in found} == {"commerce-01"}
+    first = found[0]
+    assert (first.phrasing, first.matter, first.owner) == (planted, "教育培训机构预收费退费", "education")
+    assert first.similarity - first.own > 0.04 > max(o.similarity - o.own for o in found[1:])
+    assert [o.phrasing for o in index.excluded_phrasings(margin=0.04)] == [planted]
+    # without the planted phrasing, nothing of the item is that near a matter it excludes
+    doc["items"][0]["phrasings"] = own + ["大商场的储值卡说部分专柜不能用，买的时候根本没说"]
+    f.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert ListIndex.load_or_build(load_lists(small_lists), encoder, tmp_path / "idx").excluded_phrasings(margin=0.04) == []
