@@ -282,6 +282,9 @@ def test_a_short_title_is_not_padded_to_its_long_text(router, monkeypatch):
     ("地铁站的扫码闸机老是刷不开，早高峰进站要排很久", "metro"),
     # courts (2026-12-05): a judgment, a retrial, enforcement — 涉诉涉法, the court's; the lists sent them to justice
     ("法院判决生效一年多了，执行局一直不执行，判给我的钱一分没拿到", "court"),
+    # … 立案 refused and a judicial auction (2026-12-06: not flagged before the court's phrasings said them)
+    ("我去法院起诉，立案窗口说材料不全不让立案，跑了好几趟了，也不给个书面说法", "court"),
+    ("法院拍卖我家的房子，评估价低得离谱，提了异议也没人管", "court"),
     # a bank's loan deductions (2026-12-05): the lists sent them to telecom (扣费)
     ("在农商行贷的款，银行连着两个月多扣了月供，去营业厅问也不给退", "financial"),
 ])
