@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 MAX_CONTENT_CHARS = 20_000
 
@@ -38,7 +39,7 @@ class Ticket(BaseModel):
             return v
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return str(v)
-        raise ValueError("must be a string")
+        raise PydanticCustomError("string_type", "Input should be a valid string")  # the API says 应为字符串
 
     @field_validator("id", "created_at", "channel", "title", "address", "caller")
     @classmethod

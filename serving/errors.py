@@ -22,7 +22,7 @@ _ZH = {
     "string_type": "应为字符串",
     "int_type": "应为整数", "int_parsing": "应为整数",
     "bool_type": "应为布尔值", "bool_parsing": "应为布尔值",
-    "float_type": "应为数字", "float_parsing": "应为数字",
+    "float_type": "应为数字", "float_parsing": "应为数字", "finite_number": "应为有限数字",
     "list_type": "应为列表",
     "dict_type": "应为 JSON 对象", "model_attributes_type": "应为 JSON 对象", "model_type": "应为 JSON 对象",
     "json_invalid": "JSON 格式错误",

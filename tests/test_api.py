@@ -357,6 +357,8 @@ def test_user_mistakes_are_4xx_with_field_messages(api):
     _err(client.post("/api/v1/tickets", json={"content": "！！！"}, headers=d), 422, "content")
     _err(client.post("/api/v1/tickets", content=b"{not json", headers={**d, "content-type": "application/json"}), 422, "body")
     _err(client.post("/api/v1/tickets", json=["a list"], headers=d), 422)
+    j = _err(client.post("/api/v1/tickets", json={"content": OILY["content"], "title": True}, headers=d), 422, "title")
+    assert next(x for x in j["detail"] if x["field"] == "title")["msg_zh"] == "应为字符串"  # not the English message
     j = _err(client.post("/api/v1/route/batch", json={"tickets": [OILY] * 6}, headers=d), 422, "tickets")
     assert "最多 5 条" in j["message_zh"]
     _err(client.post("/api/v1/route/batch", json={"tickets": []}, headers=d), 422, "tickets")

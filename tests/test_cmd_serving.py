@@ -44,6 +44,18 @@ def test_keys_create_list_revoke(env):
         store.dispose()
     r = cli("keys", "revoke", "999")
     assert r.exit_code == 1 and r.output.startswith("error: ")
+    # a number past the id column (SQLite overflowed with a traceback) and non-ASCII digits (int("２") is 2: key #2, 赵六's,
+    # would be revoked) are no key's id
+    r = cli("keys", "create", "--role", "dispatcher", "--name", "赵六")
+    token = r.output.strip().splitlines()[-1]
+    for ref in ("99999999999999999999999", "\uff11", "\u0661"):
+        r = cli("keys", "revoke", ref)
+        assert r.exit_code == 1 and r.output.startswith("error: ") and len(r.output.strip().splitlines()) == 1, r.output
+    store = open_store(settings)
+    try:
+        assert store.authenticate(token).role == "dispatcher"
+    finally:
+        store.dispose()
     r = cli("keys", "create", "--role", "boss")
     assert r.exit_code == 1 and "dispatcher, arbitrator, admin" in r.output
 

@@ -192,6 +192,36 @@ def test_concurrent_claims_exactly_one_wins(store):
     assert [e["actor"] for e in t["history"] if e["kind"] == "claimed"] == [f"arb#{wins[0]}"]
 
 
+def test_concurrent_escalations_keep_every_reason(store):
+    """Dispatchers escalating one ticket at the same moment, each with a reason of their own: every reason stays on the
+    ticket (on PostgreSQL each request read the row unlocked, and the last write dropped the others' reasons), and
+    the same reason sent at once by several (a double click) is recorded once."""
+    tid = intake(store)["id"]
+    n = 6
+    reasons = [f"理由{i}：涉及两个部门" for i in range(n)] + ["同一理由"] * 3
+    barrier = threading.Barrier(len(reasons))
+    other = []
+
+    def escalate(reason):
+        barrier.wait()
+        try:
+            store.escalate(tid, reason, actor="disp#1")
+        except Exception as e:  # noqa: BLE001 - any failure fails the test below
+            other.append(repr(e))
+
+    threads = [threading.Thread(target=escalate, args=(r,)) for r in reasons]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert other == []
+    t = store.get(tid)
+    kept = [r["message"] for r in t["arbitration_reasons"] if r["code"] == "DISPATCHER_REQUEST"]
+    assert sorted(kept) == sorted(set(reasons))
+    events = [e["data"]["reason"] for e in t["history"] if e["kind"] == "arbitration"]
+    assert sorted(events) == sorted(set(reasons))
+
+
 def test_history_is_append_only(store):
     tid = intake(store)["id"]
     for stmt in ("UPDATE ticket_events SET actor = 'forged'", "DELETE FROM ticket_events"):

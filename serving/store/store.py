@@ -153,8 +153,13 @@ class Store:
         self.engine.dispose()
 
     # ---------------------------------------------------------------- internals
-    def _get(self, s: Session, ticket_id: int, loc: tuple[str, ...] = ("path", "ticket_id")) -> TicketRow:
-        t = s.get(TicketRow, ticket_id)
+    def _get(self, s: Session, ticket_id: int, loc: tuple[str, ...] = ("path", "ticket_id"), *,
+             lock: bool = False) -> TicketRow:
+        """The ticket, or 404 naming ``loc``. ``lock``: SELECT … FOR UPDATE, for a change computed from what is read
+        (the arbitration reasons a request appends to, the status it checks): on PostgreSQL two such requests at once
+        would otherwise both read the old row and the second write would drop the first one's reason. (SQLite's
+        transactions here begin IMMEDIATE, so they run one at a time anyway.)"""
+        t = s.get(TicketRow, ticket_id, with_for_update=lock or None)
         if t is None:
             raise NotFound(f"ticket {ticket_id} not found", f"工单 {ticket_id} 不存在", loc)
         return t
@@ -336,7 +341,7 @@ class Store:
         now = utcnow()
         co = [c for c in dict.fromkeys(co) if c != lead]
         with self.Session.begin() as s:
-            t = self._get(s, ticket_id)
+            t = self._get(s, ticket_id, lock=True)
             if t.status == "in_arbitration" and any(r.get("code") == "REPEATED_RETURN" for r in t.arbitration_reasons or []):
                 # a router's flag is advice a dispatcher may overrule; departments returning it twice is not
                 raise Conflict(f"ticket {ticket_id} was returned {t.return_count} times: the arbitration group decides "
@@ -361,7 +366,7 @@ class Store:
         """退单: a department sends the ticket back. The second return sends it to arbitration."""
         now = utcnow()
         with self.Session.begin() as s:
-            t = self._get(s, ticket_id)
+            t = self._get(s, ticket_id, lock=True)
             count = t.return_count + 1
             to_arb = count >= RETURNS_TO_ARBITRATION
             values = dict(status="in_arbitration" if to_arb else "returned", return_count=count, updated_at=now)
@@ -379,7 +384,7 @@ class Store:
         """The dispatcher sends the ticket to arbitration (on a flagged, unclaimed ticket: adds the reason)."""
         now = utcnow()
         with self.Session.begin() as s:
-            t = self._get(s, ticket_id)
+            t = self._get(s, ticket_id, lock=True)
             asked = {"code": "DISPATCHER_REQUEST", "message": reason}
             # the same request again (a double click, a retry) is already on the ticket: nothing to add
             if not (t.status == "in_arbitration" and t.claimed_by is None and asked in (t.arbitration_reasons or [])):
@@ -403,7 +408,7 @@ class Store:
         """Atomic: UPDATE ... WHERE claimed_by IS NULL. Of two arbitrators claiming at once, exactly one wins."""
         now = utcnow()
         with self.Session.begin() as s:
-            t = self._get(s, ticket_id)
+            t = self._get(s, ticket_id, lock=True)
             if t.claimed_by == actor and t.status == "in_arbitration":
                 return ticket_view(t)
             self._transition(s, ticket_id, ("in_arbitration",), dict(claimed_by=actor, claimed_at=now, updated_at=now),
@@ -414,7 +419,7 @@ class Store:
     def release(self, ticket_id: int, *, actor: str, admin: bool = False) -> dict:
         now = utcnow()
         with self.Session.begin() as s:
-            t = self._get(s, ticket_id)
+            t = self._get(s, ticket_id, lock=True)
             if t.claimed_by is None or t.status != "in_arbitration":
                 raise Conflict(f"ticket {ticket_id} is not claimed by anyone: nothing to release",
                                f"工单 {ticket_id} 未被领取，无需放弃")
@@ -437,7 +442,7 @@ class Store:
         given = list(also)
         also = [i for i in dict.fromkeys(given) if i != ticket_id]
         with self.Session.begin() as s:
-            t = self._get(s, ticket_id)
+            t = self._get(s, ticket_id, lock=True)
             if not admin and t.status == "in_arbitration" and t.claimed_by != actor:
                 who = t.claimed_by
                 raise Conflict(
@@ -763,7 +768,9 @@ class Store:
     def revoke_key(self, ref: str) -> KeyInfo:
         """Revoke by id or by the key's prefix (as shown by ``keys list``)."""
         with self.Session.begin() as s:
-            q = select(ApiKeyRow).where(ApiKeyRow.id == int(ref)) if ref.isdigit() else \
+            # an id is ASCII digits within the column's range (int("١٢") is 12; a 20-digit number overflows SQLite)
+            is_id = ref.isascii() and ref.isdigit() and len(ref) <= 18
+            q = select(ApiKeyRow).where(ApiKeyRow.id == int(ref)) if is_id else \
                 select(ApiKeyRow).where(ApiKeyRow.prefix == ref)
             rows = s.scalars(q).all()
             if len(rows) != 1:
