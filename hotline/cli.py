@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output, fail
+from hotline.console import check_output, fail, fail_lists
 from hotline.settings import get_settings
 
 app = typer.Typer(help="12345 热线工单派单与裁定助手 (hotline-dispatch)", no_args_is_help=True, add_completion=False)
@@ -40,9 +40,7 @@ def _lists(folder: Optional[Path] = None):
     try:
         return load_lists(folder)
     except ListsInvalid as e:
-        for p in e.problems:
-            typer.echo(str(p), err=True)
-        fail(f"{len(e.problems)} problem(s) in the responsibility lists at {folder} — fix them and run `hotline lists validate`")
+        fail_lists(e, folder)
 
 
 def load_tickets_or_fail(path: Path, reader, what: str):
@@ -197,6 +195,7 @@ _FROM_SETTINGS = object()
 def _router(model_version=_FROM_SETTINGS):
     """The router of the settings; ``model_version`` overrides HOTLINE_MODEL_VERSION (``hotline eval``)."""
     from model.pipeline import build_router
+    from responsibility_lists.loader import ListsInvalid
 
     s = get_settings()
     try:
@@ -207,6 +206,8 @@ def _router(model_version=_FROM_SETTINGS):
             num_threads=s.torch_threads, versions_root=s.model_versions_dir,
             config=s.router_config(), fusion_overrides=s.fusion_overrides(),
         )
+    except ListsInvalid as e:
+        fail_lists(e, s.lists_dir)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
 
@@ -830,17 +831,19 @@ def bench_api(clients: Annotated[int, typer.Option(min=1, max=500, help="concurr
 
 
 def _check_serving_version(settings) -> None:
-    """Before the server starts: the model version it will load exists and is whole (else one line, exit 1)."""
+    """Before the server starts: the lists validate, and the model version it will load exists and is whole (else one
+    line, exit 1)."""
     from model.classifier import LABELS_FILE
     from model.fusion import check_routes
     from model.versions import check_version, read_json, serving_version, versions_dir
 
     root = settings.model_versions_dir or versions_dir(settings.model_cache_dir)
+    lists = _lists(settings.lists_dir)  # lists that do not validate: their problems and one line, before the server starts
     try:
         folder = serving_version(root, settings.model_version)
         if folder is not None:
             check_version(folder)
-            check_routes(folder.name, read_json(folder / LABELS_FILE).get("labels") or [], _lists(settings.lists_dir))
+            check_routes(folder.name, read_json(folder / LABELS_FILE).get("labels") or [], lists)
     except (ValueError, FileNotFoundError) as e:
         if "hotline models promote" in str(e):  # the message already says what to do
             fail(str(e))

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output
+from hotline.console import check_output, fail_lists
 from hotline.console import fail as _fail
 from hotline.settings import get_settings
 
@@ -61,7 +61,7 @@ def _locator(settings):
     try:
         return Locator(load_lists(settings.lists_dir).gazetteer)
     except ListsInvalid as e:
-        _fail(f"{len(e.problems)} problem(s) in the responsibility lists at {settings.lists_dir} — run `hotline lists validate`")
+        fail_lists(e, settings.lists_dir)
 
 
 def read_dedup_jsonl(path: Path):
@@ -97,8 +97,9 @@ def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route:
     else None."""
     from eval.duplicates import routed_owners
     from eval.routing import label_aliases
-    from training.data import map_label
     from model.pipeline import build_router
+    from responsibility_lists.loader import ListsInvalid, load_lists
+    from training.data import map_label
 
     given = given or {}
     router = None
@@ -109,13 +110,16 @@ def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route:
                                   model_version="none", versions_root=settings.model_versions_dir,
                                   config=settings.router_config(), fusion_overrides=settings.fusion_overrides(),
                                   dtype=settings.encoder_dtype, num_threads=settings.torch_threads)
+        except ListsInvalid as e:
+            fail_lists(e, settings.lists_dir)
         except (FileNotFoundError, ValueError, OSError) as e:
             _fail(f"cannot build the router that gives each ticket its owner: {e} (or pass --owners input)")
     lists = router.lists if router is not None else None
     if lists is None:
-        from responsibility_lists.loader import load_lists
-
-        lists = load_lists(settings.lists_dir)
+        try:
+            lists = load_lists(settings.lists_dir)
+        except ListsInvalid as e:
+            fail_lists(e, settings.lists_dir)
     aliases = label_aliases(lists)
     owners: dict[str, str | None] = {t.id: map_label(aliases, given[t.id].strip())
                                      for t in tickets if given.get(t.id)}

@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output, fail as _fail
+from hotline.console import check_output, fail_lists
+from hotline.console import fail as _fail
 from hotline.settings import TRAIN_PRESETS, get_settings
 
 
@@ -28,7 +29,7 @@ def _lists():
     try:
         return load_lists(folder)
     except ListsInvalid as e:
-        _fail(f"{len(e.problems)} problem(s) in the responsibility lists at {folder} — run `hotline lists validate`")
+        fail_lists(e, folder)
 
 
 def _encoder_dir() -> tuple[Path, str]:
@@ -266,7 +267,6 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         from model.classifier import DispatchClassifier
         from model.fusion import check_routes
         from model.versions import check_version
-        from responsibility_lists.loader import load_lists
         from training.package import promote, resolve_version
 
         root = _versions_root()
@@ -274,7 +274,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             folder = resolve_version(root, version)
             check_version(folder)  # a damaged file (fusion.json too) is one line
             clf = DispatchClassifier.from_pretrained(folder)  # refuse a version that does not load
-            check_routes(clf.version, clf.labels, load_lists(get_settings().lists_dir))  # nor one that cannot route
+            check_routes(clf.version, clf.labels, _lists())  # nor one that cannot route
         except (FileNotFoundError, ValueError, OSError) as e:
             _fail(str(e))
         name = promote(root, folder.name)

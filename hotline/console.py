@@ -10,6 +10,15 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def fail_lists(error, folder) -> None:
+    """The lists at ``folder`` do not validate (``responsibility_lists.loader.ListsInvalid``): each problem (file:line and
+    what to fix) on stderr, then the one ``error:`` line and exit 1 — not a traceback from whichever command loaded them."""
+    for p in error.problems:
+        typer.echo(str(p), err=True)
+    fail(f"{len(error.problems)} problem(s) in the responsibility lists at {folder} — fix them and run "
+         "`hotline lists validate`")
+
+
 def check_output(path, option: str, *, inputs=(), folder: bool = False):
     """Stop before any work when ``path`` (given as ``option``) cannot be written: a directory where a file is meant
     (``folder``: a file where a folder is), a folder above it that is a file, or one of the ``inputs`` (it would be

@@ -109,11 +109,13 @@ class ResponsibilityLists:
 
 
 class _Doc:
-    """A parsed YAML file: its data and the line of every node, keyed by path."""
+    """A parsed YAML file: its data, the line of every node, keyed by path, and the keys a mapping repeats (YAML
+    keeps only the last value, so a second ``lead:`` or ``phrasings:`` would silently replace the first)."""
 
     def __init__(self, path: Path, rel: str):
         self.rel = rel
         self.lines: dict[tuple, int] = {}
+        self.repeated: list[Problem] = []
         text = path.read_text(encoding="utf-8")
         loader = yaml.SafeLoader(text)
         try:
@@ -127,7 +129,14 @@ class _Doc:
     def _walk(self, node: yaml.Node, path: tuple) -> None:
         self.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
+            first: dict = {}
             for k, v in node.value:
+                line = k.start_mark.line + 1
+                if isinstance(k, yaml.ScalarNode) and k.value in first:
+                    self.repeated.append(Problem(
+                        self.rel, line, f"'{k.value}' is given twice in one entry (first on line {first[k.value]}); YAML "
+                                        "keeps only the last — merge them into one"))
+                first.setdefault(k.value, line)
                 self._walk(v, path + (k.value,))
                 self.lines[path + (k.value,)] = k.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode):
@@ -150,7 +159,9 @@ def _read(root: Path, rel: str, problems: list[Problem]) -> _Doc | None:
         problems.append(Problem(rel, 0, "file is missing"))
         return None
     try:
-        return _Doc(path, rel)
+        doc = _Doc(path, rel)
+        problems.extend(doc.repeated)
+        return doc
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 0
         problems.append(Problem(rel, line, f"not valid YAML: {e.problem} — fix the syntax (quote text containing ':' or '#')"))

@@ -141,3 +141,31 @@ def test_the_trainers_log_lines_stay_off_stdout(capfd, model_cache):
                  preset=with_overrides(PRESETS["tiny"], max_steps=2), versions_root=None, slug="t", progress=True)
     out, err = capfd.readouterr()
     assert "train_runtime" in err and "train_runtime" not in out, (out[-500:], err[-500:])
+
+
+def test_lists_that_do_not_validate_stop_every_command_with_their_problems_not_a_traceback(cli, monkeypatch, tmp_path):
+    """Editing the lists and then routing is the documented workflow: `route`, `lists search`, `dedup` (owners routed
+    with the lists), `serve` and `models promote` said so with a traceback from the loader; now each prints the problems
+    (file:line) and one error line, as `lists validate` does, and `serve` stops before it starts the server."""
+    from responsibility_lists.loader import DEFAULT_DIR
+
+    bad = tmp_path / "lists"
+    shutil.copytree(DEFAULT_DIR, bad, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    health = bad / "departments" / "health.yaml"
+    text = health.read_text(encoding="utf-8")
+    health.write_text(text.replace("id: health-02", "id: health-01", 1), encoding="utf-8")
+    monkeypatch.setenv("HOTLINE_LISTS_DIR", str(bad))
+    monkeypatch.setenv("HOTLINE_MODEL_VERSION", "none")
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    tickets = tmp_path / "t.jsonl"
+    tickets.write_text('{"id": "1", "content": "小区楼下烧烤店油烟太大", "created_at": "2024-05-01T09:00:00+08:00"}\n',
+                       encoding="utf-8")
+    for args in (("route", "小区楼下烧烤店油烟太大"), ("lists", "search", "烧烤油烟"),
+                 ("dedup", "--input", tickets, "--output", tmp_path / "o.jsonl"), ("serve",)):
+        r = cli(*args)
+        lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+        assert r.exit_code == 1 and "Traceback" not in r.output, (args, r.output)
+        assert lines[-1].startswith("error: 1 problem(s) in the responsibility lists at") and "hotline lists validate" in lines[-1]
+        assert len(lines) == 2 and lines[0].startswith("departments/health.yaml:") and "health-01" in lines[0], (args, r.output)
+    assert not (tmp_path / "o.jsonl").exists() and not list(tmp_path.glob("data/*"))  # serve made no store, no key

@@ -245,6 +245,25 @@ def test_yaml_syntax_error_and_missing_file(copy):
     assert any("departments/unknown_bureau.yaml:1: 'unknown_bureau' is not a department code" in p for p in problems)
 
 
+def test_a_key_given_twice_in_one_entry_is_a_problem_not_a_silent_replacement(copy):
+    """YAML keeps the last of two equal keys: a rule's second ``lead:`` replaced its lead, an item's second
+    ``phrasings:`` dropped the first list, and validation said ok."""
+    b = copy / "boundaries.yaml"
+    text = b.read_text(encoding="utf-8")
+    at = text.index("    lead: ")
+    end = text.index("\n", at) + 1
+    b.write_text(text[:end] + "    lead: urban_management\n" + text[end:], encoding="utf-8")
+    line = text[:end].count("\n") + 1  # the added line
+    d = copy / "departments" / "health.yaml"
+    dt = d.read_text(encoding="utf-8")
+    d.write_text(dt.replace("    keywords:", "    phrasings: [又一条]\n    keywords:", 1), encoding="utf-8")
+    problems = [str(p) for p in validate_lists(copy)]
+    assert f"boundaries.yaml:{line}: 'lead' is given twice in one entry (first on line {line - 1}); YAML keeps only " \
+           "the last — merge them into one" in problems
+    assert any(p.startswith("departments/health.yaml:") and "'phrasings' is given twice" in p for p in problems)
+    assert len(problems) == 2
+
+
 def test_disputed_rule_needs_a_note(copy):
     b = copy / "boundaries.yaml"
     bdoc = yaml.safe_load(b.read_text(encoding="utf-8"))
