@@ -24,10 +24,19 @@ def versions_dir(model_cache_dir: Path) -> Path:
 
 
 def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; ``{}`` when the file is missing, unreadable or not an object (``[]``, a number):
+    the callers read fields from it, and a damaged file must not crash them."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def promotion_history(rec: dict) -> list[dict]:
+    """The entries of a ``PROMOTED.json`` record's history that are objects (a hand-edited file may hold others)."""
+    history = rec.get("history")
+    return [e for e in history if isinstance(e, dict)] if isinstance(history, list) else []
 
 
 def version_names(root: Path) -> list[str]:
@@ -43,8 +52,9 @@ def promoted_version(root: Path, strict: bool = False) -> str | None:
     ``PROMOTED.json`` that cannot be read, or that names a version not in ``root``, is a ValueError saying so — not a
     silent fall-back to the zero-shot router; else such a file reads as nothing promoted (listing, rollback)."""
     path = Path(root) / PROMOTED_FILE
-    rec = read_json(path)
-    v = rec.get("version") if isinstance(rec, dict) else None
+    v = read_json(path).get("version")
+    if not (isinstance(v, str) and VERSION_RE.match(v)):  # a number, a path: not a version name
+        v = None
     if v and (Path(root) / v / LABELS_FILE).is_file():
         return v
     if strict and path.exists():

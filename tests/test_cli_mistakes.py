@@ -94,11 +94,16 @@ def test_a_damaged_or_dangling_promotion_is_said_not_served_as_zero_shot(cli, tm
     monkeypatch.setenv("HOTLINE_MODEL_VERSIONS_DIR", str(mine))
     get_settings.cache_clear()
     promoted = mine / "PROMOTED.json"
-    for text, says in (('{"version": ', "is damaged"), (json.dumps({"version": "gone"}), "names version 'gone'")):
+    # valid JSON of the wrong shape too: a list, a number for the version (a TypeError before), a path
+    for text, says in (('{"version": ', "is damaged"), (json.dumps({"version": "gone"}), "names version 'gone'"),
+                       ("[]", "is damaged"), ('{"version": 5, "history": [1, "x"]}', "is damaged"),
+                       (json.dumps({"version": f"../versions/{version}"}), "is damaged")):
         promoted.write_text(text, encoding="utf-8")
         one_line_error(cli("route", "小区楼下烧烤店油烟太大"), "PROMOTED.json", says, "hotline models promote")
         r = cli("models", "list")
         assert r.exit_code == 0 and "warning: " in r.output and says in r.output and version in r.output
+        one_line_error(cli("models", "rollback"), "nothing to roll back to")
+    promoted.write_text('{"version": 5, "history": [1, "x"]}', encoding="utf-8")
     r = cli("models", "promote", version)  # the way out the message names
     assert r.exit_code == 0, r.output
     assert cli("route", "小区楼下烧烤店油烟太大").exit_code == 0

@@ -17,6 +17,7 @@ import numpy as np
 from model.classifier import CALIBRATION_FILE, LABELS_FILE, METRICS_FILE, TRAINING_FILE
 
 from model.versions import PROMOTED_FILE, VERSION_RE, promoted_version, resolve_version, version_names, versions_dir  # noqa: F401  (re-exported)
+from model.versions import promotion_history
 from model.versions import read_json as _read
 
 
@@ -115,10 +116,11 @@ def list_versions(root: Path) -> list[dict]:
         d = root / name
         metrics = _read(d / METRICS_FILE)
         training = _read(d / TRAINING_FILE)
-        val = metrics.get("validation", {})
+        val = metrics.get("validation") if isinstance(metrics.get("validation"), dict) else {}
+        preset = training.get("preset") if isinstance(training.get("preset"), dict) else {}
         out.append({"version": d.name, "promoted": d.name == promoted, "created": training.get("created"),
                     "data": training.get("data"), "rows": training.get("rows_used"), "labels": len(_read(d / LABELS_FILE).get("labels", [])),
-                    "macro_f1": val.get("macro_f1"), "accuracy": val.get("accuracy"), "preset": training.get("preset", {}).get("name"),
+                    "macro_f1": val.get("macro_f1"), "accuracy": val.get("accuracy"), "preset": preset.get("name"),
                     "path": str(d)})
     return out
 
@@ -127,16 +129,17 @@ def previous_promoted(root: Path) -> str | None:
     """The version that was promoted before the promoted one (None: none was, or nothing is promoted)."""
     rec = _read(Path(root) / PROMOTED_FILE)
     current = rec.get("version")
-    for entry in reversed(rec.get("history", [])):
+    for entry in reversed(promotion_history(rec)):
         if entry.get("version") == current:
-            return entry.get("previous")
+            previous = entry.get("previous")
+            return previous if isinstance(previous, str) else None
     return None
 
 
 def promote(root: Path, version: str) -> str:
     folder = resolve_version(root, version)
     rec = _read(Path(root) / PROMOTED_FILE)
-    history = list(rec.get("history", []))
+    history = promotion_history(rec)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     history.append({"version": folder.name, "promoted_at": now, "previous": rec.get("version")})
     tmp = Path(root) / (PROMOTED_FILE + ".tmp")
