@@ -38,6 +38,9 @@ def synthetic_vectors(n: int, dim: int = 384, seed: int = 0, chunk: int = 100_00
     return out
 
 
+MAX_SIZE = 10_000_000
+
+
 def parse_sizes(value: str) -> tuple[int, ...]:
     """Store sizes written as ``--sizes`` / ``--dedup-sizes`` take them: whole numbers of stored tickets (1 or more)
     separated by commas; blank = none (``()``). ValueError saying what to write instead."""
@@ -52,6 +55,8 @@ def parse_sizes(value: str) -> tuple[int, ...]:
             raise ValueError(f"{x!r} is not a whole number — give whole numbers separated by commas, e.g. 10000,100000") from None
         if n < 1:
             raise ValueError(f"{n} stored tickets: each size must be 1 or more, e.g. 10000,100000")
+        if n > MAX_SIZE:  # 384 float32 a ticket: 10M is ~15 GB of vectors before the index; more cannot be allocated here
+            raise ValueError(f"{n} stored tickets: at most {MAX_SIZE:,} (about 1.5 kB of vectors each), e.g. 1000000")
         sizes.append(n)
     return tuple(sizes)
 

@@ -52,6 +52,9 @@ def load_tickets_or_fail(path: Path, reader, what: str):
         tickets, problems = reader(path)
     except ValueError as e:  # a CSV without a content column, or in neither UTF-8 nor GBK
         fail(" ".join(str(e).split()))
+    said = {p.split(": ", 1)[-1] for p in problems}  # "<line>: <problem>"
+    if not tickets and len(problems) > 1 and len(said) == 1:  # a column the file lacks: once, not once a row
+        fail(f"{path}: every line ({len(problems)}) has this problem: {said.pop()}")
     for p in problems:
         typer.echo(f"{path}:{p}", err=True)
     if not tickets:
@@ -161,6 +164,8 @@ def lists_export(file: Path, folder: Annotated[Optional[Path], typer.Option("--d
         n = export_table(lists, file)
     except ValueError as e:
         fail(str(e))
+    except OSError as e:
+        fail(f"{file}: cannot write it ({e.strerror or e}) — give a file in a folder you can write to")
     typer.echo(f"wrote {n} items to {file}")
 
 
@@ -510,7 +515,12 @@ IdCol = Annotated[Optional[str], typer.Option("--id-col", help="an export's tick
 
 
 def _warn_unknown_labels(labels: list[str], names: dict) -> None:
+    """A warning for leads outside the roster (they count as misses); when no row has a lead on it, the wrong column
+    or a file of another kind was given: one line and exit 1 before anything is routed, not a report of zeros."""
     unknown = sorted(set(labels) - set(names) - {"locality"})  # labels are read through the roster's aliases
+    if unknown and set(labels) <= set(unknown):
+        fail(f"no row has a lead on the roster ({', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''}) — check "
+             "--label-col (the column of the department that handled each ticket), or add the names to the lists' names.yaml")
     if unknown:
         n = sum(lab in unknown for lab in labels)
         typer.echo(f"warning: {n} row(s) have a lead outside the roster ({', '.join(unknown[:8])}): they count as misses", err=True)

@@ -260,6 +260,8 @@ def register(app: typer.Typer) -> None:
             when = read_datetime(at)
             if when is None:
                 _fail(f"--at {at!r}: not a date — write e.g. 2019-08-01 or 2019-08-01 18:00")
+            if not 1970 <= when.year <= 2200:  # the window before it would leave the calendar (year 1 minus 7 days)
+                _fail(f"--at {at!r}: give a date between 1970 and 2200")
             end = when.timestamp() + (86400 if len(at.strip()) <= 10 else 0)  # a bare date: the end of that day
         settings = get_settings()
         days, min_count = days or settings.hot_window_days, min_count or settings.hot_min_count

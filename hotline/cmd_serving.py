@@ -110,6 +110,9 @@ def export_decisions(
     store = _store()
     try:
         n = write_training_rows(store.training_rows(), out)
+    except OSError as e:  # a place no file can be made (a read-only disk, /proc): the store is untouched
+        out.with_name(out.name + ".tmp").unlink(missing_ok=True)
+        _fail(f"--out {out}: cannot write it ({e.strerror or e}) — give a file in a folder you can write to")
     finally:
         store.dispose()
     typer.echo(f"wrote {n} labelled ticket(s) (decisions and dispatcher overrides) to {out}")
@@ -137,6 +140,8 @@ def stats(
             end = datetime.strptime(until.strip(), "%Y-%m-%d").replace(tzinfo=timezone.utc)
         except ValueError:
             _fail(f"--until {until!r}: give a date as YYYY-MM-DD, e.g. 2026-12-01")
+        if not 1970 <= end.year <= 2200:  # the period before it would leave the calendar (year 1 minus 30 days)
+            _fail(f"--until {until!r}: give a date between 1970 and 2200")
     since = end - timedelta(days=days)
     group = _lists().group
     store = _store()

@@ -5,11 +5,12 @@ app pass paths and knobs down as arguments.
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import responsibility_lists
@@ -31,6 +32,15 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file under data_dir."
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, v: str | None) -> str | None:
+        # the store runs on SQLite and PostgreSQL (its migrations and locking are tested on both); another URL failed
+        # deep in SQLAlchemy with a traceback about a missing driver
+        if v and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v.strip()):
+            raise ValueError("use sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE (the store supports these two)")
+        return v
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 

@@ -14,6 +14,9 @@ from pydantic import ValidationError
 
 from .suggestion import Ticket
 
+# a cell may be longer than the csv module's default 131,072 characters (a long letter pasted whole): read it, and
+# let the row be judged as the rows are, rather than reported as a quote that does not close
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))
 
 TEXT_ENCODINGS = ("utf-8-sig", "gb18030")  # Excel on a Chinese Windows saves CSV as GBK, a subset of GB18030
 

@@ -32,6 +32,10 @@ from python_calamine import CalamineError
 from .loader import DEPARTMENTS, LOCALITY_COMMON, ListsInvalid, ResponsibilityLists, load_lists
 from .schema import LOCALITY, Exclusion, Item
 
+# a cell may be longer than the csv module's default 131,072 characters (a long letter pasted whole): read it, and
+# let the row be judged as the rows are, rather than reported as a quote that does not close
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))
+
 COLUMNS = ["部门", "事项编号", "事项名称", "职责", "依据", "示例诉求", "关键词", "不含事项"]
 ALIASES = {
     "department": "部门", "部门名称": "部门", "责任单位": "部门",

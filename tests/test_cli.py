@@ -264,7 +264,7 @@ def test_eval_report_with_baseline(cli, tmp_path, router):
 def test_eval_reads_department_names_and_towns_as_training_does(cli, tmp_path, monkeypatch, router):
     """A centre's export names the departments (区教育局) and the street office that handled a matter: evaluation reads
     them as `hotline train --labels roster` does (name -> code, any town -> locality), so the scores equal those of
-    the same file written in roster codes; a label outside the roster still only warns."""
+    the same file written in roster codes; a label outside the roster still only warns, a file with none on it stops."""
     import csv
 
     lists = router.lists
@@ -295,10 +295,17 @@ def test_eval_reads_department_names_and_towns_as_training_does(cli, tmp_path, m
         assert "outside the roster" not in r.output
         got[path.stem] = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["router"]
     assert got["names"] == got["codes"] and got["codes"]["top1"] >= 0.5 and got["codes"]["co_gold_pairs"] == 3
-    (tmp_path / "alien.csv").write_text("id,title,content,lead\n1,,小区路灯坏了,路灯管理所\n", encoding="utf-8")
+    (tmp_path / "alien.csv").write_text("id,title,content,lead\n1,,小区路灯坏了,路灯管理所\n2,,楼下烧烤油烟大,区城管局\n",
+                                        encoding="utf-8")
     get_settings.cache_clear()
     r = cli("eval", "routing", "--data", str(tmp_path / "alien.csv"), "--no-baseline")
     assert r.exit_code == 0 and "outside the roster (路灯管理所)" in r.output
+    # no lead on the roster at all (the wrong column, another kind of file): one line before routing, not a report of zeros
+    (tmp_path / "alien.csv").write_text("id,title,content,lead\n1,,小区路灯坏了,路灯管理所\n2,,楼下烧烤油烟大,foo\n",
+                                        encoding="utf-8")
+    r = cli("eval", "routing", "--data", str(tmp_path / "alien.csv"), "--no-baseline", "--out", str(tmp_path / "rep"))
+    assert r.exit_code == 1 and r.output.strip().splitlines()[-1].startswith("error: no row has a lead on the roster (foo, 路灯管理所)")
+    assert not (tmp_path / "rep").exists()
 
 
 def test_data_synth_writes_seeded_held_out_history(cli, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -174,3 +175,44 @@ def test_lists_that_do_not_validate_stop_every_command_with_their_problems_not_a
         assert lines[-1].startswith("error: 1 problem(s) in the responsibility lists at") and "hotline lists validate" in lines[-1]
         assert len(lines) == 2 and lines[0].startswith("departments/health.yaml:") and "health-01" in lines[0], (args, r.output)
     assert not (tmp_path / "o.jsonl").exists() and not list(tmp_path.glob("data/*"))  # serve made no store, no key
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, a folder where no file can be made")
+def test_an_output_no_file_can_be_made_in_is_one_line(cli, tmp_path, monkeypatch):
+    """check_output cannot foresee every place that refuses a file (/proc, a read-only disk): the writers say it."""
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    one_line_error(cli("export", "decisions", "--out", "/proc/hotline-x.csv"), "--out /proc/hotline-x.csv: cannot write it")
+    one_line_error(cli("lists", "export", "/proc/hotline-l.csv"), "/proc/hotline-l.csv: cannot write it")
+
+
+def test_a_cell_longer_than_the_csv_modules_limit_is_that_rows_problem_not_a_stray_quote(cli, tmp_path):
+    """The csv module stops at 131,072 characters a cell and said "a quote opens a field there" of a file without a
+    quote: the long row is now read and refused as too long, the others are routed."""
+    f = tmp_path / "t.csv"
+    f.write_text("id,content\n1,路灯坏了\n2," + "长" * 140_000 + "\n3,噪音扰民\n", encoding="utf-8")
+    r = cli("route", "--input", f, "--output", tmp_path / "o.jsonl")
+    assert r.exit_code == 0 and ":3: field 'content'" in r.output and "quote" not in r.output, r.output
+    assert [json.loads(x)["id"] for x in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()] == ["1", "3"]
+
+
+def test_a_column_every_row_lacks_is_said_once(cli, tmp_path):
+    """dedup and hot need created_at: a file without that column printed the same problem once per row (thousands of
+    lines for a real export) before stopping; it is one line now. A file where only some rows lack it still names them."""
+    f = tmp_path / "t.csv"
+    f.write_text("id,content\n1,路灯坏了\n2,噪音扰民\n3,垃圾没人清\n", encoding="utf-8")
+    for cmd in (("dedup", "--input", f, "--output", tmp_path / "o.jsonl", "--owners", "none"),
+                ("hot", "--input", f, "--owners", "none")):
+        one_line_error(cli(*cmd), "every line (3) has this problem: field 'created_at'")
+    f.write_text("id,content,created_at\n1,路灯坏了,2024-05-01 09:00\n2,噪音扰民,\n", encoding="utf-8")
+    r = cli("dedup", "--input", f, "--output", tmp_path / "o.jsonl", "--owners", "none")
+    assert r.exit_code == 0 and ":3: field 'created_at'" in r.output, r.output
+
+
+def test_an_unsupported_database_or_an_impossible_benchmark_size_is_one_line(cli, monkeypatch):
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", "mysql://u@db/hotline")  # a driver traceback before
+    get_settings.cache_clear()
+    one_line_error(cli("keys", "list"), "HOTLINE_DATABASE_URL", "sqlite:///PATH or postgresql://")
+    monkeypatch.delenv("HOTLINE_DATABASE_URL")
+    get_settings.cache_clear()
+    one_line_error(cli("bench-dedup", "--sizes", "100000000"), "at most 10,000,000")  # a MemoryError before

@@ -151,3 +151,6 @@ def test_stats_reports_how_the_suggestions_fared(env):
     assert line.split()[-1] == "0" and "most frequent corrections" not in r.output
     r = cli("stats", "--until", "01/12/2026")
     assert r.exit_code == 1 and r.output.startswith("error: ") and "YYYY-MM-DD" in r.output
+    for far in ("0001-01-01", "9999-12-31"):  # an OverflowError traceback before
+        r = cli("stats", "--until", far)
+        assert r.exit_code == 1 and r.output.startswith("error: ") and "between 1970 and 2200" in r.output, r.output

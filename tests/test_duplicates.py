@@ -375,6 +375,8 @@ def test_cli_hot_json(cli, tmp_path, monkeypatch):
     assert [h["count"] for h in json.loads(r.stdout.strip().splitlines()[-1])] == [2]
     r = cli("hot", "--input", str(inp), "--at", "昨天")
     assert r.exit_code != 0 and "--at '昨天': not a date" in r.output
+    r = cli("hot", "--input", str(inp), "--at", "0001-01-01")  # an OverflowError after all the work before
+    assert r.exit_code == 1 and "between 1970 and 2200" in r.output and "Traceback" not in r.output, r.output
     r = cli("hot", "--input", str(inp), "--owners", "all")
     assert r.exit_code != 0 and "--owners must be one of route, input, none" in r.output
     # the owners routed by the first run are cached by the lists and the tickets: another window does not route again
