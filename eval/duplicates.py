@@ -26,8 +26,11 @@ MESSAGE_COLUMNS = ("留言编号", "留言用户", "留言主题", "留言时间
 
 def read_messages(path: Path) -> list[Ticket]:
     """Tickets from a message CSV (id, caller, title, created_at, content); rows without text are skipped.
-    ValueError naming the file and row of a message the ticket model refuses (an id over 128 characters…)."""
+    ValueError naming the file and row of a message the ticket model refuses (an id over 128 characters…) or whose
+    time cannot be read (before any message is encoded or routed)."""
     from pydantic import ValidationError
+
+    from model.duplicates import parse_time
 
     out = []
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
@@ -44,6 +47,10 @@ def read_messages(path: Path) -> list[Ticket]:
                               content=content[:20_000], created_at=cell["留言时间"]))
         except ValidationError as e:
             raise ValueError(f"{path} row {n}: {field_error(e)}") from None
+        try:
+            parse_time(cell["留言时间"])
+        except ValueError as e:
+            raise ValueError(f"{path} row {n} (留言编号 {cell['留言编号']}): 留言时间: {e}") from None
     return out
 
 

@@ -135,6 +135,7 @@ def lists_import(
         fail(f"{file}: no such file — give an .xlsx, .xls or .csv 权责清单")
     check_output(out, "--out", folder=True)
     settings = get_settings()
+    before = _lists(settings.lists_dir)
     try:
         counts = import_table(file, settings.lists_dir, out)
     except ImportRejected as e:
@@ -149,6 +150,14 @@ def lists_import(
         fail(str(e))
     total = sum(counts.values())
     typer.echo(f"imported {total} items for {len(counts)} department(s) into {out or settings.lists_dir}")
+    # a department in the sheet replaces that department's list: say what each one held before, and which of its
+    # items are gone (a sheet filtered to a few rows drops the others)
+    after = _lists(out or settings.lists_dir)
+    for dep in counts:
+        old = [it.id for it in before.items_of(dep)]
+        gone = sorted(set(old) - {it.id for it in after.items_of(dep)})
+        typer.echo(f"  {dep} {before.name_of(dep)}: {len(old)} → {counts[dep]} item(s)"
+                   + (f"; no longer in the lists: {', '.join(gone[:10])}{' …' if len(gone) > 10 else ''}" if gone else ""))
     if out is None and settings.reload_seconds > 0:
         typer.echo(f"a running service serves them within {settings.reload_seconds:g} s")
 

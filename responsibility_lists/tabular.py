@@ -261,15 +261,15 @@ def export_table(lists: ResponsibilityLists, path: Path) -> int:
         })
     df = pd.DataFrame(rows, columns=COLUMNS)
     suffix = path.suffix.lower()
+    if suffix not in (".xlsx", ".csv"):  # before making any folder for it
+        raise ValueError(f"{path.name}: unsupported file type '{suffix}' — use .xlsx or .csv")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".xlsx":
         with pd.ExcelWriter(path, engine="openpyxl") as xw:
             df.to_excel(xw, index=False, sheet_name="权责清单")
             pd.DataFrame([{"代码": c, "名称": n} for c, n in names.items()]).to_excel(xw, index=False, sheet_name="部门名册")
-    elif suffix == ".csv":
-        df.to_csv(path, index=False, encoding="utf-8-sig")
     else:
-        raise ValueError(f"{path.name}: unsupported file type '{suffix}' — use .xlsx or .csv")
+        df.to_csv(path, index=False, encoding="utf-8-sig")
     return len(rows)
 
 

@@ -193,6 +193,23 @@ def test_eval_dedup_out_checked_first(dedup_cli, tmp_path, monkeypatch):
     assert "--out" in line and "is a file" in line
 
 
+def test_eval_dedup_names_the_message_whose_time_cannot_be_read_before_any_work(dedup_cli, tmp_path, monkeypatch):
+    """It said "created_at '昨天' is not a date/time" without the file or the message, and only after routing every
+    message for its owner."""
+    import hotline.cmd_dedup
+
+    def no_work(*a, **k):
+        raise AssertionError("worked before reading every message's time")
+    monkeypatch.setattr(hotline.cmd_dedup, "_encoder", no_work)
+    monkeypatch.setattr(hotline.cmd_dedup, "ticket_owners", no_work)
+    pairs, messages = _pairs_and_messages(tmp_path)
+    text = messages.read_text(encoding="utf-8").splitlines()
+    text[2] = text[2].replace("2024/5/02 9:00:00", "昨天")
+    messages.write_text("\n".join(text) + "\n", encoding="utf-8")
+    line = one_error(dedup_cli("eval-dedup", "--pairs", pairs, "--messages", messages))
+    assert f"{messages} row 3 (留言编号 m2): 留言时间: created_at '昨天' is not a date/time" in line, line
+
+
 # ------------------------------------------------------------------------------------------------ 4. bench-dedup --sizes
 
 

@@ -216,3 +216,23 @@ def test_an_unsupported_database_or_an_impossible_benchmark_size_is_one_line(cli
     monkeypatch.delenv("HOTLINE_DATABASE_URL")
     get_settings.cache_clear()
     one_line_error(cli("bench-dedup", "--sizes", "100000000"), "at most 10,000,000")  # a MemoryError before
+
+
+def test_lists_import_says_what_each_replaced_department_held_and_lost(cli, tmp_path, monkeypatch):
+    """A department in the sheet replaces that department's list (a centre's own list for it): a sheet filtered to a
+    few rows drops the others, and the import said only "imported 1 items". It now says what each department held and
+    which of its items are gone."""
+    from responsibility_lists.loader import DEFAULT_DIR, load_lists
+
+    lists = shutil.copytree(DEFAULT_DIR, tmp_path / "lists", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    monkeypatch.setenv("HOTLINE_LISTS_DIR", str(lists))
+    get_settings.cache_clear()
+    old = [it.id for it in load_lists(lists).items_of("taxation")]
+    sheet = tmp_path / "tax.csv"
+    sheet.write_text("部门,事项编号,事项名称,职责,依据,示例诉求,关键词,不含事项\n"
+                     f"区国税局,{old[1]},电子发票开具,指导纳税人开具和查验电子发票。,《中华人民共和国发票管理办法》,饭店不给开发票,发票,\n",
+                     encoding="utf-8")
+    r = cli("lists", "import", sheet, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.strip().startswith("taxation "))
+    assert f": {len(old)} → 1 item(s); no longer in the lists: {', '.join(sorted(set(old) - {old[1]})[:10])}" in line
