@@ -32,6 +32,13 @@ class Ticket(BaseModel):
     channel: str | None = Field(None, max_length=64, description="来源渠道")
     returns: int = Field(0, ge=0, le=1000, description="已被部门退单的次数（两次及以上需裁定）")
 
+    @field_validator("returns", mode="before")
+    @classmethod
+    def _count_not_bool(cls, v):
+        if isinstance(v, bool):  # true is not "returned once"
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return v
+
     @field_validator("id", "created_at", "channel", "title", "address", "caller", mode="before")
     @classmethod
     def _scalar_to_str(cls, v):

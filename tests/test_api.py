@@ -165,6 +165,7 @@ def test_one_decision_settles_the_waiting_reports_of_one_event(api_db):
     assert client.post(f"/api/v1/arbitration/{first}/claim", headers=a).status_code == 200
     body = {"lead": "water_supply", "rationale": "供水管道由供水公司牵头"}
     _err(client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [0]}, headers=a), 422, "also.0")
+    _err(client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [True]}, headers=a), 422, "also.0")  # not ticket 1
     _err(client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second, 2**31]}, headers=a), 422, "also.1")
     r = client.post(f"/api/v1/arbitration/{first}/decision", json={**body, "also": [second, 2**31 - 1]}, headers=a)
     _err(r, 404, "also.1")  # which of the reports asked for does not exist
@@ -359,6 +360,8 @@ def test_user_mistakes_are_4xx_with_field_messages(api):
     _err(client.post("/api/v1/tickets", json=["a list"], headers=d), 422)
     j = _err(client.post("/api/v1/tickets", json={"content": OILY["content"], "title": True}, headers=d), 422, "title")
     assert next(x for x in j["detail"] if x["field"] == "title")["msg_zh"] == "应为字符串"  # not the English message
+    j = _err(client.post("/api/v1/tickets", json={"content": OILY["content"], "returns": True}, headers=d), 422, "returns")
+    assert next(x for x in j["detail"] if x["field"] == "returns")["msg_zh"] == "应为整数"  # true was read as 1 return
     j = _err(client.post("/api/v1/route/batch", json={"tickets": [OILY] * 6}, headers=d), 422, "tickets")
     assert "最多 5 条" in j["message_zh"]
     _err(client.post("/api/v1/route/batch", json={"tickets": []}, headers=d), 422, "tickets")

@@ -89,7 +89,7 @@ class CloseIn(_In):
 class DecisionIn(DispatchIn):
     rationale: str = Field(min_length=2, max_length=5000, description="裁定理由")
     clarification: str | None = Field(None, max_length=5000, description="建议对权责清单/边界规则的澄清（留待审核）")
-    also: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+    also: list[Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]] = Field(
         default_factory=list, max_length=200,
         description="同一事件（同一重复诉求归并）的其他待裁定工单，随本工单一并裁定（GET /arbitration/queue?cluster=）")
 
