@@ -12,6 +12,7 @@ import copy
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -21,11 +22,13 @@ from model.router import ZeroShotRouter
 from serving import dedup, errors, logs, precedents
 from serving.reload import Reloader
 from serving.bootstrap import open_store
+from serving.headers import SecurityHeaders
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import arbitration, duplicates, ops, routing, tickets
 from serving.store import Store
 
 STATIC = Path(__file__).parent / "static"
+SWAGGER_UI = Path(fastapi_offline.__file__).parent / "static"  # swagger-ui-bundle.js, swagger-ui.css, favicon.png
 
 
 def create_app(settings: Settings | None = None, router: ZeroShotRouter | None = None,
@@ -63,7 +66,7 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
                 await asyncio.to_thread(app.state.dedup.save)
 
     app = FastAPI(title="hotline-dispatch 12345 派单助手", version="0.1.0", lifespan=lifespan,
-                  docs_url="/docs", openapi_url="/api/v1/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")  # /docs: below, no CDN
     app.state.settings = settings
     app.state.router = router
     app.state.store = store
@@ -82,8 +85,16 @@ def create_app(settings: Settings | None = None, router: ZeroShotRouter | None =
         app.include_router(r)
     app.add_middleware(errors.BodyLimit, limit=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeaders)
 
+    # before /static: Swagger UI's files from the fastapi-offline package (FastAPI's own /docs loads them from a CDN,
+    # which a centre's network does not reach and which would run on this origin, beside the stored API keys)
+    app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html")
 
     @app.get("/", include_in_schema=False)
     def widget() -> FileResponse:

@@ -40,6 +40,7 @@ D, A, S = {"dispatcher"}, {"arbitrator"}, {"dispatcher", "arbitrator"}
 # (method, path, json, roles allowed besides admin); {tid} is a ticket in arbitration
 MATRIX = [
     ("get", "/api/v1/departments", None, S),
+    ("get", "/api/v1/me", None, S),
     ("get", "/api/v1/responsibilities/search?q=油烟", None, S),
     ("post", "/api/v1/route", OILY, D),
     ("post", "/api/v1/route/batch", {"tickets": [OILY]}, D),
@@ -394,3 +395,24 @@ def test_unexpected_errors_are_500_without_internals(router, tmp_path):
     r = client.get("/api/v1/tickets/1", headers=h(key))
     assert r.status_code == 500, r.text
     assert "Traceback" not in r.text and r.json()["message_zh"]
+
+
+def test_pages_work_offline_and_refuse_framing_and_foreign_scripts(api):
+    """The API docs page loaded Swagger UI from a CDN (blank offline, and foreign code on the origin that keeps the
+    staff's API keys); the widget and workbench could be framed by another site (clickjacking of claim/decide)."""
+    import re
+
+    client, _ = api
+    for page in ("/", "/workbench", "/docs"):
+        r = client.get(page)
+        assert r.status_code == 200
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", r.text), page  # every script and style from this app
+        for src in re.findall(r"""(?:src|href)="(/static/[^"]+)\"""", r.text):
+            assert client.get(src).status_code == 200, src
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+    assert "'unsafe-inline'" not in client.get("/").headers["content-security-policy"]
+    assert "/api/v1/openapi.json" in client.get("/static/docs.js").text
+    r = client.get("/api/v1/route", headers={})  # the API's answers carry them too (an error page is a page)
+    assert r.headers["x-frame-options"] == "DENY"

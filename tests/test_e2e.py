@@ -449,3 +449,66 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000
+
+
+def test_one_action_per_click_and_forms_that_keep_what_was_typed(browser, server):
+    """What a probe of the pages found: a click and Ctrl+Enter stored one call twice (the copy linked as its repeat);
+    after 提交裁定 the ticket's action card stayed, and Alt+1 dispatched the escalated ticket while the next call was
+    typed; the decision form was shown to an arbitrator who does not hold the ticket, and a refused decision emptied
+    it; a decided ticket never showed its rationale; the API docs loaded Swagger UI from a CDN."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, keys, store, app = server
+    drv = browser
+    drv.get(f"{base}/#key={keys['dispatcher']}")
+    wait(drv, "#go")
+    text = "公园里的健身器材坏了好几个月没人修，老人锻炼很危险"
+    box = drv.find_element(By.ID, "content")
+    box.clear()
+    box.send_keys(text)
+    drv.find_element(By.ID, "go").click()
+    box.send_keys(Keys.CONTROL, Keys.ENTER)  # while the first request runs
+    wait(drv, "[data-testid=actions]")
+    time.sleep(1.0)  # a second request, had one gone out, has had time to be stored
+    with store.engine.connect() as c:
+        from sqlalchemy import text as sql
+        n = c.execute(sql("SELECT count(*) FROM tickets WHERE content = :t"), {"t": text}).scalar()
+    assert n == 1
+    tid = int(drv.find_element(By.CSS_SELECTOR, "[data-testid=actions] .lead").text.split("#")[1].split(" ")[0])
+    alt(drv, "3")
+    drv.find_element(By.ID, "escalate-reason").send_keys("器材归属不清", Keys.ENTER)
+    wait(drv, "#status", text="已提交裁定")
+    wait(drv, "[data-testid=done]")
+    assert not drv.find_elements(By.ID, "accept")
+    drv.find_element(By.ID, "content").send_keys("下一位来电")
+    alt(drv, "1")  # the escalated ticket's card is gone: nothing to accept
+    time.sleep(0.5)
+    assert store.get(tid)["status"] == "in_arbitration"
+
+    # another arbitrator holds it: this one sees who, not the form
+    store.claim(tid, actor="e2e-other#9")
+    drv.get(f"{base}/workbench#t={tid}&key={keys['arbitrator']}")
+    wait(drv, "#detail [data-testid=claimed-by]", text="已由 e2e-other#9 领取")
+    assert not drv.find_elements(By.ID, "decide") and not drv.find_elements(By.ID, "release")
+    store.release(tid, actor="e2e-other#9")
+    drv.refresh()
+    wait(drv, "#claim").click()
+    wait(drv, "#decide")
+    drv.find_element(By.ID, "d-rationale").send_keys("短")  # too short: refused, the form keeps it
+    drv.find_element(By.ID, "d-clar").send_keys("建议写明健身器材的管养单位")
+    drv.find_element(By.ID, "decide").click()
+    wait(drv, "#status", text="出错")
+    assert drv.find_element(By.ID, "d-rationale").get_attribute("value") == "短"
+    assert drv.find_element(By.ID, "d-clar").get_attribute("value") == "建议写明健身器材的管养单位"
+    drv.find_element(By.ID, "d-rationale").send_keys("：公园设施由城管养护，属地协助")
+    drv.find_element(By.ID, "decide").click()
+    wait(drv, "#status", text="已裁定")
+    decided = wait(drv, "#detail [data-testid=decisions]", text="理由：短：公园设施由城管养护")
+    assert "e2e-arbitrator" in decided.text
+
+    # the API docs: Swagger UI from this app, drawn under the page's Content-Security-Policy
+    drv.get(f"{base}/docs")
+    wait(drv, ".swagger-ui .opblock", timeout=60)
+    blocked = [e["message"] for e in drv.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not blocked, blocked

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from serving.auth import Admin, Arbitrator
+from serving.auth import ROLE_ZH, Admin, Arbitrator, Staff
 from serving.deps import RouterDep, StoreDep
 from serving.errors import ApiError
 from serving.outcomes import outcomes
@@ -37,6 +37,13 @@ def healthz(request: Request, store: StoreDep) -> dict:
     if reloader is not None and reloader.error:  # a promoted version or edited lists that could not be served
         out["reload_error"] = reloader.error
     return out
+
+
+@router.get("/api/v1/me")
+def me(p: Staff) -> dict:
+    """Who this API key is: the actor its actions are recorded under and its role (the workbench shows the decision
+    form only on tickets this actor holds)."""
+    return {"actor": p.actor, "role": p.role, "role_zh": ROLE_ZH.get(p.role, p.role)}
 
 
 @router.get("/api/v1/metrics")

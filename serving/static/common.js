@@ -88,9 +88,10 @@ function historyList(events) {
   const ul = el("ol", { "data-testid": "history" });
   for (const e of events) {
     const d = e.data || {};
-    const extra = [d.lead && `牵头 ${deptName(d.lead)}`, d.co && d.co.length && `协办 ${d.co.map(deptName).join("、")}`,
+    const extra = [e.kind === "returned" && d.department && `退单单位 ${deptName(d.department)}`, d.lead && `牵头 ${deptName(d.lead)}`, d.co && d.co.length && `协办 ${d.co.map(deptName).join("、")}`,
       d.reason && `理由：${d.reason}`, d.auto && "智能流转", d.accepted === true && !d.auto && "采纳建议", d.accepted === false && "改派",
-      d.reasons && d.reasons.map(reasonZh).join("、"), d.clarification_id && CLAR_ZH[d.status], d.note && `意见：${d.note}`].filter(Boolean).join("；");
+      d.reasons && d.reasons.map(reasonZh).join("、"), d.clarification_id && CLAR_ZH[d.status], d.note && `意见：${d.note}`,
+      d.with_ticket && `随工单 #${Number(d.with_ticket)} 一并裁定`].filter(Boolean).join("；");
     ul.append(el("li", {}, `${fmtTime(e.at)} ${EVENT_ZH[e.kind] || e.kind} · ${e.actor}`, extra ? el("span", { class: "muted" }, ` ${extra}`) : null));
   }
   return ul;

@@ -86,29 +86,43 @@ function actions(t) {
       el("p", {}, el("button", { type: "button", id: "escalate", onclick: () => escalate(reason.value) }, "提交疑难工单裁定"))));
   return box;
 }
-function show(t) {
+// escalated: the dispatcher sent it to the arbitration group, so it is done here although it waits unclaimed (its
+// action card left in place let Alt+1 dispatch it while the next call was typed)
+function show(t, escalated = false) {
   current = t;
   clearTimeout(timer); seq++; // a late preview must not reappear under the stored ticket
   $("preview").replaceChildren();
-  const done = ["dispatched", "decided", "closed"].includes(t.status) || (t.status === "in_arbitration" && t.claimed_by);
+  const done = escalated || ["dispatched", "decided", "closed"].includes(t.status) || (t.status === "in_arbitration" && t.claimed_by);
   const sent = t.status === "dispatched" && (t.history || []).some((e) => e.kind === "dispatched" && (e.data || {}).auto);
   $("result").replaceChildren(done ? el("div", { class: "card", "data-testid": "done" }, `工单 #${t.id} ${t.status_zh}`,
     t.lead ? `：牵头 ${deptName(t.lead)}${t.co.length ? "，协办 " + t.co.map(deptName).join("、") : ""}` : "",
     sent ? el("p", { class: "tag ok", "data-testid": "auto-sent" }, "系统已自动派单（智能流转）；部门退单后再由派单员处理") : null) : actions(t),
   suggestionCard(t.suggestion, "suggestion"));
 }
-async function submit(ev) {
+// One request at a time: a click and Ctrl+Enter (or a double click) stored the same call twice, and the copy was
+// linked to the first as a repeat (a third as REPEAT_COMPLAINT, into the arbitration queue); a second dispatch of one
+// ticket answered 409 over the first one's "已派单".
+let busy = false;
+async function once(fn) {
+  if (busy) return;
+  busy = true;
+  $("go").disabled = true;
+  try { await fn(); } finally { busy = false; $("go").disabled = false; }
+}
+function submit(ev) {
   ev && ev.preventDefault();
-  const body = { content: $("content").value, address: $("address").value || null, caller: $("caller").value || null };
-  clearTimeout(timer); seq++;
-  $("status").textContent = "分析中…";
-  try {
-    const t = await api("POST", "/api/v1/tickets", body);
-    await departments().catch(() => null); // names for the card (codes if the list cannot be read)
-    show(t);
-    $("status").textContent = "";
-    if (t.status === "dispatched") nextTicket(); // sent at intake (智能流转): the form is free for the next call
-  } catch (e) { $("status").textContent = "出错：" + e.message; }
+  return once(async () => {
+    const body = { content: $("content").value, address: $("address").value || null, caller: $("caller").value || null };
+    clearTimeout(timer); seq++;
+    $("status").textContent = "分析中…";
+    try {
+      const t = await api("POST", "/api/v1/tickets", body);
+      await departments().catch(() => null); // names for the card (codes if the list cannot be read)
+      show(t);
+      $("status").textContent = "";
+      if (t.status === "dispatched") nextTicket(); // sent at intake (智能流转): the form is free for the next call
+    } catch (e) { $("status").textContent = "出错：" + e.message; }
+  });
 }
 // Once a ticket is dispatched or sent to arbitration the form is emptied for the next call: a caller's number or an
 // address left over from the last ticket would link the next one to it as a repeat and place it in the wrong town.
@@ -116,13 +130,17 @@ function nextTicket() {
   for (const id of ["content", "address", "caller"]) $(id).value = "";
   $("content").focus();
 }
-async function dispatch(lead, co) {
-  try { show(await api("POST", `/api/v1/tickets/${current.id}/dispatch`, { lead, co })); $("status").textContent = "已派单"; nextTicket(); }
-  catch (e) { $("status").textContent = "派单失败：" + e.message; }
+function dispatch(lead, co) {
+  return once(async () => {
+    try { show(await api("POST", `/api/v1/tickets/${current.id}/dispatch`, { lead, co })); $("status").textContent = "已派单"; nextTicket(); }
+    catch (e) { $("status").textContent = "派单失败：" + e.message; }
+  });
 }
-async function escalate(reason) {
-  try { show(await api("POST", `/api/v1/tickets/${current.id}/escalate`, { reason: reason || "派单员提交裁定" })); $("status").textContent = "已提交裁定"; nextTicket(); }
-  catch (e) { $("status").textContent = "提交失败：" + e.message; }
+function escalate(reason) {
+  return once(async () => {
+    try { show(await api("POST", `/api/v1/tickets/${current.id}/escalate`, { reason: reason || "派单员提交裁定" }), true); $("status").textContent = "已提交裁定"; nextTicket(); }
+    catch (e) { $("status").textContent = "提交失败：" + e.message; }
+  });
 }
 let timer = null, seq = 0;
 function preview() {

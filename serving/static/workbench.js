@@ -3,13 +3,20 @@
 // decisions overruled (a contested rule's tickets come back as 争议边界 until the lists are clarified). #t=ID opens a ticket (the widget's
 // duplicate links point here; a dispatcher's key can read the ticket, an arbitrator's key is needed to decide).
 let selected = null;
+// Who this key is (GET /api/v1/me): the decision form is for the arbitrator who holds the ticket (or an admin); others
+// see who holds it. Read again when another key is saved.
+let ME = null;
+async function whoami() {
+  if (!ME) ME = await api("GET", "/api/v1/me").catch(() => null);
+  return ME;
+}
 const HASH_T = location.hash.match(/t=(\d+)/);
 const TO_TICKET = (id) => `#t=${id}`;
 function excerpt(text, n) { const s = String(text || "").replace(/\s+/g, " ").trim(); return s.length > n ? s.slice(0, n) + "…" : s; }
 // One page of the queue, the oldest tickets first (/workbench?per_page=N: 1–500, default 200); 较早/较新 page
 // through a queue longer than that, and the status line says how many wait in all and which of them are shown.
 // 按原因 shows only the tickets with one reason (多次退单 or 反复投诉 first, say), each reason with its count.
-const QUEUE_PAGE = Math.min(500, Math.max(1, Number(new URLSearchParams(location.search).get("per_page")) || 200));
+const QUEUE_PAGE = Math.min(500, Math.max(1, Math.floor(Number(new URLSearchParams(location.search).get("per_page"))) || 200));
 let queueOffset = 0;
 async function loadReasons() {
   const sel = $("reason-filter");
@@ -144,6 +151,7 @@ async function open(id) {
   if (location.hash !== TO_TICKET(id)) history.replaceState(null, "", TO_TICKET(id));
   for (const tr of $("queue").children) tr.classList.toggle("sel", Number(tr.dataset.id) === id);
   try {
+    await whoami();
     // similar decisions need an arbitrator's key and duplicates are optional: the ticket shows without them
     const [t, similar, dups] = await Promise.all([api("GET", `/api/v1/tickets/${id}`),
       api("GET", `/api/v1/arbitration/${id}/similar`).catch(() => null),
@@ -184,6 +192,14 @@ function render(t, similar, dups, sameEvent = []) {
   box.append(duplicatesSection(t, dups));
   if (t.suggestion) box.append(el("p", {}, `系统建议：牵头 ${t.suggestion.lead.name}（${(t.suggestion.confidence * 100).toFixed(0)}%）` +
     (t.suggestion.co.length ? `，协办 ${t.suggestion.co.map((c) => c.name).join("、")}` : "")));
+  if (t.decisions && t.decisions.length) {  // the group's decisions, with the rationale a decided ticket is read for
+    const ul = el("ul", { "data-testid": "decisions" });
+    for (const d of t.decisions) {
+      ul.append(el("li", {}, `${fmtTime(d.created_at)} ${d.arbitrator}：牵头 ${deptName(d.lead)}` +
+        (d.co.length ? `，协办 ${d.co.map(deptName).join("、")}` : ""), el("div", {}, `理由：${d.rationale}`)));
+    }
+    box.append(el("h3", {}, "裁定结果"), ul);
+  }
   box.append(el("h3", {}, "办理历史"), historyList(t.history));
   const sim = el("ul", { "data-testid": "similar" });
   for (const d of similar || []) {
@@ -194,10 +210,12 @@ function render(t, similar, dups, sameEvent = []) {
   box.append(el("h3", {}, "相近的既往裁定"), similar && similar.length ? sim : el("p", { class: "muted" }, similar ? "暂无" : "需裁定员密钥"));
   if (t.status !== "in_arbitration") return;
   if (!t.claimed_by) {
+    if (ME && ME.role === "dispatcher") return;  // a dispatcher reading a linked ticket: claiming is the group's
     box.append(el("p", {}, el("button", { type: "button", id: "claim", onclick: () => act(() => api("POST", `/api/v1/arbitration/${t.id}/claim`), "已领取") }, "领取此工单（C）")));
     return;
   }
-  box.append(el("p", { class: "muted" }, `已由 ${t.claimed_by} 领取`));
+  box.append(el("p", { class: "muted", "data-testid": "claimed-by" }, `已由 ${t.claimed_by} 领取`));
+  if (!ME || (ME.actor !== t.claimed_by && ME.role !== "admin")) return;  // another arbitrator's ticket: theirs to decide
   const lead = el("select", { id: "d-lead", "aria-label": "牵头单位" });
   const co = el("select", { id: "d-co", multiple: "", size: "5", "aria-label": "协办单位" });
   fillDeptSelect(lead, t.suggestion ? t.suggestion.lead.code : null);
@@ -218,14 +236,15 @@ function render(t, similar, dups, sameEvent = []) {
     }, alsoIds().length ? `已裁定（含同一事件 ${alsoIds().length} 件）` : "已裁定") }, "提交裁定"),
     " ", el("button", { type: "button", class: "secondary", id: "release", onclick: () => act(() => api("POST", `/api/v1/arbitration/${t.id}/release`), "已放弃领取") }, "放弃领取"))].filter(Boolean));
 }
+// An action failed (a rationale too short, a report of another event, a ticket someone else claimed): the message, and
+// the form as the arbitrator filled it — reloading the ticket would have emptied the rationale, lead, co and ticks.
 async function act(fn, done) {
-  let msg = done;
-  try { await fn(); } catch (e) { msg = "出错：" + e.message; }
+  try { await fn(); } catch (e) { $("status").textContent = "出错：" + e.message; return; }
   await loadQueue();
   if (selected) await open(selected);
-  $("status").textContent = msg;
+  $("status").textContent = done;
 }
-keyBox(() => { DEPTS = null; loadQueue(); });
+keyBox(() => { DEPTS = null; ME = null; whoami().then(loadQueue); });
 if (!Key.get()) $("keybox").open = true;
 $("refresh").addEventListener("click", loadQueue);
 $("reason-filter").addEventListener("change", () => { queueOffset = 0; loadQueue(); });
@@ -239,7 +258,7 @@ document.addEventListener("keydown", (e) => {
 window.addEventListener("hashchange", () => {
   const m = location.hash.match(/t=(\d+)/);
   // a link with another key (#t=ID&key=…) in this tab: take the key before open() rewrites the fragment to #t=ID
-  if (/key=/.test(location.hash)) { $("apikey").value = Key.get(); DEPTS = null; loadQueue(); }
+  if (/key=/.test(location.hash)) { $("apikey").value = Key.get(); DEPTS = null; ME = null; whoami().then(loadQueue); }
   if (m) open(Number(m[1]));
 });
-loadQueue().then(() => { if (HASH_T) open(Number(HASH_T[1])); });
+whoami().then(loadQueue).then(() => { if (HASH_T) open(Number(HASH_T[1])); });
