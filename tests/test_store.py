@@ -222,6 +222,40 @@ def test_concurrent_escalations_keep_every_reason(store):
     assert sorted(events) == sorted(set(reasons))
 
 
+def test_two_decisions_naming_each_others_ticket_at_once_one_wins(store):
+    """Two reports of one event, each decided at the same moment with the other in ``also``: on PostgreSQL the two
+    transactions locked the rows in opposite orders and one died of a deadlock (a 500); now one decides both and the
+    other is told they are decided (409), every time."""
+    from sqlalchemy import text as sql
+
+    for rep in range(8):
+        a, b = (intake(store, content=f"公园健身器材损坏{rep}{x}", flagged=True)["id"] for x in "ab")
+        with store.engine.begin() as c:
+            c.execute(sql("UPDATE tickets SET cluster_id = :a WHERE id IN (:a, :b)"), {"a": a, "b": b})
+        barrier = threading.Barrier(2)
+        won, refused, other = [], [], []
+
+        def decide(x, y):
+            barrier.wait()
+            try:
+                store.decide(x, "urban_management", [], "公园设施由城管养护", actor="admin#1", admin=True, also=[y])
+                won.append(x)
+            except Conflict:
+                refused.append(x)
+            except Exception as e:  # noqa: BLE001 - a deadlock or any other failure fails the test below
+                other.append(repr(e))
+
+        threads = [threading.Thread(target=decide, args=xy) for xy in ((a, b), (b, a))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert other == [] and len(won) == 1 and len(refused) == 1
+        for tid in (a, b):
+            t = store.get(tid)
+            assert t["status"] == "decided" and len(t["decisions"]) == 1
+
+
 def test_history_is_append_only(store):
     tid = intake(store)["id"]
     for stmt in ("UPDATE ticket_events SET actor = 'forged'", "DELETE FROM ticket_events"):

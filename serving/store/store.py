@@ -442,6 +442,10 @@ class Store:
         given = list(also)
         also = [i for i in dict.fromkeys(given) if i != ticket_id]
         with self.Session.begin() as s:
+            if also:  # every ticket this decision settles, locked in id order: two decisions naming each other's ticket
+                # in `also` at once took their row locks in opposite orders and PostgreSQL aborted one (deadlock)
+                s.execute(select(TicketRow.id).where(TicketRow.id.in_(sorted({ticket_id, *also})))
+                          .order_by(TicketRow.id).with_for_update())
             t = self._get(s, ticket_id, lock=True)
             if not admin and t.status == "in_arbitration" and t.claimed_by != actor:
                 who = t.claimed_by
