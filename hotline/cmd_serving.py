@@ -15,7 +15,7 @@ from hotline.console import check_output, fail as _fail
 from hotline.settings import get_settings
 
 ROLES = ("dispatcher", "arbitrator", "admin")
-EXPORT_COLUMNS = ["id", "text", "lead", "co", "created_at", "source"]
+EXPORT_COLUMNS = ["id", "text", "lead", "co", "created_at", "source", "title", "content"]
 
 
 def _store():
@@ -103,7 +103,7 @@ def export_decisions(
     out: Annotated[Path, typer.Option("--out", help="FILE.csv or FILE.jsonl")],
 ) -> None:
     """Arbitration decisions and dispatcher overrides as training data (columns text, lead, co, created_at):
-    `hotline train --data FILE --text-cols text --label-col lead --co-col co --time-col created_at`."""
+    `hotline train --data FILE --text-cols text --label-col lead --co-col co --time-col created_at --labels roster`."""
     if out.suffix.lower() not in (".csv", ".jsonl"):
         _fail(f"{out}: give a .csv or .jsonl file name")
     check_output(out, "--out")

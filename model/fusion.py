@@ -119,6 +119,14 @@ def check_routes(version: str, labels: list[str], lists: ResponsibilityLists) ->
         raise ValueError(
             f"model version {version}: its labels ({', '.join(labels[:5])}, …) are not department codes of the lists "
             "— a category model cannot route tickets; train with --labels roster")
+    # fusion reads the classifier's street-office mass from its `locality` label (shared among the towns the lists and
+    # the address point to): a model that learnt each street office as a label of its own (an export read with
+    # --labels any) gives `locality` nothing, and fusion would push every town's matter to a functional department
+    towns = sorted(set(labels) & set(lists.codes_of_kind("locality")))
+    if towns:
+        raise ValueError(
+            f"model version {version}: its labels include street offices or towns ({', '.join(towns[:5])}), which fusion "
+            "reads only as `locality` — train again with --labels roster (it reads a street office as locality)")
 
 
 class FusionRouter(ZeroShotRouter):

@@ -261,6 +261,11 @@ class ZeroShotRouter:
         ``lists_lead``: :meth:`lists_lead` of the analysis before precedents (``a``'s own when not given)."""
         cfg = self.config
         rule, location, hits = a.rule, a.location, a.hits
+        if location is not None and probs.get(LOCALITY) and location.code in probs:
+            # `locality` is the town the place points to: one recipient, one candidate (the two were listed apart, the
+            # town twice in the top 3, and a lead on it read only one of its shares as the confidence)
+            probs = dict(probs)
+            probs[location.code] += probs.pop(LOCALITY)
         ranked = sorted(probs.items(), key=lambda kv: -kv[1])
 
         lead_code = rule.rule.lead if rule else ranked[0][0]

@@ -115,6 +115,13 @@ def test_a_damaged_or_dangling_promotion_is_said_not_served_as_zero_shot(cli, tm
     (cat / "labels.json").write_text(json.dumps({"labels": [f"类别{i}" for i in range(len(labels))]}), encoding="utf-8")
     promoted.write_text(json.dumps({"version": "cat-model"}), encoding="utf-8")
     one_line_error(cli("serve", "--port", "8799"), "a category model cannot route tickets")
+    # a model that learnt street offices as labels of their own (an export trained without --labels roster): fusion
+    # reads the towns' share only from `locality`, so it would push every town's matter elsewhere; promote refuses it
+    towns = mine / "town-model"
+    shutil.copytree(mine / version, towns)
+    (towns / "labels.json").write_text(json.dumps({"labels": [("donghu" if x == "locality" else x) for x in labels]}),
+                                       encoding="utf-8")
+    one_line_error(cli("models", "promote", "town-model"), "street offices or towns (donghu)", "--labels roster")
 
 
 def test_small_mistakes_name_the_option_at_fault(cli, tmp_path, monkeypatch):

@@ -522,3 +522,29 @@ def test_cli_rows_halves_and_co_handling_line(env, model_cache, labelled, tmp_pa
     assert "co_f1" in outs["even"]["router"]
     bad = run_cli("eval", "routing", "--data", path, "--rows", "first")
     assert bad.exit_code != 0 and "--rows" in bad.output
+
+
+def test_an_exports_title_column_is_the_tickets_title_as_in_serving(tmp_path):
+    """`eval routing/compare/tune-fusion --text-cols 诉求标题,诉求内容` joined the title into the content, so they
+    measured another router than the one serving (which weighs a title apart and reads rules in it first): the first
+    text column, when it is a title column, is the title; other mappings keep the joined text."""
+    import pandas as pd
+
+    from eval.routing import label_aliases, read_labelled_export
+    from responsibility_lists.loader import DEFAULT_DIR, load_lists
+    from training.data import ColumnMap
+
+    rows = [{"工单编号": "GD1", "诉求标题": "楼下烧烤油烟扰民", "诉求内容": "每天晚上十点以后还在营业，油烟直冲窗户。", "承办单位": "区城管局"},
+            {"工单编号": "GD2", "诉求标题": "", "诉求内容": "路灯坏了一个月没人修", "承办单位": "区城管局"}]
+    sheet = tmp_path / "export.xlsx"
+    pd.DataFrame(rows).to_excel(sheet, index=False)
+    aliases = label_aliases(load_lists(DEFAULT_DIR))
+    tickets, labels, _, _ = read_labelled_export(sheet, aliases, ColumnMap(["诉求标题", "诉求内容"], "承办单位", None, None, None,
+                                                                           None, "工单编号"))
+    assert [(t.title, t.content) for t in tickets] == [("楼下烧烤油烟扰民", "每天晚上十点以后还在营业，油烟直冲窗户。"),
+                                                       (None, "路灯坏了一个月没人修")]
+    assert labels == ["urban_management", "urban_management"]
+    assert tickets[0].text == "楼下烧烤油烟扰民。每天晚上十点以后还在营业，油烟直冲窗户。"  # what the classifier reads, as in training
+    tickets, _, _, _ = read_labelled_export(sheet, aliases, ColumnMap(["诉求内容", "诉求标题"], "承办单位", None, None, None,
+                                                                      None, "工单编号"))
+    assert tickets[0].title is None and tickets[0].content.startswith("每天晚上十点以后还在营业")  # not a title first: joined

@@ -125,6 +125,21 @@ def test_unowned_matter_goes_to_the_locality(router):
     assert any(e.type == "locality" and e.department == "liuxi" for e in s.evidence)
 
 
+def test_the_town_the_place_points_to_is_one_candidate_with_its_whole_share(router):
+    """`locality` resolved to the ticket's town and that town named by code (a precedent settled to it, a classifier's
+    share of the town mass) are one recipient: listed apart, the town filled two of the top 3 and a lead on it was as
+    sure as one of its two shares."""
+    t = Ticket(content="村里的路灯坏了好几盏，晚上出行不安全，我住在柳溪镇柳溪村")
+    a = router.analyse(t, router.query_vectors([t])[0])
+    assert a.location is not None and a.location.code == "liuxi"
+    probs = {"locality": 0.3, "liuxi": 0.25, "urban_management": 0.35, "transport": 0.1}
+    s = router.suggest(t, a, probs)
+    codes = [c.code for c in s.candidates]
+    assert len(codes) == len(set(codes)) and codes[:3] == ["liuxi", "urban_management", "transport"]
+    assert s.lead.code == "liuxi" and abs(s.confidence - 0.55) < 1e-6
+    assert probs == {"locality": 0.3, "liuxi": 0.25, "urban_management": 0.35, "transport": 0.1}  # the caller's left alone
+
+
 def test_a_locality_matter_without_a_place_asks_which_town(router):
     """LOCALITY_UNRESOLVED: a matter the locality owns whose address names no town of the map leads to the bare
     ``locality`` and says so (it informs the dispatcher, it does not by itself send the ticket to arbitration); the

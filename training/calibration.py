@@ -31,12 +31,16 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     return float(-np.mean(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None))))
 
 
+MIN_CALIBRATION_ROWS = 20  # fewer held-out rows than this fit noise: one right row drove T to 0.07 (near-certain leads)
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature minimising the held-out negative log-likelihood (bounded 1-D search on log T)."""
+    """The temperature minimising the held-out negative log-likelihood (bounded 1-D search on log T); 1 (no scaling)
+    with fewer than :data:`MIN_CALIBRATION_ROWS` held-out rows."""
     from scipy.optimize import minimize_scalar
 
     labels = np.asarray(labels)
-    if len(labels) == 0:
+    if len(labels) < MIN_CALIBRATION_ROWS:
         return 1.0
     res = minimize_scalar(lambda lt: nll(logits, labels, math.exp(lt)), bounds=(math.log(0.05), math.log(20.0)),
                           method="bounded", options={"xatol": 1e-4})

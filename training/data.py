@@ -103,6 +103,7 @@ class History:
     callers: list[str | None]
     addresses: list[str | None]
     report: LoadReport
+    parts: list[list[str]] | None = None  # each row's text columns apart, in --text-cols order (a file read by columns)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -121,7 +122,8 @@ class History:
         idx = list(idx)
         pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
         return History(pick(self.texts), pick(self.labels), pick(self.co), pick(self.times), pick(self.rows),
-                       pick(self.ids), pick(self.callers), pick(self.addresses), self.report)
+                       pick(self.ids), pick(self.callers), pick(self.addresses), self.report,
+                       pick(self.parts) if self.parts is not None else None)
 
     def to_dataset(self):
         from datasets import Dataset
@@ -260,7 +262,7 @@ def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | N
     aliases = label_aliases or {}
     norm = lambda s: map_label(aliases, s)  # noqa: E731
     rep = LoadReport(f"{path} (sheet {sheet})" if sheet else str(path))  # row numbers are that sheet's
-    texts, labels, cos, times, rownos, ids, callers, addrs = [], [], [], [], [], [], [], []
+    texts, labels, cos, times, rownos, ids, callers, addrs, parts = [], [], [], [], [], [], [], [], []
     for n, vals, err in rows:
         if vals is None:
             rep.rows_read += 1
@@ -271,7 +273,8 @@ def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | N
             continue
         rep.rows_read += 1
         get = lambda c: vals[pos[c]].strip() if c else ""  # noqa: E731
-        text = join_texts([get(c) for c in columns.text_cols])[:max_chars]
+        part = [get(c) for c in columns.text_cols]
+        text = join_texts(part)[:max_chars]
         if not any(ch.isalnum() for ch in text):
             rep.problems.append(RowProblem(n, "empty_text", f"no text in {'+'.join(columns.text_cols)}"))
             continue
@@ -308,8 +311,9 @@ def load_history(path: Path, columns: ColumnMap, *, allowed_labels: set[str] | N
         ids.append(get(columns.id_col) or None)
         callers.append(get(columns.caller_col) or None)
         addrs.append(get(columns.address_col) or None)
+        parts.append(part)
     rep.used = len(texts)
-    return History(texts, labels, cos, times, rownos, ids, callers, addrs, rep)
+    return History(texts, labels, cos, times, rownos, ids, callers, addrs, rep, parts)
 
 
 # --------------------------------------------------------------------------------- label spaces

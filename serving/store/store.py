@@ -22,6 +22,9 @@ from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from model.suggestion import join_texts
+from model.times import read_datetime
+
 from .db import make_engine, migrate
 from .models import (ROLES, ApiKeyRow, ClarificationRow, DecisionRow, EventRow, FeedbackRow, TicketRow, utcnow)
 
@@ -594,8 +597,8 @@ class Store:
             for tid in sorted(latest):
                 t, lead, co, source = latest[tid]
                 out.append({"ticket_id": t.id, "external_id": t.external_id, "title": t.title, "content": t.content,
-                            "lead": lead, "co": co or "", "created_at": iso(t.created_at), "source": source,
-                            "rule": cited_rule(t.suggestion)})
+                            "lead": lead, "co": co or "", "created_at": iso(t.created_at), "reported_at": t.reported_at,
+                            "source": source, "rule": cited_rule(t.suggestion)})
             return out
 
     def outcome_rows(self, since: datetime, until: datetime | None = None) -> list[dict]:
@@ -648,11 +651,15 @@ class Store:
             return out
 
     def training_rows(self) -> Iterator[dict]:
-        """Labels for the next training run (:meth:`settled_rows` in the export's columns)."""
+        """Labels for the next training run (:meth:`settled_rows` in the export's columns): ``text`` is title and
+        content joined as the classifier reads a served ticket (``join_texts``), ``title`` and ``content`` apart (to
+        evaluate as serving routes: ``--text-cols title,content``); ``created_at`` is the ticket's own time when it
+        came with one (a back-filled or imported ticket), else when the service received it."""
         for r in self.settled_rows():
-            yield {"id": r["external_id"] or str(r["ticket_id"]),
-                   "text": f"{r['title']}。{r['content']}" if r["title"] else r["content"],
-                   "lead": r["lead"], "co": r["co"], "created_at": r["created_at"], "source": r["source"]}
+            own = read_datetime(r["reported_at"])
+            yield {"id": r["external_id"] or str(r["ticket_id"]), "text": join_texts([r["title"] or "", r["content"]]),
+                   "title": r["title"] or "", "content": r["content"], "lead": r["lead"], "co": r["co"],
+                   "created_at": iso(own) if own else r["created_at"], "source": r["source"]}
 
     # ---------------------------------------------------------------- duplicates (issue 6 §3)
     def dedup_rows(self, *, pending_only: bool = False, ids: list[int] | None = None) -> list[dict]:
