@@ -262,10 +262,11 @@ class ZeroShotRouter:
         cfg = self.config
         rule, location, hits = a.rule, a.location, a.hits
         if location is not None and probs.get(LOCALITY) and location.code in probs:
-            # `locality` is the town the place points to: one recipient, one candidate (the two were listed apart, the
-            # town twice in the top 3, and a lead on it read only one of its shares as the confidence)
+            # `locality` is the town the place points to (:meth:`_dep`): one recipient, one candidate (the two were
+            # listed apart, the town twice in the top 3, and a lead on it read only one of its shares as the
+            # confidence). The share stays under `locality`, the code a rule's lead names.
             probs = dict(probs)
-            probs[location.code] += probs.pop(LOCALITY)
+            probs[LOCALITY] += probs.pop(location.code)
         ranked = sorted(probs.items(), key=lambda kv: -kv[1])
 
         lead_code = rule.rule.lead if rule else ranked[0][0]

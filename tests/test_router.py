@@ -138,6 +138,12 @@ def test_the_town_the_place_points_to_is_one_candidate_with_its_whole_share(rout
     assert len(codes) == len(set(codes)) and codes[:3] == ["liuxi", "urban_management", "transport"]
     assert s.lead.code == "liuxi" and abs(s.confidence - 0.55) < 1e-6
     assert probs == {"locality": 0.3, "liuxi": 0.25, "urban_management": 0.35, "transport": 0.1}  # the caller's left alone
+    # a joint-handling rule whose lead is the locality (群租房: the town leads) is as sure as the town's whole share
+    t = Ticket(content="我住在柳溪镇柳溪村，隔壁的房子被二房东打隔断群租，住了十几个人")
+    a = router.analyse(t, router.query_vectors([t])[0])
+    assert a.rule is not None and a.rule.rule.lead == "locality" and a.location.code == "liuxi"
+    s = router.suggest(t, a, probs)
+    assert s.lead.code == "liuxi" and abs(s.confidence - 0.55) < 1e-6 and [c.code for c in s.candidates][0] == "liuxi"
 
 
 def test_a_locality_matter_without_a_place_asks_which_town(router):
