@@ -13,7 +13,12 @@ function el(tag, attrs = {}, ...children) {
 const Key = {
   get() {
     const m = location.hash.match(/key=([^&]+)/);
-    if (m) { localStorage.setItem("hotline.key", decodeURIComponent(m[1])); history.replaceState(null, "", location.pathname + location.search); }
+    if (m) {
+      let key = m[1];
+      try { key = decodeURIComponent(key); } catch (e) { /* a stray % in a pasted link: the key as written */ }
+      localStorage.setItem("hotline.key", key);
+      history.replaceState(null, "", location.pathname + location.search);
+    }
     return localStorage.getItem("hotline.key") || "";
   },
   set(v) { localStorage.setItem("hotline.key", v.trim()); },
