@@ -186,6 +186,12 @@ def test_time_split_validates_on_latest_month(lists):
     assert how.startswith("time") and min(h.times[i] for i in va) > max(h.times[i] for i in tr)
     tr2, va2, how2 = split_indices(h)
     assert how2.startswith("stratified") and set(tr2).isdisjoint(va2) and len(tr2) + len(va2) == 60
+    assert how2 == "stratified random 15%"
+    # one month of history asked to split by time: the random split says why (`hotline train` warns with it)
+    one = History.from_records([{**r, "time": __import__("datetime").datetime(2025, 1, 1 + i % 28)} for i, r in enumerate(recs)])
+    _, _, how3 = split_indices(one, by_time=True)
+    assert how3 == ("stratified random 15% (the latest 30 days hold 60 of 60 rows; a time split needs 5–50%: give a file "
+                    "that spans more than that month)")
 
 
 # ------------------------------------------------------------------------------------ synthetic

@@ -346,8 +346,10 @@ def split_indices(data: History, val_fraction: float = 0.15, seed: int = 13, by_
     """(train, validation, how). ``by_time``: validate on the latest month of rows that have a time
     (train on the past); falls back to a stratified random split when that month is too small/large."""
     n = len(data)
+    why_not = ""
     if by_time:
         timed = [i for i, t in enumerate(data.times) if t is not None]
+        why_not = " (no row has a time)"
         if timed:
             latest = max(data.times[i] for i in timed)
             cut = latest - timedelta(days=30)
@@ -355,6 +357,8 @@ def split_indices(data: History, val_fraction: float = 0.15, seed: int = 13, by_
             if 0.05 * n <= len(val) <= 0.5 * n:
                 vs = set(val)
                 return [i for i in range(n) if i not in vs], val, f"time: validation = rows after {cut:%Y-%m-%d}"
+            why_not = (f" (the latest 30 days hold {len(val)} of {n} rows; a time split needs 5–50%: give a file that "
+                       "spans more than that month)")
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -367,4 +371,4 @@ def split_indices(data: History, val_fraction: float = 0.15, seed: int = 13, by_
         k = int(round(len(idx) * val_fraction)) if len(idx) >= 3 else 0
         val += [int(i) for i in idx[:k]]
         train += [int(i) for i in idx[k:]]
-    return sorted(train), sorted(val), f"stratified random {val_fraction:.0%}"
+    return sorted(train), sorted(val), f"stratified random {val_fraction:.0%}{why_not}"

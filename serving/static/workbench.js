@@ -100,8 +100,11 @@ function loadClarifications() {
     const note = el("input", { type: "text", maxlength: "2000", placeholder: "审核意见（可选）", "aria-label": "审核意见" });
     const review = (status) => act(() => api("POST", `/api/v1/arbitration/clarifications/${c.id}/review`, { status, note: note.value || null }),
       status === "accepted" ? "已采纳" : "未采纳");
-    return el("li", { "data-clarification": String(c.id) }, ticketLink(c.ticket_id, TO_TICKET), ` ${c.text}`,
-      el("div", { class: "muted" }, `${c.proposed_by} · ${fmtTime(c.created_at)}`), note,
+    const head = [ticketLink(c.ticket_id, TO_TICKET), ` ${c.text}`, el("div", { class: "muted" }, `${c.proposed_by} · ${fmtTime(c.created_at)}`)];
+    if (!ME || ME.role !== "admin") {  // an arbitrator proposes; the list editors review (their buttons were a 403 here)
+      return el("li", { "data-clarification": String(c.id) }, ...head, el("span", { class: "muted", "data-testid": "clar-waiting" }, "待管理员审核"));
+    }
+    return el("li", { "data-clarification": String(c.id) }, ...head, note,
       el("button", { type: "button", class: "secondary", onclick: () => review("accepted") }, "采纳"), " ",
       el("button", { type: "button", class: "secondary", onclick: () => review("rejected") }, "不采纳"));
   });
