@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output, fail_lists
+from hotline.console import check_output, check_year, fail_lists
 from hotline.console import fail as _fail
 from hotline.settings import get_settings
 
@@ -260,8 +260,7 @@ def register(app: typer.Typer) -> None:
             when = read_datetime(at)
             if when is None:
                 _fail(f"--at {at!r}: not a date — write e.g. 2019-08-01 or 2019-08-01 18:00")
-            if not 1970 <= when.year <= 2200:  # the window before it would leave the calendar (year 1 minus 7 days)
-                _fail(f"--at {at!r}: give a date between 1970 and 2200")
+            check_year(when, "--at", at)
             end = when.timestamp() + (86400 if len(at.strip()) <= 10 else 0)  # a bare date: the end of that day
         settings = get_settings()
         days, min_count = days or settings.hot_window_days, min_count or settings.hot_min_count

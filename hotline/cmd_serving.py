@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output, fail as _fail
+from hotline.console import check_output, check_year, fail as _fail
 from hotline.settings import get_settings
 
 ROLES = ("dispatcher", "arbitrator", "admin")
@@ -140,8 +140,7 @@ def stats(
             end = datetime.strptime(until.strip(), "%Y-%m-%d").replace(tzinfo=timezone.utc)
         except ValueError:
             _fail(f"--until {until!r}: give a date as YYYY-MM-DD, e.g. 2026-12-01")
-        if not 1970 <= end.year <= 2200:  # the period before it would leave the calendar (year 1 minus 30 days)
-            _fail(f"--until {until!r}: give a date between 1970 and 2200")
+        check_year(end, "--until", until)
     since = end - timedelta(days=days)
     group = _lists().group
     store = _store()

@@ -19,6 +19,13 @@ def fail_lists(error, folder) -> None:
          "`hotline lists validate`")
 
 
+def check_year(when, option: str, given: str) -> None:
+    """A window's end (``--at``, ``--until``) within 1970–2200: the window before it must stay in the calendar (year 1
+    minus 30 days overflowed, after the work was done)."""
+    if not 1970 <= when.year <= 2200:
+        fail(f"{option} {given!r}: give a date between 1970 and 2200")
+
+
 def check_output(path, option: str, *, inputs=(), folder: bool = False):
     """Stop before any work when ``path`` (given as ``option``) cannot be written: a directory where a file is meant
     (``folder``: a file where a folder is), a folder above it that is a file, or one of the ``inputs`` (it would be

@@ -416,3 +416,13 @@ def test_pages_work_offline_and_refuse_framing_and_foreign_scripts(api):
     assert "/api/v1/openapi.json" in client.get("/static/docs.js").text
     r = client.get("/api/v1/route", headers={})  # the API's answers carry them too (an error page is a page)
     assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_me_says_who_a_key_is(api):
+    """The workbench shows the decision form only to the arbitrator holding a ticket: it asks who its key is."""
+    client, keys = api
+    for role in ROLES:
+        me = client.get("/api/v1/me", headers=h(keys[role])).json()
+        assert me["role"] == role and me["actor"] == f"{role}-test#{['dispatcher', 'arbitrator', 'admin'].index(role) + 1}"
+        assert me["role_zh"] in ("派单员", "裁定员", "管理员")
+    assert client.get("/api/v1/me").status_code == 401

@@ -507,6 +507,15 @@ def test_one_action_per_click_and_forms_that_keep_what_was_typed(browser, server
     wait(drv, "#status", text="已裁定")
     decided = wait(drv, "#detail [data-testid=decisions]", text="理由：短：公园设施由城管养护")
     assert "e2e-arbitrator" in decided.text
+    # the history names the department that returned a ticket (退单单位), which it left out
+    from model.suggestion import Ticket
+
+    ticket = Ticket(content="小区门口的井盖丢了，很危险")
+    other = store.intake(ticket, app.state.router.route(ticket), actor="e2e-dispatcher#1")["id"]
+    store.dispatch(other, "urban_management", [], actor="e2e-dispatcher#1")
+    store.return_ticket(other, "井盖属于水务", actor="e2e-dept", department="urban_management")
+    drv.get(f"{base}/workbench#t={other}")
+    wait(drv, "#detail [data-testid=history]", text="退单单位 区城市管理委员会")
 
     # the API docs: Swagger UI from this app, drawn under the page's Content-Security-Policy
     drv.get(f"{base}/docs")

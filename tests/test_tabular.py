@@ -188,3 +188,10 @@ def test_a_stray_quote_in_a_csv_sheet_is_one_error_and_nothing_is_written(tmp_pa
     with pytest.raises(ValueError, match="row 6: a quote"):
         import_table(bad, lists_copy)
     assert lists_version(lists_copy) == before
+
+
+def test_export_refuses_another_format_before_making_any_folder(tmp_path, lists_copy):
+    """`lists export out/new/l.txt` said "unsupported" but had already made out/new."""
+    with pytest.raises(ValueError, match="unsupported file type '.txt'"):
+        export_table(load_lists(lists_copy), tmp_path / "new" / "deeper" / "l.txt")
+    assert not (tmp_path / "new").exists()
