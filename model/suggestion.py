@@ -44,8 +44,10 @@ class Ticket(BaseModel):
     def _scalar_to_str(cls, v):
         if v is None or isinstance(v, str):
             return v
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if isinstance(v, int) and not isinstance(v, bool):
             return str(v)
+        if isinstance(v, float) and v.is_integer():  # 12.0 from a spreadsheet's number cell is ticket 12
+            return str(int(v))
         raise PydanticCustomError("string_type", "Input should be a valid string")  # the API says 应为字符串
 
     @field_validator("id", "created_at", "channel", "title", "address", "caller")

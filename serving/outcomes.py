@@ -18,6 +18,13 @@ from datetime import datetime
 from typing import Callable, Iterable
 
 
+def kept(r: dict, group: Callable[[str], str] = lambda c: c) -> bool:
+    """Whether people settled the suggested lead. A suggestion of the town whose address was not located
+    (``locality``, 属地街道（镇）（地址未定位）) is kept when a street office or town was settled: the dispatcher only
+    named which one, as ``hotline eval routing`` counts a suggestion of kind ``locality`` offline."""
+    return r["suggested"] == r["final"] or (r["suggested"] == "locality" and group(r["final"]) == "locality")
+
+
 def share(count: int, of: int) -> dict:
     return {"count": count, "of": of, "rate": round(count / of, 3) if of else None}
 
@@ -30,7 +37,7 @@ def summarize(rows: list[dict], group: Callable[[str], str] = lambda c: c) -> di
 
     def right(sub: Iterable[dict]) -> dict:
         sub = list(sub)
-        return share(sum(r["suggested"] == r["final"] for r in sub), len(sub))
+        return share(sum(kept(r, group) for r in sub), len(sub))
 
     arbitrated = [r for r in rows if r["arbitration_at"] is not None]
     hours = [(r["decided_at"] - r["arbitration_at"]).total_seconds() / 3600 for r in arbitrated if r["decided_at"]]
@@ -60,13 +67,13 @@ def summarize(rows: list[dict], group: Callable[[str], str] = lambda c: c) -> di
     }
 
 
-def corrections(rows: list[dict], top: int = 10) -> list[dict]:
+def corrections(rows: list[dict], top: int = 10, group: Callable[[str], str] = lambda c: c) -> list[dict]:
     """The changes people made most often: suggested lead → settled lead, with how many tickets and a few of them
     (what the list editors and the next training run should look at first)."""
     pairs: Counter = Counter()
     tickets: dict[tuple, list[int]] = {}
     for r in rows:
-        if r["final"] and r["suggested"] != r["final"]:
+        if r["final"] and not kept(r, group):
             key = (r["suggested"], r["final"])
             pairs[key] += 1
             tickets.setdefault(key, []).append(r["ticket_id"])
@@ -74,7 +81,7 @@ def corrections(rows: list[dict], top: int = 10) -> list[dict]:
             for (a, b), n in pairs.most_common(top)]
 
 
-def by_reason(rows: list[dict]) -> list[dict]:
+def by_reason(rows: list[dict], group: Callable[[str], str] = lambda c: c) -> list[dict]:
     """Per reason a ticket was sent to arbitration for, most frequent first: how many tickets, how many the group has
     decided, and how often the suggested lead was the one people settled (a flag worth the group's time marks
     suggestions that turn out wrong; ``hotline eval routing`` reports the same offline)."""
@@ -86,7 +93,7 @@ def by_reason(rows: list[dict]) -> list[dict]:
     for code, rs in codes.items():
         settled = [r for r in rs if r["final"]]
         out.append({"code": code, "tickets": len(rs), "decided": sum(r["decided_at"] is not None for r in rs),
-                    "suggestion_right": share(sum(r["suggested"] == r["final"] for r in settled), len(settled))})
+                    "suggestion_right": share(sum(kept(r, group) for r in settled), len(settled))})
     return sorted(out, key=lambda x: (-x["tickets"], x["code"]))
 
 
@@ -98,7 +105,7 @@ def outcomes(rows: list[dict], since: datetime, until: datetime, group: Callable
         versions.setdefault(r["model_version"] or "", []).append(r)
     return {"since": since.isoformat(), "until": until.isoformat(), "all": summarize(rows, group),
             "by_model_version": [{"model_version": v, **summarize(rs, group)} for v, rs in versions.items()],
-            "corrections": corrections(rows), "by_reason": by_reason(rows)}
+            "corrections": corrections(rows, group=group), "by_reason": by_reason(rows, group)}
 
 
 LINES = (  # (key, label) in the order a report prints them

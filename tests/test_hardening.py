@@ -199,6 +199,12 @@ def test_ticket_fields_a_caller_gets_wrong_are_refused_not_dropped(api_db):
     b = client.post("/api/v1/tickets", json={**ok, "content": "烧烤店油烟又来了", "id": "   "}, headers=d)
     assert a.status_code == b.status_code == 201, (a.text, b.text)
     assert a.json()["external_id"] is None and b.json()["external_id"] is None
+    # a number id is that number (12.0 from a spreadsheet cell is 12); 1e300 and 2.5 are no ticket numbers
+    # ("1e+300" was stored as the id)
+    c = client.post("/api/v1/tickets", json={**ok, "content": "烧烤店油烟第三次", "id": 12.0}, headers=d)
+    assert c.status_code == 201 and c.json()["external_id"] == "12", c.text
+    refused({"id": 1e300}, "id", "过长")
+    refused({"id": 2.5}, "id", "应为字符串")
     # the query of a list search must hold a word (blank text matched every item with a made-up score)
     r = client.get("/api/v1/responsibilities/search", params={"q": "   "}, headers=d)
     assert r.status_code == 422 and "查询内容不能为空" in r.json()["message_zh"], r.text

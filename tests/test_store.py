@@ -473,6 +473,17 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
     assert {r["ticket_id"]: r["reasons"] for r in rows if r["reasons"]} == {c: ["AMBIGUOUS"], e: ["DISPATCHER_REQUEST"]}
     lines = table(rep)
     assert "v2" in lines[0] and any(x.startswith("lead top-1") and "0.400 (2/5)" in x for x in lines)
+
+    # the town suggested without an address it could place (locality) and settled to one street office: kept, as
+    # offline eval counts it — not a miss, nor a "correction" locality → xinhua for the list editors
+    h = take("地址未定位的", sug(lead="locality", version="v3", flagged=True))
+    store.dispatch(h, "xinhua", [], actor="d")
+    rows = [r for r in store.outcome_rows(now - timedelta(days=30)) if r["ticket_id"] in (g, h)]
+    s = summarize(rows, group)
+    assert (s["lead_top1"]["count"], s["lead_top1"]["of"]) == (1, 2) and s["right_when_flagged"]["count"] == 1
+    rep = outcomes(rows, now - timedelta(days=30), now, group)
+    assert [x["suggested"] for x in rep["corrections"]] == ["xinhua"]
+    assert rep["by_reason"][0]["suggestion_right"]["count"] == 1
     assert f"  urban_management -> health: 1  (#{b})" in lines
     assert store.outcome_rows(now + timedelta(days=1)) == []
 
