@@ -122,6 +122,21 @@ def test_a_damaged_or_dangling_promotion_is_said_not_served_as_zero_shot(cli, tm
     (towns / "labels.json").write_text(json.dumps({"labels": [("donghu" if x == "locality" else x) for x in labels]}),
                                        encoding="utf-8")
     one_line_error(cli("models", "promote", "town-model"), "street offices or towns (donghu)", "--labels roster")
+    # lists that do not validate: promote says their problems (it checks the version routes with them), and keeps
+    # the promotion as it was
+    from responsibility_lists.loader import DEFAULT_DIR
+
+    bad = tmp_path / "lists"
+    shutil.copytree(DEFAULT_DIR, bad, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    health = bad / "departments" / "health.yaml"
+    health.write_text(health.read_text(encoding="utf-8").replace("id: health-02", "id: health-01", 1), encoding="utf-8")
+    monkeypatch.setenv("HOTLINE_LISTS_DIR", str(bad))
+    get_settings.cache_clear()
+    before = promoted.read_text(encoding="utf-8")
+    r = cli("models", "promote", version)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "health-01" in r.output and "problem(s) in the responsibility lists" in r.output.strip().splitlines()[-1]
+    assert promoted.read_text(encoding="utf-8") == before
 
 
 def test_small_mistakes_name_the_option_at_fault(cli, tmp_path, monkeypatch):
