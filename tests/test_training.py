@@ -489,6 +489,17 @@ def test_versions_cli_list_show_promote(tmp_path, lists, encoder_dir, monkeypatc
         assert r.exit_code == 1 and "fusion.json is damaged" in r.output and "lists_weight" in r.output
         r = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "missing.csv")])
         assert r.exit_code == 1 and "no such file" in r.output
+        # `models list` shows a version whose metadata files were hand-edited into other JSON shapes, with blanks
+        odd = root / "20250103-000000-odd"
+        shutil.copytree(root / "20250101-000000-one", odd)
+        for name, text in (("training.json", '{"preset": "cpu", "rows_used": 3}'), ("metrics.json", "[]")):
+            (odd / name).write_text(text)
+        r = CliRunner().invoke(app, ["models", "list", "--json"])
+        row = next(x for x in json.loads(r.stdout) if x["version"] == odd.name)
+        assert r.exit_code == 0 and row["preset"] is None and row["rows"] == 3 and row["macro_f1"] is None, row
+        (odd / "labels.json").write_text('{"labels": 5}')
+        r = CliRunner().invoke(app, ["models", "list", "--json"])
+        assert r.exit_code == 0 and next(x for x in json.loads(r.stdout) if x["version"] == odd.name)["labels"] == 0
     finally:
         get_settings.cache_clear()
 

@@ -119,7 +119,7 @@ def list_versions(root: Path) -> list[dict]:
         val = metrics.get("validation") if isinstance(metrics.get("validation"), dict) else {}
         preset = training.get("preset") if isinstance(training.get("preset"), dict) else {}
         out.append({"version": d.name, "promoted": d.name == promoted, "created": training.get("created"),
-                    "data": training.get("data"), "rows": training.get("rows_used"), "labels": len(_read(d / LABELS_FILE).get("labels", [])),
+                    "data": training.get("data"), "rows": training.get("rows_used"), "labels": len(labels) if isinstance(labels := _read(d / LABELS_FILE).get("labels"), list) else 0,
                     "macro_f1": val.get("macro_f1"), "accuracy": val.get("accuracy"), "preset": preset.get("name"),
                     "path": str(d)})
     return out
