@@ -522,3 +522,9 @@ def test_one_action_per_click_and_forms_that_keep_what_was_typed(browser, server
     wait(drv, ".swagger-ui .opblock", timeout=60)
     blocked = [e["message"] for e in drv.get_log("browser") if "Content Security Policy" in e["message"]]
     assert not blocked, blocked
+
+    # a pasted link whose key has a stray % (decodeURIComponent threw): the page runs, the key is kept as written,
+    # and the API says it is unknown instead of the page doing nothing
+    drv.get(f"{base}/workbench#key=abc%zz")
+    wait(drv, "#status", text="401")
+    assert drv.execute_script("return localStorage.getItem('hotline.key')") == "abc%zz"
