@@ -6,7 +6,7 @@ Pydantic checks the shape of each file; cross-file checks (codes exist, ids uniq
 from __future__ import annotations
 
 import re
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,18 +39,24 @@ class Roster(_Frozen):
     departments: list[RosterDepartment] = Field(min_length=1)
 
 
+#: Longest texts an item may hold, far above any written so far (title 26 characters, duties 108, a basis 44, a
+#: phrasing 47, a keyword 9, an excluded matter 50): a page pasted into a spreadsheet cell by mistake is refused, not
+#: indexed as a phrasing (it was imported, 140,000 characters long).
+Phrase = Annotated[str, Field(max_length=500)]
+
+
 class Exclusion(_Frozen):
-    matter: str = Field(min_length=1)
+    matter: str = Field(min_length=1, max_length=200)
     owner: str = Field(min_length=1)
 
 
 class Item(_Frozen):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*-\d{2,3}$")
-    title: str = Field(min_length=2)
-    duties: str = Field(min_length=4)
-    basis: list[str] = Field(min_length=1)
-    phrasings: list[str] = Field(min_length=1)
-    keywords: list[str] = Field(min_length=1)
+    title: str = Field(min_length=2, max_length=100)
+    duties: str = Field(min_length=4, max_length=2000)
+    basis: list[Annotated[str, Field(max_length=300)]] = Field(min_length=1)
+    phrasings: list[Phrase] = Field(min_length=1)
+    keywords: list[Annotated[str, Field(max_length=30)]] = Field(min_length=1)
     exclusions: list[Exclusion] = Field(default_factory=list)
 
     _clean = field_validator("basis", "phrasings", "keywords")(_strip_all)

@@ -60,6 +60,27 @@ class RowProblem:
         return f"第{self.row}行 [{self.column}]: {self.message}"
 
 
+def _quote(value, limit: int = 40) -> str:
+    """A cell's value as a problem quotes it: whole when short, else its start and length (a pasted page is not
+    printed back whole, once per problem)."""
+    value = str(value)
+    return f"'{value}'" if len(value) <= limit else f"'{value[:limit]}…'（共 {len(value)} 字）"
+
+
+def _says(err: dict) -> str:
+    """A schema problem of one cell in the editors' words: which line of the cell (a list's entries are its lines)
+    and what to change; the schema's own (English) message for the rarer kinds."""
+    which = f"第 {err['loc'][1] + 1} 条" if len(err["loc"]) > 1 and isinstance(err["loc"][1], int) else "内容"
+    ctx = err.get("ctx") or {}
+    if err["type"] == "string_too_long":
+        return f"{which}过长（最多 {ctx.get('max_length')} 字）"
+    if err["type"] == "string_too_short":
+        return f"{which}过短（至少 {ctx.get('min_length')} 字）"
+    if err["type"] == "too_short":
+        return "不能为空"
+    return err["msg"]
+
+
 class ImportRejected(Exception):
     def __init__(self, problems: list):
         self.problems = problems
@@ -156,7 +177,7 @@ def rows_to_items(df: pd.DataFrame, lists: ResponsibilityLists) -> tuple[dict[st
         get = lambda c: str(row.get(c, "") or "").strip()  # noqa: E731
         dep = _resolve_department(get("部门"), lists)
         if dep is None:
-            problems.append(RowProblem(rownum, "部门", f"'{get('部门')}' 不是名册中的部门 — 填写部门代码、名册中的全称或 names.yaml 中的名称"))
+            problems.append(RowProblem(rownum, "部门", f"{_quote(get('部门'))} 不是名册中的部门 — 填写部门代码、名册中的全称或 names.yaml 中的名称"))
             continue
         exclusions = []
         bad = False
@@ -164,7 +185,7 @@ def rows_to_items(df: pd.DataFrame, lists: ResponsibilityLists) -> tuple[dict[st
             m = re.match(r"^(.+?)\s*(?:->|→|＞|>)\s*(.+)$", part)
             owner = _resolve_department(m.group(2), lists) if m else None
             if not m or owner is None:
-                problems.append(RowProblem(rownum, "不含事项", f"'{part}' 应写作 '事项 -> 部门代码或名称'"))
+                problems.append(RowProblem(rownum, "不含事项", f"{_quote(part)} 应写作 '事项 -> 部门代码或名称'"))
                 bad = True
                 continue
             exclusions.append(Exclusion(matter=m.group(1).strip(), owner=owner))
@@ -183,12 +204,12 @@ def rows_to_items(df: pd.DataFrame, lists: ResponsibilityLists) -> tuple[dict[st
         except ValidationError as e:
             for err in e.errors():
                 col = {"id": "事项编号", "title": "事项名称", "duties": "职责", "basis": "依据", "phrasings": "示例诉求", "keywords": "关键词"}.get(str(err["loc"][0]), str(err["loc"][0]))
-                problems.append(RowProblem(rownum, col, f"{err['msg']}"))
+                problems.append(RowProblem(rownum, col, _says(err)))
             continue
         if bad:
             continue
         if item_id and item.department_prefix != dep:
-            problems.append(RowProblem(rownum, "事项编号", f"'{item_id}' 应以 '{dep}-' 开头"))
+            problems.append(RowProblem(rownum, "事项编号", f"{_quote(item_id)} 应以 '{dep}-' 开头"))
             continue
         if not item_id:
             pending_ids[dep].append(len(out[dep]))

@@ -71,6 +71,27 @@ def test_import_reports_every_bad_row_and_writes_nothing(tmp_path, lists_copy):
     assert lists_version(lists_copy) == before
 
 
+def test_a_page_pasted_into_a_cell_is_refused_and_quoted_short(tmp_path, lists_copy):
+    """A 140,000-character phrasing was imported and indexed; a cell that long in a column that names something was
+    printed back whole in the problem line."""
+    before = lists_version(lists_copy)
+    page = "长" * 140_000
+    df = pd.DataFrame([
+        {"部门": "market_regulation", "事项名称": "网购纠纷", "职责": "处理网购消费纠纷投诉。", "依据": "《消费者权益保护法》",
+         "示例诉求": "网上买的东西坏了商家不退\n" + page, "关键词": "网购", "不含事项": ""},
+        {"部门": "market_regulation", "事项名称": "团购纠纷", "职责": "处理团购消费纠纷投诉。", "依据": "《消费者权益保护法》",
+         "示例诉求": "团购券过期不退", "关键词": "团购", "不含事项": page},
+    ])
+    sheet = tmp_path / "long.csv"
+    df.to_csv(sheet, index=False)
+    with pytest.raises(ImportRejected) as exc:
+        import_table(sheet, lists_copy)
+    msgs = [str(p) for p in exc.value.problems]
+    assert msgs[0] == "第2行 [示例诉求]: 第 2 条过长（最多 500 字）", msgs
+    assert msgs[1].startswith("第3行 [不含事项]: '长长") and "（共 140000 字）" in msgs[1] and len(msgs[1]) < 200, msgs[1][:300]
+    assert lists_version(lists_copy) == before
+
+
 def test_import_replaces_one_department_and_numbers_new_items(tmp_path, lists_copy):
     df = pd.DataFrame([{"部门": "区国税局", "事项名称": "电子发票开具", "职责": "指导纳税人开具和查验电子发票。",  # names.yaml
                         "依据": "《中华人民共和国发票管理办法》", "示例诉求": "饭店不给开发票\n开票系统一直登录不上",
