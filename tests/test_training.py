@@ -387,9 +387,9 @@ def test_cli_cpu_deep_preset_trains_the_top_three_layers_only(tmp_path, lists, e
     data = tmp_path / "history.csv"
     with open(data, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["详情", "分类"])
-        for r in generate(lists, 40, seed=3):
-            w.writerow([text_of(r), r["lead"]])
+        w.writerow(["详情", "分类", "受理时间"])
+        for i, r in enumerate(generate(lists, 40, seed=3)):  # one month of history
+            w.writerow([text_of(r), r["lead"], f"2025-01-{1 + i % 28:02d} 09:00"])
     monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
     get_settings.cache_clear()
     try:
@@ -405,9 +405,12 @@ def test_cli_cpu_deep_preset_trains_the_top_three_layers_only(tmp_path, lists, e
         get_settings.cache_clear()
         out = tmp_path / "versions"
         res = CliRunner().invoke(app, base + ["--epochs", "1", "--max-seq-length", "32", "--ngram-weight", "0",
-                                              "--out", str(out)])
+                                              "--out", str(out), "--time-col", "受理时间"])
         assert res.exit_code == 0, res.output
-        folder = out / json.loads(res.output.strip().splitlines()[-1])["version"]
+        # asked for a time split on one month: says on stderr that validation is random, and why
+        assert ("warning: no time split: validation is a stratified random 15% (the latest 30 days hold"
+                in res.stderr), res.stderr[-500:]
+        folder = out / json.loads(res.stdout.strip().splitlines()[-1])["version"]
         assert json.loads((folder / "training.json").read_text(encoding="utf-8"))["preset"]["name"] == "cpu-deep"
         clf = DispatchClassifier.from_pretrained(folder)
         base_model = AutoModel.from_pretrained(str(encoder_dir))
