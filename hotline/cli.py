@@ -136,8 +136,9 @@ def lists_import(
     check_output(out, "--out", folder=True)
     settings = get_settings()
     before = _lists(settings.lists_dir)
+    notes: list[str] = []
     try:
-        counts = import_table(file, settings.lists_dir, out)
+        counts = import_table(file, settings.lists_dir, out, notes)
     except ImportRejected as e:
         for p in e.problems:
             typer.echo(str(p), err=True)
@@ -148,18 +149,27 @@ def lists_import(
         fail("the imported lists would not validate; nothing was written")
     except ValueError as e:
         fail(str(e))
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     total = sum(counts.values())
-    typer.echo(f"imported {total} items for {len(counts)} department(s) into {out or settings.lists_dir}")
-    # a department in the sheet replaces that department's list: say what each one held before, and which of its
-    # items are gone (a sheet filtered to a few rows drops the others)
+    # a department in the sheet replaces that department's list: say what each changed one held before, which of its
+    # items are gone (a sheet filtered to a few rows drops the others) and which now name another matter
     after = _lists(out or settings.lists_dir)
-    for dep in counts:
-        old = [it.id for it in before.items_of(dep)]
-        gone = sorted(set(old) - {it.id for it in after.items_of(dep)})
+    changed = [dep for dep in counts if before.items_of(dep) != after.items_of(dep)]
+    typer.echo(f"imported {total} items for {len(counts)} department(s) into {out or settings.lists_dir}: "
+               f"{len(changed)} changed, {len(counts) - len(changed)} unchanged")
+    listed = lambda ids: f"{', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}"  # noqa: E731
+    for dep in changed:
+        old = {it.id: it.title for it in before.items_of(dep)}
+        new = {it.id: it.title for it in after.items_of(dep)}
+        gone = sorted(set(old) - set(new))
+        retitled = sorted(i for i in set(old) & set(new) if old[i] != new[i])
         typer.echo(f"  {dep} {before.name_of(dep)}: {len(old)} → {counts[dep]} item(s)"
-                   + (f"; no longer in the lists: {', '.join(gone[:10])}{' …' if len(gone) > 10 else ''}" if gone else ""))
-    if out is None and settings.reload_seconds > 0:
-        typer.echo(f"a running service serves them within {settings.reload_seconds:g} s")
+                   + (f"; no longer in the lists: {listed(gone)}" if gone else "")
+                   + (f"; title changed: {listed([f'{i} {old[i]} → {new[i]}' for i in retitled])}" if retitled else ""))
+    if changed and out is None and settings.reload_seconds > 0:
+        typer.echo(f"a running service looks for edited lists every {settings.reload_seconds:g} s (its own "
+                   "HOTLINE_RELOAD_SECONDS) and serves them once their index is rebuilt")
 
 
 @lists_app.command("export")

@@ -69,6 +69,12 @@ class Locator:
                 self._names[s] = next(iter(owners))
         self._ordered = sorted(self._names, key=len, reverse=True)
 
+    @property
+    def place_types(self) -> dict[str, str]:
+        """Every name of the map (full and short forms) with its kind: estate, community, landmark, road, locality,
+        alias."""
+        return {name: typ for name, (_, typ) in self._names.items()}
+
     def hits(self, text: str) -> list[PlaceHit]:
         taken = [False] * len(text)
         out: list[PlaceHit] = []

@@ -43,6 +43,7 @@ class Roster(_Frozen):
 #: phrasing 47, a keyword 9, an excluded matter 50): a page pasted into a spreadsheet cell by mistake is refused, not
 #: indexed as a phrasing (it was imported, 140,000 characters long).
 Phrase = Annotated[str, Field(max_length=500)]
+KEYWORD_MAX = 30
 
 
 class Exclusion(_Frozen):
@@ -56,7 +57,7 @@ class Item(_Frozen):
     duties: str = Field(min_length=4, max_length=2000)
     basis: list[Annotated[str, Field(max_length=300)]] = Field(min_length=1)
     phrasings: list[Phrase] = Field(min_length=1)
-    keywords: list[Annotated[str, Field(max_length=30)]] = Field(min_length=1)
+    keywords: list[Annotated[str, Field(max_length=KEYWORD_MAX)]] = Field(min_length=1)
     exclusions: list[Exclusion] = Field(default_factory=list)
 
     _clean = field_validator("basis", "phrasings", "keywords")(_strip_all)

@@ -98,10 +98,13 @@ def test_import_replaces_one_department_and_numbers_new_items(tmp_path, lists_co
                         "关键词": "发票、电子发票", "不含事项": "餐饮卫生 -> market_regulation"}])
     sheet = tmp_path / "tax.csv"
     df.to_csv(sheet, index=False)
+    held = [it.id for it in load_lists(lists_copy).items_of("taxation")]
     import_table(sheet, lists_copy)
     lists = load_lists(lists_copy)
     tax = lists.items_of("taxation")
-    assert [it.id for it in tax] == ["taxation-01"]
+    # numbered after every item the department held (the sheet dropped them all): taxation-01 was another matter,
+    # which stored suggestions cite
+    assert [it.id for it in tax] == [f"taxation-{len(held) + 1:02d}"] and held[-1] == f"taxation-{len(held):02d}"
     assert tax[0].exclusions[0].owner == "market_regulation"
     assert len(lists.items_of("market_regulation")) == len(load_lists(DEFAULT_DIR).items_of("market_regulation"))
 
