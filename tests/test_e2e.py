@@ -523,6 +523,25 @@ def test_one_action_per_click_and_forms_that_keep_what_was_typed(browser, server
     blocked = [e["message"] for e in drv.get_log("browser") if "Content Security Policy" in e["message"]]
     assert not blocked, blocked
 
+    # a suggestion that names the town without knowing which (属地街道（镇）（地址未定位）): accepting it as it stood
+    # sent the code `locality`, which the API refused (422); now Alt+1 opens 改派 to pick the town
+    from selenium.webdriver.support.ui import Select
+
+    drv.get(f"{base}/#key={keys['dispatcher']}")
+    wait(drv, "#go")
+    drv.find_element(By.ID, "content").send_keys("路边有人私搭乱建的棚子，好几年了没人管")
+    drv.find_element(By.ID, "go").click()
+    accept = wait(drv, "#accept", text="选择属地后派单")
+    tid = int(drv.find_element(By.CSS_SELECTOR, "[data-testid=actions] .lead").text.split("#")[1].split(" ")[0])
+    alt(drv, "1")
+    wait(drv, "#status", text="请在改派中选择属地街道（镇）")
+    assert drv.find_element(By.ID, "change-box").get_attribute("open") is not None and accept.is_displayed()
+    assert store.get(tid)["status"] in ("suggested", "in_arbitration")  # flagged or not: nothing sent yet
+    Select(drv.find_element(By.ID, "co")).select_by_value("xinhua")
+    drv.find_element(By.ID, "change").click()
+    wait(drv, "#status", text="已派单")
+    assert store.get(tid)["status"] == "dispatched" and "xinhua" in store.get(tid)["co"]
+
     # a pasted link whose key has a stray % (decodeURIComponent threw): the page runs, the key is kept as written,
     # and the API says it is unknown instead of the page doing nothing
     drv.get(f"{base}/workbench#key=abc%zz")

@@ -77,8 +77,17 @@ function actions(t) {
   departments().then(() => { fillDeptSelect(lead, t.suggestion.lead.code); fillDeptSelect(co, t.suggestion.co.map((c) => c.code)); });
   const reason = el("input", { id: "escalate-reason", placeholder: "提交裁定的理由（回车提交）",
     onkeydown: (e) => { if (e.key === "Enter") { e.preventDefault(); escalate(reason.value); } } });
+  // 属地街道（镇）（地址未定位）: the suggestion names the town but not which one, and no department has that code —
+  // accepting it as it stands was refused (422); the dispatcher picks the town in 改派, the rest kept as suggested
+  const unplaced = [t.suggestion.lead.code, ...t.suggestion.co.map((c) => c.code)].includes("locality");
+  const accept = () => {
+    if (!unplaced) return dispatch(t.suggestion.lead.code, t.suggestion.co.map((c) => c.code));
+    $("change-box").open = true;
+    $("status").textContent = "地址未定位：请在改派中选择属地街道（镇）后派单";
+    (t.suggestion.lead.code === "locality" ? lead : co).focus();
+  };
   box.append(
-    el("p", {}, el("button", { type: "button", id: "accept", onclick: () => dispatch(t.suggestion.lead.code, t.suggestion.co.map((c) => c.code)) }, "采纳建议派单（Alt+1）")),
+    el("p", {}, el("button", { type: "button", id: "accept", onclick: accept }, unplaced ? "选择属地后派单（Alt+1）" : "采纳建议派单（Alt+1）")),
     el("details", { id: "change-box" }, el("summary", {}, "改派（Alt+2）"),
       el("label", { for: "lead" }, "牵头单位"), deptFilter(lead), lead, el("label", { for: "co" }, "协办单位（可多选）"), deptFilter(co), co,
       el("p", {}, el("button", { type: "button", id: "change", onclick: () => dispatch(lead.value, [...co.selectedOptions].map((o) => o.value)) }, "按所选派单"))),
