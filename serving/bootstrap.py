@@ -23,7 +23,8 @@ def phone_salt(settings: Settings) -> bytes:
 
 def open_store(settings: Settings) -> Store:
     """Connect and run the migrations (idempotent)."""
-    return Store.from_url(settings.resolved_database_url, phone_salt(settings))
+    kw = {"repeated_return": settings.repeated_return} if settings.repeated_return else {}
+    return Store.from_url(settings.resolved_database_url, phone_salt(settings), **kw)
 
 
 def ensure_admin_key(settings: Settings, store: Store | None = None) -> str | None:

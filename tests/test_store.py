@@ -542,3 +542,27 @@ def test_a_ticket_returned_elsewhere_keeps_its_count(store):
     assert t["status"] == "in_arbitration" and t["return_count"] == 2
     with pytest.raises(Conflict, match="returned 2 times"):
         store.dispatch(t["id"], "urban_management", [], actor="disp#1")
+
+
+def test_the_return_that_sends_a_ticket_to_arbitration_follows_the_setting(store, tmp_path):
+    """HOTLINE_REPEATED_RETURN moved the router's flag at intake but not the store's live returns (always the
+    second); and a dispatcher's request after a dispatch and a return was listed twice."""
+    from hotline.settings import Settings
+    from serving.bootstrap import open_store
+
+    three = open_store(Settings(database_url=store.url, repeated_return=3, data_dir=tmp_path))
+    try:
+        assert three.repeated_return == 3 and store.repeated_return == 2
+        tid = intake(three)["id"]
+        three.escalate(tid, "职责不清", actor="d")
+        for n in (1, 2):
+            three.dispatch(tid, "urban_management", [], actor="d")
+            t = three.return_ticket(tid, "不归我们", actor="dept")
+            assert t["status"] == "returned" and t["return_count"] == n
+        t = three.escalate(tid, "职责不清", actor="d")  # the same request again, after a dispatch and a return
+        assert [r["code"] for r in t["arbitration_reasons"]] == ["DISPATCHER_REQUEST"]
+        three.dispatch(tid, "urban_management", [], actor="d")
+        t = three.return_ticket(tid, "不归我们", actor="dept")
+        assert t["status"] == "in_arbitration" and t["arbitration_reasons"][-1]["code"] == "REPEATED_RETURN"
+    finally:
+        three.dispose()

@@ -137,16 +137,18 @@ def _key_info(r: ApiKeyRow) -> KeyInfo:
 # ------------------------------------------------------------------------------------------ store
 
 class Store:
-    def __init__(self, engine: Engine, phone_salt: bytes, *, run_migrations: bool = True):
+    def __init__(self, engine: Engine, phone_salt: bytes, *, run_migrations: bool = True,
+                 repeated_return: int = RETURNS_TO_ARBITRATION):
         self.engine = engine
         self.phone_salt = phone_salt
+        self.repeated_return = repeated_return  # the return (退单) that sends a ticket to arbitration
         if run_migrations:
             migrate(engine)
         self.Session = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def from_url(cls, url: str, phone_salt: bytes) -> "Store":
-        return cls(make_engine(url), phone_salt)
+    def from_url(cls, url: str, phone_salt: bytes, **kw) -> "Store":
+        return cls(make_engine(url), phone_salt, **kw)
 
     @property
     def dialect(self) -> str:
@@ -366,12 +368,13 @@ class Store:
         return self.get(ticket_id)
 
     def return_ticket(self, ticket_id: int, reason: str, *, actor: str, department: str | None = None) -> dict:
-        """退单: a department sends the ticket back. The second return sends it to arbitration."""
+        """退单: a department sends the ticket back. The ``repeated_return``-th return (the second by default;
+        ``HOTLINE_REPEATED_RETURN``, as the router reads it at intake) sends it to arbitration."""
         now = utcnow()
         with self.Session.begin() as s:
             t = self._get(s, ticket_id, lock=True)
             count = t.return_count + 1
-            to_arb = count >= RETURNS_TO_ARBITRATION
+            to_arb = count >= self.repeated_return
             values = dict(status="in_arbitration" if to_arb else "returned", return_count=count, updated_at=now)
             if to_arb:
                 values.update(arbitration_since=now, arbitration_reasons=(t.arbitration_reasons or []) + [
@@ -391,7 +394,8 @@ class Store:
             asked = {"code": "DISPATCHER_REQUEST", "message": reason}
             # the same request again (a double click, a retry) is already on the ticket: nothing to add
             if not (t.status == "in_arbitration" and t.claimed_by is None and asked in (t.arbitration_reasons or [])):
-                reasons = (t.arbitration_reasons or []) + [asked]
+                # once on the ticket: the same request after a dispatch and a return is not a second reason
+                reasons = (t.arbitration_reasons or []) + ([] if asked in (t.arbitration_reasons or []) else [asked])
                 since = t.arbitration_since if t.status == "in_arbitration" and t.arbitration_since else now
                 self._transition(s, ticket_id, ESCALATABLE, dict(status="in_arbitration", arbitration_since=since,
                                                                  arbitration_reasons=reasons, updated_at=now),
