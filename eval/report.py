@@ -255,6 +255,11 @@ def _blocks(metrics: dict, m: dict, mz: dict | None, baseline: dict | None, comp
              "`locality`). Top-3 counts the gold lead among the first three candidates."),
         Table(head, rows, align="lrrrrrrr"),
     ]
+    if m.get("co_f1") is not None:
+        blocks.append(Para(f"Co-handling (协办), the evaluated router: precision {_fmt(m.get('co_precision'))}, recall "
+                           f"{_fmt(m.get('co_recall'))}, F1 {_fmt(m.get('co_f1'))}"
+                           + (f"; zero-shot {_fmt(mz.get('co_precision'))} / {_fmt(mz.get('co_recall'))} / "
+                              f"{_fmt(mz.get('co_f1'))}" if mz is not None and mz.get("co_f1") is not None else "") + "."))
     for v in metrics["verdicts"]:
         blocks.append(Para(("✔ " if v["beats"] else "✘ ") + v["text"], cls="verdict" if v["beats"] else "verdict bad"))
     if not baseline and mz is None:

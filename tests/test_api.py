@@ -92,6 +92,8 @@ def test_healthz_is_public_and_reports_the_database(api):
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["database"] == "sqlite"
     assert r.json()["auto_send"] is False  # 智能流转 is off unless a centre turns it on
+    # under /api/v1 too, where the README lists it (it was 404 there)
+    assert client.get("/api/v1/healthz").json()["lists_version"] == r.json()["lists_version"]
 
 
 def test_departments_carry_the_names_a_centre_writes(api):

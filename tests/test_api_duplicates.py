@@ -98,6 +98,9 @@ def test_repeat_complaint_goes_to_arbitration_and_hot_issue_appears(api_db):
     for bad, field in (("days=0", "days"), ("days=1000", "days"), ("min_count=1", "min_count"), ("days=x", "days")):
         r = client.get(f"/api/v1/hot-issues?{bad}", headers=d)
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, r.text
+    # up to a year, as `hotline hot --days` and HOTLINE_HOT_WINDOW_DAYS (180 was refused: "≤ 90")
+    r = client.get("/api/v1/hot-issues?days=180", headers=d)
+    assert r.status_code == 200 and r.json()[0]["count"] == hot[0]["count"], r.text
     for bad in ("nan", "inf"):  # not a number of days, rather than "should be <= 90"
         r = client.get(f"/api/v1/hot-issues?days={bad}", headers=d)
         assert r.status_code == 422 and r.json()["detail"][0]["msg_zh"] == "应为有限数字", r.text

@@ -520,6 +520,10 @@ def test_cli_rows_halves_and_co_handling_line(env, model_cache, labelled, tmp_pa
         outs[rows] = json.loads((tmp_path / rows / "metrics.json").read_text(encoding="utf-8"))
     assert outs["even"]["n"] + outs["odd"]["n"] == n and outs["even"]["n"] == (n + 1) // 2
     assert "co_f1" in outs["even"]["router"]
+    ro = outs["even"]["router"]  # the report says precision and recall too, not only F1 (as the README says)
+    report = (tmp_path / "even" / "report.md").read_text(encoding="utf-8")
+    assert (f"Co-handling (协办), the evaluated router: precision {ro['co_precision']:.3f}, recall {ro['co_recall']:.3f}, "
+            f"F1 {ro['co_f1']:.3f}") in report, report[:2000]
     bad = run_cli("eval", "routing", "--data", path, "--rows", "first")
     assert bad.exit_code != 0 and "--rows" in bad.output
 

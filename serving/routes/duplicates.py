@@ -32,7 +32,7 @@ def duplicates(_: Staff, ticket_id: TicketId, r: RouterDep, store: StoreDep, req
 
 @router.get("/hot-issues")
 def hot(_: Staff, r: RouterDep, store: StoreDep, request: Request,
-        days: Annotated[float | None, Query(gt=0, le=90, allow_inf_nan=False, description="窗口天数")] = None,
+        days: Annotated[float | None, Query(gt=0, le=366, allow_inf_nan=False, description="窗口天数")] = None,
         min_count: Annotated[int | None, Query(ge=2, le=10_000, description="窗口内至少多少件")] = None,
         top: Annotated[int, Query(ge=1, le=100)] = 20) -> list[dict]:
     """热点: clusters with at least ``min_count`` tickets in the last ``days`` days (defaults: settings

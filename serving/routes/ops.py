@@ -17,6 +17,7 @@ from serving.store.models import utcnow
 router = APIRouter(tags=["ops"])
 
 
+@router.get("/api/v1/healthz")
 @router.get("/healthz")
 def healthz(request: Request, store: StoreDep) -> dict:
     """Public: is the service up, which model and lists, is the database reachable."""
