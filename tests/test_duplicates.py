@@ -249,6 +249,30 @@ def test_a_hot_issue_outside_the_map_is_placed_by_the_name_its_tickets_give(enco
     hot = hot_issues(det, window_days=7, min_count=5)
     assert len(hot) == 1 and hot[0].count == 5, [(h.count, h.ticket_ids) for h in hot]
     assert hot[0].locality == "伊景园滨河苑"
+    # a link names the place whole too (景园滨河苑 was shown: 伊景园 was dropped before the pieces were joined)
+    assert det.shared_places(det.by_id["p1"], det.by_id["p0"]) == ["伊景园滨河苑"]
+
+
+def test_a_call_takers_formula_about_two_estates_is_not_one_problem(encoder, locator):
+    """Call-takers write tickets in one formula, so two estates' (or two crossings') complaints are near-identical text
+    and e5 neighbours: three estates of one town were linked as repeats (a third, REPEAT_COMPLAINT, went to the
+    arbitration group). Places of the map of one kind, none in common: not linked. One estate's reports are."""
+    f = "市民来电反映：{}楼下烧烤店油烟扰民，晚上窗户都不敢开，请相关部门尽快处理。"
+    lamp = "市民来电反映：{}交叉口路灯不亮，夜间出行不便，请相关部门尽快维修。"
+    tickets = [T("a1", f.format("中山花园3号楼"), 1, "13800000001"), T("a2", f.format("胜利新村5号楼"), 2, "13800000002"),
+               T("a3", f.format("建设小区"), 3, "13800000003"),
+               T("b1", lamp.format("解放路与人民路"), 3, "13800000004", hour=10),
+               T("b2", lamp.format("胜利路与和平路"), 3, "13800000005", hour=11),
+               T("s1", f.format("中山花园5号楼"), 4, "13800000006"),
+               T("s2", "中山花园小区楼下那家烧烤店天天晚上油烟熏人，家里窗户都不敢开，希望有人管管", 5, "13800000007"),
+               T("s3", lamp.format("人民路与解放路"), 5, "13800000008", hour=10)]
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    res = {r.id: r for r in det.rebuild(tickets)}
+    assert [res[t].duplicate_of for t in ("a1", "a2", "a3", "b1", "b2")] == [None] * 5, {t: res[t].duplicate_of for t in res}
+    assert res["s1"].duplicate_of == "a1" and res["s2"].cluster == "a1" and res["s3"].duplicate_of == "b1"
+    # the decision is the map's: the same texts with no locator (out-of-district names) are judged as before
+    plain = {r.id: r for r in DuplicateDetector(encoder, SALT, DedupConfig(), None).rebuild(tickets[:2])}
+    assert plain["a2"].duplicate_of == "a1"
 
 
 def test_ticket_times_as_exports_write_them():

@@ -470,7 +470,10 @@ class DuplicateDetector:
         person reads them (:func:`readable_places`); empty when they share none (a caller's repeat, a near-identical
         text, a locality in common)."""
         a, b = self.records.places[i], self.records.places[j]
-        return readable_places(k for k in a & b if len(k) >= self.config.min_place_len or k in self._gazetteer)
+        qualifying = [k for k in a & b if len(k) >= self.config.min_place_len or k in self._gazetteer]
+        # every shared piece is joined first (伊景园 + 景园滨河苑 = 伊景园滨河苑), then the names that hold a piece that
+        # makes the place shared are shown (景园滨河苑 was shown: 伊景园, three characters, was left out before joining)
+        return [name for name in readable_places(a & b) if any(k in name for k in qualifying)] if qualifying else []
 
     # ------------------------------------------------------------------------------------------ window
 
