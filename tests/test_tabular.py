@@ -219,3 +219,108 @@ def test_export_refuses_another_format_before_making_any_folder(tmp_path, lists_
     with pytest.raises(ValueError, match="unsupported file type '.txt'"):
         export_table(load_lists(lists_copy), tmp_path / "new" / "deeper" / "l.txt")
     assert not (tmp_path / "new").exists()
+
+
+def test_what_a_probe_of_the_editors_workflow_found(tmp_path, lists_copy):
+    """Each of these lost or misfiled something without a word: a new item took a deleted item's id (stored
+    suggestions cite it); a sheet without 关键词/不含事项 wiped them; only the first list sheet of a workbook was read;
+    a round trip rewrote every file and dropped the editors' notes; and the messages for a duplicate id, an exclusion
+    of the department's own matter, a name typed with ASCII brackets or an arrow typed full-width."""
+    lists = load_lists(lists_copy)
+    sheet = tmp_path / "all.xlsx"
+    export_table(lists, sheet)
+    df = pd.read_excel(sheet, dtype=str, keep_default_na=False)
+    um = df[df["部门"] == "urban_management"].copy()
+    last = um.iloc[-1]["事项编号"]
+
+    # 1. the last item deleted, a new one added without an id: numbered after the deleted one
+    new = um.iloc[-1].copy()
+    new["事项编号"], new["事项名称"] = "", "共享电动车头盔管理"
+    sheet1 = tmp_path / "reuse.csv"
+    pd.concat([um.iloc[:-1], new.to_frame().T]).to_csv(sheet1, index=False)
+    import_table(sheet1, lists_copy)
+    got = load_lists(lists_copy).items_of("urban_management")
+    assert got[-1].title == "共享电动车头盔管理" and got[-1].id != last
+    assert int(got[-1].id.rsplit("-", 1)[1]) == int(last.rsplit("-", 1)[1]) + 1
+
+    # 2. no 关键词, 不含事项, 事项编号 columns: existing items (matched by title) keep theirs; nothing wiped
+    notes: list[str] = []
+    before = load_lists(lists_copy).items_of("urban_management")
+    bare = tmp_path / "bare.csv"
+    pd.DataFrame([{c: row[c] for c in ("部门", "事项名称", "职责", "依据", "示例诉求")}
+                  for _, row in pd.read_excel(sheet, dtype=str, keep_default_na=False).iterrows()
+                  if row["部门"] == "urban_management" and row["事项编号"] != last]
+                 + [{"部门": "urban_management", "事项名称": "对违反城市市容和环境卫生管理条例擅自在街道两侧和公共场地堆放物料的处罚",
+                     "职责": "查处擅自堆放物料。", "依据": "《城市市容和环境卫生管理条例》", "示例诉求": "路边堆了一堆沙子"}]
+                 ).to_csv(bare, index=False)
+    import_table(bare, lists_copy, notes=notes)
+    after = load_lists(lists_copy).items_of("urban_management")
+    assert any("关键词" in n for n in notes) and any("不含事项" in n for n in notes)
+    kept = {it.id: it for it in after}
+    for it in before[:-1]:  # the helmet item is not in this sheet
+        assert kept[it.id].keywords == it.keywords and kept[it.id].exclusions == it.exclusions, it.id
+    assert after[-1].keywords and all(len(k) <= 30 for k in after[-1].keywords)  # a title too long for a keyword
+
+    # 3. every list sheet of a workbook is read
+    book = tmp_path / "two.xlsx"
+    full = pd.read_excel(sheet, dtype=str, keep_default_na=False)
+    health = full[full["部门"] == "health"].copy()
+    health.iloc[0, health.columns.get_loc("事项名称")] = "医疗机构执业监管（已改）"
+    with pd.ExcelWriter(book) as xw:
+        full[full["部门"] == "taxation"].to_excel(xw, index=False, sheet_name="税务")
+        health.to_excel(xw, index=False, sheet_name="卫健委")
+    counts = import_table(book, lists_copy)
+    assert set(counts) == {"taxation", "health"}
+    assert load_lists(lists_copy).items_of("health")[0].title == "医疗机构执业监管（已改）"
+
+    # 4. problems named by the sheet's row, in the editors' words
+    bad = full[full["部门"] == "taxation"].copy().reset_index(drop=True)
+    dup = bad.iloc[[0]].copy()
+    dup["事项名称"] = "另一个事项"  # the same id on a second row
+    bad.loc[1, "不含事项"] = "发票问题 -> taxation"  # its own department
+    bad.loc[2, "不含事项"] = "工业企业废气 -> nobody"
+    bad.loc[3, "部门"] = "区税务局 "  # noqa: RUF001 — a name with a stray space still resolves
+    sheets = {"bad": pd.concat([bad, dup])}
+    bad_csv = tmp_path / "bad.csv"
+    sheets["bad"].to_csv(bad_csv, index=False)
+    with pytest.raises(ImportRejected) as exc:
+        import_table(bad_csv, lists_copy)
+    msgs = [str(p) for p in exc.value.problems]
+    assert any("[事项编号]" in m and "与第2行的事项编号相同" in m for m in msgs), msgs
+    assert any(m.startswith("第3行 [不含事项]") and "本部门负责" in m for m in msgs), msgs
+    assert any(m.startswith("第4行 [不含事项]") and "'nobody' 不是名册中的部门" in m for m in msgs), msgs
+    assert not any(m.startswith("第5行") for m in msgs) and len(msgs) == 3, msgs
+
+    # 5. full-width arrows and a roster name with ASCII brackets
+    ok = full[full["部门"] == "taxation"].copy().reset_index(drop=True)
+    ok.loc[0, "不含事项"] = "工业企业废气排放 －＞ ecology_environment\n餐饮油烟 => 区城市管理委员会(区城管综合执法局)"
+    ok_csv = tmp_path / "ok.csv"
+    ok.to_csv(ok_csv, index=False)
+    import_table(ok_csv, lists_copy)
+    ex = load_lists(lists_copy).items_of("taxation")[0].exclusions
+    assert [(e.matter, e.owner) for e in ex] == [("工业企业废气排放", "ecology_environment"), ("餐饮油烟", "urban_management")]
+
+
+def test_a_round_trip_rewrites_nothing_and_a_rewrite_keeps_the_notes(tmp_path, lists_copy):
+    files = {p: p.read_bytes() for p in lists_copy.rglob("*.yaml")}
+    sheet = tmp_path / "all.xlsx"
+    export_table(load_lists(lists_copy), sheet)
+    import_table(sheet, lists_copy)
+    assert {p: p.read_bytes() for p in lists_copy.rglob("*.yaml")} == files  # notes, version: nothing moved
+    heating = lists_copy / "departments" / "heating_supply.yaml"
+    notes = [ln for ln in heating.read_text(encoding="utf-8").splitlines() if ln.startswith("#")]
+    df = pd.read_excel(sheet, dtype=str, keep_default_na=False)
+    df = df[df["部门"] == "heating_supply"]
+    df.iloc[0, df.columns.get_loc("事项名称")] = df.iloc[0]["事项名称"] + "（修订）"
+    one = tmp_path / "heating.csv"
+    df.to_csv(one, index=False)
+    import_table(one, lists_copy)
+    text = heating.read_text(encoding="utf-8")
+    assert notes and text.splitlines()[: len(notes)] == notes and "（修订）" in text
+
+
+def test_a_sheet_separated_by_tabs_is_one_line(tmp_path, lists_copy):
+    sheet = tmp_path / "tabs.csv"
+    sheet.write_text("部门\t事项名称\t职责\t依据\t示例诉求\nhealth\t某事项\t某职责描述\t某法\t某诉求\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="separated by tabs or semicolons"):
+        import_table(sheet, lists_copy)
