@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     dedup_max_seq_length: int = Field(128, ge=16, le=512, description="Encoder truncation for duplicate detection (tokens).")
     dedup_near_jaccard: float = Field(0.5, ge=0, le=1, description="Near-identical text: character 3-gram Jaccard.")
     dedup_caller_cos: float = Field(0.95, ge=0, le=1.01, description="Same caller: e5 cosine for 'the same problem again'.")
+    dedup_place_min_dice: float = Field(0.05, ge=0, le=1, description="Two call-takers' tickets (市民来电反映：…) with a "
+                                        "place in common at HOTLINE_DEDUP_EVENT_COS_PLACE: at least this problem overlap (one estate's other problems).")
     dedup_event_cos_place: float = Field(0.94, ge=0, le=1.01, description="Different callers, a place in common: cosine.")
     dedup_event_cos_problem: float = Field(0.93, ge=0, le=1.01, description="... or this cosine plus problem overlap.")
     dedup_problem_dice: float = Field(0.2, ge=0, le=1, description="Problem overlap: bigram Dice without place names.")

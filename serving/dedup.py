@@ -41,7 +41,7 @@ def dedup_config(settings) -> DedupConfig:
     return DedupConfig(
         window_days=settings.dedup_window_days, caller_window_days=settings.dedup_caller_window_days,
         owner_window_days=settings.dedup_owner_window_days,
-        caller_cos=settings.dedup_caller_cos,
+        caller_cos=settings.dedup_caller_cos, place_min_dice=settings.dedup_place_min_dice,
         near_jaccard=settings.dedup_near_jaccard, event_cos_place=settings.dedup_event_cos_place,
         event_cos_problem=settings.dedup_event_cos_problem, problem_dice=settings.dedup_problem_dice,
         event_cos_locality=settings.dedup_event_cos_locality, event_cos_noplace=settings.dedup_event_cos_noplace,

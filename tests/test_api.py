@@ -376,6 +376,9 @@ def test_user_mistakes_are_4xx_with_field_messages(api):
     tid = client.post("/api/v1/tickets", json={"content": "路灯不亮了，晚上很黑"}, headers=d).json()["id"]
     j = _err(client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": "no_such_dept"}, headers=d), 422, "lead")
     assert "未知的部门代码" in j["message_zh"]
+    # a suggestion's unplaced town (locality) sent back as it stood: says which towns there are to choose from
+    j = _err(client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": "health", "co": ["locality"]}, headers=d), 422, "co.0")
+    assert "请指明是哪个街道（镇）" in j["message_zh"] and "xinhua" in j["message_zh"], j
     _err(client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": "health", "co": ["health", "nope"]}, headers=d), 422, "co.1")
     _err(client.post(f"/api/v1/tickets/{tid}/dispatch", json={"lead": "health", "extra": 1}, headers=d), 422, "extra")
     _err(client.post(f"/api/v1/tickets/{tid}/return", json={"reason": "x"}, headers=d), 422, "reason")

@@ -58,10 +58,12 @@ from datasketch import LeanMinHash, MinHashLSH
 
 from ..suggestion import Ticket
 from .signals import (MINHASH_SCHEME, caller_key, dice, jaccard, mask_numbers, minhash, parse_time, place_keys,
-                      problem_signature, readable_places)
+                      ADDRESS_ESTATE_MARK, FORMULA_KEY, NUMBER_MARK, is_mark, number_keys, problem_signature,
+                      problem_text, readable_places, written_by_call_taker)
 from .vectors import VectorIndex
 
-STATE_VERSION = 3  # 2: caller window (per-caller history kept longer than the main window); 3: owners
+STATE_VERSION = 4  # 2: caller window (per-caller history kept longer than the main window); 3: owners; 4: door and
+#                    building numbers among the places, MinHash and problem words without the call-taker's formula
 DAY = 86400.0
 Kind = Literal["repeat", "same_event"]
 
@@ -75,7 +77,8 @@ class DedupConfig:
     caller_window_days: float = 365.0  # same caller: earlier tickets looked at (at least window_days)
     owner_window_days: float = 180.0  # other callers beyond window_days: only with the same owner (lead department)
     near_jaccard: float = 0.5         # near-identical text (3-gram Jaccard), any caller
-    event_cos_place: float = 0.94     # different callers + a shared place name: cosine alone
+    event_cos_place: float = 0.94     # different callers + a shared place name: cosine and place_min_dice
+    place_min_dice: float = 0.05      # ... some problem words in common (one estate's other problems share the place)
     event_cos_problem: float = 0.93   # ... or this cosine plus problem overlap >= problem_dice
     problem_dice: float = 0.2         # bigram Dice of the texts without their place names
     event_cos_locality: float = 0.96  # different callers, only the same locality (街道/镇): cosine and problem overlap
@@ -180,6 +183,17 @@ def _damage(e: BaseException) -> str:
     return " ".join(f"{type(e).__name__}: {e}".split())[:200]
 
 
+#: How the name of an estate ends (小区, 花园, 苑…): free-text names ending so are compared by :func:`_estates`.
+ESTATE_SUFFIXES = ("小区", "花园", "新村", "家园", "公寓", "苑", "府")  # not 园 (公园, 产业园), 城, 湾
+
+
+def _estates(keys, mapped) -> list[str]:
+    """The estates a ticket names, whole: its free-text place keys ending as an estate's name joined again
+    (:func:`readable_places`), and the map's estates among its places."""
+    free = [k for k in keys if not is_mark(k) and k.endswith(ESTATE_SUFFIXES)]
+    return readable_places(free) + list(mapped)
+
+
 class DuplicateDetector:
     def __init__(self, encoder, salt: str, config: DedupConfig | None = None, locator=None, *, dim: int | None = None):
         """``encoder``: an :class:`model.encoder.Encoder` (or ``None`` when every call passes vectors, then
@@ -235,9 +249,13 @@ class DuplicateDetector:
         ts = parse_time(t.created_at)
         text = t.text
         locality = None
-        places = set(place_keys(text))
+        places = set(place_keys(text)) | number_keys(text)
         if t.address:
-            places |= place_keys(t.address)
+            places |= place_keys(t.address) | number_keys(t.address)
+            # the estates the address field names (a place, not prose): compared whole by _elsewhere
+            places |= {ADDRESS_ESTATE_MARK + e for e in _estates(place_keys(t.address), ())}
+        if written_by_call_taker(t.content) or written_by_call_taker(text):
+            places.add(FORMULA_KEY)
         if self.locator is not None:
             loc = self.locator.locate(f"{t.address or ''} {text}")
             if loc is not None:
@@ -245,8 +263,9 @@ class DuplicateDetector:
                 if not loc.ambiguous:
                     locality = loc.code
         title = mask_numbers(t.title or t.content)[:60]
-        mh = minhash(text, self.config.num_perm, self.config.shingle).hashvalues.astype(np.uint32)
-        return _Prepared(t.id, ts, caller, locality, frozenset(places), title, mh, problem_signature(text, places), owner or None)
+        own = problem_text(text)  # without the call-taker's formula, which every ticket shares
+        mh = minhash(own, self.config.num_perm, self.config.shingle).hashvalues.astype(np.uint32)
+        return _Prepared(t.id, ts, caller, locality, frozenset(places), title, mh, problem_signature(own, places), owner or None)
 
     def embed(self, tickets: Sequence[Ticket], batch_size: int = 32) -> np.ndarray:
         if self.encoder is None:
@@ -411,7 +430,9 @@ class DuplicateDetector:
         # names the same place at cosine 0.94 is not less of a repeat than a stranger who does is a same_event).
         kind: Kind = "repeat" if same_caller else "same_event"
         if shared_place:
-            if cos >= c.event_cos_place or (cos >= c.event_cos_problem and overlap >= c.problem_dice):
+            # two call-takers' tickets at one place: their formula lifts the cosine of any two problems there
+            need = c.place_min_dice if FORMULA_KEY in p.places and FORMULA_KEY in r.places[j] else 0.0
+            if (cos >= c.event_cos_place and overlap >= need) or (cos >= c.event_cos_problem and overlap >= c.problem_dice):
                 return kind, cos
             return None
         if loc_a and loc_a == loc_b:
@@ -447,29 +468,41 @@ class DuplicateDetector:
         text, and e5 puts them closer than two reports of one estate's problem in the caller's words. An estate and
         a road are different kinds (the estate may lie on the road): no verdict. Free-text names are not used here:
         they are pieces of a name, not a name (伊景园 and 景园滨河苑 are one estate)."""
-        if not self._pinned or any(k in self._pinned for k in a & b):
+        for kind in ("门", "楼"):  # different door or building numbers: different premises, whatever else is shared
+            na = {k for k in a if k.startswith(NUMBER_MARK + kind)}
+            nb = {k for k in b if k.startswith(NUMBER_MARK + kind)}
+            if na and nb and not na & nb:
+                return True
+        if any(k in self._pinned for k in a & b):
             return False  # one place of the map in common (a mall both estates face): the same place may be meant
         kinds_a: dict[str, set[str]] = defaultdict(set)
         for k in a:
             if k in self._pinned:
                 kinds_a[self._pinned[k]].add(k)
-        if not kinds_a:
-            return False
         kinds_b: dict[str, set[str]] = defaultdict(set)
         for k in b:
             if k in self._pinned:
                 kinds_b[self._pinned[k]].add(k)
-        return any(kind in kinds_b and not names & kinds_b[kind] for kind, names in kinds_a.items())
+        if any(kind in kinds_b and not names & kinds_b[kind] for kind, names in kinds_a.items()):
+            return True
+        # estates the map does not hold (金桂苑小区 beside the map's 站前小区), as the address fields name them (prose
+        # yields pieces: 私自变更小区), with the map's: none the same as, or part of, one the other ticket names
+        ea = {k[1:] for k in a if k.startswith(ADDRESS_ESTATE_MARK)} | kinds_a.get("estate", set())
+        eb = {k[1:] for k in b if k.startswith(ADDRESS_ESTATE_MARK)} | kinds_b.get("estate", set())
+        if not ({k for k in a if k.startswith(ADDRESS_ESTATE_MARK)} or {k for k in b if k.startswith(ADDRESS_ESTATE_MARK)}):
+            return False  # map estates alone were judged above
+        return bool(ea and eb) and not any(x in y or y in x for x in ea for y in eb)
 
     def _shared_place(self, a: frozenset[str], b: frozenset[str]) -> bool:
         """A place name in common: a free-text one of at least ``min_place_len`` characters, or one of the map."""
-        return any(len(k) >= self.config.min_place_len or k in self._gazetteer for k in a & b)
+        return any((len(k) >= self.config.min_place_len and not is_mark(k)) or k in self._gazetteer for k in a & b)
 
     def shared_places(self, i: int, j: int) -> list[str]:
         """The place names that make tickets ``i`` and ``j`` (indices) the same place for :meth:`judge`, as a
         person reads them (:func:`readable_places`); empty when they share none (a caller's repeat, a near-identical
         text, a locality in common)."""
         a, b = self.records.places[i], self.records.places[j]
+        a, b = ({k for k in x if not is_mark(k)} for x in (a, b))
         qualifying = [k for k in a & b if len(k) >= self.config.min_place_len or k in self._gazetteer]
         # every shared piece is joined first (伊景园 + 景园滨河苑 = 伊景园滨河苑), then the names that hold a piece that
         # makes the place shared are shown (景园滨河苑 was shown: 伊景园, three characters, was left out before joining)

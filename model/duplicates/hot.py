@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .detector import DAY, DuplicateDetector
-from .signals import readable_places
+from .signals import is_mark, readable_places
 
 
 @dataclass
@@ -72,7 +72,7 @@ def hot_issues(det: DuplicateDetector, window_days: float = 7.0, min_count: int 
         vecs = det.vectors.vector_of(members)
         central = members[int(np.argmax((vecs @ vecs.T).mean(axis=1)))]
         locs = Counter(r.locality[i] for i in members if r.locality[i])
-        places = Counter(p for i in members for p in r.places[i])
+        places = Counter(p for i in members for p in r.places[i] if not is_mark(p))  # names, not 12栋
         locality = locs.most_common(1)[0][0] if locs else _most_named(places)
         prev = before.get(c, 0)
         n = len(members)

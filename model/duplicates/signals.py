@@ -88,7 +88,7 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 # words that end a place name: estates, roads, villages, schools, markets...
 PLACE_SUFFIXES = (
-    "小区", "花园", "社区", "新村", "村", "组", "镇", "乡", "街道", "大道", "路", "街", "巷", "苑", "城", "园",
+    "小区", "花园", "家园", "社区", "新村", "村", "组", "镇", "乡", "街道", "大道", "路", "街", "巷", "苑", "城", "园",
     "广场", "公园", "小学", "中学", "学校", "学院", "大学", "幼儿园", "医院", "大厦", "公寓", "府", "湾", "站",
     "市场", "商场", "中心", "公司", "工地", "项目", "酒店", "酒吧", "大桥", "桥", "湖", "山", "庄", "里", "坊",
 )
@@ -165,6 +165,50 @@ def readable_places(keys) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- "the same problem"
+
+#: What a call-taker writes around every ticket: 市民来电反映：…，请相关部门尽快处理。 The same words on every ticket make
+#: two tickets about different problems near-identical text with problem words in common; they are judged without
+#: them (:func:`problem_text`).
+_INTAKE = re.compile(
+    r"(?:市民|群众|居民|业主|该市民|来电市民|来电人)?(?:再次|多次|又)?来电(?:人)?(?:反映|反应|称|表示|投诉|求助|咨询|要求|询问)?[：:，,]?"
+    r"|(?:来电人|市民|群众|居民)(?:反映|反应|称|表示|投诉)[：:，,]")
+_FORMULA = re.compile(
+    _INTAKE.pattern
+    + r"|[，,。；;]?\s*(?:请|恳请|望|希望|要求)(?:相关|有关|职能|主管|责任)?(?:部门|单位)?"
+    r"(?:尽快|及时|予以|帮忙|帮助|协调|前往|到场|现场|核实|调查|查看|核查|依法)*"
+    r"(?:处理|处置|查处|解决|维修|抢修|修复|疏导|整治|清理|清运|落实|回复|跟进|管理)+[。！!]*")
+
+
+_DOOR = re.compile(r"(?<=[路街巷道])(\d{1,5})号(?![楼院])")
+_BUILDING = re.compile(r"(\d{1,3})(?:号楼|栋|幢)")
+NUMBER_MARK = "#"  # a number key among a ticket's places: never a place name (see :func:`number_keys`)
+ADDRESS_ESTATE_MARK = "@"  # an estate named in the ticket's address field (see the detector's ``_estates``)
+FORMULA_KEY = "%formula"  # the ticket opens with a call-taker's formula (市民来电反映：…)
+
+
+def is_mark(key: str) -> bool:
+    """Whether a key among a ticket's places is a marker (a number, an address estate, the formula), not a name."""
+    return key[:1] in (NUMBER_MARK, ADDRESS_ESTATE_MARK, "%")
+
+
+def number_keys(text: str) -> set[str]:
+    """The door numbers (幸福路12号) and building numbers (3号楼, 12栋) a text gives, as keys kept among its places
+    (``#门12``, ``#楼3``): two reports that give different ones are about different premises — a call-taker's
+    formula makes 望江苑3栋 and 望江苑12栋's leaking roofs near-identical text."""
+    t = unicodedata.normalize("NFKC", text or "")
+    return ({f"{NUMBER_MARK}门{n}" for n in _DOOR.findall(t)}
+            | {f"{NUMBER_MARK}楼{n}" for n in _BUILDING.findall(t)})
+
+
+def problem_text(text: str) -> str:
+    """The ticket's own words: the call-taker's formula (:data:`_FORMULA`) taken out."""
+    return _FORMULA.sub(" ", text or "")
+
+
+def written_by_call_taker(text: str) -> bool:
+    """Whether the ticket opens with a call-taker's intake formula (市民来电反映：…) — a ticket of a centre's own,
+    short and formulaic, rather than a citizen's letter."""
+    return bool(_INTAKE.match((text or "").lstrip()))
 
 def problem_signature(text: str, places: set[str] | frozenset[str], cap: int = 512) -> np.ndarray:
     """What the ticket is about once its place names are taken out: sorted unique 32-bit hashes of its

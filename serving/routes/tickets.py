@@ -20,6 +20,10 @@ def check_codes(r, lead: str | None, co: list[str] = (), field: str = "lead") ->
     """Lead and co-handlers must be departments of the roster (street offices/towns included)."""
     known = r.lists.departments
     for name, code in [(field, lead), *((f"co.{i}", c) for i, c in enumerate(co))]:
+        if code == "locality":  # a suggestion's 属地街道（镇）（地址未定位）: which one is the dispatcher's to say
+            towns = r.lists.codes_of_kind("locality")
+            raise InputError(name, f"'locality' is not a department: name the street office or town ({', '.join(towns)})",
+                             f"「locality」指属地街道（镇），地址未定位：请指明是哪个街道（镇）（{', '.join(towns)}）")
         if code is not None and code not in known:
             raise InputError(name, f"unknown department code '{code}' (see GET /api/v1/departments)",
                              f"未知的部门代码「{code}」（见 GET /api/v1/departments）")
