@@ -233,7 +233,11 @@ class ZeroShotRouter:
         rule = rules[0] if rules else None
         if rule:
             scores[rule.rule.lead] = scores.get(rule.rule.lead, 0.0) + cfg.rule_boost
-        location = self.locator.locate(" ".join(filter(None, [ticket.address, text])))
+        # the address field (事发地址) places the ticket; the text only when the address names no place of the map (a
+        # caller who says 我们是从滨江那边搬过来的 is not in 滨江)
+        location = self.locator.locate(ticket.address) if ticket.address else None
+        if location is None:
+            location = self.locator.locate(text)
         outside = self.outside_match(query_vec, max((h.dense for h in hits), default=0.0))
         return Analysis(hits=hits, scores=scores, probs=self._probs(scores), rule=rule, location=location, outside=outside)
 
@@ -314,6 +318,8 @@ class ZeroShotRouter:
             evidence.append(Evidence(department=p.lead, item_id=f"ticket:{p.id}", type="precedent", score=round(n.similarity, 4),
                                      item=f"相似工单 #{p.id} {how}由{self.lists.name_of(p.lead)}牵头", text=p.text[:80] or None))
         wanted = {lead_code, *co_codes}
+        if LOCALITY in wanted and location is not None:
+            wanted.add(location.code)  # the town's own items (liuxi-02 柳溪河) are evidence for it too
         for h in hits:
             if len(evidence) >= cfg.evidence_items:
                 break
@@ -325,6 +331,9 @@ class ZeroShotRouter:
                                      score=round(location.score, 2), type="locality"))
 
         reasons = self._reasons(ranked, confidence, rule, hits, lead, location) + list(extra_reasons or [])
+        town = self._town_doubt(lead, co, location)
+        if town is not None and not any(r.code == "LOCALITY_UNRESOLVED" for r in reasons):
+            reasons.append(town)
         if a.outside is not None:
             body = a.outside[0]
             reasons.append(Reason(code="OUTSIDE_ROSTER", message=f"该诉求可能属于区外单位{body.label()}的职责"
@@ -332,7 +341,10 @@ class ZeroShotRouter:
         if ticket.returns >= cfg.repeated_return:
             reasons.append(Reason(code="REPEATED_RETURN",
                                   message=f"该工单已被部门退回 {ticket.returns} 次，需裁定牵头单位。"))
-        arbitration = any(r.code in ARBITRATION_CODES for r in reasons)
+        # a matter of a body outside the roster is transferred, not arbitrated: the doubt about which district
+        # department owns it comes from its not being the district's (the group could only say "transfer")
+        doubts = ARBITRATION_CODES - OUTSIDE_DOUBTS if a.outside is not None else ARBITRATION_CODES
+        arbitration = any(r.code in doubts for r in reasons)
         auto = auto_gate and (not reasons) and confidence >= cfg.auto_dispatch_confidence
         return Suggestion(
             id=ticket.id, lead=lead, co=co, candidates=candidates, confidence=round(confidence, 4),
@@ -340,6 +352,25 @@ class ZeroShotRouter:
             model_version=self.model_version, locality=location.code if location else None,
             lists_lead=lists_lead if lists_lead is not None else self.lists_lead(a),
         )
+
+    def _town_doubt(self, lead: DepartmentScore, co: list[DepartmentScore], location: Location | None) -> Reason | None:
+        """A street office or town among lead and co-handlers that the address does not settle (informs; no
+        auto-dispatch): the town not located (属地街道（镇）（地址未定位）) as a co-handler, the place named in words
+        of two towns alike, or a town other than the one the place points to (another town's own item matched)."""
+        towns = [d for d in [lead, *co] if d.kind == "locality"]
+        if not towns:
+            return None
+        if any(d.code == LOCALITY for d in towns):
+            return Reason(code="LOCALITY_UNRESOLVED", message="需属地街道（镇）协办，但未能从地址中确定是哪个街道（镇），请派单员确认。")
+        if location is None:
+            names = "、".join(d.name for d in towns)
+            return Reason(code="LOCALITY_UNRESOLVED", message=f"建议由{names}办理，但地址未能定位到街道（镇），请派单员确认。")
+        if location.ambiguous:
+            return Reason(code="LOCALITY_UNRESOLVED", message=f"地址所属街道（镇）难以确定：{location.explain()}，请派单员确认。")
+        other = [d for d in towns if d.code != location.code]
+        if other:
+            return Reason(code="LOCALITY_UNRESOLVED", message=f"建议的{other[0].name}与地址所在的{location.name}不一致，请派单员确认。")
+        return None
 
     def _reasons(self, ranked, confidence, rule: RuleMatch | None, hits: list[ItemHit], lead: DepartmentScore,
                  location: Location | None) -> list[Reason]:
@@ -382,6 +413,9 @@ class ZeroShotRouter:
 
 ARBITRATION_CODES = {"LOW_CONFIDENCE", "AMBIGUOUS", "DISPUTED_BOUNDARY", "NOVEL_MATTER", "MODEL_LIST_DISAGREE",
                      "REPEATED_RETURN", "REPEAT_COMPLAINT"}
+#: The doubts that come from a matter not being the district's at all: with OUTSIDE_ROSTER they do not send the
+#: ticket to arbitration (REPEATED_RETURN, REPEAT_COMPLAINT and a disputed rule still do).
+OUTSIDE_DOUBTS = {"LOW_CONFIDENCE", "AMBIGUOUS", "NOVEL_MATTER", "MODEL_LIST_DISAGREE"}
 
 
 def iter_batches(items: Iterable, size: int):

@@ -350,3 +350,22 @@ def test_outside_roster_can_be_switched_off(router):
     off = copy.copy(router)
     off.config = replace(router.config, outside_margin=1.5)
     assert "OUTSIDE_ROSTER" not in [r.code for r in route(off, "镇上的快递代收点取件要另外收三块钱，不给钱就不让拿").reasons]
+
+
+def test_the_address_places_a_ticket_and_an_unsettled_town_is_said(router):
+    """What a probe with a centre's tickets found: the text's place names beat the address field (a caller who came
+    from 滨江 was sent there); a co-handling town not located, a place of two towns alike, or another town's own
+    item were auto-dispatched without a word; and a matter of a body outside the roster went to arbitration,
+    where the group could only say "transfer"."""
+    s = route(router, "邻居家的狗天天叫，我们是从滨江那边搬过来的，以前没这么吵", address="西门街15号")
+    assert s.locality == "wenchang"
+    codes = lambda s: [r.code for r in s.reasons]  # noqa: E731
+    s = route(router, "小区物业把消防通道改成停车位收停车费")
+    assert "locality" in [c.code for c in s.co] and "LOCALITY_UNRESOLVED" in codes(s) and not s.auto_dispatch
+    s = route(router, "路边有人私自搭建彩钢房，占用绿地，属于违章建筑", address="书院街石桥米线店旁")
+    town = next(r for r in s.reasons if r.code == "LOCALITY_UNRESOLVED")
+    assert "难以确定" in town.message and "文昌街道" in town.message and not s.auto_dispatch
+    s = route(router, "我们小区没有物业，是街道托管的，楼道灯坏了好久没人修", address="西门老宿舍")
+    assert s.lead.code == "wenchang"  # not 梅林, whose own item this matter matched
+    s = route(router, "快递驿站把我的包裹弄丢了，打电话也不接")
+    assert {"OUTSIDE_ROSTER", "LOW_CONFIDENCE"} <= set(codes(s)) and not s.needs_arbitration
