@@ -50,7 +50,10 @@ def dedup_config(settings) -> DedupConfig:
 
 
 def as_ticket(row: dict) -> Ticket:
-    """A stored row as the detector's ticket (no re-validation: it was validated when it came in)."""
+    """A stored row as the detector's ticket (no re-validation: it was validated when it came in). Its time is when
+    the service received it (the rows come in that order, and the index is rebuilt in it), not the ``created_at``
+    the ticket came with: a back-fill through the API is judged as if reported on arrival (``hotline dedup`` reads a
+    history file by its own times)."""
     return Ticket.model_construct(id=str(row["id"]), content=row["content"], title=row["title"],
                                   address=row["address"], created_at=row["created_at"], caller=None, channel=None)
 
