@@ -379,7 +379,7 @@ class ZeroShotRouter:
         if confidence < cfg.low_confidence:
             out.append(Reason(code="LOW_CONFIDENCE", message=f"系统对牵头单位的把握较低（{confidence:.0%}），请人工判断。"))
         if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < cfg.ambiguous_margin and not rule:
-            a, b = (self.lists.name_of(c) for c, _ in ranked[:2])
+            a, b = (self._dep(c, 0.0, location).name for c, _ in ranked[:2])  # the town the place points to, by name
             out.append(Reason(code="AMBIGUOUS", message=f"{a}与{b}均可能负责，权责不够清晰。"))
         if rule and rule.rule.disputed:
             out.append(Reason(code="DISPUTED_BOUNDARY",

@@ -369,3 +369,7 @@ def test_the_address_places_a_ticket_and_an_unsettled_town_is_said(router):
     assert s.lead.code == "wenchang"  # not 梅林, whose own item this matter matched
     s = route(router, "快递驿站把我的包裹弄丢了，打电话也不接")
     assert {"OUTSIDE_ROSTER", "LOW_CONFIDENCE"} <= set(codes(s)) and not s.needs_arbitration
+    # AMBIGUOUS names the town the place points to, not 属地街道（镇）
+    s = route(router, "路边有人私搭乱建的棚子，好几年了没人管", address="西门街15号")
+    amb = next(r for r in s.reasons if r.code == "AMBIGUOUS")
+    assert "文昌街道" in amb.message and "属地街道（镇）" not in amb.message, amb.message
