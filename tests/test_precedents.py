@@ -192,7 +192,7 @@ def test_a_rule_the_arbitration_group_keeps_overruling_is_disputed_until_clarifi
     """Two decisions naming another lead than a (not disputed) rule's, on tickets it assigned: the rule's next ticket
     raises DISPUTED_BOUNDARY saying what was decided, and does not go out unchecked. One overrule, as many upheld,
     dispatchers' overrides or contest_rule=0 leave the rule deciding as before; a near-identical decision settles it."""
-    t = Ticket(content=BUILD[2])
+    t = Ticket(content=BUILD[2], address="西门街15号")  # a place: the rule's co-handling town is settled, it may go out
     before = router.route(t)
     rule = next(e.item_id[5:] for e in before.evidence if e.type == "rule")
     assert before.auto_dispatch and not before.reasons and before.lead.code == "urban_management"
@@ -356,7 +356,7 @@ def test_decisions_overruling_a_rule_flag_its_next_tickets_and_are_listed(router
     c, k = make_client(url, tmp_path, router)
     d, a = h(k["dispatcher"]), h(k["arbitrator"])
     try:
-        third = c.post("/api/v1/route", json={"content": BUILD[2]}, headers=d).json()
+        third = c.post("/api/v1/route", json={"content": BUILD[2], "address": "西门街15号"}, headers=d).json()
         assert third["auto_dispatch"] and not third["reasons"]
         assert c.get("/api/v1/arbitration/rules", headers=a).json() == []
         ids = []
@@ -369,7 +369,7 @@ def test_decisions_overruling_a_rule_flag_its_next_tickets_and_are_listed(router
                        json={"lead": town, "co": ["urban_management"], "rationale": "小区内违建由属地街道牵头、城管协办"})
             assert r.status_code == 200, r.text
             ids.append(t["id"])
-            s = c.post("/api/v1/route", json={"content": BUILD[2]}, headers=d).json()
+            s = c.post("/api/v1/route", json={"content": BUILD[2], "address": "西门街15号"}, headers=d).json()
             flagged = [x for x in s["reasons"] if x["code"] == "DISPUTED_BOUNDARY"]
             assert bool(flagged) == (len(ids) == 2), s["reasons"]  # one overrule is not enough
         assert s["needs_arbitration"] and not s["auto_dispatch"] and "裁定小组已2次改判" in flagged[0]["message"]
