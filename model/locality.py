@@ -90,6 +90,11 @@ class Locator:
                 start = text.find(name, end)
         return sorted(out, key=lambda h: h.start)
 
+    def place(self, address: str | None, text: str) -> Location | None:
+        """Where a ticket is: its address field (事发地址) when that names a place of the map, else its text (a
+        caller who says 我们是从滨江那边搬过来的 is not in 滨江): how the router places the ticket it suggests for."""
+        return (self.locate(address) if address else None) or self.locate(text)
+
     def locate(self, text: str) -> Location | None:
         hits = self.hits(text or "")
         if not hits:

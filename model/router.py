@@ -233,11 +233,7 @@ class ZeroShotRouter:
         rule = rules[0] if rules else None
         if rule:
             scores[rule.rule.lead] = scores.get(rule.rule.lead, 0.0) + cfg.rule_boost
-        # the address field (事发地址) places the ticket; the text only when the address names no place of the map (a
-        # caller who says 我们是从滨江那边搬过来的 is not in 滨江)
-        location = self.locator.locate(ticket.address) if ticket.address else None
-        if location is None:
-            location = self.locator.locate(text)
+        location = self.locator.place(ticket.address, text)
         outside = self.outside_match(query_vec, max((h.dense for h in hits), default=0.0))
         return Analysis(hits=hits, scores=scores, probs=self._probs(scores), rule=rule, location=location, outside=outside)
 

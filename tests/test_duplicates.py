@@ -730,3 +730,4 @@ def test_the_same_caller_needs_no_more_evidence_than_another_caller(locator):
         bare = Ticket(id="b", content="还是那家烧烤店，晚上烟熏火燎，到现在都没有人来管。", caller=phone,
                       created_at="2024-05-03T09:00:00+08:00")
         assert link(bare, before=bare_first).duplicate_of is None
+

@@ -373,3 +373,7 @@ def test_the_address_places_a_ticket_and_an_unsettled_town_is_said(router):
     s = route(router, "路边有人私搭乱建的棚子，好几年了没人管", address="西门街15号")
     amb = next(r for r in s.reasons if r.code == "AMBIGUOUS")
     assert "文昌街道" in amb.message and "属地街道（镇）" not in amb.message, amb.message
+    # the one reading of a place (Locator.place): the address when it names one, else the text
+    loc = router.locator
+    assert loc.place("西门街15号", "我们是从滨江那边搬过来的").code == "wenchang"
+    assert loc.place(None, "我们是从滨江那边搬过来的").code == "binjiang" and loc.place("门口", "滨江路").code == "binjiang"
