@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     novel_similarity: float | None = Field(None, ge=0, le=1, description="NOVEL_MATTER: best list-item cosine below this.")
     outside_margin: float | None = Field(None, ge=0, le=2, description="OUTSIDE_ROSTER: a phrasing of a body outside the roster "
                                          "(outside.yaml) nearer than every list item by this cosine; above 1 = off.")
+    outside_keyword_margin: float | None = Field(None, ge=-1, le=2, description="OUTSIDE_ROSTER when the ticket says one of the "
+                                                 "body's keywords (公积金): its phrasing nearer than every list item by this "
+                                                 "cosine (0: as near as the nearest item will do).")
     repeated_return: int | None = Field(None, ge=1, le=100, description="REPEATED_RETURN from this many returns (退单).")
     title_weight: float | None = Field(None, ge=0, le=1, description="The title's (call-taker's summary) share of the query embedding.")
     admin_unit_boost: float | None = Field(None, ge=0, le=1, description="Added to the locality's score when the text names a "
@@ -105,7 +108,7 @@ class Settings(BaseSettings):
         from model.router import RouterConfig
 
         knobs = ("auto_dispatch_confidence", "low_confidence", "ambiguous_margin", "novel_similarity", "repeated_return",
-                 "title_weight", "admin_unit_boost", "outside_margin")
+                 "title_weight", "admin_unit_boost", "outside_margin", "outside_keyword_margin")
         return RouterConfig(**{k: getattr(self, k) for k in knobs if getattr(self, k) is not None})
 
     def fusion_overrides(self) -> dict:

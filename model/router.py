@@ -54,6 +54,8 @@ class RouterConfig:
     # OUTSIDE_ROSTER: a phrasing of a body outside the roster (outside.yaml) is nearer than every list item by at least
     # this cosine (read on unlabelled real messages, none raised on routing_dev; README); > 1 = off
     outside_margin: float = 0.01
+    # ... or by this when the ticket says one of the body's keywords (公积金, 12306): as near as the nearest item will do
+    outside_keyword_margin: float = 0.0
     evidence_items: int = 5
     repeated_return: int = 2  # REPEATED_RETURN: the ticket has come back from departments this many times
 
@@ -115,15 +117,23 @@ class ZeroShotRouter:
         self._outside_of = [b for b in lists.outside for _ in b.phrasings]
         self._outside_vecs = index.phrasing_vectors([p for b in lists.outside for p in b.phrasings]) if lists.outside else None
 
-    def outside_match(self, query_vec: np.ndarray, best_dense: float) -> tuple[OutsideBody, float] | None:
+    def outside_match(self, query_vec: np.ndarray, best_dense: float, text: str = "") -> tuple[OutsideBody, float] | None:
         """The body outside the roster whose phrasing is nearest the ticket, when it is nearer than every list item
-        by ``outside_margin`` (its matters are transferred, not dispatched inside the district)."""
-        if self._outside_vecs is None or self.config.outside_margin > 1:
+        by ``outside_margin`` — or by ``outside_keyword_margin`` when ``text`` says one of the body's keywords
+        (its matters are transferred, not dispatched inside the district)."""
+        cfg = self.config
+        if self._outside_vecs is None or cfg.outside_margin > 1:
             return None
         sims = self._outside_vecs @ np.asarray(query_vec, dtype=self._outside_vecs.dtype)
-        j = int(np.argmax(sims))
-        sim = float(sims[j])
-        return (self._outside_of[j], sim) if sim >= best_dense + self.config.outside_margin else None
+        said = text.casefold()
+        best: tuple[OutsideBody, float] | None = None
+        lead_by = -np.inf  # how far the best qualifying body's phrasing is past what it needs
+        for body, sim in zip(self._outside_of, sims.tolist()):
+            margin = cfg.outside_keyword_margin if any(k.casefold() in said for k in body.keywords) else cfg.outside_margin
+            past = sim - (best_dense + margin)
+            if past >= 0 and past > lead_by:
+                best, lead_by = (body, sim), past
+        return best
 
     # ---------------------------------------------------------------------------- pieces
     def match_rules(self, text: str) -> list[RuleMatch]:
@@ -234,7 +244,7 @@ class ZeroShotRouter:
         if rule:
             scores[rule.rule.lead] = scores.get(rule.rule.lead, 0.0) + cfg.rule_boost
         location = self.locator.place(ticket.address, text)
-        outside = self.outside_match(query_vec, max((h.dense for h in hits), default=0.0))
+        outside = self.outside_match(query_vec, max((h.dense for h in hits), default=0.0), text)
         return Analysis(hits=hits, scores=scores, probs=self._probs(scores), rule=rule, location=location, outside=outside)
 
     def route(self, ticket: Ticket, query_vec: np.ndarray | None = None) -> Suggestion:

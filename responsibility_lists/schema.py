@@ -182,8 +182,11 @@ class OutsideBody(_Frozen):
     hotline: str = ""
     matter: str = Field(min_length=4)
     phrasings: list[str] = Field(min_length=3)
+    # words that name the body's own matter outright (公积金, 12306): a ticket saying one needs only to be about as
+    # near the body's phrasings as to every list item (``outside_keyword_margin``), not nearer by ``outside_margin``
+    keywords: list[Annotated[str, Field(max_length=KEYWORD_MAX)]] = Field(default_factory=list)
 
-    _clean = field_validator("phrasings")(_strip_all)
+    _clean = field_validator("phrasings", "keywords")(_strip_all)
 
     def label(self) -> str:
         """The body as a dispatcher reads it: its name and, when known, its own hotline."""

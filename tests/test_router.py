@@ -343,6 +343,34 @@ def test_matters_a_roster_department_owns_are_not_sent_outside(router, text):
     assert "OUTSIDE_ROSTER" not in [r.code for r in s.reasons], s.reasons
 
 
+@pytest.mark.parametrize("text, body", [
+    ("您好，我想问一下公积金贷款的最高额度是多少，夫妻双方都缴存的话能贷多少？", "housing_fund"),
+    ("从外市调动工作过来，公积金账户异地转移接续一直办不下来。", "housing_fund"),
+])
+def test_a_body_s_keyword_lets_a_ticket_as_near_its_phrasings_as_any_item_go_outside(router, text, body):
+    """A housing-fund loan question sat about as near 住建's and 人社's items as the fund centre's phrasings (a cosine
+    apart), so OUTSIDE_ROSTER needed a margin it did not reach and the ticket could go out to 住建 unchecked. A ticket
+    that says 公积金 needs only to be as near the fund centre's phrasings as every item (``outside_keyword_margin``)."""
+    import copy
+    from dataclasses import replace
+
+    reason = lambda r: next((x for x in route(r, text).reasons if x.code == "OUTSIDE_ROSTER"), None)  # noqa: E731
+    b = next(x for x in router.lists.outside if x.id == body)
+    assert reason(router) is not None and b.name in reason(router).message
+    strict = copy.copy(router)
+    strict.config = replace(router.config, outside_keyword_margin=router.config.outside_margin)
+    assert reason(strict) is None  # without the keyword's say, as before
+
+
+@pytest.mark.parametrize("text", [
+    "公司拖欠三个月工资，也不给交社保和公积金，请劳动监察部门处理。",  # wages first: human_resources
+    "开发商迟迟不给办理网签备案，导致银行按揭贷款无法发放，请住建部门处理。",  # 网签备案: housing_construction
+    "邻居起诉到法院了，但他家的狗还是天天在楼道里拉屎",  # a dog in the stairwell, whatever the court does
+])
+def test_a_body_s_keyword_alone_does_not_send_a_roster_matter_outside(router, text):
+    assert "OUTSIDE_ROSTER" not in [r.code for r in route(router, text).reasons]
+
+
 def test_outside_roster_can_be_switched_off(router):
     import copy
     from dataclasses import replace
