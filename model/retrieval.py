@@ -104,13 +104,18 @@ class ListIndex:
         self.owners = owners  # row -> item position
         self.texts = texts  # row -> text that was embedded
         self.refs = lists.items
-        self.lexical = LexicalIndex([item_lexical_doc(r) for r in self.refs])
         self._other: dict[str, np.ndarray] = {}  # query vectors of list texts that are not items' (phrasing_vectors)
         # an exclusion row is shown as its note (who excludes the matter, who owns it); build_vectors puts them last
         excl, names = exclusions(lists), lists.names
         first = len(texts) - len(excl)
         self.exclusion_rows_of = [(first + j, r, e) for j, (r, e) in enumerate(excl)]  # (row, excluding item, exclusion)
         self.notes = {row: exclusion_note(r, e.matter, names.get(e.owner, e.owner)) for row, r, e in self.exclusion_rows_of}
+        # an excluded matter's words count for the owner's item its row belongs to, as its vector does: else a ticket
+        # about it finds the owner by meaning and loses it again on the excluding item's words (二次供水 under 供水)
+        excluded: dict[int, list[str]] = {}
+        for row, _, e in self.exclusion_rows_of:
+            excluded.setdefault(int(owners[row]), []).append(e.matter)
+        self.lexical = LexicalIndex([" ".join([item_lexical_doc(r), *excluded.get(i, [])]) for i, r in enumerate(self.refs)])
 
     # ------------------------------------------------------------------ build / persist / load
     @staticmethod
