@@ -100,6 +100,16 @@ LONG_ROAD = "我们村到镇上的那条路是前年修的工程，现在已经�
     ("我们在建筑工地干了半年，包工头欠工资三个月了，" + FILLER, "wage-arrears-construction", None),
     ("村里" + FILLER + "还有我家昨天停电了一晚上", None, "power-public-side"),
     ("村里昨天整晚停电，" + FILLER, "power-public-side", None),
+    # a probe of centre-written tickets (2026-12-06): an estate's own tree and stall, a trigger word inside another
+    # (有偿补课 held 补课; 工程师, 劳务派遣), food poisoning at a barbecue stall
+    ("小区里的树倒了。小区绿化带里一棵大树被风刮倒，压在小区道路上，物业到现在还没处理", None, "tree-pruning"),
+    ("路边的行道树倒了，压在人行道上", "tree-pruning", None),
+    ("小区里有人天天摆摊卖菜，物业也不管", None, "street-vending"),
+    ("小学的数学老师周末在家里给本班学生有偿补课", None, "off-campus-training"),
+    ("培训机构收了一年的学费就关门跑路了", "off-campus-training", None),
+    ("我是公司的工程师，公司拖欠工资三个月了", None, "wage-arrears-construction"),
+    ("劳务派遣公司拖欠我们工资两个月", None, "wage-arrears-construction"),
+    ("昨晚在路边烧烤摊吃完烤串，一家人都拉肚子", None, "outdoor-bbq"),
 ])
 def test_rule_triggers_fire_on_their_matter_only(lists, text, fires, not_fires):
     """Rule triggers read off unlabelled real messages where they misfired (2026-12-02); the texts are ours."""
@@ -289,3 +299,16 @@ def test_the_written_exclusion_matters_still_name_an_exclusion_of_the_lists(list
         owners = {e.owner for e in item.exclusions}
         assert r["lead"] in owners, f"{r['id']}: {r['excluded_by']} excludes nothing of {r['lead']} (only {sorted(owners)})"
         assert r["lead"] != item.id.rsplit("-", 1)[0]  # the lead is the neighbour, never the excluding department
+
+
+@pytest.mark.parametrize("text, rule, not_co", [
+    ("楼道里闻到很浓的煤气味，邻居家也没人", "gas-leak", "urban_management"),  # no crew cut a pipe here
+    ("外卖骑手天天在路口闯红灯逆行", "delivery-rider-traffic", "market_regulation"),  # a rider's driving, not a platform
+    ("路边的行道树倒了，压在人行道上", "tree-pruning", "power_supply"),  # a power line's tree is excluded by none_of
+])
+def test_a_rule_s_co_handlers_are_those_its_matter_needs(lists, text, rule, not_co):
+    """A rule's co-handlers go out with every ticket it matches (auto-dispatched too): a probe of centre-written tickets
+    (2026-12-06) found ones that only a special case needs (城管 on every gas smell, 供电 on every fallen tree)."""
+    matched = [r for r in lists.rules if r.triggers.matches(text)[0]]
+    assert matched and matched[0].id == rule, [r.id for r in matched]
+    assert not_co not in matched[0].co
