@@ -164,6 +164,17 @@ def _detector(settings, state: Optional[Path], window_days: float | None = None)
     return DuplicateDetector(enc, salt, dedup_config(settings, window_days), loc)
 
 
+def _place_names(settings) -> dict[str, str]:
+    """Street office / town code -> its name (新华街道), for a hot issue's locality (a place name stays as it is)."""
+    from responsibility_lists.loader import ListsInvalid, load_lists
+
+    try:
+        lists = load_lists(settings.lists_dir)
+    except ListsInvalid as e:
+        fail_lists(e, settings.lists_dir)
+    return {loc.code: loc.name for loc in lists.gazetteer.localities}  # 柳溪镇, not 柳溪镇人民政府: a place
+
+
 def _run(input: Path, state: Optional[Path], window_days: float | None = None, owners: str = "route"):
     from hotline.cli import load_tickets_or_fail
 
@@ -246,8 +257,9 @@ def register(app: typer.Typer) -> None:
         state: Annotated[Optional[Path], typer.Option("--state", help="Duplicate index folder (load, add, save)")] = None,
         owners: Annotated[str, typer.Option("--owners", help="as for `hotline dedup`: route (the default), input or none "
                                             "(none skips routing every ticket for its owner)")] = "route",
+        top: Annotated[int, typer.Option("--top", min=1, max=1000, help="at most this many, largest first")] = 20,
     ) -> None:
-        """Hot issues (热点): clusters with many tickets in the last days: title, count, locality, trend."""
+        """Hot issues (热点): clusters with many tickets in the last days: title, count, callers, locality, trend."""
         from datetime import datetime, timedelta
 
         from model.duplicates import hot_issues
@@ -265,7 +277,9 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         days, min_count = days or settings.hot_window_days, min_count or settings.hot_min_count
         det, _, _ = _run(input, state, owners=owners)
-        issues = hot_issues(det, window_days=days, min_count=min_count, at=end)
+        issues = hot_issues(det, window_days=days, min_count=min_count, at=end, top=top + 1)
+        more = len(issues) > top
+        issues = issues[:top]
         if json_out:
             typer.echo(json.dumps([h.as_dict() for h in issues], ensure_ascii=False))
             return
@@ -277,9 +291,14 @@ def register(app: typer.Typer) -> None:
                        "or move it with --at")
             return
         typer.echo(f"热点 {window} ({days:g} days, {min_count}+ tickets):")
-        arrows = {"new": "新", "up": "↑", "down": "↓", "steady": "→"}
+        arrows = {"new": "新", "again": "再", "up": "↑", "down": "↓", "steady": "→"}
+        names = _place_names(settings)
         for h in issues:
-            typer.echo(f"{h.count:4} ({arrows[h.trend]} prev {h.previous})  {h.locality or '-':12} {h.title}  [cluster {h.cluster}]")
+            place = names.get(h.locality, h.locality) if h.locality else "-"
+            typer.echo(f"{h.count:4} 件 {h.callers:3} 人 ({arrows[h.trend]} prev {h.previous})  {place}  {h.title}  "
+                       f"[cluster {h.cluster}, {h.first[:10]} – {h.last[:10]}]")
+        if more:
+            typer.echo(f"… more hot issues than these {top}: raise --top to see them")
 
     @app.command("eval-dedup")
     def eval_dedup(

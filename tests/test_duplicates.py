@@ -235,6 +235,44 @@ def test_hot_issues(encoder, locator):
     assert hot2 and hot2[0].previous > 0 and hot2[0].trend in {"up", "down", "steady"}
 
 
+def test_a_hot_issue_says_its_callers_and_whether_it_is_new_or_back(encoder, locator):
+    """Read by a supervisor (2026-12-06): a cluster reported weeks before and quiet for a window was called 新; five
+    letters of one caller read as five reports; a centre's ticket without a title gave the hot issue
+    ``市民来电反映：…`` cut mid-word."""
+    text = "市民来电反映：柳溪大街菜市场门口下水道堵了，污水漫到路面上，臭气熏天，请相关部门尽快处理。"
+    tickets = [T(f"a{i}", text, 2 + i, PHONE_A if i < 3 else f"1590000{i:04d}", "柳溪大街") for i in range(4)]
+    tickets += [T(f"b{i}", text, 25 + i, PHONE_A if i else PHONE_B, "柳溪大街") for i in range(4)]
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    det.rebuild(tickets)
+    assert len({det.records.cluster[det.by_id[t.id]] for t in tickets}) == 1
+    h, = hot_issues(det, window_days=7, min_count=4)
+    assert (h.count, h.previous, h.trend, h.callers) == (4, 0, "again", 2)
+    assert h.title == "柳溪大街菜市场门口下水道堵了，污水漫到路面上，臭气熏天"
+    first, = hot_issues(det, window_days=7, min_count=4, at=det.records.ts[3])
+    assert (first.trend, first.callers) == ("new", 2)
+
+
+def test_a_hot_issue_is_placed_where_most_of_its_tickets_are(encoder, locator):
+    """One ticket of 丽发新城's 31 named the map's 建设小区 (inside 违规建设小区) and the hot issue was placed in that
+    street office; a place one ticket names (学校开始组) is no place of the cluster."""
+    texts = ["伊景园滨河苑开发商强制捆绑销售车位，不买车位就不给办理交房手续。",
+             "反对伊景园滨河苑捆绑销售车位，开发商不买车位不给交房。",
+             "伊景园滨河苑交房时开发商要求必须购买车位，否则不交钥匙。",
+             "伊景园滨河苑业主被强制购买车位才能收房，我在柳溪大街上班，请有关部门查处。",
+             "伊景园滨河苑开发商捆绑销售车位，业主不买就不给交房。"]
+    tickets = [T(f"p{i}", texts[i], 10 + i, f"1570000{i:04d}") for i in range(5)]
+    det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
+    det.rebuild(tickets)
+    assert det.records.locality[det.by_id["p3"]] == "liuxi"
+    h, = hot_issues(det, window_days=7, min_count=5)
+    assert h.count == 5 and h.locality == "伊景园滨河苑"
+    from collections import Counter
+
+    from model.duplicates.hot import _most_named
+    assert _most_named(Counter({"学校开始组": 1, "伊景园": 1}), 5) is None
+    assert _most_named(Counter({"伊景园": 2}), 5) == "伊景园"
+
+
 def test_a_hot_issue_outside_the_map_is_placed_by_the_name_its_tickets_give(encoder, locator):
     """No locality (a place the gazetteer does not hold): the hot issue names the place its tickets name, whole
     (伊景园滨河苑, which place_keys finds as 伊景园 and 景园滨河苑), not a piece of it."""
@@ -408,6 +446,8 @@ def test_cli_dedup_bad_lines_and_output(cli, tmp_path):
 def test_cli_hot_json(cli, tmp_path, monkeypatch):
     texts = ["柳溪大街菜市场门口下水道堵了，污水漫到路面上，臭气熏天。", "柳溪大街菜市场门口的下水道又堵了，路上全是污水，很臭。"]
     rows = [T(f"h{i}", texts[i % 2], 10 + i, f"1590000{i:04d}", "柳溪大街").model_dump(exclude_none=True) for i in range(3)]
+    park = "东湖公园的健身器材坏了好几个，老人锻炼很不方便，希望尽快修好。"
+    rows += [T(f"g{i}", park, 12, f"1580000{i:04d}", hour=7 + i).model_dump(exclude_none=True) for i in range(2)]
     inp = tmp_path / "in.jsonl"
     inp.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in rows), encoding="utf-8")
     r = cli("hot", "--input", str(inp), "--json", "--min-count", "3", "--days", "7")
@@ -417,7 +457,12 @@ def test_cli_hot_json(cli, tmp_path, monkeypatch):
     # the window ends at the newest ticket (2024-05-12 09:00), or at --at (a bare date: the end of that day)
     r = cli("hot", "--input", str(inp), "--min-count", "3", "--owners", "none")
     assert r.exit_code == 0 and "热点 2024-05-05 09:00 – 2024-05-12 09:00 (7 days, 3+ tickets)" in r.output, r.output
-    assert "   3 (新 prev 0)  liuxi" in r.output
+    # the street office by name (not its code), tickets and callers, the window's dates (2026-12-06: a supervisor read
+    # `liuxi`, and five letters of one caller as five reports)
+    assert "   3 件   3 人 (新 prev 0)  柳溪镇  柳溪大街菜市场" in r.output and "2024-05-10 – 2024-05-12]" in r.output, r.output
+    assert "raise --top" not in r.output
+    r = cli("hot", "--input", str(inp), "--min-count", "2", "--owners", "none", "--top", "1")
+    assert r.exit_code == 0 and r.output.count(" 件 ") == 1 and "more hot issues than these 1: raise --top" in r.output
     r = cli("hot", "--input", str(inp), "--min-count", "3", "--owners", "none", "--at", "2024-05-11")
     assert r.exit_code == 0 and "no cluster of 3+ tickets in 2024-05-05 00:00 – 2024-05-12 00:00 (7 days to --at)" in r.output
     r = cli("hot", "--input", str(inp), "--json", "--min-count", "2", "--owners", "none", "--at", "2024-05-11")

@@ -59,7 +59,7 @@ from datasketch import LeanMinHash, MinHashLSH
 from ..suggestion import Ticket
 from .signals import (MINHASH_SCHEME, caller_key, dice, jaccard, mask_numbers, minhash, parse_time, place_keys,
                       ADDRESS_ESTATE_MARK, FORMULA_KEY, NUMBER_MARK, is_mark, number_keys, problem_signature,
-                      problem_text, readable_places, written_by_call_taker)
+                      problem_text, readable_places, short_title, written_by_call_taker)
 from .vectors import VectorIndex
 
 STATE_VERSION = 4  # 2: caller window (per-caller history kept longer than the main window); 3: owners; 4: door and
@@ -264,7 +264,7 @@ class DuplicateDetector:
                 places |= {h.name for h in loc.hits}
                 if not loc.ambiguous:
                     locality = loc.code
-        title = mask_numbers(t.title or t.content)[:60]
+        title = mask_numbers(t.title or short_title(t.content))[:60]
         own = problem_text(text)  # without the call-taker's formula, which every ticket shares
         mh = minhash(own, self.config.num_perm, self.config.shingle).hashvalues.astype(np.uint32)
         return _Prepared(t.id, ts, caller, locality, frozenset(places), title, mh, problem_signature(own, places), owner or None)

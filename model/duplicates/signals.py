@@ -205,6 +205,19 @@ def problem_text(text: str) -> str:
     return _FORMULA.sub(" ", text or "")
 
 
+def short_title(text: str, limit: int = 40) -> str:
+    """A ticket without a title, as a hot issue's title: its own words (the formula taken out) up to the end of its
+    first sentence, or the last comma before ``limit`` characters — not ``市民来电反映：本人住在…噪音也`` cut mid-word."""
+    own = re.sub(r"\s+", " ", problem_text(text)).strip(" ，,。；;：:")
+    end = re.search(r"[。！？!?；;]", own)
+    if end is not None and end.start() <= limit:
+        return own[: end.start()]
+    if len(own) <= limit:
+        return own
+    cut = max(own.rfind(c, 0, limit) for c in "，,、")
+    return own[:cut] if cut >= limit // 3 else own[:limit] + "…"
+
+
 def written_by_call_taker(text: str) -> bool:
     """Whether the ticket opens with a call-taker's intake formula (市民来电反映：…) — a ticket of a centre's own,
     short and formulaic, rather than a citizen's letter."""

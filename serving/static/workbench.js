@@ -111,11 +111,11 @@ function loadClarifications() {
 }
 // Hot issues (GET /hot-issues, the service's window and threshold): each cluster's first report linked, how many
 // reports and the trend against the window before, where, and when.
-const TREND_ZH = { new: "新出现", up: "上升", down: "下降", steady: "持平" };
+const TREND_ZH = { new: "新出现", again: "再次出现", up: "上升", down: "下降", steady: "持平" };
 function loadHot() {
   return listPanel("hot", "/api/v1/hot-issues", (h) => el("li", { "data-cluster": String(h.cluster) },
     ticketLink(h.cluster, TO_TICKET), ` ${h.title}`,
-    el("div", { class: "muted" }, [`${h.count} 件（${TREND_ZH[h.trend] || h.trend}，此前 ${h.previous} 件）`,
+    el("div", { class: "muted" }, [`${h.count} 件 ${h.callers} 人（${TREND_ZH[h.trend] || h.trend}，此前 ${h.previous} 件）`,
       h.locality && deptName(h.locality), `${fmtTime(h.first)} 至 ${fmtTime(h.last)}`].filter(Boolean).join(" · ")),
     // its reports in the queue: the oldest opens, and its decision form offers the others (一并裁定)
     (h.waiting || []).length ? el("a", { href: TO_TICKET(h.waiting[0]), "data-testid": "hot-waiting" }, `待裁定 ${h.waiting.length} 件`) : null));
