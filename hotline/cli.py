@@ -47,7 +47,7 @@ def load_tickets_or_fail(path: Path, reader, what: str):
     """Read tickets (JSONL, CSV or Excel) with ``reader``; report each bad line on stderr as ``file:line: problem``; stop
     with one line when the file is missing, unreadable as a whole, or has no usable line."""
     if not path.is_file():
-        fail(f"{path}: no such file — give {what}")
+        fail(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'} — give {what}")
     try:
         tickets, problems = reader(path)
     except ValueError as e:  # a CSV without a content column, or in neither UTF-8 nor GBK

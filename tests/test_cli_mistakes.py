@@ -258,3 +258,9 @@ def test_lists_import_says_what_each_replaced_department_held_and_lost(cli, tmp_
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.strip().startswith("taxation "))
     assert f": {len(old)} → 1 item(s); no longer in the lists: {', '.join(sorted(set(old) - {old[1]})[:10])}" in line
+
+
+def test_a_folder_given_for_an_input_file_is_called_a_folder(cli, tmp_path):
+    """`--input /tmp` said "no such file" (a helper's probe of `hotline hot`, 2026-12-06): the folder is there."""
+    for cmd in (("hot", "--input", tmp_path, "--owners", "none"), ("route", "--input", tmp_path, "--output", tmp_path / "o.jsonl")):
+        one_line_error(cli(*cmd), "a folder, not a file")
