@@ -92,7 +92,7 @@ def test_repeat_complaint_goes_to_arbitration_and_hot_issue_appears(api_db):
     hot = client.get("/api/v1/hot-issues?days=7&min_count=5", headers=a).json()
     assert len(hot) == 1 and hot[0]["cluster"] == out[0]["id"] and hot[0]["count"] == 5
     assert sorted(hot[0]["ticket_ids"]) == sorted(t["id"] for t in out) and "下水道" in hot[0]["title"]
-    assert hot[0]["trend"] == "new"
+    assert hot[0]["trend"] == "new" and hot[0]["callers"] == 5  # five phones: five callers
     waiting = [t["id"] for t in client.get(f"/api/v1/arbitration/queue?cluster={out[0]['id']}", headers=a).json()]
     assert {out[2]["id"], out[3]["id"], out[4]["id"]} <= set(waiting) and hot[0]["waiting"] == waiting  # oldest first
     for bad, field in (("days=0", "days"), ("days=1000", "days"), ("min_count=1", "min_count"), ("days=x", "days")):

@@ -36,7 +36,7 @@ def hot(_: Staff, r: RouterDep, store: StoreDep, request: Request,
         min_count: Annotated[int | None, Query(ge=2, le=10_000, description="窗口内至少多少件")] = None,
         top: Annotated[int, Query(ge=1, le=100)] = 20) -> list[dict]:
     """热点: clusters with at least ``min_count`` tickets in the last ``days`` days (defaults: settings
-    hot_window_days / hot_min_count), with a short title, count, locality and trend vs the window before, and
+    hot_window_days / hot_min_count), with a short title, count, callers, locality and trend vs the window before, and
     ``waiting``: its reports waiting for arbitration, oldest first (one decision can settle them: ``also``)."""
     s = request.app.state.settings
     issues = dedup.service(request.app).hot(days or s.hot_window_days, min_count or s.hot_min_count, top)
