@@ -175,7 +175,8 @@ def _place_names(settings) -> dict[str, str]:
     return {loc.code: loc.name for loc in lists.gazetteer.localities}  # 柳溪镇, not 柳溪镇人民政府: a place
 
 
-def _run(input: Path, state: Optional[Path], window_days: float | None = None, owners: str = "route"):
+def _run(input: Path, state: Optional[Path], window_days: float | None = None, owners: str = "route",
+         cache_vectors: bool = False):
     from hotline.cli import load_tickets_or_fail
 
     tickets, problems = load_tickets_or_fail(input, read_dedup_jsonl,
@@ -185,7 +186,12 @@ def _run(input: Path, state: Optional[Path], window_days: float | None = None, o
     # routed owners are cached by the lists and the tickets: trying hot windows (--at, --days) on one file routes it once
     own = None if owners == "none" else ticket_owners(settings, tickets, given_leads(input), route=owners == "route",
                                                       cache_dir=Path(settings.model_cache_dir) / "owners")
-    results = det.process_many(tickets, owners=own)
+    vectors = None
+    if cache_vectors and state is None:  # `hot` tried on one file with other windows embeds it once (as eval-dedup)
+        from eval.duplicates import embed_cached
+
+        vectors = embed_cached(det.encoder, tickets, Path(settings.model_cache_dir) / "dedup-vectors")
+    results = det.process_many(tickets, vectors=vectors, owners=own)
     if state is not None:
         try:
             det.save(state)  # atomic: a failed save leaves the state saved before as it was
@@ -276,7 +282,7 @@ def register(app: typer.Typer) -> None:
             end = when.timestamp() + (86400 if len(at.strip()) <= 10 else 0)  # a bare date: the end of that day
         settings = get_settings()
         days, min_count = days or settings.hot_window_days, min_count or settings.hot_min_count
-        det, _, _ = _run(input, state, owners=owners)
+        det, _, _ = _run(input, state, owners=owners, cache_vectors=True)
         issues = hot_issues(det, window_days=days, min_count=min_count, at=end, top=top + 1)
         more = len(issues) > top
         issues = issues[:top]

@@ -479,6 +479,12 @@ def test_cli_hot_json(cli, tmp_path, monkeypatch):
     def no_routing(*a, **k):
         raise AssertionError("routed again")
     monkeypatch.setattr(eval.routing, "route_all", no_routing)
+    # nor embed it again (a helper waited 3.5 minutes per window on the 4,326 messages)
+    from model.duplicates.detector import DuplicateDetector
+
+    def no_embedding(*a, **k):
+        raise AssertionError("embedded again")
+    monkeypatch.setattr(DuplicateDetector, "embed", no_embedding)
     r = cli("hot", "--input", str(inp), "--json", "--min-count", "2", "--at", "2024-05-11")
     assert r.exit_code == 0, r.output
     assert [h["count"] for h in json.loads(r.stdout.strip().splitlines()[-1])] == [2]
