@@ -290,7 +290,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps([h.as_dict() for h in issues], ensure_ascii=False))
             return
         stop = datetime.fromtimestamp(end if end is not None else max(det.records.ts, default=0.0), CST)
-        window = f"{(stop - timedelta(days=days)):%Y-%m-%d %H:%M} – {stop:%Y-%m-%d %H:%M}"
+        # a window ending at midnight (--at a bare date) ends with that day: 2019-09-01 24:00, not 2019-09-02 00:00
+        until = (f"{stop - timedelta(days=1):%Y-%m-%d} 24:00" if (stop.hour, stop.minute, stop.second) == (0, 0, 0)
+                 else f"{stop:%Y-%m-%d %H:%M}")
+        window = f"{(stop - timedelta(days=days)):%Y-%m-%d %H:%M} – {until}"
         if not issues:
             typer.echo(f"no cluster of {min_count}+ tickets in {window} ({days:g} days to "
                        f"{'--at' if end is not None else 'the newest ticket'}) — widen it with --days, lower --min-count, "

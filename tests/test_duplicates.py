@@ -464,7 +464,7 @@ def test_cli_hot_json(cli, tmp_path, monkeypatch):
     r = cli("hot", "--input", str(inp), "--min-count", "2", "--owners", "none", "--top", "1")
     assert r.exit_code == 0 and r.output.count(" 件 ") == 1 and "more hot issues than these 1: raise --top" in r.output
     r = cli("hot", "--input", str(inp), "--min-count", "3", "--owners", "none", "--at", "2024-05-11")
-    assert r.exit_code == 0 and "no cluster of 3+ tickets in 2024-05-05 00:00 – 2024-05-12 00:00 (7 days to --at)" in r.output
+    assert r.exit_code == 0 and "no cluster of 3+ tickets in 2024-05-05 00:00 – 2024-05-11 24:00 (7 days to --at)" in r.output
     r = cli("hot", "--input", str(inp), "--json", "--min-count", "2", "--owners", "none", "--at", "2024-05-11")
     assert [h["count"] for h in json.loads(r.stdout.strip().splitlines()[-1])] == [2]
     r = cli("hot", "--input", str(inp), "--at", "昨天")
