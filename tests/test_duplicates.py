@@ -252,14 +252,17 @@ def test_a_hot_issue_says_its_callers_and_whether_it_is_new_or_back(encoder, loc
     assert (first.trend, first.callers) == ("new", 2)
 
 
+YIJING = ["伊景园滨河苑开发商强制捆绑销售车位，不买车位就不给办理交房手续。",
+          "反对伊景园滨河苑捆绑销售车位，开发商不买车位不给交房。",
+          "伊景园滨河苑交房时开发商要求必须购买车位，否则不交钥匙。",
+          "伊景园滨河苑业主被强制购买车位才能收房，请有关部门查处。",
+          "伊景园滨河苑开发商捆绑销售车位，业主不买就不给交房。"]
+
+
 def test_a_hot_issue_is_placed_where_most_of_its_tickets_are(encoder, locator):
     """One ticket of 丽发新城's 31 named the map's 建设小区 (inside 违规建设小区) and the hot issue was placed in that
     street office; a place one ticket names (学校开始组) is no place of the cluster."""
-    texts = ["伊景园滨河苑开发商强制捆绑销售车位，不买车位就不给办理交房手续。",
-             "反对伊景园滨河苑捆绑销售车位，开发商不买车位不给交房。",
-             "伊景园滨河苑交房时开发商要求必须购买车位，否则不交钥匙。",
-             "伊景园滨河苑业主被强制购买车位才能收房，我在柳溪大街上班，请有关部门查处。",
-             "伊景园滨河苑开发商捆绑销售车位，业主不买就不给交房。"]
+    texts = [*YIJING[:3], YIJING[3].replace("才能收房，", "才能收房，我在柳溪大街上班，"), YIJING[4]]
     tickets = [T(f"p{i}", texts[i], 10 + i, f"1570000{i:04d}") for i in range(5)]
     det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
     det.rebuild(tickets)
@@ -276,12 +279,7 @@ def test_a_hot_issue_is_placed_where_most_of_its_tickets_are(encoder, locator):
 def test_a_hot_issue_outside_the_map_is_placed_by_the_name_its_tickets_give(encoder, locator):
     """No locality (a place the gazetteer does not hold): the hot issue names the place its tickets name, whole
     (伊景园滨河苑, which place_keys finds as 伊景园 and 景园滨河苑), not a piece of it."""
-    texts = ["伊景园滨河苑开发商强制捆绑销售车位，不买车位就不给办理交房手续。",
-             "反对伊景园滨河苑捆绑销售车位，开发商不买车位不给交房。",
-             "伊景园滨河苑交房时开发商要求必须购买车位，否则不交钥匙。",
-             "伊景园滨河苑业主被强制购买车位才能收房，请有关部门查处。",
-             "伊景园滨河苑开发商捆绑销售车位，业主不买就不给交房。"]
-    tickets = [T(f"p{i}", texts[i], 10 + i, f"1570000{i:04d}") for i in range(5)]
+    tickets = [T(f"p{i}", YIJING[i], 10 + i, f"1570000{i:04d}") for i in range(5)]
     det = DuplicateDetector(encoder, SALT, DedupConfig(), locator)
     det.rebuild(tickets)
     hot = hot_issues(det, window_days=7, min_count=5)
