@@ -245,7 +245,7 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     assert rows() == [tid1c, tid2, tid1b]
     # 热点: the oil complaint reported three times, linked to its first report, with its count and place
     hot = wait(drv, f"#hot li[data-cluster='{tid}']", text="3 件")
-    assert "新出现" in hot.text and "梅林街道" in hot.text, hot.text
+    assert "3 件 3 人（新出现" in hot.text and "梅林街道" in hot.text, hot.text  # three reports, no phone: three callers
     assert hot.find_element(By.CSS_SELECTOR, "a").get_attribute("href").endswith(f"#t={tid}")
     waiting = hot.find_element(By.CSS_SELECTOR, "[data-testid=hot-waiting]")  # its reports in the queue, oldest linked
     assert waiting.text == "待裁定 2 件" and waiting.get_attribute("href").endswith(f"#t={tid1c}")
