@@ -529,7 +529,7 @@ def test_one_action_per_click_and_forms_that_keep_what_was_typed(browser, server
 
     drv.get(f"{base}/#key={keys['dispatcher']}")
     wait(drv, "#go")
-    drv.find_element(By.ID, "content").send_keys("路边有人私搭乱建的棚子，好几年了没人管")
+    drv.find_element(By.ID, "content").send_keys("路边有人私自搭建彩钢房，占用绿地，属于违章建筑")  # a rule: 属地 co-handles
     drv.find_element(By.ID, "go").click()
     accept = wait(drv, "#accept", text="选择属地后派单")
     tid = int(drv.find_element(By.CSS_SELECTOR, "[data-testid=actions] .lead").text.split("#")[1].split(" ")[0])

@@ -110,6 +110,16 @@ LONG_ROAD = "我们村到镇上的那条路是前年修的工程，现在已经�
     ("我是公司的工程师，公司拖欠工资三个月了", None, "wage-arrears-construction"),
     ("劳务派遣公司拖欠我们工资两个月", None, "wage-arrears-construction"),
     ("昨晚在路边烧烤摊吃完烤串，一家人都拉肚子", None, "outdoor-bbq"),
+    # … and rules with no words for the private side: a neighbour's air conditioner, a work unit's own boiler, one
+    # radiator in a flat, a developer who never built the heat exchanger, a proposal for more charging points
+    ("隔壁邻居家的空调外机装在我卧室窗户边，晚上嗡嗡响，吵得睡不着", None, "noise-industrial"),
+    ("楼下饭店的空调外机晚上嗡嗡响，吵得睡不着", "noise-industrial", None),
+    ("我们是单位自管锅炉房供暖，今年暖气一直不热", None, "heating-public-side"),
+    ("其他房间都热，只有卧室那一组暖气片一直冰凉", None, "heating-public-side"),
+    ("交房两年了小区一直没有通暖气，开发商说换热站没有建，家里很冷", None, "heating-public-side"),
+    ("整栋楼的暖气都不热，室温只有十几度", "heating-public-side", None),
+    ("小区充电桩太少，大家只能把电动车推上楼充电，建议多建集中充电设施", None, "ebike-indoor-charging"),
+    ("邻居天天把电动车推进电梯带回家充电，太危险了", "ebike-indoor-charging", None),
 ])
 def test_rule_triggers_fire_on_their_matter_only(lists, text, fires, not_fires):
     """Rule triggers read off unlabelled real messages where they misfired (2026-12-02); the texts are ours."""
