@@ -164,17 +164,6 @@ def _detector(settings, state: Optional[Path], window_days: float | None = None)
     return DuplicateDetector(enc, salt, dedup_config(settings, window_days), loc)
 
 
-def _place_names(settings) -> dict[str, str]:
-    """Street office / town code -> its name (新华街道), for a hot issue's locality (a place name stays as it is)."""
-    from responsibility_lists.loader import ListsInvalid, load_lists
-
-    try:
-        lists = load_lists(settings.lists_dir)
-    except ListsInvalid as e:
-        fail_lists(e, settings.lists_dir)
-    return {loc.code: loc.name for loc in lists.gazetteer.localities}  # 柳溪镇, not 柳溪镇人民政府: a place
-
-
 def _run(input: Path, state: Optional[Path], window_days: float | None = None, owners: str = "route",
          cache_vectors: bool = False):
     from hotline.cli import load_tickets_or_fail
@@ -301,7 +290,7 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(f"热点 {window} ({days:g} days, {min_count}+ tickets):")
         arrows = {"new": "新", "again": "再", "up": "↑", "down": "↓", "steady": "→"}
-        names = _place_names(settings)
+        names = det.locator.locality_names if det.locator is not None else {}  # 柳溪镇, not its code
         for h in issues:
             place = names.get(h.locality, h.locality) if h.locality else "-"
             typer.echo(f"{h.count:4} 件 {h.callers:3} 人 ({arrows[h.trend]} prev {h.previous})  {place}  {h.title}  "

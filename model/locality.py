@@ -51,7 +51,7 @@ _TYPE_ZH = {"estate": "小区", "community": "社区/村", "landmark": "地标",
 class Locator:
     def __init__(self, gazetteer: Gazetteer):
         self._names: dict[str, tuple[str, str]] = {}
-        self._locality_names = {loc.code: loc.name for loc in gazetteer.localities}
+        self.locality_names = {loc.code: loc.name for loc in gazetteer.localities}  # 柳溪镇: the place, by code
         full: dict[str, tuple[str, str]] = {}
         for loc in gazetteer.localities:
             for name, typ in loc.names():
@@ -108,9 +108,9 @@ class Locator:
         ambiguous = runner is not None and runner[1] >= score * 0.75
         return Location(
             code=code,
-            name=self._locality_names[code],
+            name=self.locality_names[code],
             score=score,
             hits=[h for h in hits if h.locality == code],
             ambiguous=ambiguous,
-            runner_up=self._locality_names[runner[0]] if ambiguous else None,
+            runner_up=self.locality_names[runner[0]] if ambiguous else None,
         )

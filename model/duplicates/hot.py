@@ -54,7 +54,7 @@ def _most_named(places: Counter, n: int, near: float = 0.8, share: float = 0.3) 
     first = max(places, key=lambda k: (places[k], len(k), k))
     if places[first] < max(2, share * n):
         return None
-    close = [k for k, n in places.items() if n >= near * places[first]]
+    close = [k for k, times in places.items() if times >= near * places[first]]
     return next(p for p in readable_places(close) if first in p)
 
 
