@@ -3,7 +3,8 @@
 In service the only gold labels are what dispatchers and the arbitration group settle: the lead of a ticket that was
 dispatched (and not returned since), decided or closed. Set against the suggestion each ticket got at intake, they
 give the routing figures ``hotline eval routing`` measures offline — lead top-1/top-3, the accuracy of flagged and
-unflagged tickets, the precision of auto-dispatch — on the centre's own tickets and per model version, and the
+unflagged tickets, the precision of auto-dispatch, the co-handlers (协办: an auto-dispatched ticket goes out with
+them, so whether they were kept is counted beside its lead) — on the centre's own tickets and per model version, and the
 arbitration group's load (how many tickets reached it for any reason, how many it decided, how long that took).
 
 A dispatcher who accepts a wrong suggestion without reading it makes it look right until the department returns the
@@ -39,6 +40,11 @@ def summarize(rows: list[dict], group: Callable[[str], str] = lambda c: c) -> di
         sub = list(sub)
         return share(sum(kept(r, group) for r in sub), len(sub))
 
+    def co(r: dict, key: str) -> set[str]:
+        return {group(c) for c in r.get(key) or ()}
+
+    co_hits = sum(len(co(r, "suggested_co") & co(r, "final_co")) for r in settled)
+    auto_settled = [r for r in settled if r["auto_dispatch"]]
     arbitrated = [r for r in rows if r["arbitration_at"] is not None]
     hours = [(r["decided_at"] - r["arbitration_at"]).total_seconds() / 3600 for r in arbitrated if r["decided_at"]]
     return {
@@ -54,7 +60,13 @@ def summarize(rows: list[dict], group: Callable[[str], str] = lambda c: c) -> di
                            len(settled)),
         "right_when_flagged": right(r for r in settled if r["flagged"]),
         "right_when_not_flagged": right(r for r in settled if not r["flagged"]),
-        "auto_dispatch_precision": right(r for r in settled if r["auto_dispatch"]),
+        "auto_dispatch_precision": right(auto_settled),
+        # co-handlers (协办) as the lead: suggested at intake against those settled, a street office or town counted as
+        # ``locality``; an auto-dispatched ticket goes out with its co-handlers too, so its co-handlers are judged apart
+        "co_precision": share(co_hits, sum(len(co(r, "suggested_co")) for r in settled)),
+        "co_recall": share(co_hits, sum(len(co(r, "final_co")) for r in settled)),
+        "auto_dispatch_co_kept": share(sum(co(r, "suggested_co") == co(r, "final_co") for r in auto_settled),
+                                       len(auto_settled)),
         "auto_sent": share(sum(r["auto_sent"] for r in rows), n),
         "auto_sent_returned": share(sum(r["auto_sent"] and r["returns"] > 0 for r in rows),
                                     sum(r["auto_sent"] for r in rows)),
@@ -119,6 +131,9 @@ LINES = (  # (key, label) in the order a report prints them
     ("right_when_flagged", "  right when flagged"),
     ("right_when_not_flagged", "  right when not flagged"),
     ("auto_dispatch_precision", "auto-dispatch precision"),
+    ("auto_dispatch_co_kept", "  co-handlers as settled"),
+    ("co_precision", "co-handlers suggested that were settled"),
+    ("co_recall", "co-handlers settled that were suggested"),
     ("auto_sent", "sent at intake by the system (智能流转)"),
     ("auto_sent_returned", "  returned by the department"),
     ("returned", "returned at least once"),

@@ -447,6 +447,9 @@ def test_dispatcher_and_arbitrator_end_to_end(browser, server):
     now = json.loads(urllib.request.urlopen(req, timeout=30).read())["all"]  # the API's figures, as drawn
     assert drv.find_element(By.CSS_SELECTOR, "#outcomes [data-stat=lead_top1_people]").text == fmt(now["lead_top1_people"])
     assert now["lead_top1_people"]["of"] == now["lead_top1"]["of"] - 1  # the sent and kept ticket is left out
+    for key in ("auto_dispatch_co_kept", "co_precision", "co_recall"):  # 协办 judged too: auto-send sends them
+        assert drv.find_element(By.CSS_SELECTOR, f"#outcomes [data-stat={key}]").text == fmt(now[key]), key
+    assert now["auto_dispatch_co_kept"]["of"] >= 1
     for name in ("01-widget-suggestion", "02-widget-dispatched", "02b-widget-duplicate", "02c-widget-repeat",
                  "03-workbench-queue", "03b-workbench-duplicates", "05-workbench-decided"):
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

@@ -417,9 +417,9 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
 
     from serving.outcomes import outcomes, summarize, table
 
-    def sug(lead="urban_management", version="v1", auto=False, flagged=False):
+    def sug(lead="urban_management", version="v1", auto=False, flagged=False, co=()):
         cands = [Candidate(code=c, kind="functional", score=0.3) for c in (lead, "health", "locality")]
-        return suggestion(lead=lead, flagged=flagged).model_copy(
+        return suggestion(lead=lead, co=co, flagged=flagged).model_copy(
             update={"candidates": cands, "auto_dispatch": auto, "model_version": version})
 
     def take(text, s, at=None):
@@ -427,20 +427,20 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
 
     now = datetime.now(timezone.utc)
     take("上个月的工单", sug(), at=now - timedelta(days=40))  # before the period
-    a = take("接受的", sug())
-    store.dispatch(a, "urban_management", [], actor="d")                     # right
+    a = take("接受的", sug(co=["xinhua", "health"]))
+    store.dispatch(a, "urban_management", ["meilin"], actor="d")             # right; co: the town kept, health dropped
     b = take("改派的", sug())
     store.dispatch(b, "health", [], actor="d")                               # wrong, in the top 3
     c = take("裁定的", sug(flagged=True))
     store.claim(c, actor="arb")
     store.decide(c, "transport", [], "交通运输局负责", actor="arb")            # flagged, wrong, outside the top 3
-    d = take("退回的", sug(auto=True))
-    store.dispatch(d, "urban_management", [], actor="system", auto=True)    # sent at intake (智能流转)
+    d = take("退回的", sug(auto=True, co=["health"]))
+    store.dispatch(d, "urban_management", ["health"], actor="system", auto=True)  # sent at intake (智能流转)
     store.return_ticket(d, "不归我们", actor="x")                              # returned: not settled
     e = take("转裁定的", sug())
     store.escalate(e, "职责不清", actor="d")                                   # waits in the queue
-    f = take("新版本的", sug(lead="health", version="v2", auto=True))
-    store.dispatch(f, "health", [], actor="system", auto=True)               # auto-dispatch, sent, right
+    f = take("新版本的", sug(lead="health", version="v2", auto=True, co=["market_regulation"]))
+    store.dispatch(f, "health", ["market_regulation"], actor="system", auto=True)  # auto-dispatch, sent, right
     g = take("属地的", sug(lead="xinhua", version="v2"))
     store.dispatch(g, "meilin", [], actor="d")  # another town: wrong lead, but 'locality' is in the top 3
 
@@ -458,6 +458,11 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
     assert rate("auto_sent") == (2, 7) and rate("auto_sent_returned") == (1, 2)  # d and f sent; d came back
     assert [r["ticket_id"] for r in rows if r["auto_sent"]] == [d, f]
     assert rate("lead_top1_people") == (1, 4)  # f (sent, kept: its owner is the suggestion itself) is left out
+    # co-handlers, a town as locality: a suggested xinhua+health, settled meilin (the town kept); f kept its one
+    assert [(r["suggested_co"], r["final_co"]) for r in rows if r["ticket_id"] in (a, d, f)] == [
+        (["xinhua", "health"], ["meilin"]), (["health"], None), (["market_regulation"], ["market_regulation"])]
+    assert rate("co_precision") == (2, 3) and rate("co_recall") == (2, 2)
+    assert rate("auto_dispatch_co_kept") == (1, 1)
     assert rate("returned") == (1, 7) and rate("escalated_by_dispatcher") == (1, 7)
     assert rate("arbitrated") == (2, 7) and rate("decided") == (1, 2) and s["waiting_for_arbitration"] == 1
     assert s["hours_to_decision_median"] is not None and 0 <= s["hours_to_decision_median"] < 1
@@ -488,6 +493,13 @@ def test_outcomes_set_the_suggestions_against_the_owners_people_settled(store):
     assert [x["suggested"] for x in rep["corrections"]] == ["xinhua"]
     assert rep["by_reason"][0]["suggestion_right"]["count"] == 1
     assert f"  urban_management -> health: 1  (#{b})" in lines
+
+    # d, sent at intake with its co-handler and returned, goes out again with another: its lead kept, its co not
+    store.dispatch(d, "urban_management", ["transport"], actor="d")
+    rows = [r for r in store.outcome_rows(now - timedelta(days=30)) if r["ticket_id"] in (d, f)]
+    s = summarize(rows, group)
+    assert s["auto_dispatch_precision"]["count"] == 2 and (s["auto_dispatch_co_kept"]["count"], s["auto_dispatch_co_kept"]["of"]) == (1, 2)
+    assert any(x.startswith("  co-handlers as settled") and "0.500 (1/2)" in x for x in table(outcomes(rows, now, now, group)))
     assert store.outcome_rows(now + timedelta(days=1)) == []
 
 

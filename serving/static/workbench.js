@@ -132,6 +132,8 @@ async function loadOutcomes() {
   const s = rep.all;
   const rows = [["lead_top1", "建议牵头与最终牵头一致", pct(s.lead_top1)], ["lead_top3", "前三候选含最终牵头", pct(s.lead_top3)],
     ["auto_dispatch_precision", "“可直接派单”的准确率", pct(s.auto_dispatch_precision)],
+    ["auto_dispatch_co_kept", "其中协办单位与最终一致", pct(s.auto_dispatch_co_kept)],
+    ["co_precision", "建议的协办单位被采用", pct(s.co_precision)], ["co_recall", "最终协办单位在建议之中", pct(s.co_recall)],
     ...(s.auto_sent && s.auto_sent.count ? [["auto_sent", "系统自动派单（智能流转）", pct(s.auto_sent)],
       ["auto_sent_returned", "其中被退单", pct(s.auto_sent_returned)],
       ["lead_top1_people", "建议牵头与人工确定的牵头一致", pct(s.lead_top1_people)]] : []), ["returned", "被退单", pct(s.returned)],

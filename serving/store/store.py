@@ -609,7 +609,7 @@ class Store:
         """What became of the suggestions made for tickets received in [since, until): per ticket the suggested lead,
         its top-3 candidates, the intake flags, the owner people settled (``final``: the lead of a dispatched,
         decided or closed ticket; None while it waits or was returned), whether the system sent it at intake
-        (``auto_sent``, 智能流转), the returns, and when it entered arbitration
+        (``auto_sent``, 智能流转), the co-handlers suggested and settled (``suggested_co``, ``final_co``), the returns, and when it entered arbitration
         (any reason) and was decided, and every reason it was sent there for (the router's at intake, a second
         return, a dispatcher, the duplicate index). Read by :mod:`serving.outcomes`."""
         with self.Session() as s:
@@ -617,7 +617,7 @@ class Store:
             q = select(TicketRow.id, TicketRow.model_version, TicketRow.created_at, TicketRow.status, TicketRow.lead,
                        sug[("lead", "code")].as_string(), *(sug[("candidates", i, "code")].as_string() for i in range(3)),
                        sug[("auto_dispatch",)].as_boolean(), TicketRow.needs_arbitration, TicketRow.return_count,
-                       TicketRow.arbitration_reasons).where(TicketRow.created_at >= since, TicketRow.suggestion.is_not(None))
+                       TicketRow.arbitration_reasons, sug[("co",)], TicketRow.co).where(TicketRow.created_at >= since, TicketRow.suggestion.is_not(None))
             if until is not None:
                 q = q.where(TicketRow.created_at < until)
             tickets = s.execute(q.order_by(TicketRow.id)).all()  # the columns it needs: not every ticket's text
@@ -643,12 +643,14 @@ class Store:
                     elif tid in arb:
                         decided.setdefault(tid, aware(at))
             out = []
-            for tid, version, created, status, lead, suggested, c1, c2, c3, auto, flagged, returns, why in tickets:
+            for tid, version, created, status, lead, suggested, c1, c2, c3, auto, flagged, returns, why, s_co, co in tickets:
                 out.append({
                     "ticket_id": tid, "model_version": version, "created_at": aware(created), "status": status,
                     "suggested": suggested, "top3": [c for c in (c1, c2, c3) if c],
                     "auto_dispatch": bool(auto), "auto_sent": tid in sent, "flagged": bool(flagged),
                     "final": lead if status in SETTLED else None,
+                    "suggested_co": [c["code"] for c in s_co or [] if isinstance(c, dict) and c.get("code")],
+                    "final_co": split_codes(co) if status in SETTLED else None,
                     "returns": returns or 0, "escalated": tid in escalated,
                     "arbitration_at": arb.get(tid), "decided_at": decided.get(tid),
                     "reasons": list(dict.fromkeys(r.get("code") for r in why or [] if r.get("code")))})
