@@ -325,6 +325,9 @@ def test_a_short_title_is_not_padded_to_its_long_text(router, monkeypatch):
     ("在农商行贷的款，银行连着两个月多扣了月供，去营业厅问也不给退", "financial"),
     # an ATM that kept the card (2026-12-06 probe: sent to 新华街道)
     ("市民来电反映：其在中山路一家银行的自助取款机取钱，卡被吞了，钱也没吐出来，打银行电话一直占线，请相关部门帮忙处理。", "financial"),
+    # a claim the insurer sits on once the police's report is out (2026-12-06: auto-dispatched to traffic_police, whose
+    # phrasing said 保险公司不给理赔 beside a report not yet issued)
+    ("市民来电反映：其车辆上个月发生交通事故，事故认定书已经出了，保险公司一直拖着不给理赔，请相关部门处理。", "financial"),
 ])
 def test_a_matter_of_a_body_outside_the_roster_is_to_be_transferred(router, text, body):
     """OUTSIDE_ROSTER names the body (outside.yaml) and its hotline; the ticket is not auto-dispatched, and it is not
@@ -354,6 +357,7 @@ def test_a_matter_of_a_body_outside_the_roster_is_to_be_transferred(router, text
     "律师收了代理费以后就不管案子了，想投诉这个律师",  # a lawyer's conduct: justice
     "想打官司但是请不起律师，能不能申请法律援助",  # legal aid: justice
     "手机套餐每个月莫名多扣了二十块钱，营业厅说查不到",  # a carrier's charges: telecom, not a bank
+    "出了交通事故一个多月了，事故认定书还没出来，交警队一直说在调查",  # the report itself: traffic_police
 ])
 def test_matters_a_roster_department_owns_are_not_sent_outside(router, text):
     s = route(router, text)
@@ -386,6 +390,15 @@ def test_a_body_s_keyword_lets_a_ticket_as_near_its_phrasings_as_any_item_go_out
 ])
 def test_a_body_s_keyword_alone_does_not_send_a_roster_matter_outside(router, text):
     assert "OUTSIDE_ROSTER" not in [r.code for r in route(router, text).reasons]
+
+
+@pytest.mark.parametrize("text, lead", [
+    # a shop selling a non-standard e-bike is 市场监管's (traffic_police-05 excludes it); registering one is the police's
+    ("市民来电反映：其在人民路一家电动车店买的电动车，买回来才发现是超标车，上不了牌，商家不给退，请相关部门处理。", "market_regulation"),
+    ("我以前买的超标电动车过渡期结束了还能不能上牌", "traffic_police"),
+])
+def test_a_non_standard_e_bike_sold_and_one_registered(router, text, lead):
+    assert route(router, text).lead.code == lead
 
 
 def test_outside_roster_can_be_switched_off(router):
