@@ -120,6 +120,10 @@ LONG_ROAD = "我们村到镇上的那条路是前年修的工程，现在已经�
     ("整栋楼的暖气都不热，室温只有十几度", "heating-public-side", None),
     ("小区充电桩太少，大家只能把电动车推上楼充电，建议多建集中充电设施", None, "ebike-indoor-charging"),
     ("邻居天天把电动车推进电梯带回家充电，太危险了", "ebike-indoor-charging", None),
+    # someone posing as the gas company's inspector sells a hose (held-out centre tickets, 2026-12-06: auto-dispatched
+    # to the gas company); the company's own inspection is not that
+    ("有两个人自称燃气公司安检，说我家软管老化必须换，收了两百多，燃气公司说没派人", "gas-fake-inspection", None),
+    ("燃气公司安检说我家软管老化要换，必须找他们换吗", None, "gas-fake-inspection"),
 ])
 def test_rule_triggers_fire_on_their_matter_only(lists, text, fires, not_fires):
     """Rule triggers read off unlabelled real messages where they misfired (2026-12-02); the texts are ours."""

@@ -401,6 +401,16 @@ def test_a_non_standard_e_bike_sold_and_one_registered(router, text, lead):
     assert route(router, text).lead.code == lead
 
 
+def test_a_fake_gas_inspector_is_market_regulation_s_and_not_sent_unchecked(router):
+    """gas_supply-04's phrasing stated the matter it excludes (a caller asking whether the inspector selling a hose
+    was real), and a centre's ticket about one went out to the gas company at intake. A rule now says who leads."""
+    s = route(router, "市民来电反映：有两个人穿着工作服自称燃气公司安检，说其家燃气软管老化必须换，强行换了一根收了两百八十元，"
+                      "事后问燃气公司说没派人来，请相关部门处理。")
+    assert s.lead.code == "market_regulation" and not (s.auto_dispatch and s.lead.code == "gas_supply")
+    assert any(e.type == "rule" and e.item_id == "rule:gas-fake-inspection" for e in s.evidence), s.evidence
+    assert route(router, "燃气公司安检的人说我家软管老化要换，必须找他们换吗").lead.code == "gas_supply"
+
+
 def test_outside_roster_can_be_switched_off(router):
     import copy
     from dataclasses import replace
