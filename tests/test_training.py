@@ -233,6 +233,37 @@ def test_a_lists_edit_rewrites_only_the_tickets_it_touches(lists, tmp_path):
     assert any(r["source"] == "urban_management-90" for r in generate(edited, 3000, seed=0))
 
 
+def test_a_rule_added_rewrites_only_the_boundary_cases_that_pick_it(lists, tmp_path):
+    """A boundary case picked its rule with rng.choice over all rules: a rule added beside its topic shifted the index
+    of every rule after it and re-dealt the boundary cases (a fifth of the history), so a rules edit's retrain was a
+    new draw (here: 294 of 1,500 tickets rewritten)."""
+    root = tmp_path / "lists"
+    shutil.copytree(DEFAULT_DIR, root)
+    path = root / "boundaries.yaml"  # the rule goes beside its topic, not at the end: here first
+    text = path.read_text(encoding="utf-8")
+    head, rest = text.split("rules:\n", 1)
+    path.write_text(head + "rules:\n" + """
+  - id: zz-test-kite
+    topic: 风筝
+    matter: 高压线下放风筝
+    conditions: 在高压线附近放风筝的；
+    triggers:
+      all_of: [[风筝], [高压线, 电线]]
+    lead: power_supply
+    co: [locality]
+    basis: [《电力设施保护条例》]
+    disputed: false
+    dispute_note: ""
+
+""" + rest, encoding="utf-8")
+    edited = load_lists(root)
+    assert len(edited.rules) == len(lists.rules) + 1 and edited.rules[0].id == "zz-test-kite"
+    before, after = generate(lists, 1500, seed=0), generate(edited, 1500, seed=0)
+    changed = [b for a, b in zip(before, after) if a != b]
+    assert len(changed) <= 0.02 * len(before), len(changed)
+    assert changed and all(r["source"] == "zz-test-kite" for r in changed)
+
+
 def test_synthetic_is_realistic(lists):
     recs = generate(lists, 1500, seed=0)
     texts = [text_of(r) for r in recs]
