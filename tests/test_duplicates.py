@@ -366,6 +366,15 @@ def test_a_kind_of_place_is_not_a_named_place():
     assert "伊景园滨河苑" in place_keys("反对伊景园滨河苑捆绑销售车位") or "景园滨河苑" in place_keys("反对伊景园滨河苑捆绑销售车位")
 
 
+def test_facing_the_street_and_a_working_group_are_no_places():
+    """小区临街 ("the estate's street side") made 区临街 / 小区临街 a place shared by any two estates' shop complaints, and
+    a 工作组 a place shared by any two letters about one (hot-issue probe, 2026-12-06)."""
+    a = place_keys("金湖湾小区临街商铺烧烤油烟扰民，街道工作组来了又走")
+    b = place_keys("未来城小区临街门面噪音，工作组也不管")
+    assert not a & b, a & b
+    assert "金湖湾" in a and "未来城" in b  # the estates themselves are still places
+
+
 def test_the_government_written_to_is_not_a_place():
     """Two letters to "市委市政府" share no place by that: only 府-named estates are places."""
     keys = place_keys("恳请市委市政府重视，要求政府尽快回复金地三千府小区的问题")

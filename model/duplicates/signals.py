@@ -100,7 +100,8 @@ _AUTHORITY = ("政府",)  # 府 ends estate names ("金地三千府"), but 政�
 # words that, before a place suffix, make a kind of place rather than a named one ("物业公司", "安置小区",
 # "公交线路", "普惠性幼儿园", "影响小区", "A1区路"): two complaints mentioning one are not thereby at the same place
 _KIND_HEADS = ("物业", "自来水", "来水", "开发", "地产", "公交", "有限", "安置", "住宅", "居民", "影响", "导致", "进入",
-               "服务", "建设", "配套", "套", "性", "公办", "民办", "办", "人行", "必经", "必经之", "高速", "区", "市", "县")
+               "服务", "建设", "配套", "套", "性", "公办", "民办", "办", "人行", "必经", "必经之", "高速", "区", "市", "县",
+               "临", "工作")  # 临街 (facing the street), 工作组 (a working group)
 
 
 _SUFFIXES_LONGEST_FIRST = sorted(PLACE_SUFFIXES, key=len, reverse=True)
