@@ -165,8 +165,11 @@ def _detector(settings, state: Optional[Path], window_days: float | None = None)
 
 
 def _run(input: Path, state: Optional[Path], window_days: float | None = None, owners: str = "route",
-         cache_vectors: bool = False):
+         cache_vectors: bool = False, until: float | None = None):
+    """The detector after the file's tickets, in created_at order; ``until`` (a timestamp): only those reported by
+    then — a past window's clusters as they stood at its end, not joined through tickets that came later."""
     from hotline.cli import load_tickets_or_fail
+    from model.times import read_datetime
 
     tickets, problems = load_tickets_or_fail(input, read_dedup_jsonl,
                                            "a JSONL, CSV or Excel file with id, content, created_at (+ caller, address, title, lead)")
@@ -180,6 +183,12 @@ def _run(input: Path, state: Optional[Path], window_days: float | None = None, o
         from eval.duplicates import embed_cached
 
         vectors = embed_cached(det.encoder, tickets, Path(settings.model_cache_dir) / "dedup-vectors")
+    if until is not None:  # after the cache (keyed by the whole file): a ticket without a readable time stays, to be refused
+        keep = [i for i, t in enumerate(tickets)
+                if (when := read_datetime(t.created_at)) is None or when.timestamp() <= until]
+        tickets = [tickets[i] for i in keep]
+        own = None if own is None else [own[i] for i in keep]
+        vectors = None if vectors is None else vectors[keep]
     results = det.process_many(tickets, vectors=vectors, owners=own)
     if state is not None:
         try:
@@ -271,7 +280,7 @@ def register(app: typer.Typer) -> None:
             end = when.timestamp() + (86400 if len(at.strip()) <= 10 else 0)  # a bare date: the end of that day
         settings = get_settings()
         days, min_count = days or settings.hot_window_days, min_count or settings.hot_min_count
-        det, _, _ = _run(input, state, owners=owners, cache_vectors=True)
+        det, _, _ = _run(input, state, owners=owners, cache_vectors=True, until=end)
         issues = hot_issues(det, window_days=days, min_count=min_count, at=end, top=top + 1)
         more = len(issues) > top
         issues = issues[:top]

@@ -725,6 +725,23 @@ def test_a_ticket_matching_two_clusters_strongly_joins_them(encoder, locator, tm
     assert det.process(lift).cluster == "d" and det.result(det.by_id["b"]).cluster == "b" and det.relabelled == []
 
 
+def test_cli_hot_in_a_past_window_uses_the_clusters_of_its_day(cli, tmp_path, monkeypatch):
+    """`hotline hot --at` reads the clusters as they stood at the window's end: a ticket reported after it that joins
+    two earlier clusters (merge_cos) does not make them one hot issue in a window it was not part of."""
+    from hotline.settings import get_settings
+
+    monkeypatch.setenv("HOTLINE_DEDUP_MERGE_COS", "0.95")
+    get_settings.cache_clear()
+    rows = [_at("a", SCENARIO[0].content, "2024-01-10", PHONE_A), _at("b", SCENARIO[2].content, "2024-02-15", PHONE_B),
+            _at("c", SCENARIO[1].content, "2024-02-18", PHONE_A)]  # c joins a and b (see the test above)
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(t.model_dump_json(exclude_none=True) for t in rows), encoding="utf-8")
+    hot = lambda at: json.loads(cli("hot", "--input", str(inp), "--json", "--owners", "none", "--min-count", "2",  # noqa: E731
+                                    "--days", "60", "--at", at).stdout.strip().splitlines()[-1])
+    assert hot("2024-02-16") == []  # a and b apart on that day
+    assert [(h["count"], h["cluster"]) for h in hot("2024-02-18")] == [(3, "a")]  # c came and joined them
+
+
 def test_cli_dedup_names_earlier_tickets_whose_cluster_was_joined(cli, tmp_path):
     """`hotline dedup --state`: tickets of an earlier run whose cluster a new ticket joins to another are named on
     stderr (their lines in the earlier output are stale); the new lines carry the joined cluster."""
