@@ -406,7 +406,7 @@ def test_a_fake_gas_inspector_is_market_regulation_s_and_not_sent_unchecked(rout
     was real), and a centre's ticket about one went out to the gas company at intake. A rule now says who leads."""
     s = route(router, "市民来电反映：有两个人穿着工作服自称燃气公司安检，说其家燃气软管老化必须换，强行换了一根收了两百八十元，"
                       "事后问燃气公司说没派人来，请相关部门处理。")
-    assert s.lead.code == "market_regulation" and not (s.auto_dispatch and s.lead.code == "gas_supply")
+    assert s.lead.code == "market_regulation" and not s.auto_dispatch  # the lists rank it second: a person reads it
     assert any(e.type == "rule" and e.item_id == "rule:gas-fake-inspection" for e in s.evidence), s.evidence
     assert route(router, "燃气公司安检的人说我家软管老化要换，必须找他们换吗").lead.code == "gas_supply"
 
