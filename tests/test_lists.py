@@ -124,6 +124,13 @@ LONG_ROAD = "我们村到镇上的那条路是前年修的工程，现在已经�
     # to the gas company); the company's own inspection is not that
     ("有两个人自称燃气公司安检，说我家软管老化必须换，收了两百多，燃气公司说没派人", "gas-fake-inspection", None),
     ("燃气公司安检说我家软管老化要换，必须找他们换吗", None, "gas-fake-inspection"),
+    # asking for the heating period to start early or run longer is a request for 城管's decision
+    # (urban_management-19), not a fault of the heating company's network; an estate without a charging point
+    # asks for one to be built (the town's, locality-22), it does not report a bike charged indoors (2026-12-06)
+    ("这几天降温了家里冷得受不了，能不能提前几天开始供暖", None, "heating-public-side"),
+    ("都三月了外面还在下雪，屋里冷，能不能把供暖期延长几天", None, "heating-public-side"),
+    ("供暖都一个星期了，我家暖气还是冰凉的", "heating-public-side", None),
+    ("小区一个电动车充电桩都没有，不让在楼道充，能不能建几个集中充电的地方", None, "ebike-indoor-charging"),
 ])
 def test_rule_triggers_fire_on_their_matter_only(lists, text, fires, not_fires):
     """Rule triggers read off unlabelled real messages where they misfired (2026-12-02); the texts are ours."""

@@ -411,6 +411,26 @@ def test_a_fake_gas_inspector_is_market_regulation_s_and_not_sent_unchecked(rout
     assert route(router, "燃气公司安检的人说我家软管老化要换，必须找他们换吗").lead.code == "gas_supply"
 
 
+@pytest.mark.parametrize("title, text, lead", [
+    # the heating period is 城管's to set (urban_management-19); heating_supply-07's phrasings asked for it
+    ("降温想早点供暖", "市民来电反映：最近连续降温，家里冷得受不了，今年能不能提前几天开始供暖。", "urban_management"),
+    ("延长供暖", "都三月份了还在下雪，暖气明天就停了，能不能延长几天供暖期。", "urban_management"),
+    ("暖气不热", "供暖都开始一周了，我家暖气还是冰凉的，打热力公司电话也没人来", "heating_supply"),
+    # a property company that keeps a carrier out for an entry fee is property management (telecom-01 gave it to
+    # the town, telecom-02 to 住建)
+    ("物业收基站进场费", "市民来电反映：移动公司要在小区楼顶装信号设备，物业不让进场，非要收进场费，现在家里一点信号都没有。",
+     "housing_construction"),
+    # an estate with nowhere to charge e-bikes asks for a charging point: the town's (fire_rescue-03 excludes it; its
+    # own phrasing said it)
+    ("小区没有充电桩", "市民来电反映：小区里一个电动车集中充电桩都没有，不让在楼道充，能不能建几个集中充电的地方。", "locality"),
+])
+def test_a_matter_two_items_claimed_goes_to_the_owner_the_lists_name(router, title, text, lead):
+    """Contradictions a second reader of the lists found (2026-12-06): an item's phrasings stated a matter its own
+    exclusion gives away, or two items gave one matter to two owners. Each text went elsewhere before; ours."""
+    s = route(router, text, title=title)
+    assert s.lead.code == lead, [(c.code, c.score) for c in s.candidates]
+
+
 def test_outside_roster_can_be_switched_off(router):
     import copy
     from dataclasses import replace
