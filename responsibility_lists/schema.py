@@ -77,8 +77,9 @@ class DepartmentFile(_Frozen):
 
 #: Phrases a ticket may carry whatever its matter, blanked before triggers are read: a call-taker's 市民来电反映 is not
 #: power coming back (来电), a caller's 你们到底管不管 / 再不管我就… is not a body that does nothing (不管), and 不管是…
-#: means "whether…". (2026-12-03: they made village matters power cuts and any complaint a property-service case.)
-GENERIC_PHRASES = re.compile(r"管不管|再不管|不管是|不管怎么|不管什么|(?:市民|群众|居民)?来电(?:人|反映|称|表示|咨询|投诉|求助|要求)")
+#: means "whether…". (2026-12-03: they made village matters power cuts and any complaint a property-service case;
+#: 2026-12-06: a centre's 12345热线转来电 did again, a school's catchment area a 片区 power cut.)
+GENERIC_PHRASES = re.compile(r"管不管|再不管|不管是|不管怎么|不管什么|(?:转|热线|市民|群众|居民)来电|来电(?:人|反映|称|表示|咨询|投诉|求助|要求)")
 
 
 #: How close a rule's trigger words must stand (characters from the first hit's start to the last hit's end): one

@@ -76,6 +76,9 @@ LONG_ROAD = "我们村到镇上的那条路是前年修的工程，现在已经�
     # a call-taker's 市民来电反映 is not power coming back (来电), whatever the matter (2026-12-03)
     ("市民来电反映：村里的小学门口没有红绿灯，车开得很快", None, "power-public-side"),
     ("市民来电反映：昨晚开始整个村都停电了，到现在还没来电", "power-public-side", None),
+    # … nor a centre's 12345热线转来电 (2026-12-06: a school catchment's 片区, a village's accounts went to 供电)
+    ("12345热线转来电，来电人称：今年学区重新划了片区，我们小区被划到了别的学校", None, "power-public-side"),
+    ("12345热线转来电，来电人称：村里从昨天晚上停电到现在，什么时候能来电", "power-public-side", None),
     # nor is 你们到底管不管 a property company that does nothing
     ("图书馆周末不开门，物业说这归文旅局，你们到底管不管！", None, "property-service"),
     ("小区物业乱收停车费，物业根本不管业主死活", "property-service", None),
