@@ -328,6 +328,11 @@ def test_a_short_title_is_not_padded_to_its_long_text(router, monkeypatch):
     # a claim the insurer sits on once the police's report is out (2026-12-06: auto-dispatched to traffic_police, whose
     # phrasing said 保险公司不给理赔 beside a report not yet issued)
     ("市民来电反映：其车辆上个月发生交通事故，事故认定书已经出了，保险公司一直拖着不给理赔，请相关部门处理。", "financial"),
+    # a second writer's held-out outside tickets (2026-12-06): a parcel stuck in transit went to 交通运输, a train's
+    # broken air conditioning to 交通运输 at 0.97, a deposit sold as insurance to 税务 — each an item nearer by < 0.01
+    ("寄出去的快递一个星期了，物流一直显示在转运中心，查不到下一站", "postal"),
+    ("坐绿皮火车回老家，车厢空调坏了一路都没修，厕所也用不了", "railway"),
+    ("去银行存定期，柜员推销说这个保险跟存款一样，结果是五年期分红险", "financial"),
 ])
 def test_a_matter_of_a_body_outside_the_roster_is_to_be_transferred(router, text, body):
     """OUTSIDE_ROSTER names the body (outside.yaml) and its hotline; the ticket is not auto-dispatched, and it is not
