@@ -78,7 +78,9 @@ class Settings(BaseSettings):
     fusion_temperature: float | None = Field(None, gt=0, le=10, description="Fusion: temperature of the fused distribution.")
     disagree_model: float | None = Field(None, ge=0, le=1, description="MODEL_LIST_DISAGREE: the classifier at least this sure ...")
     disagree_lists: float | None = Field(None, ge=0, le=1, description="... and the lists at least this sure, of different owners.")
-    auto_lists_confidence: float | None = Field(None, ge=0, le=1, description="Fusion auto-dispatch: the lists alone at least this sure (and the model agrees).")
+    auto_lists_confidence: float | None = Field(None, ge=0, le=1, description="Fusion auto-dispatch: the lists alone at least this sure.")
+    auto_model_agrees: bool | None = Field(None, description="Fusion auto-dispatch also needs the classifier's top label to be "
+                                           "the lead's owner (off by default: docs/routing-log.md).")
     co_threshold: float | None = Field(None, ge=0, le=1, description="Fusion: co-handling sigmoid threshold of the classifier's co head.")
 
     # --- precedents (判例): settled tickets vote on similar new ones (model/precedents.py; docs/routing-log.md "What precedents buy")
@@ -115,7 +117,8 @@ class Settings(BaseSettings):
         """The fusion knobs set here (``FusionConfig`` field -> value); unset ones come from the served version's own
         ``fusion.json`` (``hotline eval tune-fusion --save``) or the documented defaults."""
         knobs = {"fusion_lists_weight": "lists_weight", "fusion_temperature": "temperature", "disagree_model": "disagree_model",
-                 "disagree_lists": "disagree_lists", "auto_lists_confidence": "auto_lists_confidence", "co_threshold": "co_threshold"}
+                 "disagree_lists": "disagree_lists", "auto_lists_confidence": "auto_lists_confidence",
+                 "auto_model_agrees": "auto_model_agrees", "co_threshold": "co_threshold"}
         return {v: getattr(self, k) for k, v in knobs.items() if getattr(self, k) is not None}
 
     def fusion_config(self):

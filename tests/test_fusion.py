@@ -5,6 +5,7 @@ trained in seconds checks the real path (loading a version, batch = single, the 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -97,13 +98,33 @@ def test_model_list_disagree_fires_only_when_both_are_sure_and_differ(fusion):
     assert "MODEL_LIST_DISAGREE" not in [r.code for r in d.reasons]
 
 
-def test_auto_dispatch_needs_the_model_to_agree_with_sure_lists(fusion):
+def test_auto_dispatch_needs_sure_lists_and_the_model_not_sure_of_another_owner(fusion):
     agree = route(fusion, WAGES, view(fusion, {"human_resources": 0.95}))
     assert agree.lead.code == "human_resources" and agree.confidence >= 0.9 and not agree.reasons
     assert agree.auto_dispatch
-    # same fused lead, but the model's top label is another department: a dispatcher checks it
-    other = route(fusion, WAGES, view(fusion, {"human_resources": 0.3, "justice": 0.35}))
-    assert other.lead.code == "human_resources" and not other.auto_dispatch
+    # the model leaning a little to another department: the lists are sure, the fused lead too — it goes out
+    lean = view(fusion, {"human_resources": 0.3, "justice": 0.35})
+    other = route(fusion, WAGES, lean)
+    assert other.lead.code == "human_resources" and other.confidence >= 0.9 and not other.reasons
+    assert other.auto_dispatch
+    # ... unless the model must agree (HOTLINE_AUTO_MODEL_AGREES=true)
+    served = fusion.fusion
+    try:
+        fusion.fusion = replace(served, auto_model_agrees=True)
+        assert route(fusion, WAGES, view(fusion, {"human_resources": 0.95})).auto_dispatch
+        assert not route(fusion, WAGES, lean).auto_dispatch
+    finally:
+        fusion.fusion = served
+    # the model sure of another owner: MODEL_LIST_DISAGREE, a dispatcher checks it
+    sure = route(fusion, WAGES, view(fusion, {"justice": 0.95}))
+    assert "MODEL_LIST_DISAGREE" in [r.code for r in sure.reasons] and not sure.auto_dispatch
+    # the lists not sure enough of the lead: no auto-dispatch, whatever the model says
+    lists_p = analysis(fusion, WAGES).probs["human_resources"]
+    try:
+        fusion.fusion = replace(served, auto_lists_confidence=min(1.0, lists_p + 0.01))
+        assert not route(fusion, WAGES, view(fusion, {"human_resources": 0.95})).auto_dispatch
+    finally:
+        fusion.fusion = served
 
 
 def test_co_handlers_come_from_the_model_head_above_its_threshold(fusion):
