@@ -64,6 +64,8 @@ class FusionConfig:
             v = getattr(self, k)
             if v is not None and not 0.0 <= v <= 1.0:
                 raise ValueError(f"{k} must be within [0, 1], not {v}")
+        if not isinstance(self.auto_model_agrees, bool):
+            raise ValueError(f"auto_model_agrees must be true or false, not {self.auto_model_agrees!r}")
         return self
 
 

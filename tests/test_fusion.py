@@ -323,6 +323,17 @@ def test_check_version_names_the_damaged_file_before_any_weights_load(version_ro
         assert str(folder) in str(e.value)
 
 
+def test_a_fusion_file_with_a_flag_that_is_no_flag_is_damaged(tmp_path):
+    from model.fusion import fusion_for_version, read_version_fusion
+
+    (tmp_path / "fusion.json").write_text(json.dumps({"auto_model_agrees": "yes"}))
+    with pytest.raises(ValueError, match=r"fusion\.json is damaged.*auto_model_agrees must be true or false"):
+        read_version_fusion(tmp_path)
+    (tmp_path / "fusion.json").write_text(json.dumps({"auto_model_agrees": True}))
+    assert fusion_for_version(tmp_path).auto_model_agrees is True
+    assert fusion_for_version(tmp_path, {"auto_model_agrees": False}).auto_model_agrees is False  # the setting wins
+
+
 def test_precedents_in_the_fused_router_vote_and_settle_a_dispute(fusion):
     """The fused router mixes the precedents' vote into the fused distribution and lets an arbitration decision on a
     near-identical ticket settle a disputed rule's matter, as the lists router does."""
