@@ -5,6 +5,7 @@ Wire it in ``hotline/cli.py`` with ``from hotline.cmd_training import register; 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -66,7 +67,8 @@ def _print_report(report, limit: int = 30) -> None:
                + (f"; {sm['empty_rows_ignored']} empty rows ignored" if sm["empty_rows_ignored"] else ""), err=True)
 
 
-def _load(data: Path, text_cols: str, label_col: str, co_col, time_col, caller_col, address_col, labels: str):
+def _load(data: Path, text_cols: str, label_col: str, co_col, time_col, caller_col, address_col, labels: str,
+          min_rows: int = 2):
     from training.data import ColumnMap, load_history, roster_label_space
 
     if labels not in ("roster", "any"):
@@ -91,7 +93,7 @@ def _load(data: Path, text_cols: str, label_col: str, co_col, time_col, caller_c
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     _print_report(hist.report)
-    if len(hist) < 2:
+    if len(hist) < min_rows:
         _fail(f"{data}: {len(hist)} usable row(s) — nothing to train on")
     return hist, label_list, lists_version
 
@@ -131,6 +133,8 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
                                                     "model's; `hotline data synth --seed 1` is the held-out set)")] = 0,
         promote_it: Annotated[bool, typer.Option("--promote", help="Promote the new version")] = False,
         unless_promoted: Annotated[bool, typer.Option("--unless-promoted", help="Do nothing when a version is already promoted (make serve's first start)")] = False,
+        add: Annotated[Optional[Path], typer.Option("--add", help="--default: labelled tickets trained on beside the synthetic "
+                       "history (routing format, e.g. `hotline data pseudo-label`'s file or `hotline export decisions`)")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars")] = False,
     ) -> None:
         """Fine-tune the classifier, calibrate it and save a model version; prints one JSON line of metrics."""
@@ -155,6 +159,8 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
                        "default): a model trained on it is no longer judged on unseen tickets there", err=True)
         if cv_only and not cv:
             _fail("--cv-only needs --cv K")
+        if add is not None and not default:
+            _fail("--add goes with --default (it adds labelled tickets to the synthetic history); with --data, join the files")
         if unless_promoted:
             from training.package import promoted_version
 
@@ -179,6 +185,11 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             lists_version, source, slug, by_time = lists.version, hist.report.path, name or "default", False
             names = lists.names
             extra = {"synthetic": {"n": synthetic_n, "seed": synthetic_seed}}
+            if add is not None:
+                added, _, _ = _load(add, "title,content", "lead", "co", None, None, None, "roster", min_rows=1)
+                hist = hist.plus(added)
+                source, slug = f"{source} + {add.name}", name or "default-plus"
+                extra["added"] = {"file": str(add), "rows": len(added), "fingerprint": added.fingerprint()}
         else:
             hist, label_list, lists_version = _load(data, text_cols, label_col, co_col, time_col, caller_col, address_col, labels)
             if promote_it and not cv_only:  # before minutes of training: serving must be able to route with it
@@ -296,6 +307,60 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         check_output(out, "--out")
         path = write_csv(generate(_lists(), n, seed), out)
         typer.echo(f"wrote {n} synthetic tickets (seed {seed}) to {path}")
+
+    @data_app.command("pseudo-label")
+    def data_pseudo_label(
+        inputs: Annotated[list[Path], typer.Option("--input", help="untriaged tickets: JSONL, CSV or Excel with id, content (+ "
+                                                   "title, address, created_at; or a 12345 export's Chinese headers); repeatable")],
+        out: Annotated[Path, typer.Option("--out", help="CSV to write (routing format + confidence, source): `hotline train "
+                                          "--default --add` reads it")],
+        model_version: Annotated[str, typer.Option("--model-version", help="the router that labels: 'none' (the lists "
+                                 "alone: a teacher apart from the classifier it teaches) or a version ('promoted')")] = "none",
+        min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="keep suggestions at least this sure")] = 0.5,
+        max_per_label: Annotated[int, typer.Option(min=1, help="at most this many tickets per lead, the surest first")] = 300,
+        held_out: Annotated[Optional[list[Path]], typer.Option("--leave-out", help="tickets to leave out (an evaluation "
+                            "set: the same text or title); repeatable")] = None,
+        batch_size: Annotated[int, typer.Option(min=1, max=512)] = 32,
+    ) -> None:
+        """Label untriaged tickets with the router where it is sure (self-training data: README, "Self-training on
+        untriaged tickets")."""
+        from tqdm import tqdm
+
+        from hotline.cli import _eval_router, load_tickets_or_fail
+        from model.io import read_tickets
+        from model.router import iter_batches
+        from training.pseudo_labels import PseudoLabelArguments, leave_out, pseudo_label, write_csv
+
+        if out.suffix.lower() != ".csv":
+            _fail(f"--out must be a .csv file, not {out.name}")
+        check_output(out, "--out", inputs=(*inputs, *(held_out or ())))
+        what = "a JSONL, CSV or Excel file with id, content (+ title, address, created_at)"
+        tickets, problems = [], []
+        for path in inputs:
+            got, bad = load_tickets_or_fail(path, read_tickets, what)
+            if len(inputs) > 1:  # two exports may both number their tickets from 1
+                got = [t.model_copy(update={"id": f"{path.stem}#{t.id}" if t.id else None}) for t in got]
+            tickets += got
+            problems += bad
+        left = 0
+        if held_out:
+            for path in held_out:
+                tickets, n = leave_out(tickets, load_tickets_or_fail(path, read_tickets, what)[0])
+                left += n
+        router = _eval_router(model_version)
+        sugs = []
+        with tqdm(total=len(tickets), unit="ticket", desc="labelling", file=sys.stderr) as bar:
+            for batch in iter_batches(tickets, batch_size):
+                sugs.extend(router.route_many(batch, batch_size=batch_size))
+                bar.update(len(batch))
+        rows, report = pseudo_label(tickets, sugs, PseudoLabelArguments(min_confidence, max_per_label))
+        try:
+            write_csv(rows, out)
+        except OSError as e:
+            _fail(f"--out {out}: cannot write it ({e.strerror or e})")
+        by = ", ".join(f"{k} {v}" for k, v in report.per_label.items())
+        typer.echo(f"{report.line()}; skipped {len(problems)} bad line(s)" + (f", left out {left} (--leave-out)" if held_out else "")
+                   + f"; wrote {out}" + (f"\nper lead: {by}" if by else ""))
 
     @data_app.command("audit")
     def data_audit(

@@ -125,6 +125,15 @@ class History:
                        pick(self.ids), pick(self.callers), pick(self.addresses), self.report,
                        pick(self.parts) if self.parts is not None else None)
 
+    def plus(self, other: "History") -> "History":
+        """This history followed by ``other`` (rows renumbered after this one's; the report counts both)."""
+        n = max(self.rows, default=0)
+        rep = LoadReport(f"{self.report.path} + {other.report.path}", rows_read=self.report.rows_read + other.report.rows_read,
+                         used=len(self) + len(other))
+        return History(self.texts + other.texts, self.labels + other.labels, self.co + other.co, self.times + other.times,
+                       self.rows + [n + r for r in other.rows], self.ids + other.ids, self.callers + other.callers,
+                       self.addresses + other.addresses, rep)
+
     def to_dataset(self):
         from datasets import Dataset
 
