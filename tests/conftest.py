@@ -23,6 +23,21 @@ def model_cache() -> Path:
     return path
 
 
+@pytest.fixture
+def cli(monkeypatch, model_cache):
+    """Run the ``hotline`` CLI in-process on the test model cache: ``cli("route", "--json", text)`` → a click Result."""
+    from typer.testing import CliRunner
+
+    from hotline.cli import app
+    from hotline.settings import get_settings
+
+    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, [str(a) for a in args])
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def router(model_cache):
     from model.pipeline import build_router

@@ -6,20 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from hotline.cli import app
 from hotline.settings import get_settings
 from responsibility_lists.loader import DEFAULT_DIR, load_lists
-
-
-@pytest.fixture
-def cli(monkeypatch, model_cache):
-    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
-    get_settings.cache_clear()
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, list(args))
-    get_settings.cache_clear()
 
 
 def test_validate_ok_and_broken(cli, tmp_path):

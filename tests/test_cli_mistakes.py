@@ -8,20 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from hotline.cli import app
 from hotline.settings import get_settings
 from model.io import MalformedCsv, csv_rows
-
-
-@pytest.fixture
-def cli(monkeypatch, model_cache):
-    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
-    get_settings.cache_clear()
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, [str(a) for a in args])
-    get_settings.cache_clear()
 
 
 def one_line_error(r, *needles):

@@ -6,10 +6,7 @@ import csv
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from hotline.cli import app
-from hotline.settings import get_settings
 from model.suggestion import DepartmentScore, Reason, Suggestion, Ticket
 from training.pseudo_labels import COLUMNS, PseudoLabelArguments, pseudo_label
 
@@ -57,15 +54,6 @@ def test_only_sure_unflagged_tickets_are_kept_once_per_problem_the_surest_first_
         pseudo_label(tickets[:2], sugs[:1])
     with pytest.raises(ValueError, match="min_confidence"):
         PseudoLabelArguments(min_confidence=1.5)
-
-
-@pytest.fixture
-def cli(monkeypatch, model_cache):
-    monkeypatch.setenv("HOTLINE_MODEL_CACHE_DIR", str(model_cache))
-    get_settings.cache_clear()
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, [str(a) for a in args])
-    get_settings.cache_clear()
 
 
 def _csv(path, header, rows):
