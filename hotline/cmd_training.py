@@ -347,6 +347,8 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             for path in held_out:
                 tickets, n = leave_out(tickets, load_tickets_or_fail(path, read_tickets, what)[0])
                 left += n
+            if not tickets:
+                _fail(f"every ticket of --input is in --leave-out ({left}): nothing left to label")
         router = _eval_router(model_version)
         sugs = []
         with tqdm(total=len(tickets), unit="ticket", desc="labelling", file=sys.stderr) as bar:
@@ -354,6 +356,8 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
                 sugs.extend(router.route_many(batch, batch_size=batch_size))
                 bar.update(len(batch))
         rows, report = pseudo_label(tickets, sugs, PseudoLabelArguments(min_confidence, max_per_label))
+        if not rows:
+            _fail(f"{report.line()}: no ticket is sure enough to learn from — lower --min-confidence (now {min_confidence:g})")
         try:
             write_csv(rows, out)
         except OSError as e:

@@ -91,6 +91,10 @@ def test_pseudo_label_writes_what_train_default_add_trains_on(cli, tmp_path):
     assert r.exit_code == 1 and "--out must be a .csv file" in r.output and not (tmp_path / "pl.txt").exists()
     r = cli("data", "pseudo-label", "--input", calls, "--out", tmp_path / "x.csv", "--model-version", "nosuch")
     assert r.exit_code == 1 and "model version 'nosuch'" in r.output and "Traceback" not in r.output
+    r = cli("data", "pseudo-label", "--input", calls, "--out", tmp_path / "y.csv", "--min-confidence", "0.99")
+    assert r.exit_code == 1 and "no ticket is sure enough" in r.output and not (tmp_path / "y.csv").exists(), r.output
+    r = cli("data", "pseudo-label", "--input", web, "--leave-out", web, "--out", tmp_path / "z.csv")
+    assert r.exit_code == 1 and "nothing left to label" in r.output, r.output
     r = cli("train", "--data", out, "--add", out, "--labels", "roster")
     assert r.exit_code == 1 and "--add goes with --default" in r.output
     # trained on: the synthetic history and the file's rows, and the version says so
