@@ -310,7 +310,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
 
     @data_app.command("pseudo-label")
     def data_pseudo_label(
-        inputs: Annotated[list[Path], typer.Option("--input", help="untriaged tickets: JSONL, CSV or Excel with id, content (+ "
+        inputs: Annotated[list[Path], typer.Option("--input", metavar="FILE", help="untriaged tickets: JSONL, CSV or Excel with id, content (+ "
                                                    "title, address, created_at; or a 12345 export's Chinese headers); repeatable")],
         out: Annotated[Path, typer.Option("--out", help="CSV to write (routing format + confidence, source): `hotline train "
                                           "--default --add` reads it")],
@@ -318,7 +318,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
                                  "alone: a teacher apart from the classifier it teaches) or a version ('promoted')")] = "none",
         min_confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="keep suggestions at least this sure")] = 0.5,
         max_per_label: Annotated[int, typer.Option(min=1, help="at most this many tickets per lead, the surest first")] = 300,
-        held_out: Annotated[Optional[list[Path]], typer.Option("--leave-out", help="tickets to leave out (an evaluation "
+        held_out: Annotated[Optional[list[Path]], typer.Option("--leave-out", metavar="FILE", help="tickets to leave out (an evaluation "
                             "set: the same text or title); repeatable")] = None,
         batch_size: Annotated[int, typer.Option(min=1, max=512)] = 32,
     ) -> None:
