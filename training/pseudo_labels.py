@@ -16,11 +16,13 @@ among the towns).
 from __future__ import annotations
 
 import csv
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.duplicates.signals import (
+    normalise,  # the duplicate detector's: punctuation and spaces make no difference
+)
 from model.suggestion import Suggestion, Ticket
 
 COLUMNS = ["id", "title", "content", "created_at", "lead", "co", "confidence", "source"]
@@ -59,25 +61,22 @@ def _label(code: str, kind: str) -> str:
     return "locality" if kind == "locality" else code
 
 
-_BLANK = re.compile(r"[\s\W_]+")
-
-
 def _problem_key(t: Ticket) -> str:
     """A repeated problem's key: its title's first 12 characters, else its text's first 24 (letters and digits)."""
-    title = _BLANK.sub("", t.title or "")
-    return "t:" + title[:12] if len(title) >= 6 else "c:" + _BLANK.sub("", t.content)[:24]
+    title = normalise(t.title or "")
+    return "t:" + title[:12] if len(title) >= 6 else "c:" + normalise(t.content)[:24]
 
 
 def _text_key(t: Ticket) -> str:
-    return _BLANK.sub("", t.content)[:60]
+    return normalise(t.content)[:60]
 
 
 def leave_out(tickets: list[Ticket], held_out: list[Ticket]) -> tuple[list[Ticket], int]:
     """``tickets`` without those of ``held_out`` (an evaluation set: the same text's opening or the same title), so that
     a model trained on the pseudo-labels is still judged on tickets it never saw; and how many were left out."""
     texts = {_text_key(t) for t in held_out}
-    titles = {_BLANK.sub("", t.title) for t in held_out if t.title and len(_BLANK.sub("", t.title)) >= 6}
-    kept = [t for t in tickets if _text_key(t) not in texts and _BLANK.sub("", t.title or "") not in titles]
+    titles = {normalise(t.title) for t in held_out if t.title and len(normalise(t.title)) >= 6}
+    kept = [t for t in tickets if _text_key(t) not in texts and normalise(t.title or "") not in titles]
     return kept, len(tickets) - len(kept)
 
 
