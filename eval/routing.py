@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.io import TICKET_COLUMNS, csv_table, field_error
+from model.router import route_stream
 from model.suggestion import MAX_CONTENT_CHARS, Suggestion, Ticket, join_texts
 
 TITLE_NAMES = {n.casefold() for n in TICKET_COLUMNS["title"]}
@@ -173,10 +174,7 @@ def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets:
 
 
 def route_all(router, tickets: list[Ticket], batch_size: int = 32) -> list[Suggestion]:
-    suggestions = []
-    for i in range(0, len(tickets), batch_size):
-        suggestions.extend(router.route_many(tickets[i : i + batch_size], batch_size=batch_size))
-    return suggestions
+    return list(route_stream(router, tickets, batch_size))
 
 
 def write_misses(out_dir: Path, misses: list[dict]) -> Path:

@@ -378,7 +378,7 @@ def route(
     unless --precedents gives a file of settled tickets)."""
     from pydantic import ValidationError
 
-    from model.router import iter_batches
+    from model.router import route_stream
     from model.suggestion import Ticket
 
     if (text is None) == (input is None):
@@ -415,10 +415,8 @@ def route(
         fail(f"--output {output}: cannot write it ({e.strerror or e})")
     try:
         with tqdm(total=len(tickets), unit="ticket", disable=output is None, desc="routing") as bar:
-            for batch in iter_batches(tickets, batch_size):
-                for sug in router.route_many(batch, batch_size=batch_size):
-                    out.write(sug.model_dump_json() + "\n")
-                bar.update(len(batch))
+            for sug in route_stream(router, tickets, batch_size, bar.update):
+                out.write(sug.model_dump_json() + "\n")
     finally:
         if output:
             out.close()

@@ -328,7 +328,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
 
         from hotline.cli import _eval_router, load_tickets_or_fail
         from model.io import read_tickets
-        from model.router import iter_batches
+        from model.router import route_stream
         from training.pseudo_labels import PseudoLabelArguments, leave_out, pseudo_label, write_csv
 
         if out.suffix.lower() != ".csv":
@@ -350,11 +350,8 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             if not tickets:
                 _fail(f"every ticket of --input is in --leave-out ({left}): nothing left to label")
         router = _eval_router(model_version)
-        sugs = []
         with tqdm(total=len(tickets), unit="ticket", desc="labelling", file=sys.stderr) as bar:
-            for batch in iter_batches(tickets, batch_size):
-                sugs.extend(router.route_many(batch, batch_size=batch_size))
-                bar.update(len(batch))
+            sugs = list(route_stream(router, tickets, batch_size, bar.update))
         rows, report = pseudo_label(tickets, sugs, PseudoLabelArguments(min_confidence, max_per_label))
         if not rows:
             _fail(f"{report.line()}: no ticket is sure enough to learn from — lower --min-confidence (now {min_confidence:g})")

@@ -16,7 +16,7 @@ import dataclasses
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -433,3 +433,13 @@ def iter_batches(items: Iterable, size: int):
             batch = []
     if batch:
         yield batch
+
+
+def route_stream(router, tickets: Iterable[Ticket], batch_size: int = 32,
+                 on_batch: Callable[[int], object] | None = None) -> Iterator[Suggestion]:
+    """``router.route_many`` over ``tickets`` a batch at a time, the suggestions in the tickets' order;
+    ``on_batch(n)`` after each batch of ``n`` (a progress bar's ``update``)."""
+    for batch in iter_batches(tickets, batch_size):
+        yield from router.route_many(batch, batch_size=batch_size)
+        if on_batch is not None:
+            on_batch(len(batch))

@@ -97,12 +97,18 @@ def test_pseudo_label_writes_what_train_default_add_trains_on(cli, tmp_path):
     assert r.exit_code == 1 and "nothing left to label" in r.output, r.output
     r = cli("train", "--data", out, "--add", out, "--labels", "roster")
     assert r.exit_code == 1 and "--add goes with --default" in r.output
-    # trained on: the synthetic history and the file's rows, and the version says so
+    # a file with no row is refused before any training; one sure ticket is enough to add
+    header, first = out.read_text(encoding="utf-8").splitlines()[:2]
+    (empty := tmp_path / "empty.csv").write_text(header + "\n", encoding="utf-8")
+    r = cli("train", "--default", "--synthetic-n", 60, "--add", empty, "--out", tmp_path / "never")
+    assert r.exit_code == 1 and "0 usable row(s)" in r.output and not (tmp_path / "never").exists(), r.output
+    (one := tmp_path / "one.csv").write_text(header + "\n" + first + "\n", encoding="utf-8")
+    # trained on: the synthetic history and the file's row, and the version says so
     versions = tmp_path / "versions"
-    r = cli("train", "--default", "--synthetic-n", 60, "--add", out, "--epochs", 1, "--max-seq-length", 32, "--out", versions,
+    r = cli("train", "--default", "--synthetic-n", 60, "--add", one, "--epochs", 1, "--max-seq-length", 32, "--out", versions,
             "--quiet")
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["version"].endswith("-default-plus") and summary["n_train"] + summary["n_val"] == 60 + len(rows)
+    assert summary["version"].endswith("-default-plus") and summary["n_train"] + summary["n_val"] == 60 + 1
     training = json.loads((versions / summary["version"] / "training.json").read_text(encoding="utf-8"))
-    assert training["added"]["rows"] == len(rows), training
+    assert training["added"] == {"file": str(one), "rows": 1, "fingerprint": training["added"]["fingerprint"]}, training

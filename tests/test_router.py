@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from model.io import read_tickets
+from model.router import route_stream
 from model.suggestion import REASON_LABELS, Reason, Ticket
 
 
@@ -224,6 +225,17 @@ def test_batch_equals_single(router):
         single = route(router, t)
         assert batch[i].lead.code == single.lead.code
         assert batch[i].confidence == pytest.approx(single.confidence, abs=1e-3)
+
+
+def test_route_stream_keeps_the_tickets_order_across_batches(router):
+    texts = ["井盖丢了，晚上走路差点掉进去", "外卖骑手在人行道上逆行撞到人", "燃气费怎么交，营业厅在哪里",
+             "小区门口烧烤油烟太大", "路灯不亮好几天了"]
+    tickets = [Ticket(id=str(i), content=t) for i, t in enumerate(texts)]
+    done = []
+    streamed = list(route_stream(router, iter(tickets), 2, done.append))
+    assert done == [2, 2, 1]
+    assert [s.id for s in streamed] == [t.id for t in tickets]
+    assert [s.lead.code for s in streamed] == [s.lead.code for s in router.route_many(tickets)]
 
 
 def test_jsonl_reader_reports_bad_lines(tmp_path):
