@@ -178,13 +178,14 @@ def write_report(out: Path, data_name: str, model_version: str, tickets: list[Ti
                  suggestions: list[Suggestion], baseline: dict | None, *, names: dict[str, str] | None = None,
                  zero_shot: list[Suggestion] | None = None, zero_shot_version: str = "zero-shot",
                  dedup: dict | None = None, confusion_top: int = 12, version_arg: str | None = None,
-                 co_gold: list[list[str]] | None = None) -> dict:
+                 co_gold: list[list[str]] | None = None, components: dict | None = None) -> dict:
     """Write report.md, report.html, metrics.json and the PNGs into ``out``; return the metrics.
 
     ``zero_shot``: the zero-shot router's suggestions for the same tickets, when ``suggestions`` come from a
     trained model version (shown side by side). ``dedup``: from :func:`dedup_windows`. ``names``: roster
     code -> department name (tables; the confusion plot when a CJK font is installed). ``version_arg``: the
-    version as given on the command line (for the ``hotline eval compare`` hint)."""
+    version as given on the command line (for the ``hotline eval compare`` hint). ``components``: from
+    :func:`eval.components.component_metrics` (what the classifier and the lists each know)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = names or {}
@@ -225,6 +226,7 @@ def write_report(out: Path, data_name: str, model_version: str, tickets: list[Ti
         "confusion_matrix": {**cm, "tick_labels": ticks, "font": font},
         "reliability": m["reliability"],
         "comparison_to_zero_shot": ({k: v for k, v in comparison.items() if k != "systems"} if comparison else None),
+        "components": components,
         "dedup": dedup, "files": ["report.md", "report.html", "metrics.json", *PLOTS, "misses.jsonl"],
     }
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -273,6 +275,19 @@ def _blocks(metrics: dict, m: dict, mz: dict | None, baseline: dict | None, comp
                    Table(["label", "support", f"F1 `{zs}`", f"F1 `{ev}`", "Δ"],
                          [[r["label"], r["support"], r["f1_a"], r["f1_b"], r["delta"]] for r in comparison["per_label"][:8]],
                          align="lrrrr")]
+    c = metrics["components"]
+    if c:
+        d = c["disagree"]
+        blocks += [Heading("What each part knows"),
+                   Para("The served router weighs the classifier's opinion and the lists' (the zero-shot router). Each alone, "
+                        "where they agree, and how often one or the other names the gold lead: about the most any weighting "
+                        "of the two (`hotline eval tune-fusion`) can reach."),
+                   Table(["classifier alone top-1", "classifier alone top-3", "lists alone top-1", "served top-1",
+                          "same lead named", "served top-1 there", "one or the other right", "both right"],
+                         [[c["classifier_top1"], c["classifier_top3"], c["lists_top1"], c["served_top1"], c["agree"],
+                           c["served_top1_where_agree"], c["either_top1"], c["both_top1"]]], align="rrrrrrrr"),
+                   Para(f"Where they name different leads ({d['tickets']} tickets) the classifier is right on "
+                        f"{d['classifier_right']}, the lists on {d['lists_right']}, the served router on {d['served_right']}.")]
     r = metrics["router"]
     blocks += [
         Heading("Confidence, arbitration, auto-dispatch"),

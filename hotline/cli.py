@@ -651,8 +651,9 @@ def eval_routing(
     owners = None  # the messages' owners for the duplicate figures (before this router is let go)
     if messages is not None and get_settings().dedup_owner_window_days > get_settings().dedup_window_days:
         owners = _dedup_owners(router, messages)
-    zero = zero_version = None
+    zero = zero_version = parts = None
     if not _is_zero_shot(router):
+        views = [v.lead for v in router.model_views(tickets)]  # the classifier alone (its encoder cache holds the texts)
         del router
         zr = _eval_router("none")
         if precedents is not None:
@@ -666,6 +667,10 @@ def eval_routing(
         paired = compare_suggestions(zero, suggestions, labels)
         typer.echo(beats_line(f"{version}", {"top1": report.top1, "top3": report.top3}, "the zero-shot router",
                               {"top1": z.top1, "top3": z.top3}, paired=paired)[0])
+        from eval.components import component_metrics, components_line
+
+        parts = component_metrics(views, zero, suggestions, labels)
+        typer.echo(components_line(parts))
     base = None
     if baseline and report.n >= 10:
         from eval.report import tfidf_svc_baseline
@@ -683,7 +688,8 @@ def eval_routing(
         write_misses(out, report.misses)
         write_report(out, data.name, version, tickets, labels, suggestions, base, names=names, zero_shot=zero,
                      zero_shot_version=zero_version or "zero-shot", dedup=dedup,
-                     version_arg=model_version or get_settings().model_version or "promoted", co_gold=co_gold)
+                     version_arg=model_version or get_settings().model_version or "promoted", co_gold=co_gold,
+                     components=parts)
         typer.echo(f"report: {out / 'report.md'} (and report.html)")
     for (gold, pred, k) in report.confusions[:10]:
         typer.echo(f"  {gold:22} -> {pred:22} {k}")

@@ -203,6 +203,26 @@ def test_compare_finds_the_department_difference_made_on_purpose(tmp_path):
         compare_suggestions(a, b[:-1], GOLD)
 
 
+def test_what_each_part_knows_counts_where_classifier_and_lists_part_ways():
+    from eval.components import component_metrics, components_line
+
+    gold = ["education", "health", "locality", "urban_management", "transport"]
+    lists = [sug(0, "education"), sug(1, "education"), sug(2, "meilin"), sug(3, "public_security"), sug(4, "health")]
+    clf = [{"education": 0.8, "health": 0.2}, {"health": 0.6, "education": 0.4}, {"locality": 0.5, "health": 0.5},
+           {"transport": 0.5, "health": 0.3, "public_security": 0.15, "urban_management": 0.05}, {"health": 0.9, "transport": 0.1}]
+    served = [sug(0, "education"), sug(1, "health"), sug(2, "meilin"), sug(3, "transport"), sug(4, "transport")]
+    c = component_metrics(clf, lists, served, gold)
+    # a town's lead counts as locality; the lists and the classifier agree on tickets 0, 2 and 4
+    assert c["agree"] == 0.6 and c["served_top1_where_agree"] == 1.0
+    assert (c["classifier_top1"], c["lists_top1"], c["served_top1"]) == (0.6, 0.4, 0.8)
+    assert c["classifier_top3"] == 0.8  # ticket 3's gold lead is the classifier's fourth
+    assert (c["both_top1"], c["either_top1"]) == (0.4, 0.6)
+    assert c["disagree"] == {"tickets": 2, "classifier_right": 1, "lists_right": 0, "served_right": 1}
+    assert "one or the other right: 0.600" in components_line(c)
+    with pytest.raises(ValueError):
+        component_metrics(clf[:4], lists, served, gold)
+
+
 def test_mcnemar_exact():
     assert mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(10, 0) == pytest.approx(2 / 1024, abs=1e-4)
@@ -275,6 +295,14 @@ class TrainedStandIn:
             out.append(s.model_copy(update=upd))
         return out
 
+    def model_views(self, tickets, batch_size=32):
+        """Its "classifier": the lists' lead (their lead's label), except ``health`` on the spoiled tickets."""
+        from eval.routing import as_label
+        from model.fusion import ModelView
+
+        return [ModelView({"health" if s.id in self.spoil else as_label(s.lead.code, s.lead.kind): 1.0}, {})
+                for s in self.memo.route_many(tickets, batch_size=batch_size)]
+
 
 def test_cli_report_with_trained_version_and_duplicates(env, router, labelled, tmp_path):
     import model.pipeline
@@ -327,6 +355,13 @@ def test_cli_report_with_trained_version_and_duplicates(env, router, labelled, t
     assert default["tp"] == 2 and default["fn"] == 0 and default["fp"] == 0
     assert unlimited["tp"] == 2 and unlimited["fp"] == 0 and w180["tp"] == 2
     assert "## Duplicate detection" in md
+    # what each part knows: the stand-in's classifier and the lists part ways on the spoiled tickets only
+    c = m["components"]
+    assert c["disagree"]["tickets"] == len(spoil) and c["disagree"]["classifier_right"] == 0
+    assert c["disagree"]["served_right"] == 0 and c["agree"] == round(1 - len(spoil) / len(recs), 3)
+    assert c["either_top1"] == pytest.approx(m["zero_shot"]["top1"], abs=1e-3)
+    assert c["classifier_top1"] == pytest.approx(m["router"]["top1"], abs=1e-3)
+    assert "## What each part knows" in md and "one or the other right: " in r.stdout
     assert (out / "misses.jsonl").is_file() and (out / "report.html").is_file()
 
 
