@@ -13,11 +13,7 @@ from collections.abc import Sequence
 
 from model.suggestion import Suggestion
 
-from .routing import as_label
-
-
-def _lead(s: Suggestion) -> str:
-    return as_label(s.lead.code, s.lead.kind)
+from .metrics import lead_labels
 
 
 def component_metrics(classifier: Sequence[dict[str, float]], lists: Sequence[Suggestion], served: Sequence[Suggestion],
@@ -33,9 +29,10 @@ def component_metrics(classifier: Sequence[dict[str, float]], lists: Sequence[Su
     ranked = [sorted(p, key=p.get, reverse=True) for p in classifier]
     c1 = [r[0] == g if r else False for r, g in zip(ranked, labels)]
     c3 = [g in r[:3] for r, g in zip(ranked, labels)]
-    l1 = [_lead(s) == g for s, g in zip(lists, labels)]
-    s1 = [_lead(s) == g for s, g in zip(served, labels)]
-    agree = [bool(r) and r[0] == _lead(s) for r, s in zip(ranked, lists)]
+    lists_leads = lead_labels(list(lists))
+    l1 = [x == g for x, g in zip(lists_leads, labels)]
+    s1 = [x == g for x, g in zip(lead_labels(list(served)), labels)]
+    agree = [bool(r) and r[0] == x for r, x in zip(ranked, lists_leads)]
     split = [i for i in range(n) if not agree[i]]
     same = [i for i in range(n) if agree[i]]
 
