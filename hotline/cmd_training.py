@@ -169,12 +169,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
                 typer.echo(json.dumps({"promoted": v, "trained": False}, ensure_ascii=False))
                 return
             typer.echo("no model version is promoted: building the default model from synthetic history "
-                       "(2–3 minutes on 2 idle cores; progress below) …", err=True)
-        if default and ngram_weight is None:
-            # the fusion knobs were chosen with the transformer alone; with the n-gram head the default model
-            # measured top-1 0.599 / top-3 0.860 on routing_dev vs 0.605 / 0.839 without (README): no gain — with the lists
-            # of 2026-11-29; with those of 2026-12-06 it gains on three draws (docs/routing-log.md): a candidate default
-            ngram_weight = 0.0
+                       "(3–4 minutes on 2 idle cores; progress below) …", err=True)
         p = with_overrides(PRESETS[preset], epochs=epochs, max_seq_length=max_seq_length, train_layers=train_layers,
                            ngram_weight=ngram_weight)
         if default:

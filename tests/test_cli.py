@@ -317,7 +317,8 @@ def test_data_synth_writes_seeded_held_out_history(cli, tmp_path):
 
 def test_default_model_trains_on_the_synthetic_seed_asked_for(cli, tmp_path):
     """`hotline train --default --synthetic-seed K`: another draw of synthetic history (to see how much a draw moves
-    the figures); the version records which draw it learned from, and the seed without --default is refused."""
+    the figures); the version records which draw it learned from, and the seed without --default is refused. The
+    default recipe includes the n-gram head."""
     import json
 
     from responsibility_lists.loader import load_lists
@@ -334,6 +335,8 @@ def test_default_model_trains_on_the_synthetic_seed_asked_for(cli, tmp_path):
     assert meta["data_fingerprint"] != default_history(lists, 60, seed=0).fingerprint()
     assert meta["data_fingerprint"] == default_history(lists, 60, seed=4).fingerprint()
     assert "held-out" not in res.output
+    # the default recipe carries the character n-gram head beside the transformer (weight 1, since 2026-12-07)
+    assert meta["preset"]["ngram_weight"] == 1.0 and (folder / "ngram_head.json").is_file()
     # seed 1 is `hotline data synth`'s held-out history: training on it works, with a warning saying what it costs
     res = cli("train", "--default", "--synthetic-n", "60", "--synthetic-seed", "1", "--epochs", "1",
               "--max-seq-length", "32", "--quiet", "--out", str(out))
