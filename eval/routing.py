@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.io import TICKET_COLUMNS, csv_table, field_error
-from model.router import route_stream
+from model.router import iter_batches, route_stream
 from model.suggestion import MAX_CONTENT_CHARS, Suggestion, Ticket, join_texts
 
 TITLE_NAMES = {n.casefold() for n in TICKET_COLUMNS["title"]}
@@ -175,6 +175,17 @@ def score_suggestions(suggestions: list[Suggestion], labels: list[str], tickets:
 
 def route_all(router, tickets: list[Ticket], batch_size: int = 32) -> list[Suggestion]:
     return list(route_stream(router, tickets, batch_size))
+
+
+def route_all_with_views(router, tickets: list[Ticket], batch_size: int = 32) -> tuple[list[Suggestion], list]:
+    """A trained version's suggestions and its classifier's own opinions (``ModelView``), a batch at a time, from
+    the one pass that routes them."""
+    suggestions, views = [], []
+    for batch in iter_batches(tickets, batch_size):
+        s, v = router.route_many_with_views(batch, batch_size=batch_size)
+        suggestions += s
+        views += v
+    return suggestions, views
 
 
 def write_misses(out_dir: Path, misses: list[dict]) -> Path:

@@ -627,7 +627,7 @@ def eval_routing(
     """Lead top-1 / top-3 of the router on a labelled CSV beside a TF-IDF baseline (and the zero-shot router when a
     trained version is evaluated); with --out a report folder a reviewer can open."""
     from eval.report import beats_line, write_report
-    from eval.routing import route_all, score_suggestions, write_misses
+    from eval.routing import route_all, route_all_with_views, score_suggestions, write_misses
 
     check_output(out, "--out", folder=True)
     tickets, labels, co_gold = _labelled_rows_or_fail(data, ExportColumns(text_cols, label_col, co_col, address_col, id_col), rows)
@@ -638,7 +638,9 @@ def eval_routing(
         typer.echo(f"{n_prec} precedents from {precedents.name} (weight {get_settings().precedent_weight})")
     names = _department_names(router)
     _warn_unknown_labels(labels, names)
-    suggestions = route_all(router, tickets)
+    trained = not _is_zero_shot(router)
+    # a trained version's classifier opinions come from the pass that routes (what each part knows, below)
+    suggestions, views = route_all_with_views(router, tickets) if trained else (route_all(router, tickets), None)
     report = score_suggestions(suggestions, labels, tickets)
     version = router.model_version
     typer.echo(f"{version} on {data.name}: n={report.n} top1={report.top1:.3f} top3={report.top3:.3f}")
@@ -652,8 +654,7 @@ def eval_routing(
     if messages is not None and get_settings().dedup_owner_window_days > get_settings().dedup_window_days:
         owners = _dedup_owners(router, messages)
     zero = zero_version = parts = None
-    if not _is_zero_shot(router):
-        views = [v.lead for v in router.model_views(tickets)]  # the classifier alone (its encoder cache holds the texts)
+    if trained:
         del router
         zr = _eval_router("none")
         if precedents is not None:
@@ -669,7 +670,7 @@ def eval_routing(
                               {"top1": z.top1, "top3": z.top3}, paired=paired)[0])
         from eval.components import component_metrics, components_line
 
-        parts = component_metrics(views, zero, suggestions, labels)
+        parts = component_metrics([v.lead for v in views], zero, suggestions, labels)
         typer.echo(components_line(parts))
     base = None
     if baseline and report.n >= 10:

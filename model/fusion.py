@@ -212,6 +212,11 @@ class FusionRouter(ZeroShotRouter):
         return a.probs.get(lead, 0.0) >= self.fusion.auto_lists_confidence
 
     def route_many(self, tickets: list[Ticket], batch_size: int = 32) -> list[Suggestion]:
+        return self.route_many_with_views(tickets, batch_size)[0]
+
+    def route_many_with_views(self, tickets: list[Ticket], batch_size: int = 32) -> tuple[list[Suggestion], list[ModelView]]:
+        """The suggestions and the classifier's own opinions they fused, from one pass (``hotline eval routing``
+        scores both: ``eval/components.py``)."""
         vecs = self.query_vectors(tickets, batch_size=batch_size)
         views = self.model_views(tickets, batch_size=batch_size)
-        return [self.route(t, v, m) for t, v, m in zip(tickets, vecs, views)]
+        return [self.route(t, v, m) for t, v, m in zip(tickets, vecs, views)], views

@@ -295,13 +295,14 @@ class TrainedStandIn:
             out.append(s.model_copy(update=upd))
         return out
 
-    def model_views(self, tickets, batch_size=32):
+    def route_many_with_views(self, tickets, batch_size=32):
         """Its "classifier": the lists' lead (their lead's label), except ``health`` on the spoiled tickets."""
         from eval.routing import as_label
         from model.fusion import ModelView
 
-        return [ModelView({"health" if s.id in self.spoil else as_label(s.lead.code, s.lead.kind): 1.0}, {})
-                for s in self.memo.route_many(tickets, batch_size=batch_size)]
+        views = [ModelView({"health" if s.id in self.spoil else as_label(s.lead.code, s.lead.kind): 1.0}, {})
+                 for s in self.memo.route_many(tickets, batch_size=batch_size)]
+        return self.route_many(tickets, batch_size), views
 
 
 def test_cli_report_with_trained_version_and_duplicates(env, router, labelled, tmp_path):

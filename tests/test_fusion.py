@@ -426,3 +426,25 @@ def test_tune_fusion_scores_every_pair_and_a_saved_choice_is_served(model_cache,
     res = CliRunner().invoke(app, ["eval", "tune-fusion", "--data", str(data), "--model-version", "none"])
     assert res.exit_code == 1 and "trained model version" in res.output and "Traceback" not in res.output
     get_settings.cache_clear()
+
+
+def test_routing_with_views_gives_the_same_suggestions_and_the_classifiers_own_opinions(fusion):
+    """`hotline eval routing` scores the classifier alone from the pass that routes (no second classifier pass): the
+    suggestions are route_many's, the views model_views', each in the tickets' order across batches."""
+    from eval.routing import route_all_with_views
+
+    fusion.fusion = FusionConfig()
+    tickets = [Ticket(id=str(i), content=t) for i, t in enumerate([WAGES, DOGS, VILLAGE, "楼下烧烤店油烟太大", WAGES + "，已经半年了"])]
+    sugs, views = route_all_with_views(fusion, tickets, batch_size=2)
+    batches = [tickets[i:i + 2] for i in range(0, len(tickets), 2)]
+    want = [s for b in batches for s in fusion.route_many(b, batch_size=2)]
+    assert [s.id for s in sugs] == [t.id for t in tickets]
+    assert [(s.lead.code, [c.code for c in s.co], s.auto_dispatch, [r.code for r in s.reasons]) for s in sugs] == \
+        [(s.lead.code, [c.code for c in s.co], s.auto_dispatch, [r.code for r in s.reasons]) for s in want]
+    assert [s.confidence for s in sugs] == pytest.approx([s.confidence for s in want], abs=1e-4)
+    alone = [v for b in batches for v in fusion.model_views(b, batch_size=2)]
+    assert len(views) == len(tickets)
+    for got, exp in zip(views, alone):
+        assert got.lead.keys() == exp.lead.keys()
+        assert [got.lead[k] for k in exp.lead] == pytest.approx([exp.lead[k] for k in exp.lead], abs=1e-5)
+    assert views[0].lead != views[1].lead  # one opinion per ticket, not one repeated
