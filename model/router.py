@@ -383,7 +383,17 @@ class ZeroShotRouter:
         cfg = self.config
         out: list[Reason] = []
         if confidence < cfg.low_confidence:
-            out.append(Reason(code="LOW_CONFIDENCE", message=f"系统对牵头单位的把握较低（{confidence:.0%}），请人工判断。"))
+            top, p_top = ranked[0] if ranked else (lead.code, confidence)
+            if rule and top != rule.rule.lead:
+                # the rule names the lead (policy), the rest of the ticket reads as another owner's matter: say which,
+                # so that the dispatcher sees why the first candidate is not the lead (often a trigger that fired on
+                # a long letter's side remark)
+                other = self._dep(top, p_top, location).name
+                msg = (f"联办规则「{rule.rule.matter}」定由{lead.name}牵头，但工单其余内容更像{other}的事项（{p_top:.0%}），"
+                       f"规则是否适用把握较低（{confidence:.0%}），请人工判断。")
+            else:
+                msg = f"系统对牵头单位的把握较低（{confidence:.0%}），请人工判断。"
+            out.append(Reason(code="LOW_CONFIDENCE", message=msg))
         if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < cfg.ambiguous_margin and not rule:
             a, b = (self._dep(c, 0.0, location).name for c, _ in ranked[:2])  # the town the place points to, by name
             out.append(Reason(code="AMBIGUOUS", message=f"{a}与{b}均可能负责，权责不够清晰。"))

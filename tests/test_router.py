@@ -210,6 +210,23 @@ def test_the_uncertainty_reasons_fire_where_they_should_and_only_there(router, t
     assert not {r.code for r in route(off, text).reasons} & UNSURE
 
 
+def test_a_rule_the_rest_of_the_ticket_contradicts_says_so(router):
+    """A matched rule names the lead (policy); when the rest of the ticket reads as another owner's matter the lead's
+    confidence is low and the first candidate is that owner. LOW_CONFIDENCE then says which rule and which owner, so the
+    dispatcher sees why the lead is not the first candidate; elsewhere it keeps its plain sentence."""
+    bar = route(router, "城西小区楼下新开的酒吧每天放音乐到凌晨两三点，年轻人在门口喝酒大声喧哗打架，居民无法休息")
+    low = [r.message for r in bar.reasons if r.code == "LOW_CONFIDENCE"]
+    other = router.lists.departments[bar.candidates[0].code].name
+    assert bar.evidence[0].item_id == "rule:noise-entertainment" and bar.lead.code == "culture_tourism"
+    assert bar.candidates[0].code != "culture_tourism", [(c.code, c.score) for c in bar.candidates]
+    assert len(low) == 1 and low[0].startswith("联办规则「KTV、酒吧等娱乐场所噪声扰民」定由区文化和旅游局牵头") and other in low[0], low
+    # a rule the ticket agrees with: no such sentence; no rule at all: the plain one
+    stall = route(router, "路边有人摆摊卖烧烤，油烟很大还占道")
+    assert stall.evidence[0].type == "rule" and not [r for r in stall.reasons if r.code == "LOW_CONFIDENCE"]
+    plain = [r.message for r in route(router, "你好").reasons if r.code == "LOW_CONFIDENCE"]
+    assert len(plain) == 1 and plain[0].startswith("系统对牵头单位的把握较低"), plain
+
+
 def test_nonsense_is_flagged_not_auto_dispatched(router):
     s = route(router, "asdkjh qwe zzzz 12345 ????")
     assert not s.auto_dispatch
