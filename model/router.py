@@ -383,11 +383,11 @@ class ZeroShotRouter:
         cfg = self.config
         out: list[Reason] = []
         if confidence < cfg.low_confidence:
-            top, p_top = ranked[0] if ranked else (lead.code, confidence)
-            if rule and top != rule.rule.lead:
+            if rule and ranked and ranked[0][0] != rule.rule.lead:
                 # the rule names the lead (policy), the rest of the ticket reads as another owner's matter: say which,
                 # so that the dispatcher sees why the first candidate is not the lead (often a trigger that fired on
                 # a long letter's side remark)
+                top, p_top = ranked[0]
                 other = self._dep(top, p_top, location).name
                 msg = (f"联办规则「{rule.rule.matter}」定由{lead.name}牵头，但工单其余内容更像{other}的事项（{p_top:.0%}），"
                        f"规则是否适用把握较低（{confidence:.0%}），请人工判断。")
