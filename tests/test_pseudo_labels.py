@@ -68,7 +68,9 @@ def _csv(path, header, rows):
 def test_pseudo_label_writes_what_train_default_add_trains_on(cli, tmp_path):
     smoke = "我家楼下新开的烧烤店每天晚上油烟直接往楼上窗户里飘，家里没法开窗，请环保部门管一管"
     school = "孩子今年上小学，按学区应该划到实验小学，学校说学位满了不收，教育局能不能协调"
-    lamp = "幸福里小区门口的路灯坏了一个月了，晚上出行很不方便，请尽快修复"
+    # a neighbours' dispute at a Meilin estate: the town's matter by a wide margin (a street lamp there sat at the
+    # AMBIGUOUS margin, 0.079 or 0.072 by the encoder's dtype, and was left out as unsure on a float32 machine)
+    lamp = "幸福里小区楼上邻居装修把我家天花板弄漏水了，找他协商不理，想请社区帮忙调解一下"
     calls = _csv(tmp_path / "calls.csv", ["id", "title", "content"],
                  [["1", "楼下烧烤店油烟扰民", smoke], ["2", "孩子上学学位问题", school], ["3", "你好", "你好"], ["4", "", ""]])
     web = _csv(tmp_path / "web.csv", ["留言编号", "留言主题", "留言详情"], [["1", "", lamp]])  # numbered from 1 too
@@ -83,7 +85,7 @@ def test_pseudo_label_writes_what_train_default_add_trains_on(cli, tmp_path):
     assert rows and list(rows[0]) == COLUMNS
     by = {r["id"]: r for r in rows}
     assert set(by) == {"calls#2", "web#1"}, by  # the evaluation set's ticket left out, "你好" never sure
-    assert by["calls#2"]["lead"] == "education" and by["web#1"]["lead"] == "locality"  # a town's street lamp: `locality`
+    assert by["calls#2"]["lead"] == "education" and by["web#1"]["lead"] == "locality"  # a town's matter: `locality`
     assert float(by["calls#2"]["confidence"]) > float(by["web#1"]["confidence"])  # the surest first
     assert [r["id"] for r in rows] == ["calls#2", "web#1"] and {r["source"] for r in rows} == {by["web#1"]["source"]}
     assert by["web#1"]["source"].startswith("zero-shot@")
