@@ -104,7 +104,9 @@ def dedup_windows(messages: Path, pairs: Path, encoder, base_config, windows: li
     The messages are read and embedded once; ``owners``: each message's lead department (the owner window)."""
     from dataclasses import replace
 
-    from .duplicates import embed_cached, evaluate_dedup, read_messages
+    from model.duplicates.file_cache import embed_cached
+
+    from .duplicates import evaluate_dedup, read_messages
 
     tickets = read_messages(messages)
     vectors = embed_cached(encoder, tickets, cache_dir)

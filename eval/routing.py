@@ -14,6 +14,7 @@ from pathlib import Path
 from model.io import TICKET_COLUMNS, csv_table, field_error
 from model.router import iter_batches, route_stream
 from model.suggestion import MAX_CONTENT_CHARS, Suggestion, Ticket, join_texts
+from training.data import label_aliases
 
 TITLE_NAMES = {n.casefold() for n in TICKET_COLUMNS["title"]}
 
@@ -67,16 +68,6 @@ def ticket_rows(path: Path, required=REQUIRED_COLUMNS):
 
 def _rows_named(rows: list[int], limit: int = 5) -> str:
     return ("row " if len(rows) == 1 else "rows ") + ", ".join(map(str, rows[:limit])) + (" …" if len(rows) > limit else "")
-
-
-def label_aliases(lists) -> dict[str, str]:
-    """Gold leads as a centre's own exports write them -> the routing labels suggestions are scored in, as
-    ``hotline train --labels roster`` reads them: a roster code, a department's full name (区教育局), and a street
-    office's or town's code or name (-> ``locality``: the router names the town from the address, and a
-    suggestion of kind locality counts as ``locality``)."""
-    from training.data import LOCALITY, roster_label_space
-
-    return {**roster_label_space(lists)[1], LOCALITY: LOCALITY}
 
 
 def read_labelled_csv(path: Path, aliases: dict[str, str] | None = None,

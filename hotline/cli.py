@@ -459,7 +459,8 @@ def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
     ``hotline train`` reads (CSV/XLSX/JSONL/Parquet), mapped the same way."""
     import csv
 
-    from eval.routing import label_aliases, read_labelled_csv, read_labelled_export
+    from eval.routing import read_labelled_csv, read_labelled_export
+    from training.data import label_aliases
     from model.io import MalformedCsv, UnreadableText
 
     if not data.is_file():
@@ -565,7 +566,8 @@ def _dup_messages_or_fail(pairs: Path, messages: Optional[Path]) -> Path:
 def _dedup_owners(router, messages: Path) -> list[str]:
     """Each message's owner for the duplicate detector's owner window, as the service takes it for a ticket not yet
     dispatched: the lead the lists name (the suggestion's ``lists_lead``), cached as ``hotline eval-dedup`` caches it."""
-    from eval.duplicates import read_messages, routed_owners
+    from eval.duplicates import read_messages
+    from model.duplicates.file_cache import routed_owners
 
     try:
         tickets = read_messages(messages)

@@ -95,11 +95,10 @@ def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route:
     (``route``: the suggestion's ``lists_lead``, as the service takes it for a ticket not yet dispatched; only a
     lists edit moves it, not a retrain, so the lists-only router is built; cached under ``cache_dir`` when given),
     else None."""
-    from eval.duplicates import routed_owners
-    from eval.routing import label_aliases
+    from model.duplicates.file_cache import routed_owners
     from model.pipeline import build_router
     from responsibility_lists.loader import ListsInvalid, load_lists
-    from training.data import map_label
+    from training.data import label_aliases, map_label
 
     given = given or {}
     router = None
@@ -180,7 +179,7 @@ def _run(input: Path, state: Optional[Path], window_days: float | None = None, o
                                                       cache_dir=Path(settings.model_cache_dir) / "owners")
     vectors = None
     if cache_vectors and state is None:  # `hot` tried on one file with other windows embeds it once (as eval-dedup)
-        from eval.duplicates import embed_cached
+        from model.duplicates.file_cache import embed_cached
 
         vectors = embed_cached(det.encoder, tickets, Path(settings.model_cache_dir) / "dedup-vectors")
     if until is not None:  # after the cache (keyed by the whole file): a ticket without a readable time stays, to be refused

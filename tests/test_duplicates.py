@@ -481,11 +481,11 @@ def test_cli_hot_json(cli, tmp_path, monkeypatch):
     r = cli("hot", "--input", str(inp), "--owners", "all")
     assert r.exit_code != 0 and "--owners must be one of route, input, none" in r.output
     # the owners routed by the first run are cached by the lists and the tickets: another window does not route again
-    import eval.routing
+    import model.duplicates.file_cache
 
     def no_routing(*a, **k):
         raise AssertionError("routed again")
-    monkeypatch.setattr(eval.routing, "route_all", no_routing)
+    monkeypatch.setattr(model.duplicates.file_cache, "route_stream", no_routing)
     # nor embed it again (a helper waited 3.5 minutes per window on the 4,326 messages)
     from model.duplicates.detector import DuplicateDetector
 
@@ -529,7 +529,7 @@ def test_routed_owners_are_cached_by_router_and_tickets(router, tmp_path, monkey
     any of them routes again, another classifier does not."""
     from dataclasses import replace
 
-    from eval.duplicates import routed_owners
+    from model.duplicates.file_cache import routed_owners
 
     calls = []
     route_many = router.route_many
@@ -548,13 +548,13 @@ def test_routed_owners_are_cached_by_router_and_tickets(router, tmp_path, monkey
     monkeypatch.setattr(router, "config", replace(router.config, title_weight=router.config.title_weight + 0.1))
     routed_owners(router, tickets, tmp_path)
     assert calls == [2, 2, 2, 2]  # another knob: another key
-    import eval.duplicates
-    code = eval.duplicates._router_code()
-    assert len(code) == 16 and code == eval.duplicates._router_code()
-    names = [n for n, _ in eval.duplicates._router_files()]  # the router's code, not the detector's
+    import model.duplicates.file_cache as file_cache
+    code = file_cache._router_code()
+    assert len(code) == 16 and code == file_cache._router_code()
+    names = [n for n, _ in file_cache._router_files()]  # the router's code, not the detector's
     assert {"model/router.py", "model/fusion.py", "responsibility_lists/schema.py"} <= set(names)
     assert not any(n.startswith("model/duplicates/") for n in names) and "model/duplicates/detector.py" not in names
-    monkeypatch.setattr(eval.duplicates, "_router_code", lambda: "0" * 16)  # the same lists read by other code
+    monkeypatch.setattr(file_cache, "_router_code", lambda: "0" * 16)  # the same lists read by other code
     routed_owners(router, tickets, tmp_path)
     assert calls == [2, 2, 2, 2, 2]  # another key: an upgrade does not read an older checkout's owners
     assert len(list(tmp_path.glob("owners-*.json"))) == 4

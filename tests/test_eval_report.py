@@ -570,7 +570,8 @@ def test_an_exports_title_column_is_the_tickets_title_as_in_serving(tmp_path):
     text column, when it is a title column, is the title; other mappings keep the joined text."""
     import pandas as pd
 
-    from eval.routing import label_aliases, read_labelled_export
+    from eval.routing import read_labelled_export
+    from training.data import label_aliases
     from responsibility_lists.loader import DEFAULT_DIR, load_lists
     from training.data import ColumnMap
 

@@ -404,7 +404,8 @@ def test_tune_fusion_scores_every_pair_and_a_saved_choice_is_served(model_cache,
     kw = dict(model_cache_dir=model_cache, index_dir=model_cache / "indexes", max_seq_length=256, versions_root=versions)
     served = build_router(DEFAULT_DIR, model_version=name, **kw)
     assert (served.fusion.lists_weight, served.fusion.temperature) == (out["lists_weight"], out["temperature"])
-    from eval.routing import label_aliases, read_labelled_csv
+    from eval.routing import read_labelled_csv
+    from training.data import label_aliases
 
     tickets, labels, _ = read_labelled_csv(data, label_aliases(served.lists))
     choice = tune_fusion(served, tickets, labels)

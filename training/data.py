@@ -348,6 +348,14 @@ def roster_label_space(lists) -> tuple[list[str], dict[str, str]]:
     return labels, aliases | {name_key(k): v for k, v in aliases.items()}
 
 
+def label_aliases(lists) -> dict[str, str]:
+    """Leads as a centre's own exports write them -> the routing labels suggestions are scored in, as
+    ``hotline train --labels roster`` reads them: a roster code, a department's full name (区教育局), and a street
+    office's or town's code or name (-> ``locality``: the router names the town from the address, and a
+    suggestion of kind locality counts as ``locality``)."""
+    return {**roster_label_space(lists)[1], LOCALITY: LOCALITY}
+
+
 # ------------------------------------------------------------------------------------------ split
 
 
