@@ -322,7 +322,8 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         untriaged tickets")."""
         from tqdm import tqdm
 
-        from hotline.cli import _eval_router, load_tickets_or_fail
+        from hotline.cli import load_tickets_or_fail
+        from hotline.cmd_eval import _eval_router
         from model.io import read_tickets
         from model.router import route_stream
         from training.pseudo_labels import PseudoLabelArguments, leave_out, pseudo_label, write_csv
