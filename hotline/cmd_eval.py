@@ -1,6 +1,7 @@
 """``hotline eval routing`` / ``eval tune-fusion`` / ``eval compare``, ``hotline bench`` and ``hotline bench-api``: the
 front door of the measuring room (``eval/``) — routing on labelled data, speed, the API under load. Registered on the
-main app by ``register(app)``; the product commands (route, dedup, hot, serve, train…) never run this module's code."""
+main app by ``register(app)``. Of the CLI, only these commands import ``eval/`` (and ``route --precedents FILE``, which
+reads its labelled file as ``eval`` does): the product commands run without it (tests/test_layering.py)."""
 from __future__ import annotations
 
 import json
