@@ -124,7 +124,13 @@ def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route:
                                      for t in tickets if given.get(t.id)}
     todo = [t for t in tickets if t.id not in owners]
     if router is not None and todo:
-        owners.update(zip((t.id for t in todo), routed_owners(router, todo, cache_dir, dtype=settings.encoder_dtype)))
+        from tqdm import tqdm
+
+        # minutes for thousands of tickets on a first run (a cached run shows nothing: the bar waits 2 s)
+        with tqdm(total=len(todo), unit="ticket", desc="owners: routing each ticket (once; cached)", file=sys.stderr,
+                  delay=2) as bar:
+            routed = routed_owners(router, todo, cache_dir, dtype=settings.encoder_dtype, on_batch=bar.update)
+        owners.update(zip((t.id for t in todo), routed))
     return [owners.get(t.id) for t in tickets]
 
 
@@ -181,7 +187,9 @@ def _run(input: Path, state: Optional[Path], window_days: float | None = None, o
     if cache_vectors and state is None:  # `hot` tried on one file with other windows embeds it once (as eval-dedup)
         from model.duplicates.file_cache import embed_cached
 
-        vectors = embed_cached(det.encoder, tickets, Path(settings.model_cache_dir) / "dedup-vectors")
+        cache = Path(settings.model_cache_dir) / "dedup-vectors"
+        vectors = embed_cached(det.encoder, tickets, cache, on_miss=lambda n: typer.echo(
+            f"embedding {n} tickets for duplicate detection (once: cached under {cache})…", err=True))
     if until is not None:  # after the cache (keyed by the whole file): a ticket without a readable time stays, to be refused
         keep = [i for i, t in enumerate(tickets)
                 if (when := read_datetime(t.created_at)) is None or when.timestamp() <= until]

@@ -450,7 +450,10 @@ def test_cli_dedup_bad_lines_and_output(cli, tmp_path):
     assert r.exit_code != 0 and "no usable ticket lines" in r.output
 
 
-def test_cli_hot_json(cli, tmp_path, monkeypatch):
+def test_cli_hot_json(cli, tmp_path, monkeypatch, model_cache):
+    import shutil
+
+    shutil.rmtree(model_cache / "dedup-vectors", ignore_errors=True)  # a first run on this file, whatever ran before
     texts = ["柳溪大街菜市场门口下水道堵了，污水漫到路面上，臭气熏天。", "柳溪大街菜市场门口的下水道又堵了，路上全是污水，很臭。"]
     rows = [T(f"h{i}", texts[i % 2], 10 + i, f"1590000{i:04d}", "柳溪大街").model_dump(exclude_none=True) for i in range(3)]
     park = "东湖公园的健身器材坏了好几个，老人锻炼很不方便，希望尽快修好。"
@@ -459,11 +462,13 @@ def test_cli_hot_json(cli, tmp_path, monkeypatch):
     inp.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in rows), encoding="utf-8")
     r = cli("hot", "--input", str(inp), "--json", "--min-count", "3", "--days", "7")
     assert r.exit_code == 0, r.output
+    assert "embedding 5 tickets for duplicate detection (once: cached under" in r.stderr  # what a first run's wait is for
     hot = json.loads(r.stdout.strip().splitlines()[-1])
     assert len(hot) == 1 and hot[0]["count"] == 3 and hot[0]["locality"] == "liuxi"
     # the window ends at the newest ticket (2024-05-12 09:00), or at --at (a bare date: the end of that day)
     r = cli("hot", "--input", str(inp), "--min-count", "3", "--owners", "none")
     assert r.exit_code == 0 and "热点 2024-05-05 09:00 – 2024-05-12 09:00 (7 days, 3+ tickets)" in r.output, r.output
+    assert "embedding" not in r.stderr  # the vectors came from the cache
     # the street office by name (not its code), tickets and callers, the window's dates (2026-12-06: a supervisor read
     # `liuxi`, and five letters of one caller as five reports)
     assert "   3 件   3 人 (新 prev 0)  柳溪镇  柳溪大街菜市场" in r.output and "2024-05-10 – 2024-05-12]" in r.output, r.output

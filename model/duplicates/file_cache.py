@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -17,13 +18,17 @@ from ..router import route_stream
 from ..suggestion import Ticket
 
 
-def embed_cached(encoder, tickets: list[Ticket], cache_dir: Path | None, batch_size: int = 32) -> np.ndarray:
-    """e5 query vectors of the tickets' texts, cached under ``cache_dir`` keyed by encoder and texts."""
+def embed_cached(encoder, tickets: list[Ticket], cache_dir: Path | None, batch_size: int = 32,
+                 on_miss: Callable[[int], object] | None = None) -> np.ndarray:
+    """e5 query vectors of the tickets' texts, cached under ``cache_dir`` keyed by encoder and texts. ``on_miss(n)``
+    before the ``n`` texts are embedded (not called when the cache has them): a CLI says what the minutes are for."""
     texts = [t.text for t in tickets]
     key = hashlib.sha256((encoder.fingerprint + "\x00" + "\x00".join(texts)).encode("utf-8")).hexdigest()[:24]
     path = Path(cache_dir) / f"dedup-eval-{key}.npy" if cache_dir else None
     if path is not None and path.is_file():
         return np.load(path)
+    if on_miss is not None:
+        on_miss(len(texts))
     vecs = encoder.encode_queries(texts, batch_size=batch_size)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,14 +63,15 @@ def _router_code() -> str:
 
 
 def routed_owners(router, tickets: list[Ticket], cache_dir: Path | None, dtype: str | None = None,
-                  batch_size: int = 32) -> list[str]:
+                  batch_size: int = 32, on_batch: Callable[[int], object] | None = None) -> list[str]:
     """Each ticket's owner as the router suggests it (the lists' own lead, :attr:`Suggestion.lists_lead`, which
     the service takes for a ticket not yet dispatched; a town as ``locality``), cached under ``cache_dir``
     keyed by what decides that lead: the lists' version, the code that reads them, the router's knobs, the encoder and
     the tickets — not the
     classifier or the fusion knobs, which come after it, so a fused router (``hotline eval routing --dup-pairs``)
     reads what the lists-only one (``hotline eval-dedup``) cached. Routing thousands of messages takes minutes; the
-    detector's knobs are then tried in seconds."""
+    detector's knobs are then tried in seconds. ``on_batch(n)`` after each routed batch of ``n`` (a progress bar's
+    ``update``; not called when the cache has them)."""
     what = {"owner": "lists_lead", "lists": router.lists.version, "code": _router_code(), "config": asdict(router.config),
             "encoder": router.index.encoder.fingerprint, "dtype": dtype}
     head = json.dumps(what, sort_keys=True, default=str, ensure_ascii=False)
@@ -79,7 +85,7 @@ def routed_owners(router, tickets: list[Ticket], cache_dir: Path | None, dtype: 
             owners = None  # a damaged cache is a miss: routed again and rewritten
         if isinstance(owners, list) and len(owners) == len(tickets):
             return owners
-    owners = [router.group(s.lists_lead or s.lead.code) for s in route_stream(router, tickets, batch_size)]
+    owners = [router.group(s.lists_lead or s.lead.code) for s in route_stream(router, tickets, batch_size, on_batch)]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
