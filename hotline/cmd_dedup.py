@@ -16,6 +16,10 @@ from hotline.console import fail as _fail
 from hotline.settings import get_settings
 
 
+#: a file of at least this many tickets gets a line on stderr before its embedding (a minute or more of silence otherwise)
+ANNOUNCE_AT = 500
+
+
 def caller_salt(settings) -> str:
     """The one caller salt shared with the ticket store: HOTLINE_PHONE_SALT, else the random one kept (0600)
     in ``data_dir/phone_salt`` (created here if the store has not yet), so caller keys equal stored hashes."""
@@ -196,6 +200,8 @@ def _run(input: Path, state: Optional[Path], window_days: float | None = None, o
         tickets = [tickets[i] for i in keep]
         own = None if own is None else [own[i] for i in keep]
         vectors = None if vectors is None else vectors[keep]
+    if vectors is None and len(tickets) >= ANNOUNCE_AT:
+        typer.echo(f"embedding and linking {len(tickets)} tickets…", err=True)
     results = det.process_many(tickets, vectors=vectors, owners=own)
     if state is not None:
         try:

@@ -420,7 +420,10 @@ def cli(monkeypatch, model_cache, tmp_path):
     get_settings.cache_clear()
 
 
-def test_cli_dedup_bad_lines_and_output(cli, tmp_path):
+def test_cli_dedup_bad_lines_and_output(cli, tmp_path, monkeypatch):
+    from hotline import cmd_dedup
+
+    monkeypatch.setattr(cmd_dedup, "ANNOUNCE_AT", 3)  # a large file's wait is announced (500 tickets and more)
     good = [t.model_dump(exclude_none=True) for t in SCENARIO[:3]]
     lines = [json.dumps(good[2], ensure_ascii=False), "{not json", json.dumps({"id": "x", "content": "没有时间的工单"}, ensure_ascii=False),
              json.dumps(good[0], ensure_ascii=False), json.dumps({"id": "y", "content": "时间不对", "created_at": "昨天"}, ensure_ascii=False),
@@ -430,6 +433,7 @@ def test_cli_dedup_bad_lines_and_output(cli, tmp_path):
     out = tmp_path / "out.jsonl"
     r = cli("dedup", "--input", str(inp), "--output", str(out), "--state", str(tmp_path / "state"))
     assert r.exit_code == 0, r.output
+    assert "embedding and linking 3 tickets…" in r.stderr
     for n in (2, 3, 5, 7):
         assert f"in.jsonl:{n}:" in r.output
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
