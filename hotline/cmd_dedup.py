@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output, check_year, fail_lists
+from hotline.console import check_output, check_year, lists_or_fail, load_tickets_or_fail, router_or_fail
 from hotline.console import fail as _fail
 from hotline.settings import get_settings
 
@@ -60,12 +60,8 @@ def _encoder(settings):
 
 def _locator(settings):
     from model.locality import Locator
-    from responsibility_lists.loader import ListsInvalid, load_lists
 
-    try:
-        return Locator(load_lists(settings.lists_dir).gazetteer)
-    except ListsInvalid as e:
-        fail_lists(e, settings.lists_dir)
+    return Locator(lists_or_fail(settings.lists_dir).gazetteer)
 
 
 def read_dedup_jsonl(path: Path):
@@ -100,29 +96,13 @@ def ticket_owners(settings, tickets, given: dict[str, str] | None = None, route:
     lists edit moves it, not a retrain, so the lists-only router is built; cached under ``cache_dir`` when given),
     else None."""
     from model.duplicates.file_cache import routed_owners
-    from model.pipeline import build_router
-    from responsibility_lists.loader import ListsInvalid, load_lists
     from training.data import label_aliases, map_label
 
     given = given or {}
     router = None
     if route and any(not given.get(t.id) for t in tickets):
-        try:
-            router = build_router(settings.lists_dir, encoder_source=settings.encoder, model_cache_dir=settings.model_cache_dir,
-                                  index_dir=settings.index_dir, max_seq_length=settings.max_seq_length,
-                                  model_version="none", versions_root=settings.model_versions_dir,
-                                  config=settings.router_config(), fusion_overrides=settings.fusion_overrides(),
-                                  dtype=settings.encoder_dtype, num_threads=settings.torch_threads)
-        except ListsInvalid as e:
-            fail_lists(e, settings.lists_dir)
-        except (FileNotFoundError, ValueError, OSError) as e:
-            _fail(f"cannot build the router that gives each ticket its owner: {e} (or pass --owners input)")
-    lists = router.lists if router is not None else None
-    if lists is None:
-        try:
-            lists = load_lists(settings.lists_dir)
-        except ListsInvalid as e:
-            fail_lists(e, settings.lists_dir)
+        router = router_or_fail("none", hint=" — the router gives each ticket its owner (or pass --owners input)")
+    lists = router.lists if router is not None else lists_or_fail(settings.lists_dir)
     aliases = label_aliases(lists)
     owners: dict[str, str | None] = {t.id: map_label(aliases, given[t.id].strip())
                                      for t in tickets if given.get(t.id)}
@@ -177,7 +157,6 @@ def _run(input: Path, state: Optional[Path], window_days: float | None = None, o
          cache_vectors: bool = False, until: float | None = None):
     """The detector after the file's tickets, in created_at order; ``until`` (a timestamp): only those reported by
     then — a past window's clusters as they stood at its end, not joined through tickets that came later."""
-    from hotline.cli import load_tickets_or_fail
     from model.times import read_datetime
 
     tickets, problems = load_tickets_or_fail(input, read_dedup_jsonl,

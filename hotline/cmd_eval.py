@@ -10,33 +10,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output, fail
+from hotline.console import check_output, fail, lists_or_fail, router_or_fail
 from hotline.settings import get_settings
 
 eval_app = typer.Typer(help="Evaluate routing on labelled data.", no_args_is_help=True)
 
-
-def _router(*version):
-    from hotline.cli import _router as router  # here, not at the top: hotline.cli imports this module
-
-    return router(*version)
-
-
-def _lists():
-    from hotline.cli import _lists as lists
-
-    return lists()
 
 
 LABELLED_COLUMNS = "id, title, content, lead (roster code, department name or 'locality')"
 
 
 def _eval_router(version: Optional[str]):
-    """The router for ``version`` (None: the settings' default; ``none``: zero-shot), built by ``_router``;
-    a version that cannot be loaded stops with one line."""
+    """The router for ``version`` (None: the settings' default; ``none``: zero-shot); a version that cannot be loaded
+    stops with one line."""
     try:
-        return _router(version)
-    except (ValueError, KeyError) as e:
+        return router_or_fail(version)
+    except KeyError as e:
         fail(f"model version '{version}': {' '.join(str(e).split())} (`hotline models list` shows the versions; "
              "'none' = the zero-shot router)")
 
@@ -49,7 +38,7 @@ def _is_zero_shot(router) -> bool:
 
 def _department_names(router) -> dict:
     lists = getattr(router, "lists", None)
-    return dict(lists.names) if lists is not None else dict(_lists().names)
+    return dict(lists.names) if lists is not None else dict(lists_or_fail().names)
 
 
 def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
@@ -65,7 +54,7 @@ def _labelled_or_fail(data: Path, columns: "ExportColumns | None" = None):
 
     if not data.is_file():
         fail(f"{data}: no such file — give a CSV with columns {LABELLED_COLUMNS}, or an export with --text-cols/--label-col")
-    aliases = label_aliases(_lists())
+    aliases = label_aliases(lists_or_fail())
     if (columns is not None and columns.given) or data.suffix.lower() != ".csv":  # a spreadsheet or JSONL: mapped
         from hotline.cmd_training import _print_report
 
@@ -408,7 +397,7 @@ def bench(json_out: Annotated[bool, typer.Option("--json", help="end with one JS
             fail(f"--tickets: cannot read {tickets}: {e.strerror or e}")
         except ValueError as e:
             fail(f"--tickets: {e}")
-    router = _router()
+    router = router_or_fail()
     res = bench_router(router, texts=real, single=single, batch=batch)
     res["model_version"] = router.model_version
     res["encoder"] = router.index.encoder.name

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output, check_year, fail as _fail
+from hotline.console import check_output, check_year, fail as _fail, lists_or_fail
 from hotline.settings import get_settings
 
 ROLES = ("dispatcher", "arbitrator", "admin")
@@ -131,7 +131,6 @@ def stats(
     from serving.outcomes import outcomes, table
     from serving.store.models import utcnow
 
-    from hotline.cli import _lists
 
     if until is None:
         end = utcnow()
@@ -142,7 +141,7 @@ def stats(
             _fail(f"--until {until!r}: give a date as YYYY-MM-DD, e.g. 2026-12-01")
         check_year(end, "--until", until)
     since = end - timedelta(days=days)
-    group = _lists().group
+    group = lists_or_fail().group
     store = _store()
     try:
         report = outcomes(store.outcome_rows(since, end), since, end, group=group)

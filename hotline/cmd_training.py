@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hotline.console import check_output, fail_lists
+from hotline.console import check_output, lists_or_fail, load_tickets_or_fail
 from hotline.console import fail as _fail
 from hotline.settings import TRAIN_PRESETS, get_settings
 
@@ -22,15 +22,6 @@ HELD_OUT_SEED = 1  # `hotline data synth`'s default seed: the held-out synthetic
 def _cols(s: str | None) -> list[str]:
     return [c.strip() for c in (s or "").split(",") if c.strip()]
 
-
-def _lists():
-    from responsibility_lists.loader import ListsInvalid, load_lists
-
-    folder = get_settings().lists_dir
-    try:
-        return load_lists(folder)
-    except ListsInvalid as e:
-        fail_lists(e, folder)
 
 
 def _encoder_dir() -> tuple[Path, str]:
@@ -83,7 +74,7 @@ def _load(data: Path, text_cols: str, label_col: str, co_col, time_col, caller_c
     label_list = None
     lists_version = None
     if labels == "roster":
-        lists = _lists()
+        lists = lists_or_fail()
         label_list, aliases = roster_label_space(lists)
         allowed = set(label_list)
         lists_version = lists.version
@@ -173,7 +164,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         p = with_overrides(PRESETS[preset], epochs=epochs, max_seq_length=max_seq_length, train_layers=train_layers,
                            ngram_weight=ngram_weight)
         if default:
-            lists = _lists()
+            lists = lists_or_fail()
             from training.data import roster_label_space
 
             label_list, _ = roster_label_space(lists)
@@ -192,11 +183,11 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
                 from model.fusion import check_routes
 
                 try:
-                    check_routes(name or data.stem, label_list or sorted(set(hist.labels)), _lists())
+                    check_routes(name or data.stem, label_list or sorted(set(hist.labels)), lists_or_fail())
                 except ValueError as e:
                     _fail(f"--promote: {e}")
             source, slug, by_time = str(data), name or data.stem, bool(time_col)
-            names = _lists().names if labels == "roster" else None
+            names = lists_or_fail().names if labels == "roster" else None
             extra = {"columns": {"text": _cols(text_cols), "label": label_col, "co": co_col, "time": time_col}}
         enc_dir, enc_name = _encoder_dir()
         root = out or _versions_root()
@@ -281,7 +272,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
             folder = resolve_version(root, version)
             check_version(folder)  # a damaged file (fusion.json too) is one line
             clf = DispatchClassifier.from_pretrained(folder)  # refuse a version that does not load
-            check_routes(clf.version, clf.labels, _lists())  # nor one that cannot route
+            check_routes(clf.version, clf.labels, lists_or_fail())  # nor one that cannot route
         except (FileNotFoundError, ValueError, OSError) as e:
             _fail(str(e))
         name = promote(root, folder.name)
@@ -301,7 +292,7 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         if out.suffix.lower() != ".csv":
             _fail(f"--out must be a .csv file, not {out.name}")
         check_output(out, "--out")
-        path = write_csv(generate(_lists(), n, seed), out)
+        path = write_csv(generate(lists_or_fail(), n, seed), out)
         typer.echo(f"wrote {n} synthetic tickets (seed {seed}) to {path}")
 
     @data_app.command("pseudo-label")
@@ -322,7 +313,6 @@ def register(app: typer.Typer, models_app: typer.Typer | None = None) -> None:
         untriaged tickets")."""
         from tqdm import tqdm
 
-        from hotline.cli import load_tickets_or_fail
         from hotline.cmd_eval import _eval_router
         from model.io import read_tickets
         from model.router import route_stream

@@ -1,4 +1,5 @@
-"""How every ``hotline`` command stops on a user's mistake: one line on stderr saying what to fix, exit != 0."""
+"""How every ``hotline`` command stops on a user's mistake: one line on stderr saying what to fix, exit != 0 — and
+the loaders the commands share (the lists, the router, a tickets file), which stop that way instead of a traceback."""
 from __future__ import annotations
 
 import typer
@@ -48,3 +49,60 @@ def check_output(path, option: str, *, inputs=(), folder: bool = False):
         if i is not None and p.exists() and Path(i).exists() and p.resolve() == Path(i).resolve():
             fail(f"{option} {p}: is the input file too; write the output to another file")
     return path
+
+
+def lists_or_fail(folder=None):
+    """The responsibility lists at ``folder`` (default: HOTLINE_LISTS_DIR); lists that do not validate stop with their
+    problems and one line (:func:`fail_lists`)."""
+    from hotline.settings import get_settings
+    from responsibility_lists.loader import ListsInvalid, load_lists
+
+    folder = folder or get_settings().lists_dir
+    try:
+        return load_lists(folder)
+    except ListsInvalid as e:
+        fail_lists(e, folder)
+
+
+FROM_SETTINGS = object()
+
+
+def router_or_fail(model_version=FROM_SETTINGS, hint: str = ""):
+    """The router of the settings; ``model_version`` overrides HOTLINE_MODEL_VERSION (``none``: the lists alone). Lists
+    that do not validate, or an encoder or version that cannot be loaded, stop with one line (``hint`` appended)."""
+    from hotline.settings import get_settings
+    from model.pipeline import build_router
+    from responsibility_lists.loader import ListsInvalid
+
+    s = get_settings()
+    try:
+        return build_router(
+            s.lists_dir, encoder_source=s.encoder, model_cache_dir=s.model_cache_dir, index_dir=s.index_dir,
+            max_seq_length=s.max_seq_length,
+            model_version=s.model_version if model_version is FROM_SETTINGS else model_version, dtype=s.encoder_dtype,
+            num_threads=s.torch_threads, versions_root=s.model_versions_dir,
+            config=s.router_config(), fusion_overrides=s.fusion_overrides(),
+        )
+    except ListsInvalid as e:
+        fail_lists(e, s.lists_dir)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        fail(f"{e}{hint}")
+
+
+def load_tickets_or_fail(path, reader, what: str):
+    """Read tickets (JSONL, CSV or Excel) with ``reader``; report each bad line on stderr as ``file:line: problem``; stop
+    with one line when the file is missing, unreadable as a whole, or has no usable line."""
+    if not path.is_file():
+        fail(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'} — give {what}")
+    try:
+        tickets, problems = reader(path)
+    except ValueError as e:  # a CSV without a content column, or in neither UTF-8 nor GBK
+        fail(" ".join(str(e).split()))
+    said = {p.split(": ", 1)[-1] for p in problems}  # "<line>: <problem>"
+    if not tickets and len(problems) > 1 and len(said) == 1:  # a column the file lacks: once, not once a row
+        fail(f"{path}: every line ({len(problems)}) has this problem: {said.pop()}")
+    for p in problems:
+        typer.echo(f"{path}:{p}", err=True)
+    if not tickets:
+        fail(f"{path}: no usable ticket lines ({len(problems)} bad line(s))")
+    return tickets, problems

@@ -39,9 +39,9 @@ def embed_cached(encoder, tickets: list[Ticket], cache_dir: Path | None, batch_s
 
 
 def _router_files() -> list[tuple[str, Path]]:
-    """The code that turns lists and a ticket into the lists' lead, as (name, path): ``model/`` and
+    """The code that turns lists and a ticket into its owner, as (name, path): ``model/`` and
     ``responsibility_lists/``, without ``model/duplicates/`` (the router never imports it; a change to the detector
-    must not route every message again)."""
+    must not route every message again) — except this file, whose :func:`routed_owners` maps the lead to the owner."""
     import model
     import responsibility_lists
 
@@ -50,7 +50,8 @@ def _router_files() -> list[tuple[str, Path]]:
         root = Path(pkg.__file__).parent
         files += [(p.relative_to(root.parent).as_posix(), p) for p in sorted(root.rglob("*.py"))
                   if "duplicates" not in p.relative_to(root).parts[:-1]]
-    return files
+    here = Path(__file__)
+    return files + [(here.relative_to(Path(model.__file__).parent.parent).as_posix(), here)]
 
 
 def _router_code() -> str:
