@@ -31,8 +31,6 @@ def _check_settings() -> None:
         fail(f"{name}={err.get('input')!r}: {err.get('msg')} — fix or unset it ({len(e.errors())} problem(s) in the settings)")
 
 
-
-
 # ------------------------------------------------------------------------------------------- lists
 
 
@@ -182,8 +180,6 @@ def locate(text: str, json_out: Annotated[bool, typer.Option("--json")] = False)
 
 
 # ------------------------------------------------------------------------------------ models/route
-
-
 
 
 def _list_index(lists):
