@@ -12,6 +12,7 @@ import io
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -126,14 +127,17 @@ def cosine_baseline(vecs: np.ndarray, index: dict[str, int], pairs) -> dict:
 
 def evaluate_dedup(messages: Path, pairs_csv: Path, encoder, salt: str = "eval", config: DedupConfig | None = None,
                    cache_dir: Path | None = None, vectors: np.ndarray | None = None, tickets: list[Ticket] | None = None,
-                   locator=None, owners: list[str | None] | None = None) -> DedupReport:
+                   locator=None, owners: list[str | None] | None = None,
+                   on_embed: Callable[[int], object] | None = None) -> DedupReport:
+    """Precision and recall of the detector's clusters on the judged pairs of ``pairs_csv``, beside a plain cosine.
+    ``on_embed(n)`` before the ``n`` messages are embedded (not when ``cache_dir`` has their vectors)."""
     t0 = time.perf_counter()
     tickets = tickets if tickets is not None else read_messages(messages)
     pairs = read_pairs(pairs_csv)
     check_pairs(pairs, tickets, messages)
     index = {t.id: i for i, t in enumerate(tickets)}
     if vectors is None:
-        vectors = embed_cached(encoder, tickets, cache_dir)
+        vectors = embed_cached(encoder, tickets, cache_dir, on_miss=on_embed)
     det = DuplicateDetector(encoder, salt, config, locator, dim=vectors.shape[1])
     results = det.rebuild(tickets, vectors=vectors, owners=owners)
     cluster = {r.id: r.cluster for r in results}

@@ -325,7 +325,8 @@ def register(app: typer.Typer) -> None:
             own = ticket_owners(settings, tickets, cache_dir=cache) if owners == "route" else None
             rep = evaluate_dedup(messages, pairs, _encoder(settings), config=dedup_config(settings, window_days),
                                  cache_dir=cache, locator=_locator(settings),
-                                 tickets=tickets, owners=own)
+                                 tickets=tickets, owners=own, on_embed=lambda n: typer.echo(
+                                     f"embedding {n} messages for duplicate detection (once: cached under {cache})…", err=True))
         except (KeyError, ValueError) as e:
             _fail(" ".join(str(e).split()))
         d, b = rep.dedup, rep.baseline_cosine

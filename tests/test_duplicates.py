@@ -1,6 +1,7 @@
 """Duplicate and repeat complaints (重复诉求), hot issues, persistence and the dedup CLI (issue #6 §3)."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 import random
@@ -452,6 +453,33 @@ def test_cli_dedup_bad_lines_and_output(cli, tmp_path, monkeypatch):
     bad.write_text("{oops\n", encoding="utf-8")
     r = cli("dedup", "--input", str(bad))
     assert r.exit_code != 0 and "no usable ticket lines" in r.output
+
+
+def test_cli_eval_dedup_scores_the_pairs_and_says_what_a_first_run_embeds(cli, tmp_path, model_cache):
+    """`hotline eval-dedup` on a tiny judged file: the figures, the report with the misjudged pair, and a line on stderr
+    before the (on real files, minutes of) embedding — not on the run that reads the cached vectors."""
+    import shutil
+
+    shutil.rmtree(model_cache / "dedup-eval", ignore_errors=True)  # a first run on these messages, whatever ran before
+    texts = ["柳溪大街菜市场门口下水道堵了，污水漫到路面上，臭气熏天。", "柳溪大街菜市场门口的下水道又堵了，路上全是污水，很臭。",
+             "东湖公园的健身器材坏了好几个，老人锻炼很不方便，希望尽快修好。"]
+    messages = tmp_path / "messages.csv"
+    with open(messages, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["留言编号", "留言用户", "留言主题", "留言时间", "留言详情"])
+        for i, t in enumerate(texts, 1):
+            w.writerow([f"m{i}", f"A000{i}", "", f"2024/5/0{i} 9:00:00", t])
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("a,b,same\nm1,m2,1\nm1,m3,0\nm2,m3,1\n", encoding="utf-8")  # the last verdict is wrong on purpose
+    out = tmp_path / "report.json"
+    r = cli("eval-dedup", "--pairs", str(pairs), "--messages", str(messages), "--owners", "none", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "embedding 3 messages for duplicate detection (once: cached under" in r.stderr
+    assert "dedup on 3 pairs (2 same), 3 messages" in r.stdout and "precision 1.000 recall 0.500" in r.stdout, r.stdout
+    rep = json.loads(out.read_text(encoding="utf-8"))
+    assert rep["dedup"]["tp"] == 1 and [(e["a"], e["b"]) for e in rep["errors"]] == [("m2", "m3")]
+    r = cli("eval-dedup", "--pairs", str(pairs), "--messages", str(messages), "--owners", "none")
+    assert r.exit_code == 0 and "embedding" not in r.stderr and "precision 1.000 recall 0.500" in r.stdout
 
 
 def test_cli_hot_json(cli, tmp_path, monkeypatch, model_cache):
