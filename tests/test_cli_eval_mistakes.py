@@ -302,3 +302,21 @@ def test_read_labelled_csv_counts_only_when_asked(tmp_path, capsys):
     clean = _labelled(tmp_path, [ROWS[0], ROWS[1]], "clean.csv")
     read_labelled_csv(clean)
     assert capsys.readouterr().err == ""  # nothing left out: nothing said
+
+
+def test_dedup_router_that_cannot_be_built_is_one_line_naming_the_way_round(dedup_cli, tmp_path, monkeypatch):
+    """The owners are routed with the lists (hotline/console.py `router_or_fail`, shared with `route` and `eval`): an
+    index folder it may not read is one line that says how to go without the router, not a traceback; nothing is
+    written; without routing (`--owners none`) the same file goes through."""
+    import model.pipeline
+
+    def unreadable(*a, **k):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "indexes"))
+    monkeypatch.setattr(model.pipeline, "build_router", unreadable)
+    inp, out = tickets_file(tmp_path), tmp_path / "out.jsonl"
+    line = one_error(dedup_cli("dedup", "--input", inp, "--output", out))
+    assert "Permission denied" in line and "(or pass --owners input)" in line, line
+    assert not out.exists()
+    r = dedup_cli("dedup", "--input", inp, "--output", out, "--owners", "none")
+    assert r.exit_code == 0, r.output
+    assert [json.loads(x)["duplicate_of"] for x in out.read_text(encoding="utf-8").splitlines()] == [None, "t1"]
